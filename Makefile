@@ -1,0 +1,77 @@
+# Golive: two commands on a fresh machine: `make run` and `make test`. `make help` lists the rest.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
+# Use the machine's Python 3.11+; never download an interpreter behind the user's back.
+export UV_PYTHON_DOWNLOADS ?= never
+RUN := $(UV) run --frozen --no-sync
+GOLIVE := $(RUN) golive
+PYTEST_ARGS ?=
+
+.PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
+        bench-platform postgres-install
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	python3 -m pip install --user --quiet "uv==$(UV_VERSION)" \
+	  || python3 -m pip install --user --quiet --break-system-packages "uv==$(UV_VERSION)"
+
+.venv/.synced: $(UV) uv.lock pyproject.toml infra/local/pyproject.toml services/*/pyproject.toml
+	$(UV) sync --frozen
+	@touch $@
+
+install: .venv/.synced ## Install the Python dependencies from uv.lock
+
+fetch: install ## Fetch Kafka and Apicurio Registry from Maven Central into the cache (once)
+	$(GOLIVE) platform fetch
+
+run: install ## Start Kafka, the registry, topics and services in the foreground; Ctrl-C stops all
+	$(GOLIVE) platform run
+
+up: install ## The same as run, in the background
+	$(GOLIVE) platform up
+
+down: install ## Stop what run/up started
+	$(GOLIVE) platform down
+
+status: install ## What runs, whether it answers, and where
+	$(GOLIVE) platform status
+
+logs: install ## Tail every component's log (make logs ARGS=-f to follow)
+	$(GOLIVE) platform logs $(ARGS)
+
+clean: install ## Stop everything and delete var/ (the platform's data)
+	$(GOLIVE) platform clean
+	rm -rf var
+
+clean-cache: ## Delete the fetched Java artifacts (~/.cache/golive); the next start fetches again
+	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/golive"
+
+postgres-install: install ## Install PostgreSQL's server (Debian's package) if no server binaries are found
+	@$(RUN) python -c "from golive_platform.postgres import find_bindir; find_bindir(None)" 2>/dev/null \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
+	  || { echo "error: PostgreSQL server binaries not found; install PostgreSQL or set GOLIVE_POSTGRES_BINDIR" >&2; exit 1; }
+
+lint: install ## ruff: lint and format check
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+format: install ## ruff: fix what can be fixed, format
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+types: install ## mypy --strict
+	$(RUN) mypy
+
+test: lint types postgres-install fetch ## Lint, type-check and run the whole suite against the real platform
+	@rc=0; $(RUN) pytest $(PYTEST_ARGS) || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench-platform: install fetch ## Cold/warm start, resident memory, raw produce/consume throughput
+	$(RUN) python load/bench_platform.py

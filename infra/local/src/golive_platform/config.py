@@ -1,0 +1,118 @@
+"""The one configuration of the local platform: ports, heaps, versions and directories."""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from functools import cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The repository root: GOLIVE_ROOT, else the nearest ancestor holding infra/local/pom.xml."""
+    if env := os.environ.get("GOLIVE_ROOT"):
+        return Path(env).resolve()
+    for base in (start or Path.cwd(), Path(__file__).resolve()):
+        for candidate in (base, *base.parents):
+            if (candidate / "infra" / "local" / "pom.xml").is_file():
+                return candidate
+    raise FileNotFoundError("cannot find the golive repository root (infra/local/pom.xml)")
+
+
+@cache
+def pom_properties(pom: Path) -> dict[str, str]:
+    """The <properties> of infra/local/pom.xml, where the Java artifacts' versions are pinned."""
+    root = ET.parse(pom).getroot()  # noqa: S314 (our own pom, not untrusted input)
+    return {
+        child.tag.split("}")[1]: (child.text or "").strip()
+        for child in root.iterfind("m:properties/*", POM_NS)
+    }
+
+
+def _default_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "golive"
+
+
+class PlatformConfig(BaseSettings):
+    """Every knob of the local platform, each overridable as GOLIVE_<NAME> (or in .env)."""
+
+    model_config = SettingsConfigDict(env_prefix="GOLIVE_", env_file=".env", extra="ignore")
+
+    root: Path = Field(default_factory=find_root)
+    data_dir: Path = Path("var/platform")
+    cache_dir: Path = Field(default_factory=_default_cache)
+    host: str = "127.0.0.1"
+
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    registry_port: int = 8081
+    registry_management_port: int = 9001
+    postgres_port: int = 5433
+
+    # Sized for a laptop: together well under 1.2 GB resident (see make bench-platform).
+    kafka_heap: str = "384m"
+    registry_heap: str = "256m"
+
+    kafka_version: str = ""
+    apicurio_version: str = ""
+    java_home: Path | None = None
+    postgres_bindir: Path | None = None
+
+    # Apicurio's kafkasql storage topics; infra/topics.yaml declares them with retention -1.
+    registry_journal_topic: str = "kafkasql-journal"
+    registry_snapshots_topic: str = "kafkasql-snapshots"
+    registry_events_topic: str = "registry-events"
+
+    environment: str = "local"
+    ready_timeout_s: float = 90.0
+    stop_timeout_s: float = 20.0
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Self:
+        if not self.data_dir.is_absolute():
+            self.data_dir = self.root / self.data_dir
+        pom = pom_properties(self.pom)
+        self.kafka_version = self.kafka_version or pom["kafka.version"]
+        self.apicurio_version = self.apicurio_version or pom["apicurio.version"]
+        return self
+
+    @property
+    def pom(self) -> Path:
+        return self.root / "infra" / "local" / "pom.xml"
+
+    @property
+    def topics_file(self) -> Path:
+        return self.root / "infra" / "topics.yaml"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def registry_url(self) -> str:
+        return f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
+
+    @property
+    def postgres_url(self) -> str:
+        return f"postgresql://golive@{self.host}:{self.postgres_port}/golive"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    def ports(self) -> dict[str, int]:
+        """Each listening port by the name a user reads in an error message."""
+        return {
+            "kafka": self.kafka_port,
+            "kafka controller": self.kafka_controller_port,
+            "registry": self.registry_port,
+            "registry management": self.registry_management_port,
+            "postgres": self.postgres_port,
+        }

@@ -1,0 +1,304 @@
+"""The local platform as one unit: up, down, status, run in the foreground."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import httpx
+import psutil
+
+from golive_platform import process
+from golive_platform.artifacts import fetch
+from golive_platform.config import PlatformConfig
+from golive_platform.errors import PlatformError
+from golive_platform.java import find_java
+from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, admin_client, metadata_ready
+from golive_platform.postgres import PostgresNode, database_ready
+from golive_platform.registry import RegistryNode, registry_ready
+from golive_platform.services import ServiceSpec, services
+from golive_platform.topics import apply, load_catalogue, resolve
+
+Echo = Callable[[str], None]
+# Stop order: consumers of a component go before it.
+INFRA = ("kafka", "postgres", "registry")
+
+
+@dataclass
+class Started:
+    """What `up` started and how long each part took to become ready."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+    topic_changes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Status:
+    name: str
+    pid: int | None
+    alive: bool
+    ready: bool
+    endpoint: str
+    log: str
+
+
+class Platform:
+    def __init__(
+        self, config: PlatformConfig, *, with_postgres: bool = False, echo: Echo = print
+    ) -> None:
+        self.config = config
+        self.with_postgres = with_postgres
+        self.echo = echo
+        self.services: list[ServiceSpec] = services(config)
+
+    # -- what is where ---------------------------------------------------------------------
+
+    def endpoints(self) -> dict[str, str]:
+        c = self.config
+        found = {
+            "kafka": c.bootstrap_servers,
+            "registry": c.registry_url,
+            "postgres": c.postgres_url,
+        }
+        found.update({s.name: s.url or "(no HTTP)" for s in self.services})
+        return found
+
+    def probes(self) -> dict[str, Callable[[], bool]]:
+        c = self.config
+        found: dict[str, Callable[[], bool]] = {
+            "kafka": lambda: metadata_ready(c.bootstrap_servers),
+            "registry": lambda: registry_ready(c),
+            "postgres": lambda: database_ready(c),
+        }
+        for spec in self.services:
+            found[spec.name] = _http_probe(spec)
+        return found
+
+    def order(self) -> list[str]:
+        """Start order; stop is its reverse."""
+        return [*INFRA, *(s.name for s in self.services)]
+
+    def running(self) -> dict[str, process.Running]:
+        found = {}
+        for name in self.order():
+            record = process.read(self.config.run_dir, name)
+            if record is not None and record.alive:
+                found[name] = record
+        return found
+
+    def status(self) -> list[Status]:
+        probes = self.probes()
+        rows = []
+        for name in self.order():
+            record = process.read(self.config.run_dir, name)
+            if record is None:
+                continue
+            alive = record.alive
+            ready = alive and probes[name]()
+            rows.append(Status(name, record.pid, alive, ready, self.endpoints()[name], record.log))
+        return rows
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """One `up`/`down` at a time per data dir (parallel test workers share an instance)."""
+        self.config.run_dir.mkdir(parents=True, exist_ok=True)
+        with (self.config.run_dir / ".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def ensure_up(self) -> bool:
+        """Start the platform unless it already runs and answers. True if this call started it."""
+        with self._lock():
+            if self._all_ready():
+                return False
+            self._up_locked()
+            return True
+
+    def up(self) -> Started:
+        with self._lock():
+            return self._up_locked()
+
+    def _all_ready(self) -> bool:
+        running = self.running()
+        wanted = ["kafka", "registry", *(["postgres"] if self.with_postgres else [])]
+        probes = self.probes()
+        return all(name in running and probes[name]() for name in wanted)
+
+    def _check_ports(self) -> None:
+        ports = self.config.ports()
+        if not self.with_postgres:
+            ports.pop("postgres")
+        for spec in self.services:
+            if spec.port is not None:
+                ports[spec.name] = spec.port
+        for name, port in ports.items():
+            if process.port_in_use(self.config.host, port):
+                raise PlatformError(
+                    f"port {port} ({name}) is already in use on {self.config.host}: "
+                    f"stop what holds it or set GOLIVE_{name.upper().replace(' ', '_')}_PORT"
+                )
+
+    def _up_locked(self) -> Started:
+        alive = self.running()
+        if alive:
+            pids = ", ".join(f"{name} pid {r.pid}" for name, r in alive.items())
+            raise PlatformError(f"the platform is already up ({pids}); `make down` stops it")
+        self._check_ports()
+        c = self.config
+        artifacts = fetch(c, echo=True)
+        kafka = KafkaNode(c, artifacts.kafka_libs)
+        registry = RegistryNode(c, artifacts)
+        kafka_java = find_java(MINIMUM_JAVA, c.java_home, f"Kafka {c.kafka_version}")
+        registry_java = find_java(
+            registry.minimum_java(), c.java_home, f"Apicurio Registry {c.apicurio_version}"
+        )
+        postgres = PostgresNode(c) if self.with_postgres else None
+        specs = resolve(load_catalogue(c.topics_file), c.environment)
+
+        result = Started()
+        started: list[str] = []
+        probes = self.probes()
+        try:
+            kafka.prepare(kafka_java)
+            kafka_proc = self._start(kafka.launch(kafka_java), started)
+            if postgres is not None:
+                postgres.prepare()
+                postgres_proc = self._start(postgres.launch(), started)
+            result.timings["kafka"] = process.wait_ready(
+                kafka_proc, probes["kafka"], c.ready_timeout_s, kafka.log
+            )
+            report = apply(admin_client(c.bootstrap_servers), specs)
+            result.topic_changes = [str(change) for change in report.changed + report.unresolved]
+            for change in report.unresolved:
+                self.echo(f"warning: topics.yaml drift left in place: {change}")
+            registry_proc = self._start(registry.launch(registry_java), started)
+            result.timings["registry"] = process.wait_ready(
+                registry_proc, probes["registry"], c.ready_timeout_s
+            )
+            if postgres is not None:
+                result.timings["postgres"] = process.wait_ready(
+                    postgres_proc, probes["postgres"], c.ready_timeout_s
+                )
+            for spec in self.services:
+                log = c.data_dir / "services" / f"{spec.name}.log"
+                launch = process.Launch(spec.name, spec.argv, log, marker=spec.name, env=spec.env)
+                proc = self._start(launch, started)
+                result.timings[spec.name] = process.wait_ready(
+                    proc, probes[spec.name], c.ready_timeout_s
+                )
+        except BaseException:
+            for name in reversed(started):
+                process.stop(c.run_dir, name, c.stop_timeout_s)
+            raise
+        return result
+
+    def _start(self, launch: process.Launch, started: list[str]) -> process.Running:
+        running, _ = process.start(self.config.run_dir, launch)
+        started.append(launch.name)
+        return running
+
+    def down(self) -> list[str]:
+        """Stop everything this data dir started, consumers first. Returns what was running."""
+        with self._lock():
+            stopped = []
+            for name in reversed(self.order()):
+                if process.stop(self.config.run_dir, name, self.config.stop_timeout_s):
+                    stopped.append(name)
+            return stopped
+
+    def restart(self, name: str) -> float:
+        """Stop one infrastructure component and start it again; seconds until it answered."""
+        record = process.read(self.config.run_dir, name)
+        if record is None:
+            raise PlatformError(f"{name} is not running")
+        with self._lock():
+            argv = psutil.Process(record.pid).cmdline()
+            process.stop(self.config.run_dir, name, self.config.stop_timeout_s)
+            launch = process.Launch(name, argv, Path(record.log), marker=record.marker)
+            running, _ = process.start(self.config.run_dir, launch)
+            return process.wait_ready(running, self.probes()[name], self.config.ready_timeout_s)
+
+    def clean(self) -> list[str]:
+        stopped = self.down()
+        shutil.rmtree(self.config.data_dir, ignore_errors=True)
+        return stopped
+
+    def run_foreground(self) -> int:
+        """`make run`: up, then wait for Ctrl-C (or a component dying), then stop everything."""
+        stop = threading.Event()
+
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            del frame
+            self.echo(f"\n{signal.Signals(signum).name}: stopping")
+            stop.set()
+
+        previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        code = 0
+        try:
+            started = self.up()
+            self.echo(self.describe(started))
+            self.echo("Ctrl-C stops everything.")
+            while not stop.wait(1.0):
+                dead = [name for name in self.order() if self._died(name)]
+                if dead:
+                    for name in dead:
+                        record = process.read(self.config.run_dir, name)
+                        tail = process.log_tail(record.log) if record else ""
+                        self.echo(f"{name} exited unexpectedly; last lines of its log:\n{tail}")
+                    code = 1
+                    break
+        finally:
+            stopped = self.down()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.echo(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return code
+
+    def _died(self, name: str) -> bool:
+        record = process.read(self.config.run_dir, name)
+        return record is not None and not record.alive
+
+    def describe(self, started: Started | None = None) -> str:
+        lines = ["golive platform is up:"]
+        endpoints = self.endpoints()
+        for name in self.running():
+            took = (
+                f"  (ready in {started.timings[name]:.1f}s)"
+                if started and name in started.timings
+                else ""
+            )
+            lines.append(f"  {name:<10} {endpoints[name]}{took}")
+        lines.append(f"  data       {self.config.data_dir}")
+        lines.append("  logs       make logs   |   status: make status   |   stop: make down")
+        return "\n".join(lines)
+
+
+def _http_probe(spec: ServiceSpec) -> Callable[[], bool]:
+    def probe() -> bool:
+        if spec.url is None:
+            return True
+        try:
+            return httpx.get(spec.url + spec.ready_path, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Poll with a deadline; raise naming what never happened."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise PlatformError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+        time.sleep(process.POLL_S)

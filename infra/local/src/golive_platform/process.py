@@ -1,0 +1,167 @@
+"""Starting, finding and stopping the platform's background processes by pid file."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from golive_platform.errors import PlatformError
+
+POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start one process: argv, environment, where it logs, and whom it runs as."""
+
+    name: str
+    argv: Sequence[str]
+    log: Path
+    marker: str  # a string unique to this instance in its command line (guards against pid reuse)
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    user: int | None = None
+    group: int | None = None
+
+
+@dataclass(frozen=True)
+class Running:
+    name: str
+    pid: int
+    marker: str
+    log: str
+
+    def process(self) -> psutil.Process | None:
+        """The live process this record names, or None if it ended (or the pid was reused)."""
+        try:
+            proc = psutil.Process(self.pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return None
+            if self.marker in " ".join(proc.cmdline()):
+                return proc
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+        return None
+
+    @property
+    def alive(self) -> bool:
+        return self.process() is not None
+
+
+def pid_file(run_dir: Path, name: str) -> Path:
+    return run_dir / f"{name}.json"
+
+
+def read(run_dir: Path, name: str) -> Running | None:
+    path = pid_file(run_dir, name)
+    try:
+        return Running(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def start(run_dir: Path, launch: Launch) -> tuple[Running, subprocess.Popen[bytes]]:
+    """Start a process in its own session (Ctrl-C on the terminal is ours to handle), logging to a file."""
+    launch.log.parent.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with launch.log.open("ab") as log:
+        proc = subprocess.Popen(
+            list(launch.argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(launch.env or {})},
+            cwd=launch.cwd,
+            start_new_session=True,
+            user=launch.user,
+            group=launch.group,
+            extra_groups=[] if launch.user is not None else None,
+        )
+    running = Running(launch.name, proc.pid, launch.marker, str(launch.log))
+    pid_file(run_dir, launch.name).write_text(json.dumps(asdict(running)))
+    return running, proc
+
+
+def stop(run_dir: Path, name: str, timeout_s: float) -> bool:
+    """SIGTERM the process group, wait, then SIGKILL. True if something was running."""
+    running = read(run_dir, name)
+    if running is None:
+        return False
+    proc = running.process()
+    was_alive = proc is not None
+    if proc is not None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except psutil.TimeoutExpired:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=timeout_s)
+    pid_file(run_dir, name).unlink(missing_ok=True)
+    return was_alive
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+
+
+def log_tail(path: Path | str, lines: int = 20) -> str:
+    try:
+        with Path(path).open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_ready(
+    running: Running, probe: Callable[[], bool], timeout_s: float, log: Path | None = None
+) -> float:
+    """Poll `probe` until it answers True; fail with the log tail if the process dies or time runs out."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while True:
+        if probe():
+            return time.monotonic() - started
+        if not running.alive:
+            raise PlatformError(
+                f"{running.name} exited before it was ready", detail=_tails(running, log)
+            )
+        if time.monotonic() > deadline:
+            raise PlatformError(
+                f"{running.name} did not become ready within {timeout_s:g}s",
+                detail=_tails(running, log),
+            )
+        time.sleep(POLL_S)  # polling interval of a deadline-bounded readiness loop
+
+
+def _tails(running: Running, log: Path | None) -> str:
+    """The component's own log, then its stdout (where a JVM that fails to start writes)."""
+    parts = [
+        f"==> {path} <==\n{tail}"
+        for path in (log, running.log)
+        if path and (tail := log_tail(path))
+    ]
+    return "\n".join(parts)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False

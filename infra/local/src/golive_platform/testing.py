@@ -1,0 +1,148 @@
+"""Where tests get Kafka, the registry and PostgreSQL: an external cluster, testcontainers, or the local platform."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+from golive_platform.config import PlatformConfig
+from golive_platform.platform import Platform
+
+Source = Literal["external", "testcontainers", "local"]
+
+KAFKA_IMAGE = "apache/kafka:{kafka_version}"
+REGISTRY_IMAGE = "apicurio/apicurio-registry:{apicurio_version}"
+POSTGRES_IMAGE = "postgres:16-alpine"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What a test talks to, whichever way it was provided."""
+
+    source: Source
+    bootstrap_servers: str
+    registry_url: str
+    postgres_url: str | None
+
+
+def suite_config(**overrides: object) -> PlatformConfig:
+    """The test suite's own platform instance: its own data dir and ports, never the one `make run` uses."""
+    values: dict[str, object] = {
+        "data_dir": "var/test-platform",
+        "kafka_port": 19092,
+        "kafka_controller_port": 19093,
+        "registry_port": 18081,
+        "registry_management_port": 19001,
+        "postgres_port": 15433,
+        **overrides,
+    }
+    return PlatformConfig(**values)  # type: ignore[arg-type]
+
+
+def config_env(config: PlatformConfig) -> dict[str, str]:
+    """The GOLIVE_* environment that makes a `golive` subprocess use `config`."""
+    fields = (
+        "root", "data_dir", "cache_dir", "kafka_port", "kafka_controller_port", "registry_port",
+        "registry_management_port", "postgres_port", "kafka_heap", "registry_heap",
+        "kafka_version", "apicurio_version", "ready_timeout_s",
+    )  # fmt: skip
+    env = {f"GOLIVE_{name.upper()}": str(getattr(config, name)) for name in fields}
+    if config.java_home is not None:
+        env["GOLIVE_JAVA_HOME"] = str(config.java_home)
+    return env
+
+
+def choose_source(environ: Mapping[str, str], docker_answers: bool) -> Source:
+    """KAFKA_BOOTSTRAP_SERVERS wins; else testcontainers when a Docker engine answers; else local."""
+    if environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return "external"
+    if docker_answers:
+        return "testcontainers"
+    return "local"
+
+
+def docker_answers() -> bool:
+    """True if a Docker engine answers a ping (the client alone is not enough)."""
+    if os.environ.get("GOLIVE_TESTS_NO_DOCKER"):
+        return False
+    try:
+        import docker  # noqa: PLC0415 (testcontainers' dependency; only needed for this probe)
+
+        client = docker.from_env(timeout=2)
+        return bool(client.ping())
+    except Exception:  # any failure to reach an engine means "no Docker"
+        return False
+
+
+@contextmanager
+def provide_cluster(environ: Mapping[str, str] | None = None) -> Iterator[Cluster]:
+    env = os.environ if environ is None else environ
+    source = choose_source(
+        env, docker_answers() if not env.get("KAFKA_BOOTSTRAP_SERVERS") else False
+    )
+    if source == "external":
+        registry = env.get("SCHEMA_REGISTRY_URL")
+        if not registry:
+            raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is set but SCHEMA_REGISTRY_URL is not")
+        yield Cluster("external", env["KAFKA_BOOTSTRAP_SERVERS"], registry, env.get("DATABASE_URL"))
+    elif source == "testcontainers":
+        with _containers() as cluster:
+            yield cluster
+    else:
+        with local_cluster(keep=bool(env.get("GOLIVE_KEEP_TEST_PLATFORM"))) as cluster:
+            yield cluster
+
+
+@contextmanager
+def local_cluster(keep: bool = False) -> Iterator[Cluster]:
+    """The local platform in the test instance; reused if already up, stopped after if we started it."""
+    config = suite_config()
+    platform = Platform(config, with_postgres=True)
+    started = platform.ensure_up()
+    try:
+        yield Cluster("local", config.bootstrap_servers, config.registry_url, config.postgres_url)
+    finally:
+        if started and not keep:
+            platform.down()
+
+
+@contextmanager
+def _containers() -> Iterator[Cluster]:
+    """The same platform from the official images, for machines with a Docker engine."""
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.core.network import Network  # noqa: PLC0415
+    from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
+    from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+    from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
+
+    config = PlatformConfig()
+    with Network() as network:
+        kafka = (
+            KafkaContainer(KAFKA_IMAGE.format(kafka_version=config.kafka_version))
+            .with_kraft()
+            .with_network(network)
+            .with_network_aliases("kafka")
+            .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+            .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+        )
+        with kafka:
+            registry = (
+                DockerContainer(REGISTRY_IMAGE.format(apicurio_version=config.apicurio_version))
+                .with_network(network)
+                .with_env("APICURIO_STORAGE_KIND", "kafkasql")
+                .with_env("APICURIO_KAFKASQL_BOOTSTRAP_SERVERS", "kafka:9092")
+                .with_exposed_ports(8080)
+            )
+            with registry, PostgresContainer(POSTGRES_IMAGE) as postgres:
+                wait_for_logs(registry, "Listening on", timeout=120)
+                host = registry.get_container_host_ip()
+                port = registry.get_exposed_port(8080)
+                yield Cluster(
+                    "testcontainers",
+                    kafka.get_bootstrap_server(),
+                    f"http://{host}:{port}/apis/ccompat/v7",
+                    postgres.get_connection_url(driver=None),
+                )

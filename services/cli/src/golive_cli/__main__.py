@@ -1,0 +1,3 @@
+from golive_cli.main import main
+
+main()

@@ -1,0 +1,157 @@
+"""golive: the project's command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from golive_platform.artifacts import fetch
+from golive_platform.config import PlatformConfig
+from golive_platform.errors import PlatformError
+from golive_platform.kafka import admin_client
+from golive_platform.platform import Platform
+from golive_platform.topics import apply, load_catalogue, resolve
+
+app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
+platform_app = typer.Typer(help="The local platform: Kafka, the schema registry, PostgreSQL.")
+topics_app = typer.Typer(help="Topics as code (infra/topics.yaml).")
+app.add_typer(platform_app, name="platform")
+app.add_typer(topics_app, name="topics")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+WithPostgres = Annotated[
+    bool,
+    typer.Option(
+        "--postgres/--no-postgres", envvar="GOLIVE_WITH_POSTGRES", help="Also start PostgreSQL."
+    ),
+]
+
+
+def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
+    """A PlatformError becomes its one-line cause on stderr (and any detail), exit code 1."""
+
+    @wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except PlatformError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            if exc.detail:
+                typer.echo("  " + exc.detail.replace("\n", "\n  "), err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _platform(with_postgres: bool = False) -> Platform:
+    return Platform(PlatformConfig(), with_postgres=with_postgres, echo=typer.echo)
+
+
+@platform_app.command()
+@fails_cleanly
+def run(postgres: WithPostgres = False) -> None:
+    """Start everything and stay in the foreground until Ctrl-C, which stops it all."""
+    raise typer.Exit(_platform(postgres).run_foreground())
+
+
+@platform_app.command()
+@fails_cleanly
+def up(postgres: WithPostgres = False) -> None:
+    """Start everything in the background."""
+    platform = _platform(postgres)
+    typer.echo(platform.describe(platform.up()))
+
+
+@platform_app.command()
+@fails_cleanly
+def down() -> None:
+    """Stop everything that `up` or `run` started."""
+    stopped = _platform().down()
+    typer.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@platform_app.command()
+@fails_cleanly
+def status() -> None:
+    """What runs, whether it answers, and where. Exit 1 if anything is down."""
+    rows = _platform().status()
+    if not rows:
+        typer.echo("the platform is down (`make up` or `make run` starts it)")
+        raise typer.Exit(1)
+    for row in rows:
+        state = "ready" if row.ready else ("starting/unhealthy" if row.alive else "dead")
+        typer.echo(f"{row.name:<10} {state:<19} pid {row.pid:<8} {row.endpoint}")
+    if not all(row.ready for row in rows):
+        raise typer.Exit(1)
+
+
+@platform_app.command()
+@fails_cleanly
+def logs(
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=1)] = 30,
+) -> None:
+    """The tail of every component's log."""
+    rows = _platform().status()
+    paths = [row.log for row in rows if Path(row.log).exists()]
+    if not paths:
+        typer.echo("no logs: the platform has not run in this data dir")
+        raise typer.Exit(1)
+    argv = ["tail", f"-n{lines}", *(["-F"] if follow else []), *paths]
+    raise typer.Exit(subprocess.call(argv))
+
+
+@platform_app.command()
+@fails_cleanly
+def clean() -> None:
+    """Stop everything and delete the platform's data (var/). The artifact cache is kept."""
+    platform = _platform()
+    platform.clean()
+    typer.echo(f"removed {platform.config.data_dir}")
+
+
+@platform_app.command("fetch")
+@fails_cleanly
+def fetch_artifacts() -> None:
+    """Resolve Kafka and Apicurio Registry from Maven Central into the cache (once)."""
+    artifacts = fetch(PlatformConfig())
+    typer.echo(f"kafka    {artifacts.kafka_libs}\nregistry {artifacts.registry_home}")
+
+
+@topics_app.command("apply")
+@fails_cleanly
+def topics_apply(
+    env: Annotated[str, typer.Option(help="Environment of topics.yaml to apply.")] = "local",
+    bootstrap: Annotated[
+        str | None, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka to apply to.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Add partitions to keyed topics too.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
+    file: Annotated[
+        Path | None, typer.Option(help="Catalogue (default infra/topics.yaml).")
+    ] = None,
+) -> None:
+    """Make Kafka's topics match infra/topics.yaml; exit 1 if drift is left that apply cannot fix."""
+    config = PlatformConfig()
+    specs = resolve(load_catalogue(file or config.topics_file), env)
+    report = apply(
+        admin_client(bootstrap or config.bootstrap_servers), specs, force=force, dry_run=dry_run
+    )
+    for change in report.changes:
+        typer.echo(str(change))
+    typer.echo(f"{len(report.changed)} changed, {len(report.unresolved)} left as they are")
+    if report.unresolved:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    sys.exit(app())

@@ -1,0 +1,184 @@
+"""`make run`/`up`/`down`/`status` on an instance of their own, and each failure mode's one-line cause."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from golive_platform.config import PlatformConfig
+from golive_platform.testing import config_env, suite_config
+
+from tests.helpers import create_topic
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _isolated(tmp_path: Path, **overrides: object) -> PlatformConfig:
+    ports = {name: _free_port() for name in (
+        "kafka_port", "kafka_controller_port", "registry_port", "registry_management_port", "postgres_port")}  # fmt: skip
+    return suite_config(data_dir=tmp_path / "platform", **{**ports, **overrides})
+
+
+def golive(config: PlatformConfig, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "golive_cli", *args],
+        env={**os.environ, **config_env(config), **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _fails_with(done: subprocess.CompletedProcess[str], cause: str) -> None:
+    assert done.returncode == 1, done.stdout + done.stderr
+    first_line = done.stderr.splitlines()[0]
+    assert first_line.startswith("error: ")
+    assert cause in first_line, done.stderr
+
+
+# -- failure modes: one line naming the cause, exit 1, nothing left running --------------------
+
+
+def test_java_missing(tmp_path: Path) -> None:
+    config = _isolated(tmp_path)
+    done = golive(config, "platform", "up", GOLIVE_JAVA_HOME=str(tmp_path / "no-jdk"))
+    _fails_with(done, "Java not found in GOLIVE_JAVA_HOME: Kafka")
+    assert "needs Java 17 or newer" in done.stderr
+
+
+def test_java_older_than_17(tmp_path: Path) -> None:
+    fake = tmp_path / "jdk11" / "bin" / "java"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho 'openjdk version \"11.0.22\" 2024-01-16' >&2\n")
+    fake.chmod(0o755)
+    done = golive(_isolated(tmp_path), "platform", "up", GOLIVE_JAVA_HOME=str(fake.parent.parent))
+    _fails_with(done, "needs Java 17 or newer; found only Java 11")
+
+
+def test_port_already_in_use_is_named(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = golive(_isolated(tmp_path, registry_port=port), "platform", "up")
+    _fails_with(done, f"port {port} (registry) is already in use")
+
+
+def test_unresolvable_artifact_is_named(tmp_path: Path) -> None:
+    config = _isolated(tmp_path, cache_dir=tmp_path / "cache", kafka_version="0.0.404")
+    done = golive(config, "platform", "up")
+    _fails_with(done, "cannot resolve artifact org.apache.kafka:kafka_2.13:jar:0.0.404")
+
+
+def test_component_that_dies_shows_its_log_tail(tmp_path: Path) -> None:
+    config = _isolated(tmp_path, kafka_heap="1k")
+    done = golive(config, "platform", "up")
+    _fails_with(done, "kafka exited before it was ready")
+    assert "heap" in done.stderr.lower()  # the JVM's own words, from the log tail
+    assert golive(config, "platform", "status").returncode == 1
+
+
+def test_component_that_is_not_ready_in_time_shows_its_log_tail(tmp_path: Path) -> None:
+    config = _isolated(tmp_path, ready_timeout_s=0.5)
+    done = golive(config, "platform", "up")
+    _fails_with(done, "kafka did not become ready within 0.5s")
+    assert "==> " in done.stderr
+    status = golive(config, "platform", "status")
+    assert status.returncode == 1
+    assert "down" in status.stdout  # what up started, it stopped again
+
+
+# -- the foreground run, already-up, restarts keeping data ------------------------------------
+
+
+@pytest.fixture
+def running(
+    tmp_path: Path,
+) -> Iterator[tuple[PlatformConfig, subprocess.Popen[str], queue.Queue[str]]]:
+    config = _isolated(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "golive_cli", "platform", "run"],
+        env={**os.environ, **config_env(config)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    yield config, proc, lines
+    if proc.poll() is None:
+        proc.kill()
+    golive(config, "platform", "down")
+
+
+def _read_until(lines: queue.Queue[str], marker: str, timeout_s: float) -> str:
+    seen = ""
+    while marker not in seen:
+        seen += lines.get(timeout=timeout_s)
+    return seen
+
+
+def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
+    running: tuple[PlatformConfig, subprocess.Popen[str], queue.Queue[str]], unique: str
+) -> None:
+    config, proc, lines = running
+    banner = _read_until(lines, "Ctrl-C stops everything.", timeout_s=180)
+    assert config.bootstrap_servers in banner
+    assert config.registry_url in banner
+
+    again = golive(config, "platform", "up")
+    _fails_with(again, "already up")
+    status = golive(config, "platform", "status")
+    assert status.returncode == 0, status.stdout
+    assert [line.split()[:2] for line in status.stdout.splitlines()] == [
+        ["kafka", "ready"],
+        ["registry", "ready"],
+    ]
+    admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
+    assert {"orders", "payments", config.registry_journal_topic} <= set(
+        admin.list_topics(timeout=10).topics
+    )
+    kept = f"test.kept.{unique}"
+    create_topic(config.bootstrap_servers, kept)
+    cluster_id = (config.data_dir / "kafka" / "data" / "meta.properties").read_text()
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=90) == 0
+    tail = _read_until(lines, "stopped:", timeout_s=5)
+    assert "registry" in tail and "kafka" in tail
+    assert golive(config, "platform", "status").returncode == 1
+
+    restarted = golive(config, "platform", "up")
+    assert restarted.returncode == 0, restarted.stderr
+    assert (config.data_dir / "kafka" / "data" / "meta.properties").read_text() == cluster_id
+    assert (
+        kept
+        in AdminClient({"bootstrap.servers": config.bootstrap_servers})
+        .list_topics(timeout=10)
+        .topics
+    )
+    down = golive(config, "platform", "down")
+    assert "stopped: registry, kafka" in down.stdout

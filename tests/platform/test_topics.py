@@ -1,0 +1,176 @@
+"""topics.yaml is the truth about topics; apply is idempotent, fixes drift, and refuses to move keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from golive_platform.config import PlatformConfig
+from golive_platform.errors import PlatformError
+from golive_platform.testing import Cluster
+from golive_platform.topics import Catalogue, TopicDecl, TopicSpec, apply, load_catalogue, resolve
+
+REPO_CATALOGUE = PlatformConfig().topics_file
+
+
+def _catalogue(**topic_overrides: object) -> Catalogue:
+    raw = {
+        "defaults": {"partitions": 3, "replication_factor": 3, "min_insync_replicas": 2,
+                     "retention_ms": -1, "cleanup_policy": "delete"},
+        "environments": {"local": {"replication_factor": 1, "min_insync_replicas": 1}, "production": {}},
+        "topics": [],
+    }  # fmt: skip
+    catalogue = Catalogue.model_validate(raw)
+    return catalogue.model_copy(update=topic_overrides)
+
+
+# -- the catalogue (no I/O) -------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_settings_layer_defaults_environment_topic_and_topic_environment() -> None:
+    catalogue = Catalogue.model_validate(
+        {
+            "defaults": {
+                "partitions": 6,
+                "replication_factor": 3,
+                "min_insync_replicas": 2,
+                "retention_ms": -1,
+                "cleanup_policy": "delete",
+            },
+            "environments": {
+                "local": {"replication_factor": 1, "min_insync_replicas": 1},
+                "production": {},
+            },
+            "topics": [
+                {
+                    "name": "orders",
+                    "owner": "order",
+                    "keyed": True,
+                    "environments": {"production": {"partitions": 12}},
+                    "configs": {"max.message.bytes": "1048576"},
+                }
+            ],
+        }
+    )
+    local = resolve(catalogue, "local")[0]
+    production = resolve(catalogue, "production")[0]
+    assert (local.partitions, local.replication_factor) == (6, 1)
+    assert local.configs["min.insync.replicas"] == "1"
+    assert (production.partitions, production.replication_factor) == (12, 3)
+    assert production.configs["min.insync.replicas"] == "2"
+    assert production.configs["max.message.bytes"] == "1048576"
+
+
+@pytest.mark.unit
+def test_unknown_environment_and_duplicate_topics_are_named() -> None:
+    catalogue = load_catalogue(REPO_CATALOGUE)
+    with pytest.raises(PlatformError, match="unknown environment 'staging'"):
+        resolve(catalogue, "staging")
+    doubled = catalogue.model_copy(update={"topics": [catalogue.topics[0], catalogue.topics[0]]})
+    with pytest.raises(PlatformError, match="declared twice"):
+        resolve(doubled, "local")
+
+
+@pytest.mark.unit
+def test_invalid_catalogue_names_the_field(tmp_path: Path) -> None:
+    bad = yaml.safe_load(REPO_CATALOGUE.read_text())
+    bad["topics"][0]["partitions"] = 0
+    path = tmp_path / "topics.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(PlatformError, match=r"topics\.0\.partitions"):
+        load_catalogue(path)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("environment", ["local", "production"])
+def test_repo_catalogue_keeps_the_system_of_record(environment: str) -> None:
+    specs = {s.name: s for s in resolve(load_catalogue(REPO_CATALOGUE), environment)}
+    config = PlatformConfig()
+    # The registry's storage never expires: a registry that forgets schemas loses every event.
+    for registry_topic in (config.registry_journal_topic, config.registry_snapshots_topic):
+        assert specs[registry_topic].configs["retention.ms"] == "-1"
+        assert specs[registry_topic].partitions == 1
+    assert config.registry_events_topic in specs
+    # Event topics are the system of record; orders and payments co-partition by order id.
+    for topic in ("orders", "payments"):
+        assert specs[topic].configs["retention.ms"] == "-1"
+        assert specs[topic].keyed
+    assert specs["orders"].partitions == specs["payments"].partitions
+
+
+# -- apply against the real broker ------------------------------------------------------------
+
+
+@pytest.fixture
+def admin(cluster: Cluster) -> AdminClient:
+    return AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+
+
+def _topic(name: str, **fields: object) -> dict[str, object]:
+    return {"name": name, "owner": "test", "keyed": True, **fields}
+
+
+def _specs(*topics: dict[str, object]) -> list[TopicSpec]:
+    return resolve(_catalogue(topics=[TopicDecl.model_validate(t) for t in topics]), "local")
+
+
+@pytest.mark.integration
+def test_apply_twice_changes_nothing_the_second_time(admin: AdminClient, unique: str) -> None:
+    specs = _specs(_topic(f"test.apply.a.{unique}"), _topic(f"test.apply.b.{unique}", keyed=False))
+    first = apply(admin, specs)
+    assert [c.action for c in first.changes] == ["created", "created"]
+
+    second = apply(admin, specs)
+    assert [c.action for c in second.changes] == ["unchanged", "unchanged"]
+    assert not second.changed and not second.unresolved
+
+
+@pytest.mark.integration
+def test_apply_reports_and_fixes_config_drift(admin: AdminClient, unique: str) -> None:
+    name = f"test.drift.{unique}"
+    specs = _specs(_topic(name))
+    apply(admin, specs)
+    drift = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])  # fmt: skip
+    admin.incremental_alter_configs([drift])[drift].result(timeout=10)
+
+    dry = apply(admin, specs, dry_run=True)
+    assert [(c.action, c.detail) for c in dry.changes] == [
+        ("altered", "retention.ms 3600000 -> -1")
+    ]
+    fixed = apply(admin, specs)
+    assert [c.action for c in fixed.changes] == ["altered"]
+    assert [c.action for c in apply(admin, specs).changes] == ["unchanged"]
+
+
+@pytest.mark.integration
+def test_apply_refuses_more_partitions_on_a_keyed_topic_unless_forced(
+    admin: AdminClient, unique: str
+) -> None:
+    keyed, plain = f"test.keyed.{unique}", f"test.plain.{unique}"
+    apply(admin, _specs(_topic(keyed, partitions=2), _topic(plain, partitions=2, keyed=False)))
+    grown = _specs(_topic(keyed, partitions=4), _topic(plain, partitions=4, keyed=False))
+
+    report = apply(admin, grown)
+    actions = {c.topic: c.action for c in report.changes}
+    assert actions == {keyed: "refused", plain: "partitions"}
+    assert "--force" in report.unresolved[0].detail
+    assert len(admin.list_topics(keyed, timeout=10).topics[keyed].partitions) == 2
+
+    forced = apply(admin, grown, force=True)
+    assert {c.topic: c.action for c in forced.changes}[keyed] == "partitions"
+    assert len(admin.list_topics(keyed, timeout=10).topics[keyed].partitions) == 4
+
+
+@pytest.mark.integration
+def test_apply_reports_what_kafka_cannot_change(admin: AdminClient, unique: str) -> None:
+    name = f"test.cannot.{unique}"
+    apply(admin, _specs(_topic(name, partitions=3)))
+    shrunk = _specs(_topic(name, partitions=1, replication_factor=3))
+    report = apply(admin, shrunk)
+    details = [c.detail for c in report.unresolved]
+    assert any("cannot remove partitions" in d for d in details)
+    assert any("replication factor is 1, declared 3" in d for d in details)
