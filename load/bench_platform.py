@@ -1,0 +1,146 @@
+"""make bench-platform: start times, resident memory and the raw Kafka throughput baseline.
+
+Runs on an instance of its own (var/bench-platform, ports 2909x/2808x) so it never touches the
+platform `make run` started. The artifacts are fetched beforehand (`make fetch`): the cold start
+measures a first start on empty data (storage format, topics, registry journal, the JVM
+class-data archive), not a download.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+import uuid
+
+import psutil
+from confluent_kafka import Consumer, Producer
+from golive_platform.config import PlatformConfig
+from golive_platform.kafka import admin_client
+from golive_platform.platform import Platform
+from golive_platform.topics import TopicSpec, apply
+
+RECORD_BYTES = 512
+
+
+def bench_config() -> PlatformConfig:
+    return PlatformConfig(
+        data_dir="var/bench-platform",  # type: ignore[arg-type]
+        kafka_port=29092,
+        kafka_controller_port=29093,
+        registry_port=28081,
+        registry_management_port=29001,
+        postgres_port=25433,
+    )
+
+
+def timed_up(platform: Platform) -> tuple[float, dict[str, float]]:
+    started = time.monotonic()
+    result = platform.up()
+    return time.monotonic() - started, result.timings
+
+
+def resident_mb(platform: Platform) -> dict[str, float]:
+    found = {}
+    for name, record in platform.running().items():
+        proc = psutil.Process(record.pid)
+        rss = proc.memory_info().rss + sum(
+            c.memory_info().rss for c in proc.children(recursive=True)
+        )
+        found[name] = rss / 2**20
+    return found
+
+
+def throughput(bootstrap: str, count: int) -> tuple[float, float]:
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    spec = TopicSpec(topic, "bench", False, 6, 1, {"retention.ms": "-1", "cleanup.policy": "delete",
+                                                    "min.insync.replicas": "1"})  # fmt: skip
+    apply(admin_client(bootstrap), [spec])
+    payload = os.urandom(RECORD_BYTES)
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                         "linger.ms": 5, "compression.type": "none"})  # fmt: skip
+    started = time.monotonic()
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, payload, key=str(i % 1000).encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120) != 0:
+        raise SystemExit("produce did not complete in 120 s")
+    produce_rate = count / (time.monotonic() - started)
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})  # fmt: skip
+    consumer.subscribe([topic])
+    seen = 0
+    started = time.monotonic()
+    deadline = started + 120
+    while seen < count and time.monotonic() < deadline:
+        seen += sum(
+            1 for m in consumer.consume(num_messages=10_000, timeout=0.5) if m.error() is None
+        )
+    consume_rate = seen / (time.monotonic() - started)
+    consumer.close()
+    if seen < count:
+        raise SystemExit(f"consumed only {seen} of {count} records in 120 s")
+    return produce_rate, consume_rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=200_000)
+    args = parser.parse_args()
+
+    config = bench_config()
+    platform = Platform(config, echo=lambda _line: None)
+    platform.down()
+    shutil.rmtree(config.data_dir, ignore_errors=True)
+    # Cold means nothing made at run time survives: the registry's class-data archive is rebuilt too.
+    for archive in config.cache_dir.glob("apicurio-registry-*.jsa"):
+        archive.unlink()
+    try:
+        cold, cold_parts = timed_up(platform)
+        platform.down()
+        warm, warm_parts = timed_up(platform)
+        idle = resident_mb(platform)
+        produce_rate, consume_rate = throughput(config.bootstrap_servers, args.records)
+        loaded = resident_mb(platform)
+    finally:
+        platform.down()
+
+    figures = {
+        "cold_start_s": round(cold, 1),
+        "cold_start_parts_s": {k: round(v, 1) for k, v in cold_parts.items()},
+        "warm_start_s": round(warm, 1),
+        "warm_start_parts_s": {k: round(v, 1) for k, v in warm_parts.items()},
+        "rss_idle_mb": {k: round(v) for k, v in idle.items()},
+        "rss_after_load_mb": {k: round(v) for k, v in loaded.items()},
+        "records": args.records,
+        "record_bytes": RECORD_BYTES,
+        "produce_msgs_per_s": round(produce_rate),
+        "consume_msgs_per_s": round(consume_rate),
+    }
+    print(f"cold start to ready   {cold:6.1f} s   {figures['cold_start_parts_s']}")
+    print(
+        f"warm start to ready   {warm:6.1f} s   {figures['warm_start_parts_s']}   (target < 30 s)"
+    )
+    total = sum(loaded.values())
+    print(f"resident memory       {total:6.0f} MB  idle {figures['rss_idle_mb']}, after load "
+          f"{figures['rss_after_load_mb']}   (target < 1200 MB)")  # fmt: skip
+    print(
+        f"produce, acks=all     {produce_rate:8.0f} msg/s  ({RECORD_BYTES} B, idempotent, linger 5 ms)"
+    )
+    print(f"consume               {consume_rate:8.0f} msg/s")
+    out = config.root / "var" / "bench" / "platform.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(f"figures written to {out}")
+
+
+if __name__ == "__main__":
+    main()
