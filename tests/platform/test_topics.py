@@ -6,11 +6,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 from golive_platform.testing import Cluster
-from golive_platform.topics import Catalogue, TopicDecl, TopicSpec, apply, load_catalogue, resolve
+from golive_platform.topics import (
+    Catalogue,
+    TopicDecl,
+    TopicSpec,
+    apply,
+    grow_partitions,
+    load_catalogue,
+    resolve,
+)
 
 REPO_CATALOGUE = PlatformConfig().topics_file
 
@@ -174,3 +183,14 @@ def test_apply_reports_what_kafka_cannot_change(admin: AdminClient, unique: str)
     details = [c.detail for c in report.unresolved]
     assert any("cannot remove partitions" in d for d in details)
     assert any("replication factor is 1, declared 3" in d for d in details)
+
+
+@pytest.mark.integration
+def test_growing_a_topic_that_already_grew_is_not_an_error(admin: AdminClient, unique: str) -> None:
+    """Right after a partition change, metadata can still show the old count; apply must converge."""
+    name = f"test.regrow.{unique}"
+    apply(admin, _specs(_topic(name, partitions=4, keyed=False)))
+    # What a stale view leads to: asking the broker for the count the topic already has.
+    assert grow_partitions(admin, _specs(_topic(name, partitions=4, keyed=False))[0]) is False
+    with pytest.raises(KafkaException):
+        grow_partitions(admin, _specs(_topic(name, partitions=3, keyed=False))[0])

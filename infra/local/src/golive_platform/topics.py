@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -191,6 +191,24 @@ def apply(
     return report
 
 
+def grow_partitions(admin: AdminClient, spec: TopicSpec) -> bool:
+    """Grow a topic to its declared partitions. False if it already had them (stale metadata)."""
+    try:
+        _wait(admin.create_partitions([NewPartitions(spec.name, spec.partitions)]))
+    except KafkaException as exc:
+        # Metadata lags a partition change for a moment: a second apply right after the first
+        # sees the old count. The broker then says the topic already has what we declared.
+        if exc.args[0].code() != KafkaError.INVALID_PARTITIONS:
+            raise
+        fresh = admin.describe_topics(TopicCollection([spec.name]))[spec.name].result(
+            ADMIN_TIMEOUT_S
+        )
+        if len(fresh.partitions) != spec.partitions:
+            raise
+        return False
+    return True
+
+
 def _reconcile(
     admin: AdminClient,
     spec: TopicSpec,
@@ -226,9 +244,7 @@ def _reconcile(
                 Change(spec.name, "refused", f"{partitions} -> {spec.partitions} partitions would "
                        "move keys to other partitions and break per-key order; use --force")
             )  # fmt: skip
-        else:
-            if not dry_run:
-                _wait(admin.create_partitions([NewPartitions(spec.name, spec.partitions)]))
+        elif dry_run or grow_partitions(admin, spec):
             changes.append(Change(spec.name, "partitions", f"{partitions} -> {spec.partitions}"))
 
     replicas = len(topic.partitions[0].replicas) if topic.partitions else 0
