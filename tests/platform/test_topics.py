@@ -21,6 +21,8 @@ from golive_platform.topics import (
     resolve,
 )
 
+from tests.helpers import eventually
+
 REPO_CATALOGUE = PlatformConfig().topics_file
 
 
@@ -118,6 +120,10 @@ def admin(cluster: Cluster) -> AdminClient:
     return AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
 
 
+def _partitions(admin: AdminClient, topic: str) -> int:
+    return len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
+
+
 def _topic(name: str, **fields: object) -> dict[str, object]:
     return {"name": name, "owner": "test", "keyed": True, **fields}
 
@@ -167,11 +173,12 @@ def test_apply_refuses_more_partitions_on_a_keyed_topic_unless_forced(
     actions = {c.topic: c.action for c in report.changes}
     assert actions == {keyed: "refused", plain: "partitions"}
     assert "--force" in report.unresolved[0].detail
-    assert len(admin.list_topics(keyed, timeout=10).topics[keyed].partitions) == 2
+    assert _partitions(admin, keyed) == 2
 
     forced = apply(admin, grown, force=True)
     assert {c.topic: c.action for c in forced.changes}[keyed] == "partitions"
-    assert len(admin.list_topics(keyed, timeout=10).topics[keyed].partitions) == 4
+    # Metadata follows a partition change within moments, not at once.
+    eventually(lambda: _partitions(admin, keyed) == 4, 10, f"{keyed} to show 4 partitions")
 
 
 @pytest.mark.integration
