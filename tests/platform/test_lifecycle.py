@@ -149,9 +149,11 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     assert config.bootstrap_servers in banner
     assert config.registry_url in banner
 
+    pids_before = golive(config, "platform", "status").stdout
     again = golive(config, "platform", "up")
     _fails_with(again, "already up")
     status = golive(config, "platform", "status")
+    assert status.stdout == pids_before  # the second up started nothing
     assert status.returncode == 0, status.stdout
     assert [line.split()[:2] for line in status.stdout.splitlines()] == [
         ["kafka", "ready"],
@@ -164,6 +166,10 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     kept = f"test.kept.{unique}"
     create_topic(config.bootstrap_servers, kept)
     cluster_id = (config.data_dir / "kafka" / "data" / "meta.properties").read_text()
+    logs = golive(config, "platform", "logs", "-n", "3")
+    assert logs.returncode == 0
+    assert "server.log <==" in logs.stdout
+    assert "registry.log <==" in logs.stdout
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
@@ -182,3 +188,5 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     )
     down = golive(config, "platform", "down")
     assert "stopped: registry, kafka" in down.stdout
+    assert golive(config, "platform", "clean").returncode == 0
+    assert not config.data_dir.exists()

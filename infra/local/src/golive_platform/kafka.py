@@ -61,7 +61,7 @@ class KafkaNode:
         self.home = config.data_dir / "kafka"
         self.properties = self.home / "server.properties"
         self.log_dirs = self.home / "data"
-        self.log = self.home / "logs" / "server.log"
+        self.log = server_log(config)
 
     def _java_args(self, java: Java, heap: str) -> list[str]:
         log4j = self.config.root / "infra" / "local" / "log4j2.xml"
@@ -102,6 +102,11 @@ class KafkaNode:
         return Launch(
             self.name, argv, self.home / "logs" / "stdout.log", marker=str(self.properties)
         )
+
+
+def server_log(config: PlatformConfig) -> Path:
+    """The broker's own log (log4j2); its stdout only ever holds JVM start-up failures."""
+    return config.data_dir / "kafka" / "logs" / "server.log"
 
 
 def admin_client(bootstrap: str, **extra: str) -> AdminClient:

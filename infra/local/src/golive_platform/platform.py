@@ -21,7 +21,13 @@ from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 from golive_platform.java import find_java
-from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, admin_client, metadata_ready
+from golive_platform.kafka import (
+    MINIMUM_JAVA,
+    KafkaNode,
+    admin_client,
+    metadata_ready,
+    server_log,
+)
 from golive_platform.postgres import PostgresNode, database_ready
 from golive_platform.registry import RegistryNode, registry_ready
 from golive_platform.services import ServiceSpec, services
@@ -105,6 +111,16 @@ class Platform:
             ready = alive and probes[name]()
             rows.append(Status(name, record.pid, alive, ready, self.endpoints()[name], record.log))
         return rows
+
+    def log_files(self) -> list[Path]:
+        """Every log a component of this data dir has written: its own log, then its stdout."""
+        own = {"kafka": server_log(self.config)}
+        found: list[Path] = []
+        for name in self.order():
+            record = process.read(self.config.run_dir, name)
+            if record is not None:
+                found.extend(p for p in (own.get(name), Path(record.log)) if p and p.exists())
+        return list(dict.fromkeys(found))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -239,7 +255,8 @@ class Platform:
 
         def _on_signal(signum: int, frame: FrameType | None) -> None:
             del frame
-            self.echo(f"\n{signal.Signals(signum).name}: stopping")
+            if not stop.is_set():  # the terminal and `uv run` may both deliver the same Ctrl-C
+                self.echo(f"\n{signal.Signals(signum).name}: stopping")
             stop.set()
 
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -101,8 +101,7 @@ def logs(
     lines: Annotated[int, typer.Option("--lines", "-n", min=1)] = 30,
 ) -> None:
     """The tail of every component's log."""
-    rows = _platform().status()
-    paths = [row.log for row in rows if Path(row.log).exists()]
+    paths = [str(path) for path in _platform().log_files()]
     if not paths:
         typer.echo("no logs: the platform has not run in this data dir")
         raise typer.Exit(1)
