@@ -1,21 +1,91 @@
-"""One fixture gives every test a broker, a registry and a database (see golive_platform.testing)."""
+"""Fixtures every tier shares: the cluster (see golive_platform.testing), own topics, both databases."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
+import psycopg
 import pytest
+from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_eventing.runner import dlq_topic
+from golive_eventing.schemas import register_all
 from golive_platform.testing import Cluster, provide_cluster
+
+GROUPS = {
+    "orders": ["payment", "order-projector"],
+    "payments": ["order-process-manager", "payment-projector"],
+}
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
     with provide_cluster() as found:
         yield found
+        gc.collect()  # finished tests' Kafka clients go before the broker does, not after it
 
 
 @pytest.fixture
 def unique() -> str:
     """A suffix for this test's own topics and consumer groups."""
     return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True)
+class Topics:
+    orders: str
+    payments: str
+
+    def env(self, cluster: Cluster) -> dict[str, str]:
+        """Settings for a service wired to these topics on this cluster."""
+        return {
+            "kafka_bootstrap_servers": cluster.bootstrap_servers,
+            "schema_registry_url": cluster.registry_url,
+            "orders_topic": self.orders,
+            "payments_topic": self.payments,
+        }
+
+    def as_map(self) -> dict[str, str]:
+        return {"orders": self.orders, "payments": self.payments}
+
+
+def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
+    """Event topics and their dead-letter topics of one's own, with the schemas registered."""
+    topics = Topics(orders=f"orders.{suffix}", payments=f"payments.{suffix}")
+    names = [topics.orders, topics.payments]
+    names += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
+    names += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names], operation_timeout=15)
+    for future in futures.values():
+        future.result(timeout=20)
+    register_all(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    return topics
+
+
+@pytest.fixture
+def topics(cluster: Cluster, unique: str) -> Topics:
+    return make_topics(cluster, unique)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, cluster: Cluster, tmp_path: Path, unique: str
+) -> Iterator[str]:
+    """Every read-model test runs on SQLite and on PostgreSQL, for real; no PostgreSQL is a failure."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'read-model.db'}"
+        return
+    if cluster.postgres_url is None:
+        pytest.fail("no PostgreSQL available: the PostgreSQL backend must run, not be skipped")
+    name = f"test_{unique}"
+    with psycopg.connect(cluster.postgres_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = cluster.postgres_url.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(cluster.postgres_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -33,3 +33,36 @@ def create_topic(
         [NewTopic(name, partitions, 1, config=configs or {})], operation_timeout=15
     )
     futures[name].result(timeout=20)
+
+
+def read_topic(
+    bootstrap: str, topic: str, timeout_s: float = 15.0
+) -> list[tuple[str | None, bytes | None]]:
+    """Every record of a topic (committed, as read_committed consumers see them), key and value."""
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False,
+                         "isolation.level": "read_committed"})  # fmt: skip
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        records: list[tuple[str | None, bytes | None]] = []
+        deadline = time.monotonic() + timeout_s
+        while any(
+            consumer.position([TopicPartition(topic, p)])[0].offset < end
+            for p, end in ends.items()
+            if end > 0
+        ):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end in {timeout_s}s")
+            for msg in consumer.consume(500, timeout=0.2):
+                if msg.error() is None:
+                    key = msg.key()
+                    records.append((key.decode() if key else None, msg.value()))
+        return records
+    finally:
+        consumer.close()

@@ -55,6 +55,10 @@ class PlatformConfig(BaseSettings):
     registry_port: int = 8081
     registry_management_port: int = 9001
     postgres_port: int = 5433
+    order_port: int = 8000
+    order_process_manager_port: int = 8010
+    payment_port: int = 8020
+    audit_port: int = 8030
 
     # Sized for a laptop: together well under 1.2 GB resident (see make bench-platform).
     kafka_heap: str = "384m"

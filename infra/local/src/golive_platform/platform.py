@@ -7,7 +7,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +30,7 @@ from golive_platform.kafka import (
 )
 from golive_platform.postgres import PostgresNode, database_ready
 from golive_platform.registry import RegistryNode, registry_ready
-from golive_platform.services import ServiceSpec, services
+from golive_platform.services import ServiceSpec
 from golive_platform.topics import apply, load_catalogue, resolve
 
 Echo = Callable[[str], None]
@@ -58,12 +58,20 @@ class Status:
 
 class Platform:
     def __init__(
-        self, config: PlatformConfig, *, with_postgres: bool = False, echo: Echo = print
+        self,
+        config: PlatformConfig,
+        *,
+        with_postgres: bool = False,
+        echo: Echo = print,
+        services: Sequence[ServiceSpec] = (),
+        prepare: Callable[[PlatformConfig], None] | None = None,
     ) -> None:
+        """`services` start after Kafka, the topics and the registry; `prepare` runs just before them."""
         self.config = config
         self.with_postgres = with_postgres
         self.echo = echo
-        self.services: list[ServiceSpec] = services(config)
+        self.services = list(services)
+        self.prepare = prepare
 
     # -- what is where ---------------------------------------------------------------------
 
@@ -205,18 +213,48 @@ class Platform:
                 result.timings["postgres"] = process.wait_ready(
                     postgres_proc, probes["postgres"], c.ready_timeout_s
                 )
-            for spec in self.services:
-                log = c.data_dir / "services" / f"{spec.name}.log"
-                launch = process.Launch(spec.name, spec.argv, log, marker=spec.name, env=spec.env)
-                proc = self._start(launch, started)
-                result.timings[spec.name] = process.wait_ready(
-                    proc, probes[spec.name], c.ready_timeout_s
-                )
+            self._start_services(result, started)
         except BaseException:
             for name in reversed(started):
                 process.stop(c.run_dir, name, c.stop_timeout_s)
             raise
         return result
+
+    def _start_services(self, result: Started, started: list[str]) -> None:
+        c = self.config
+        if self.prepare is not None and self.services:
+            self.prepare(c)
+        probes = self.probes()
+        launched = []
+        for spec in self.services:
+            log = c.data_dir / "services" / f"{spec.name}.log"
+            marker = f"GOLIVE_SERVICE={spec.name}@{c.data_dir}"
+            env = {**spec.env, process.SERVICE_MARKER: marker}
+            launch = process.Launch(spec.name, spec.argv, log, marker=marker, env=env)
+            launched.append(self._start(launch, started))
+        # Started together, probed together: they come up in parallel on two cores.
+        for running in launched:
+            result.timings[running.name] = process.wait_ready(
+                running, probes[running.name], c.ready_timeout_s
+            )
+
+    def start_services(self) -> Started:
+        """Start only the services, on infrastructure that is already up (tests, restarts)."""
+        result = Started()
+        started: list[str] = []
+        with self._lock():
+            try:
+                self._start_services(result, started)
+            except BaseException:
+                for name in reversed(started):
+                    process.stop(self.config.run_dir, name, self.config.stop_timeout_s)
+                raise
+        return result
+
+    def stop_services(self) -> list[str]:
+        with self._lock():
+            return [s.name for s in reversed(self.services)
+                    if process.stop(self.config.run_dir, s.name, self.config.stop_timeout_s)]  # fmt: skip
 
     def _start(self, launch: process.Launch, started: list[str]) -> process.Running:
         running, _ = process.start(self.config.run_dir, launch)

@@ -18,6 +18,7 @@ import psutil
 from golive_platform.errors import PlatformError
 
 POLL_S = 0.2
+SERVICE_MARKER = "GOLIVE_SERVICE"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,11 @@ class Running:
             proc = psutil.Process(self.pid)
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
-            if self.marker in " ".join(proc.cmdline()):
+            # Java and PostgreSQL carry the marker in their command line; Python services in their env.
+            if (
+                self.marker in " ".join(proc.cmdline())
+                or proc.environ().get(SERVICE_MARKER) == self.marker
+            ):
                 return proc
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass

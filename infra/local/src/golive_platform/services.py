@@ -1,10 +1,8 @@
-"""The hook where the application's services join the platform (filled by the services' issue)."""
+"""How the application's services join the platform: what to run, where it listens, how to probe it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from golive_platform.config import PlatformConfig
 
 
 @dataclass(frozen=True)
@@ -20,9 +18,3 @@ class ServiceSpec:
     @property
     def url(self) -> str | None:
         return None if self.port is None else f"http://127.0.0.1:{self.port}"
-
-
-def services(config: PlatformConfig) -> list[ServiceSpec]:
-    """Order, payment and audit join here; the platform starts, probes and stops them like the rest."""
-    del config
-    return []

@@ -17,11 +17,15 @@ from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
 from golive_platform.topics import apply, load_catalogue, resolve
 
+from golive_cli.system import register_schemas, system
+
 app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
 platform_app = typer.Typer(help="The local platform: Kafka, the schema registry, PostgreSQL.")
 topics_app = typer.Typer(help="Topics as code (infra/topics.yaml).")
+schemas_app = typer.Typer(help="The contracts' Avro schemas in the registry.")
 app.add_typer(platform_app, name="platform")
 app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -51,7 +55,7 @@ def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _platform(with_postgres: bool = False) -> Platform:
-    return Platform(PlatformConfig(), with_postgres=with_postgres, echo=typer.echo)
+    return system(PlatformConfig(), with_postgres=with_postgres, echo=typer.echo)
 
 
 @platform_app.command()
@@ -150,6 +154,18 @@ def topics_apply(
     typer.echo(f"{len(report.changed)} changed, {len(report.unresolved)} left as they are")
     if report.unresolved:
         raise typer.Exit(1)
+
+
+@schemas_app.command("register")
+@fails_cleanly
+def schemas_register() -> None:
+    """Register every committed schema version (FULL_TRANSITIVE per subject). Services never do."""
+    config = PlatformConfig()
+    try:
+        register_schemas(config)
+    except Exception as exc:  # the registry's errors name the subject and the rule
+        raise PlatformError(f"schema registration failed: {exc}") from exc
+    typer.echo(f"registered the schemas in {config.registry_url}")
 
 
 def main() -> None:

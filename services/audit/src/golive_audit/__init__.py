@@ -1,0 +1,1 @@
+"""Golive's audit service."""

@@ -1,0 +1,152 @@
+"""The black-box recorder: every record of every topic (dead letters included), raw and decoded.
+
+Append-only and idempotent on (topic, partition, offset); the consumed offsets commit in the same
+transaction. A record it cannot decode is stored raw and flagged, never retried forever.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import TopicPartition
+from golive_eventing.db import offsets_table, store_offsets, stored_positions
+from golive_eventing.runner import Consumed, ProjectionStore
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+events = Table(
+    "recorded_events",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("topic", String(249), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("timestamp", DateTime(timezone=True), nullable=False, index=True),
+    Column("key", String(200), index=True),
+    Column("event_type", String(100), index=True),
+    Column("event_id", String(36)),
+    Column("correlation_id", String(100), index=True),
+    Column("headers", JSON, nullable=False),
+    Column("raw", LargeBinary),
+    Column("payload", JSON),
+    Column("decode_error", Text),
+    UniqueConstraint("topic", "partition", "offset", name="uq_recorded_position"),
+)
+consumer_offsets = offsets_table(metadata)
+
+
+def subscription(topics: Sequence[str]) -> str:
+    """A regex over the event topics and their dead-letter topics (`<topic>.<group>.dlq`)."""
+    alternatives = "|".join(re.escape(t) for t in topics)
+    return rf"^({alternatives})(\.[A-Za-z0-9_-]+\.dlq)?$"
+
+
+def _header_value(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode()
+
+
+def row_for(record: Consumed) -> dict[str, Any]:
+    event = record.event
+    headers = [[k, _header_value(v)] for k, v in record.headers]
+    header_type = next((v for k, v in headers if k == "event_type"), None)
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "timestamp": datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
+        "key": record.key,
+        "event_type": event.type_name() if event else header_type,
+        "event_id": str(event.envelope.event_id) if event else None,
+        "correlation_id": event.envelope.correlation_id if event else record.key,
+        "headers": headers,
+        "raw": record.value,
+        "payload": event.model_dump(mode="json") if event else None,
+        "decode_error": record.error,
+    }
+
+
+class Recorder(ProjectionStore):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+
+    def positions(
+        self, consumer: str, partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        return stored_positions(self.engine, consumer_offsets, consumer, partitions)
+
+    def apply(
+        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
+    ) -> None:
+        rows = [row_for(record) for record in batch]
+        with self.engine.begin() as conn:
+            conn.execute(self._insert(events).on_conflict_do_nothing(), rows)
+            store_offsets(conn, consumer_offsets, consumer, offsets)
+
+
+def _public(row: Any) -> dict[str, Any]:
+    found = dict(row._mapping)
+    raw = found.pop("raw")
+    found["raw_base64"] = base64.b64encode(raw).decode() if raw is not None else None
+    if found["timestamp"].tzinfo is None:
+        found["timestamp"] = found["timestamp"].replace(tzinfo=UTC)
+    return found
+
+
+def find_events(
+    engine: Engine,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    event_type: str | None,
+    key: str | None,
+    correlation_id: str | None,
+    after: int,
+    limit: int,
+) -> list[dict[str, Any]]:
+    query = select(events).where(events.c.seq > after).order_by(events.c.seq).limit(limit)
+    if start is not None:
+        query = query.where(events.c.timestamp >= start)
+    if end is not None:
+        query = query.where(events.c.timestamp < end)
+    if event_type is not None:
+        query = query.where(events.c.event_type == event_type)
+    if key is not None:
+        query = query.where(events.c.key == key)
+    if correlation_id is not None:
+        query = query.where(events.c.correlation_id == correlation_id)
+    with engine.connect() as conn:
+        return [_public(r) for r in conn.execute(query)]
+
+
+def timeline(engine: Engine, order_id: str) -> list[dict[str, Any]]:
+    query = (
+        select(events)
+        .where(events.c.correlation_id == order_id)
+        .order_by(events.c.timestamp, events.c.seq)
+    )
+    with engine.connect() as conn:
+        return [_public(r) for r in conn.execute(query)]

@@ -1,0 +1,62 @@
+"""The composition root of `make run`: which service processes start, with what settings."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_eventing.schemas import register_all
+from golive_platform.config import PlatformConfig
+from golive_platform.platform import Echo, Platform
+from golive_platform.services import ServiceSpec
+
+TOPICS = {"orders": "orders", "payments": "payments"}
+
+
+def _script(name: str) -> str:
+    """A console script installed beside this interpreter (the workspace's .venv/bin)."""
+    return str(Path(sys.executable).parent / name)
+
+
+def service_specs(
+    config: PlatformConfig, *, database_url: str | None = None, topics: dict[str, str] | None = None
+) -> list[ServiceSpec]:
+    """order API, order process manager, payment, audit; SQLite under the data dir unless a URL is given."""
+    names = topics or TOPICS
+    common = {
+        "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": config.registry_url,
+        "ORDERS_TOPIC": names["orders"],
+        "PAYMENTS_TOPIC": names["payments"],
+    }
+
+    def db(service: str) -> str:
+        return database_url or f"sqlite:///{config.data_dir / 'services' / f'{service}.db'}"
+
+    return [
+        ServiceSpec("order", [_script("golive-order")], config.order_port,
+                    env={**common, "ORDER_DATABASE_URL": db("order"), "ORDER_PORT": str(config.order_port)}),
+        ServiceSpec("order-pm", [_script("golive-order-process-manager")], config.order_process_manager_port,
+                    env={**common, "ORDER_PROCESS_MANAGER_PORT": str(config.order_process_manager_port)}),
+        ServiceSpec("payment", [_script("golive-payment")], config.payment_port,
+                    env={**common, "PAYMENT_DATABASE_URL": db("payment"), "PAYMENT_PORT": str(config.payment_port)}),
+        ServiceSpec("audit", [_script("golive-audit")], config.audit_port,
+                    env={**common, "AUDIT_DATABASE_URL": db("audit"), "AUDIT_PORT": str(config.audit_port)}),
+    ]  # fmt: skip
+
+
+def register_schemas(config: PlatformConfig, topics: dict[str, str] | None = None) -> None:
+    """Services never auto-register: the project registers every committed schema version first."""
+    register_all(SchemaRegistryClient({"url": config.registry_url}), topics or TOPICS)
+
+
+def system(config: PlatformConfig, *, with_postgres: bool = False, echo: Echo = print) -> Platform:
+    database_url = config.postgres_url if with_postgres else None
+    return Platform(
+        config,
+        with_postgres=with_postgres,
+        echo=echo,
+        services=service_specs(config, database_url=database_url),
+        prepare=register_schemas,
+    )

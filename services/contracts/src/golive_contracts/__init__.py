@@ -1,0 +1,1 @@
+"""Golive's event contracts."""

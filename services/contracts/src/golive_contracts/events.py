@@ -1,0 +1,101 @@
+"""The events of the order journey. Facts, in the past tense; money in integer minor units."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import ClassVar
+
+from golive_contracts.envelope import Envelope, Record
+from golive_contracts.fields import personal, public
+
+ORDERS = "orders"
+PAYMENTS = "payments"
+
+
+class Event(Record):
+    """An event: an envelope plus its facts. `topic` is the logical topic it belongs on."""
+
+    topic: ClassVar[str]
+    envelope: Envelope = public("Identity, time, journey and provenance of the event.")
+
+    @classmethod
+    def type_name(cls) -> str:
+        return cls.__name__
+
+    @classmethod
+    def full_name(cls) -> str:
+        return f"{cls.avro_namespace}.{cls.__name__}"
+
+
+class Address(Record):
+    avro_namespace: ClassVar[str] = "dev.golive.orders"
+    name: str = personal("Recipient's name.")
+    line1: str = personal("Street and number.")
+    line2: str | None = personal("Flat, floor, building.", default=None)
+    city: str = personal("City.")
+    postal_code: str = personal("Postal code.")
+    country: str = public("ISO 3166-1 alpha-2 country code.")
+
+
+class OrderLine(Record):
+    avro_namespace: ClassVar[str] = "dev.golive.orders"
+    sku: str = public("Stock keeping unit.")
+    quantity: int = public("Units ordered, at least 1.")
+    unit_price_minor: int = public("Price of one unit in minor units of the order's currency.")
+
+
+class OrderPlaced(Event):
+    avro_namespace: ClassVar[str] = "dev.golive.orders"
+    topic: ClassVar[str] = ORDERS
+    order_id: uuid.UUID = public("The order, derived from the client's Idempotency-Key.")
+    customer_id: str = personal("The customer's account id.")
+    email: str = personal("Where the customer is told about the order.")
+    shipping_address: Address = personal("Where the order goes.")
+    lines: list[OrderLine] = public("What was ordered, 1 to 100 lines.")
+    currency: str = public("ISO 4217 code of every amount in this order.")
+    total_minor: int = public("Sum of quantity x unit price over the lines, in minor units.")
+    card_token: str = personal("Payment card token (tok_<id>_<last four digits>).")
+    placed_at: datetime = public("When the order was accepted.")
+
+
+class OrderConfirmed(Event):
+    avro_namespace: ClassVar[str] = "dev.golive.orders"
+    topic: ClassVar[str] = ORDERS
+    order_id: uuid.UUID = public("The confirmed order.")
+
+
+class OrderCancelled(Event):
+    avro_namespace: ClassVar[str] = "dev.golive.orders"
+    topic: ClassVar[str] = ORDERS
+    order_id: uuid.UUID = public("The cancelled order.")
+    reason: str = public("Why, e.g. payment_declined:insufficient_funds or payment_timeout.")
+
+
+class PaymentAuthorized(Event):
+    avro_namespace: ClassVar[str] = "dev.golive.payments"
+    topic: ClassVar[str] = PAYMENTS
+    order_id: uuid.UUID = public("The order paid for.")
+    payment_id: uuid.UUID = public("This authorisation.")
+    amount_minor: int = public("Amount authorised, in minor units.")
+    currency: str = public("ISO 4217 code of the amount.")
+
+
+class PaymentDeclined(Event):
+    avro_namespace: ClassVar[str] = "dev.golive.payments"
+    topic: ClassVar[str] = PAYMENTS
+    order_id: uuid.UUID = public("The order whose payment was declined.")
+    payment_id: uuid.UUID = public("This decision.")
+    amount_minor: int = public("Amount asked for, in minor units.")
+    currency: str = public("ISO 4217 code of the amount.")
+    reason: str = public("Why, e.g. card_declined, insufficient_funds, amount_over_limit.")
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    OrderPlaced,
+    OrderConfirmed,
+    OrderCancelled,
+    PaymentAuthorized,
+    PaymentDeclined,
+)
+BY_FULL_NAME: dict[str, type[Event]] = {cls.full_name(): cls for cls in EVENT_TYPES}

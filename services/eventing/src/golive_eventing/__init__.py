@@ -1,0 +1,1 @@
+"""Golive's shared eventing runtime."""

@@ -1,0 +1,83 @@
+"""What every service shares: a registry client, the serde, health endpoints, consumer threads."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from fastapi import FastAPI, Response
+from pydantic import BaseModel
+
+from golive_eventing.health import Readiness
+from golive_eventing.runner import Runner
+from golive_eventing.serde import EventSerde
+from golive_eventing.settings import KafkaSettings
+
+
+def make_serde(settings: KafkaSettings) -> EventSerde:
+    registry = SchemaRegistryClient({"url": settings.schema_registry_url})
+    return EventSerde(registry, settings.topic_map())
+
+
+class ReadinessReport(BaseModel):
+    ready: bool
+    checks: dict[str, bool]
+
+
+def add_health(app: FastAPI, readiness: Readiness) -> None:
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Broker, registry, database reachable and the consumer joined its group",
+        response_model=ReadinessReport,
+        responses={503: {"model": ReadinessReport}},
+    )
+    def readyz(response: Response) -> ReadinessReport:
+        checks = readiness.report()
+        ready = all(checks.values())
+        if not ready:
+            response.status_code = 503
+        return ReadinessReport(ready=ready, checks=checks)
+
+
+class RunnerThreads:
+    """Consumer loops on their own threads, started and stopped with the app (SIGTERM included)."""
+
+    def __init__(self, runners: Sequence[Runner]) -> None:
+        self.runners = list(runners)
+        self.threads = [
+            threading.Thread(target=r.run, name=f"{r.group}-loop", daemon=True)
+            for r in self.runners
+        ]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        for runner in self.runners:
+            runner.stop()
+        for thread in self.threads:
+            thread.join(timeout_s)
+
+
+def runner_lifespan(
+    runners: RunnerThreads, *closers: Callable[[], None]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the consumer loops with the app; on shutdown (SIGTERM) stop them, then close the rest."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runners.start()
+        yield
+        runners.stop()
+        for close in closers:
+            close()
+
+    return lifespan

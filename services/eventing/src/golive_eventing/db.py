@@ -1,0 +1,86 @@
+"""SQLAlchemy engines for the read models: SQLite under var/ by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import TopicPartition
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    and_,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, create_engine
+
+
+def make_engine(url: str) -> Engine:
+    """postgresql:// URLs use psycopg 3; SQLite gets WAL and a busy timeout for concurrent readers."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def offsets_table(metadata: MetaData, name: str = "consumer_offsets") -> Table:
+    """Where a projection keeps its position, written in the same transaction as its changes."""
+    return Table(
+        name,
+        metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("topic", String(249), primary_key=True),
+        Column("partition", Integer, primary_key=True, autoincrement=False),
+        Column("next_offset", BigInteger, nullable=False),
+    )
+
+
+def stored_positions(
+    engine: Engine, table: Table, consumer: str, partitions: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    """The next offset per partition a projection has stored (only those it has seen)."""
+    wanted = set(partitions)
+    with engine.connect() as conn:
+        rows = conn.execute(select(table).where(table.c.consumer == consumer))
+        return {
+            (r.topic, r.partition): r.next_offset for r in rows if (r.topic, r.partition) in wanted
+        }
+
+
+def store_offsets(
+    conn: Connection, table: Table, consumer: str, offsets: Sequence[TopicPartition]
+) -> None:
+    """Upsert a consumer's next offsets, inside the caller's transaction."""
+    for tp in offsets:
+        key = and_(
+            table.c.consumer == consumer,
+            table.c.topic == tp.topic,
+            table.c.partition == tp.partition,
+        )
+        changed = conn.execute(update(table).where(key).values(next_offset=tp.offset))
+        if changed.rowcount == 0:
+            conn.execute(
+                insert(table).values(
+                    consumer=consumer, topic=tp.topic, partition=tp.partition, next_offset=tp.offset
+                )
+            )

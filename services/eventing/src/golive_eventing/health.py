@@ -1,0 +1,74 @@
+"""Liveness and readiness: /healthz says the process runs; /readyz that its dependencies answer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+from confluent_kafka.admin import AdminClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from golive_eventing.runner import Runner
+from golive_eventing.settings import KafkaSettings
+
+Check = Callable[[], bool]
+
+
+def broker_check(settings: KafkaSettings) -> Check:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+
+    def check() -> bool:
+        try:
+            return bool(admin.list_topics(timeout=1.0).brokers)
+        except Exception:  # any failure to get metadata means "not ready"
+            return False
+
+    return check
+
+
+def registry_check(settings: KafkaSettings) -> Check:
+    def check() -> bool:
+        try:
+            return (
+                httpx.get(f"{settings.schema_registry_url}/subjects", timeout=1.0).status_code
+                == 200
+            )
+        except httpx.HTTPError:
+            return False
+
+    return check
+
+
+def database_check(engine: Engine) -> Check:
+    def check() -> bool:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # any failure to run a query means "not ready"
+            return False
+        return True
+
+    return check
+
+
+def joined_check(runner: Runner) -> Check:
+    """The consumer joined its group (it may hold no partition: it still counts)."""
+    return runner.joined.is_set
+
+
+@dataclass
+class Readiness:
+    """Named checks, evaluated at most once per `ttl_s` so probes stay cheap."""
+
+    checks: dict[str, Check]
+    ttl_s: float = 1.0
+    _cached: tuple[float, dict[str, bool]] = field(default=(0.0, {}))
+
+    def report(self) -> dict[str, bool]:
+        now = time.monotonic()
+        if now - self._cached[0] > self.ttl_s:
+            self._cached = (now, {name: check() for name, check in self.checks.items()})
+        return self._cached[1]

@@ -1,0 +1,132 @@
+"""Events to and from the Confluent wire format (magic byte, schema id, Avro), via the registry.
+
+Several event types share a topic (TopicRecordNameStrategy), so the reader learns the type from
+the writer schema's name, then resolves writer to reader schema (upcasting old versions).
+Services never register: a schema the registry does not know is a deployment error.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+from typing import Any
+
+import fastavro
+import httpx
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from golive_contracts.avro import avro_schema, subject_for
+from golive_contracts.events import BY_FULL_NAME, Event
+
+MAGIC = 0
+_HEADER = struct.Struct(">bI")
+
+
+class PoisonRecordError(ValueError):
+    """A record no retry can decode: not our wire format, an unknown schema, truncated bytes."""
+
+
+class RegistryUnavailableError(RuntimeError):
+    """The registry could not be asked: transient, pause and retry, never dead-letter."""
+
+
+class SchemaNotRegisteredError(RuntimeError):
+    """The registry does not know a schema this service writes: run `golive schemas register`."""
+
+
+class EventSerde:
+    def __init__(self, registry: SchemaRegistryClient, topics: dict[str, str]) -> None:
+        self.registry = registry
+        self.topics = topics
+        self._lock = threading.Lock()
+        self._writer_ids: dict[type[Event], int] = {}
+        self._writers: dict[type[Event], Any] = {}
+        self._readers: dict[type[Event], Any] = {}
+        self._by_id: dict[int, tuple[type[Event], Any]] = {}
+
+    def topic_of(self, event: type[Event]) -> str:
+        return self.topics[event.topic]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def schema_id(self, event: type[Event]) -> int:
+        """The registry's id of this event's current schema (looked up once, never registered)."""
+        if event not in self._writer_ids:
+            subject = subject_for(self.topic_of(event), event)
+            schema = Schema(json.dumps(avro_schema(event)), "AVRO")
+            try:
+                found = self.registry.lookup_schema(subject, schema)
+            except SchemaRegistryError as exc:
+                if exc.http_status_code == 404:
+                    raise SchemaNotRegisteredError(
+                        f"schema of {event.type_name()} is not registered under {subject}: "
+                        "run `golive schemas register`"
+                    ) from exc
+                raise RegistryUnavailableError(str(exc)) from exc
+            except (httpx.HTTPError, OSError) as exc:
+                raise RegistryUnavailableError(str(exc)) from exc
+            if found.schema_id is None:
+                raise SchemaNotRegisteredError(f"the registry returned no id for {subject}")
+            with self._lock:
+                self._writer_ids[event] = found.schema_id
+                self._writers[event] = fastavro.parse_schema(avro_schema(event))
+        return self._writer_ids[event]
+
+    def serialize(self, event: Event) -> bytes:
+        cls = type(event)
+        schema_id = self.schema_id(cls)
+        buffer = io.BytesIO()
+        buffer.write(_HEADER.pack(MAGIC, schema_id))
+        fastavro.schemaless_writer(buffer, self._writers[cls], event.model_dump(mode="python"))
+        return buffer.getvalue()
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _writer_schema(self, schema_id: int) -> tuple[type[Event], Any]:
+        if schema_id not in self._by_id:
+            try:
+                registered = self.registry.get_schema(schema_id)
+            except SchemaRegistryError as exc:
+                if exc.http_status_code == 404:
+                    raise PoisonRecordError(f"unknown schema id {schema_id}") from exc
+                raise RegistryUnavailableError(str(exc)) from exc
+            except (httpx.HTTPError, OSError) as exc:
+                raise RegistryUnavailableError(str(exc)) from exc
+            raw = json.loads(registered.schema_str or "{}")
+            full_name = f"{raw.get('namespace', '')}.{raw.get('name', '')}"
+            if full_name not in BY_FULL_NAME:
+                raise PoisonRecordError(f"schema id {schema_id} is {full_name}, not a Golive event")
+            with self._lock:
+                self._by_id[schema_id] = (BY_FULL_NAME[full_name], fastavro.parse_schema(raw))
+        return self._by_id[schema_id]
+
+    def _reader(self, event: type[Event]) -> Any:
+        if event not in self._readers:
+            with self._lock:
+                self._readers[event] = fastavro.parse_schema(avro_schema(event))
+        return self._readers[event]
+
+    def _decode(self, data: bytes | None, upcast: bool) -> tuple[type[Event], Any]:
+        if data is None or len(data) < _HEADER.size:
+            raise PoisonRecordError("record too short for the wire format (no magic byte and id)")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise PoisonRecordError(f"magic byte {magic} is not {MAGIC}: not the registry's format")
+        cls, writer = self._writer_schema(schema_id)
+        reader = self._reader(cls) if upcast else None
+        try:
+            return cls, fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
+        except (EOFError, ValueError, IndexError, struct.error) as exc:
+            raise PoisonRecordError(f"cannot decode {cls.type_name()}: {exc}") from exc
+
+    def deserialize(self, data: bytes | None) -> Event:
+        """The event as this build reads it: the writer's version resolved to the current model."""
+        cls, record = self._decode(data, upcast=True)
+        return cls.model_validate(record)
+
+    def decode_raw(self, data: bytes | None) -> tuple[type[Event], dict[str, Any]]:
+        """The writer's view of a record, for the recorder: type and payload as written."""
+        cls, record = self._decode(data, upcast=False)
+        return cls, dict(record)

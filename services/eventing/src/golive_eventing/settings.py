@@ -1,0 +1,23 @@
+"""Connection settings every service shares, from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    """Where Kafka and the registry are, and the names of the topics (tests use their own)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
+    orders_topic: str = "orders"
+    payments_topic: str = "payments"
+    # Bounded: an HTTP handler answers 503 instead of hanging when the broker is away.
+    delivery_timeout_ms: int = 5000
+    linger_ms: int = 1
+
+    def topic_map(self) -> dict[str, str]:
+        """Logical topic (as the contracts name it) -> the topic in this environment."""
+        return {"orders": self.orders_topic, "payments": self.payments_topic}

@@ -1,0 +1,256 @@
+"""The order HTTP API: POST /orders (idempotent, 202 after the broker acknowledged), GET /orders."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Header, HTTPException, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from golive_contracts.envelope import order_id_for
+from golive_contracts.events import Address, OrderLine
+from golive_eventing.app import RunnerThreads, add_health, runner_lifespan
+from golive_eventing.health import Readiness
+from golive_eventing.producer import DeliveryFailedError, EventProducer
+from golive_eventing.serde import RegistryUnavailableError, SchemaNotRegisteredError
+from sqlalchemy.engine import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from golive_order import store
+from golive_order.domain import Context, OrderState, OrderStatus, PlaceOrder, decide
+from golive_order.models import OrderAccepted, OrderCreate, OrderPage, OrderPublic
+from golive_order.settings import OrderSettings
+
+SERVICE = "order"
+PROJECTOR_GROUP = "order-projector"
+IN_FLIGHT_WAIT_S = 10.0
+RETRY_AFTER_S = "1"
+
+
+@dataclass
+class OrderService:
+    """Everything a request needs, wired by bootstrap.py (tests wire their own)."""
+
+    settings: OrderSettings
+    engine: Engine
+    producer: EventProducer
+    keys: store.IdempotencyStore
+    readiness: Readiness
+    runners: RunnerThreads
+    clock: Callable[[], datetime]
+
+
+class BodyLimit:
+    """413 for a body over the limit, whether or not it declares its length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLargeError:
+            await _too_large(send, self.max_bytes)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = f'{{"detail":"request body larger than {max_bytes} bytes"}}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json")]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+def _request_hash(order: OrderCreate) -> str:
+    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+
+
+def _idempotency_problem(message: str) -> HTTPException:
+    detail = [
+        {"loc": ["header", "Idempotency-Key"], "msg": message, "type": "idempotency_key_reused"}
+    ]
+    return HTTPException(status_code=422, detail=detail)
+
+
+def _unavailable(reason: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"{reason}: outcome unknown, retry with the same Idempotency-Key"},
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+def create_app(service: OrderService) -> FastAPI:
+    lifespan = runner_lifespan(service.runners, service.producer.close)
+    app = FastAPI(title="Golive order API", version=service.settings.version, lifespan=lifespan)
+    app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
+    add_health(app, service.readiness)
+    settings = service.settings
+
+    @app.post(
+        "/orders",
+        status_code=202,
+        response_model=OrderAccepted,
+        summary="Place an order (idempotent with Idempotency-Key)",
+        responses={
+            413: {"description": "Body too large"},
+            503: {"description": "Not durable: retry with the same Idempotency-Key"},
+        },
+    )
+    async def place_order(
+        order: OrderCreate,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                min_length=1,
+                max_length=200,
+                description="Retries with the same key place one order.",
+            ),
+        ] = None,
+    ) -> Any:
+        key = idempotency_key or f"generated:{uuid.uuid4()}"
+        order_id = order_id_for(key)
+        claim, record = await run_in_threadpool(
+            service.keys.claim, key, _request_hash(order), str(order_id)
+        )
+        if claim is store.Claim.CONFLICT:
+            raise _idempotency_problem(
+                "this Idempotency-Key was used with a different request body"
+            )
+        if claim is store.Claim.IN_FLIGHT:
+            record = await _wait_for_answer(service, key)
+            if record is None:
+                return _unavailable("the first request with this key has not finished")
+        if claim is not store.Claim.NEW:
+            return _accepted(response, order_id)
+
+        command = PlaceOrder(
+            order_id=order_id,
+            idempotency_key=key,
+            customer_id=order.customer_id,
+            email=str(order.email),
+            shipping_address=Address(**order.shipping_address.model_dump()),
+            lines=tuple(OrderLine(**line.model_dump()) for line in order.lines),
+            currency=order.currency,
+            card_token=order.card_token,
+        )
+        ctx = Context(now=service.clock(), producer=SERVICE, version=settings.version)
+        (placed,) = decide(command, OrderState(), ctx)
+        try:
+            delivered = await service.producer.publish(placed, key=str(order_id))
+        except (DeliveryFailedError, RegistryUnavailableError) as exc:
+            await run_in_threadpool(service.keys.release, key)
+            return _unavailable(f"not durable ({exc})")
+        except SchemaNotRegisteredError:
+            await run_in_threadpool(service.keys.release, key)
+            raise
+        await run_in_threadpool(service.keys.complete, key, delivered.partition, delivered.offset)
+        return _accepted(response, order_id)
+
+    @app.get(
+        "/orders/{order_id}",
+        response_model=OrderPublic,
+        responses={404: {"description": "Unknown order"}},
+    )
+    async def get_order(order_id: uuid.UUID) -> Any:
+        found = await run_in_threadpool(store.get_order, service.engine, str(order_id))
+        if found is None and await _caught_up(service, str(order_id)):
+            found = await run_in_threadpool(store.get_order, service.engine, str(order_id))
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"order {order_id} not found")
+        return found
+
+    @app.get(
+        "/orders",
+        response_model=OrderPage,
+        responses={422: {"description": "Invalid filter or cursor"}},
+    )
+    async def list_orders(
+        customer_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        status: OrderStatus | None = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        cursor: Annotated[str | None, Query(max_length=500)] = None,
+    ) -> Any:
+        try:
+            items, next_cursor = await run_in_threadpool(
+                store.list_orders, service.engine, customer_id, status, limit, cursor
+            )
+        except ValueError as exc:
+            detail = [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]
+            raise HTTPException(status_code=422, detail=detail) from exc
+        return {"items": items, "next_cursor": next_cursor}
+
+    return app
+
+
+def _accepted(response: Response, order_id: uuid.UUID) -> OrderAccepted:
+    response.headers["Location"] = f"/orders/{order_id}"
+    return OrderAccepted(order_id=order_id, status=OrderStatus.PLACED)
+
+
+async def _poll(probe: Callable[[], Awaitable[bool]], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await probe():
+            return True
+        await asyncio.sleep(0.02)
+    return await probe()
+
+
+async def _wait_for_answer(service: OrderService, key: str) -> store.KeyRecord | None:
+    """Concurrent duplicate: wait (bounded) for the first request's answer."""
+
+    async def done() -> bool:
+        record = await run_in_threadpool(service.keys.get, key)
+        return record is None or record.state == "done"
+
+    if not await _poll(done, IN_FLIGHT_WAIT_S):
+        return None
+    record = await run_in_threadpool(service.keys.get, key)
+    return record if record and record.state == "done" else None
+
+
+async def _caught_up(service: OrderService, order_id: str) -> bool:
+    """Read your own writes: wait (bounded) until the projection passed this order's OrderPlaced."""
+    written = await run_in_threadpool(service.keys.written, order_id)
+    if written is None or written.partition is None or written.offset is None:
+        return False
+    topic, partition, offset = service.settings.orders_topic, written.partition, written.offset
+
+    async def projected() -> bool:
+        position = await run_in_threadpool(
+            store.projected_offset, service.engine, PROJECTOR_GROUP, topic, partition
+        )
+        return position > offset
+
+    return await _poll(projected, service.settings.read_your_writes_timeout_s)

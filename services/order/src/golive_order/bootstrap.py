@@ -1,0 +1,85 @@
+"""Wiring: settings -> database, registry, producer, consumer loops -> the app. Tests wire their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from golive_eventing import tracing
+from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
+from golive_eventing.db import make_engine
+from golive_eventing.health import (
+    Readiness,
+    broker_check,
+    database_check,
+    joined_check,
+    registry_check,
+)
+from golive_eventing.producer import EventProducer
+from golive_eventing.runner import ProjectionRunner, TransactionalProcessor
+
+from golive_order import store
+from golive_order.api import PROJECTOR_GROUP, SERVICE, OrderService, create_app
+from golive_order.process_manager import GROUP, settle_payments
+from golive_order.settings import OrderSettings
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    tracing.setup(SERVICE)
+    engine = make_engine(settings.order_database_url)
+    store.create_schema(engine)
+    serde = make_serde(settings)
+    producer = EventProducer(settings, serde, client_id=f"{SERVICE}-api-{settings.instance_id}")
+    projector = ProjectionRunner(
+        settings, serde, PROJECTOR_GROUP, [settings.orders_topic], store.OrderProjection(engine)
+    )
+    readiness = Readiness(
+        {
+            "broker": broker_check(settings),
+            "registry": registry_check(settings),
+            "database": database_check(engine),
+            "consumer": joined_check(projector),
+        }
+    )
+    service = OrderService(
+        settings=settings,
+        engine=engine,
+        producer=producer,
+        keys=store.IdempotencyStore(engine, settings.idempotency_lease_s),
+        readiness=readiness,
+        runners=RunnerThreads([projector]),
+        clock=clock,
+    )
+    return create_app(service)
+
+
+def process_manager_app(
+    settings: OrderSettings, clock: Callable[[], datetime] = utc_now
+) -> FastAPI:
+    """The process manager in its own process; HTTP only for health."""
+    tracing.setup("order-process-manager")
+    serde = make_serde(settings)
+    processor = TransactionalProcessor(
+        settings, serde, GROUP, [settings.payments_topic], settle_payments(clock, settings.version),
+        instance=settings.instance_id,
+    )  # fmt: skip
+    runners = RunnerThreads([processor])
+    readiness = Readiness(
+        {
+            "broker": broker_check(settings),
+            "registry": registry_check(settings),
+            "consumer": joined_check(processor),
+        }
+    )
+    app = FastAPI(
+        title="Golive order process manager",
+        version=settings.version,
+        lifespan=runner_lifespan(runners),
+    )
+    add_health(app, readiness)
+    return app

@@ -1,0 +1,201 @@
+"""Payment: OrderPlaced in, PaymentAuthorized / PaymentDeclined out (one Kafka transaction per batch),
+and a read model of the payments topic behind GET /payments/{order_id}."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import TopicPartition
+from fastapi import FastAPI, HTTPException
+from fastapi.concurrency import run_in_threadpool
+from golive_contracts.envelope import GOLIVE_NAMESPACE, Envelope, event_id_for
+from golive_contracts.events import Event, OrderPlaced, PaymentAuthorized, PaymentDeclined
+from golive_eventing import tracing
+from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
+from golive_eventing.db import make_engine, offsets_table, store_offsets, stored_positions
+from golive_eventing.health import (
+    Readiness,
+    broker_check,
+    database_check,
+    joined_check,
+    registry_check,
+)
+from golive_eventing.runner import (
+    Consumed,
+    ProjectionRunner,
+    ProjectionStore,
+    TransactionalProcessor,
+)
+from golive_eventing.settings import KafkaSettings
+from pydantic import BaseModel
+from pydantic_settings import SettingsConfigDict
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy.engine import Engine
+
+from golive_payment.rules import card_last4, decide_payment
+
+SERVICE = "payment"
+PROCESSOR_GROUP = "payment"
+PROJECTOR_GROUP = "payment-projector"
+VERSION = "0.1.0"
+
+
+class PaymentSettings(KafkaSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    payment_database_url: str = "sqlite:///var/payment.db"
+    payment_host: str = "127.0.0.1"
+    payment_port: int = 8020
+    instance_id: str = "0"
+
+
+def payment_for(
+    placed: OrderPlaced, clock: Callable[[], datetime]
+) -> PaymentAuthorized | PaymentDeclined:
+    """The provider's decision on one order, as an event whose ids derive from the order's."""
+    decision = decide_payment(placed.total_minor, placed.currency, card_last4(placed.card_token))
+    event_type = "PaymentAuthorized" if decision.authorized else "PaymentDeclined"
+    cause = str(placed.envelope.event_id)
+    common: dict[str, Any] = {
+        "envelope": Envelope(
+            event_id=event_id_for(cause, event_type),
+            event_type=event_type,
+            occurred_at=clock(),
+            correlation_id=str(placed.order_id),
+            causation_id=cause,
+            producer=SERVICE,
+            producer_version=VERSION,
+        ),
+        "order_id": placed.order_id,
+        "payment_id": uuid.uuid5(GOLIVE_NAMESPACE, f"payment:{placed.order_id}"),
+        "amount_minor": placed.total_minor,
+        "currency": placed.currency,
+    }
+    if decision.authorized:
+        return PaymentAuthorized(**common)
+    return PaymentDeclined(**common, reason=decision.reason or "declined")
+
+
+def authorize_orders(clock: Callable[[], datetime]) -> Callable[[Event, Consumed], list[Event]]:
+    def handle(event: Event, record: Consumed) -> list[Event]:
+        del record
+        return [payment_for(event, clock)] if isinstance(event, OrderPlaced) else []
+
+    return handle
+
+
+# -- read model --------------------------------------------------------------------------------
+
+metadata = MetaData()
+payments = Table(
+    "payments",
+    metadata,
+    Column("order_id", String(36), primary_key=True),
+    Column("payment_id", String(36), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", String(100)),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+)
+consumer_offsets = offsets_table(metadata)
+
+
+class PaymentPublic(BaseModel):
+    order_id: uuid.UUID
+    payment_id: uuid.UUID
+    status: str
+    reason: str | None
+    amount_minor: int
+    currency: str
+    decided_at: datetime
+
+
+class PaymentProjection(ProjectionStore):
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def positions(
+        self, consumer: str, partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        return stored_positions(self.engine, consumer_offsets, consumer, partitions)
+
+    def apply(
+        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
+    ) -> None:
+        with self.engine.begin() as conn:
+            for record in batch:
+                event = record.event
+                if not isinstance(event, PaymentAuthorized | PaymentDeclined):
+                    continue
+                seen = conn.execute(
+                    select(payments.c.order_id).where(payments.c.order_id == str(event.order_id))
+                )
+                if seen.first() is not None:
+                    continue  # the first decision stands; a duplicate changes nothing
+                conn.execute(
+                    insert(payments).values(
+                        order_id=str(event.order_id),
+                        payment_id=str(event.payment_id),
+                        status="AUTHORIZED" if isinstance(event, PaymentAuthorized) else "DECLINED",
+                        reason=getattr(event, "reason", None),
+                        amount_minor=event.amount_minor,
+                        currency=event.currency,
+                        decided_at=event.envelope.occurred_at,
+                    )
+                )
+            store_offsets(conn, consumer_offsets, consumer, offsets)
+
+
+def get_payment(engine: Engine, order_id: str) -> dict[str, Any] | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(payments).where(payments.c.order_id == order_id)).first()
+    if row is None:
+        return None
+    found = dict(row._mapping)
+    if found["decided_at"].tzinfo is None:
+        found["decided_at"] = found["decided_at"].replace(tzinfo=UTC)
+    return found
+
+
+def payment_app(
+    settings: PaymentSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> FastAPI:
+    tracing.setup(SERVICE)
+    engine = make_engine(settings.payment_database_url)
+    metadata.create_all(engine)
+    serde = make_serde(settings)
+    processor = TransactionalProcessor(
+        settings, serde, PROCESSOR_GROUP, [settings.orders_topic], authorize_orders(clock),
+        instance=settings.instance_id,
+    )  # fmt: skip
+    projector = ProjectionRunner(
+        settings, serde, PROJECTOR_GROUP, [settings.payments_topic], PaymentProjection(engine)
+    )
+    runners = RunnerThreads([processor, projector])
+    readiness = Readiness(
+        {
+            "broker": broker_check(settings),
+            "registry": registry_check(settings),
+            "database": database_check(engine),
+            "consumer": lambda: joined_check(processor)() and joined_check(projector)(),
+        }
+    )
+    app = FastAPI(title="Golive payment API", version=VERSION, lifespan=runner_lifespan(runners))
+    add_health(app, readiness)
+
+    @app.get(
+        "/payments/{order_id}",
+        response_model=PaymentPublic,
+        responses={404: {"description": "No decision yet"}},
+    )
+    async def read_payment(order_id: uuid.UUID) -> Any:
+        found = await run_in_threadpool(get_payment, engine, str(order_id))
+        if found is None:
+            raise HTTPException(status_code=404, detail=f"no payment decision for order {order_id}")
+        return found
+
+    return app

@@ -1,0 +1,86 @@
+"""Payment on the real broker: OrderPlaced in, a decision out (transactionally), readable over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from fastapi.testclient import TestClient
+from golive_contracts.events import Event, PaymentAuthorized, PaymentDeclined
+from golive_eventing.producer import EventProducer
+from golive_eventing.serde import EventSerde
+from golive_eventing.settings import KafkaSettings
+from golive_payment.service import PaymentSettings, payment_app
+from golive_platform.testing import Cluster
+
+from tests.conftest import Topics
+from tests.factories import order_placed
+from tests.helpers import eventually, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def events_on(cluster: Cluster, topics: Topics, topic: str) -> list[Event]:
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    return [serde.deserialize(v) for _, v in read_topic(cluster.bootstrap_servers, topic)]
+
+
+def publisher(cluster: Cluster, topics: Topics) -> EventProducer:
+    settings = KafkaSettings.model_validate(topics.env(cluster))
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    return EventProducer(settings, serde, client_id="test-publisher")
+
+
+@pytest.fixture
+def payment(
+    cluster: Cluster, topics: Topics, database_url: str, unique: str
+) -> Iterator[TestClient]:
+    settings = PaymentSettings.model_validate(
+        {**topics.env(cluster), "payment_database_url": database_url, "instance_id": unique}
+    )
+    with TestClient(payment_app(settings)) as client:
+        eventually(lambda: client.get("/readyz").status_code == 200, 30, "payment to be ready")
+        yield client
+
+
+def test_orders_are_decided_by_the_rules_once_each(
+    payment: TestClient, cluster: Cluster, topics: Topics
+) -> None:
+    orders = {
+        "tok_visa_4242": order_placed(card="tok_visa_4242"),
+        "tok_visa_9995": order_placed(card="tok_visa_9995"),
+        "over-limit": order_placed(card="tok_visa_4242", total_minor=2_000_000),
+    }
+    producer = publisher(cluster, topics)
+    for event in orders.values():
+        producer.publish_sync(event, key=str(event.order_id))
+    producer.close()
+
+    def decided() -> list[Event] | None:
+        found = events_on(cluster, topics, topics.payments)
+        return found if len(found) >= len(orders) else None
+
+    by_order = {str(e.order_id): e for e in eventually(decided, 30, "three payment decisions")}  # type: ignore[attr-defined]
+    assert len(by_order) == 3
+    authorized = by_order[str(orders["tok_visa_4242"].order_id)]
+    assert isinstance(authorized, PaymentAuthorized)
+    assert authorized.amount_minor == 2500
+    assert authorized.envelope.causation_id == str(orders["tok_visa_4242"].envelope.event_id)
+    declined = by_order[str(orders["tok_visa_9995"].order_id)]
+    assert isinstance(declined, PaymentDeclined)
+    assert declined.reason == "insufficient_funds"
+    assert (
+        getattr(by_order[str(orders["over-limit"].order_id)], "reason", None) == "amount_over_limit"
+    )
+
+    order_id = str(orders["tok_visa_9995"].order_id)
+    eventually(
+        lambda: payment.get(f"/payments/{order_id}").status_code == 200,
+        15,
+        "the payment read model",
+    )
+    response = payment.get(f"/payments/{order_id}")
+    assert response.json()["status"] == "DECLINED"
+    assert response.json()["reason"] == "insufficient_funds"
+    assert payment.get("/payments/00000000-0000-0000-0000-000000000000").status_code == 404

@@ -1,0 +1,58 @@
+"""Events cross the wire in the registry's format; poison is recognised as such, never as an outage."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_contracts.avro import subject_for
+from golive_contracts.events import OrderPlaced
+from golive_eventing.serde import EventSerde, PoisonRecordError, SchemaNotRegisteredError
+from golive_platform.testing import Cluster
+
+from tests.conftest import Topics
+from tests.factories import order_placed
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def serde(cluster: Cluster, topics: Topics) -> EventSerde:
+    return EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+
+
+def test_round_trip_in_the_confluent_wire_format(
+    serde: EventSerde, cluster: Cluster, topics: Topics
+) -> None:
+    event = order_placed()
+    data = serde.serialize(event)
+    registered = SchemaRegistryClient({"url": cluster.registry_url}).get_latest_version(
+        subject_for(topics.orders, OrderPlaced)
+    )
+    magic, schema_id = struct.unpack(">bI", data[:5])
+    assert (magic, schema_id) == (0, registered.schema_id)
+    assert serde.deserialize(data) == event
+
+
+def test_poison_records_are_named_for_what_they_are(serde: EventSerde) -> None:
+    good = serde.serialize(order_placed())
+    with pytest.raises(PoisonRecordError, match="magic byte"):
+        serde.deserialize(b"{json: not ours}")
+    with pytest.raises(PoisonRecordError, match="too short"):
+        serde.deserialize(b"\x00\x00")
+    with pytest.raises(PoisonRecordError, match="unknown schema id"):
+        serde.deserialize(b"\x00" + (2**31 - 7).to_bytes(4, "big") + good[5:])
+    with pytest.raises(PoisonRecordError, match="cannot decode OrderPlaced"):
+        serde.deserialize(good[: len(good) // 2])
+    with pytest.raises(PoisonRecordError, match="too short"):
+        serde.deserialize(None)
+
+
+def test_services_never_register_schemas(cluster: Cluster, unique: str) -> None:
+    unregistered = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}),
+                              {"orders": f"orders.nowhere.{unique}", "payments": f"payments.nowhere.{unique}"})  # fmt: skip
+    with pytest.raises(SchemaNotRegisteredError, match="golive schemas register"):
+        unregistered.serialize(order_placed())
+    subjects = SchemaRegistryClient({"url": cluster.registry_url}).get_subjects()
+    assert not [s for s in subjects if unique in s]
