@@ -205,6 +205,14 @@ def test_malformed_json_is_422(edge: TestClient) -> None:
     assert response.json()["detail"][0]["type"] == "json_invalid"
 
 
+def test_a_body_that_is_not_even_utf8_is_422(edge: TestClient) -> None:
+    response = edge.post(
+        "/orders", content=b"H1\xff+\x16\xe2V8", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["type"] == "json_invalid"
+
+
 def test_oversized_body_is_413(edge: TestClient) -> None:
     huge = order_request(customer="x" * (70 * 1024))
     assert post(edge, huge).status_code == 413

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Query, Response
+from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from golive_contracts.envelope import order_id_for
 from golive_contracts.events import Address, OrderLine
@@ -21,6 +22,7 @@ from golive_eventing.health import Readiness
 from golive_eventing.producer import DeliveryFailedError, EventProducer
 from golive_eventing.serde import RegistryUnavailableError, SchemaNotRegisteredError
 from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from golive_order import store
@@ -113,6 +115,7 @@ def create_app(service: OrderService) -> FastAPI:
     lifespan = runner_lifespan(service.runners, service.producer.close)
     app = FastAPI(title="Golive order API", version=service.settings.version, lifespan=lifespan)
     app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)
+    app.add_exception_handler(StarletteHTTPException, _unparseable_body_is_422)
     add_health(app, service.readiness)
     settings = service.settings
 
@@ -211,6 +214,15 @@ def create_app(service: OrderService) -> FastAPI:
         return {"items": items, "next_cursor": next_cursor}
 
     return app
+
+
+async def _unparseable_body_is_422(request: Request, exc: Exception) -> Response:
+    """FastAPI answers 400 for a body it cannot even decode (not UTF-8); to clients it is malformed JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        detail = [{"loc": ["body"], "msg": "body is not valid UTF-8 JSON", "type": "json_invalid"}]
+        return JSONResponse(status_code=422, content={"detail": detail})
+    return await http_exception_handler(request, exc)
 
 
 def _accepted(response: Response, order_id: uuid.UUID) -> OrderAccepted:

@@ -1,0 +1,64 @@
+"""The running system: the four real service processes on the test platform, on topics of their own."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from golive_cli.system import service_specs
+from golive_platform.config import PlatformConfig
+from golive_platform.platform import Platform
+from golive_platform.testing import Cluster, suite_config
+
+from tests.conftest import Topics, make_topics
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class System:
+    config: PlatformConfig
+    topics: Topics
+    order_url: str
+    payment_url: str
+    audit_url: str
+
+
+@pytest.fixture(scope="module")
+def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    topics = make_topics(cluster, f"e2e{uuid.uuid4().hex[:8]}", partitions=6)
+    config = suite_config(
+        data_dir=tmp_path_factory.mktemp("system"),
+        order_port=free_port(),
+        order_process_manager_port=free_port(),
+        payment_port=free_port(),
+        audit_port=free_port(),
+    )
+    where = {
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": cluster.registry_url,
+    }
+    specs = [
+        dataclasses.replace(s, env={**s.env, **where})
+        for s in service_specs(config, topics=topics.as_map())
+    ]
+    platform = Platform(config, services=specs, echo=lambda _line: None)
+    platform.start_services()
+    try:
+        yield System(
+            config,
+            topics,
+            order_url=f"http://127.0.0.1:{config.order_port}",
+            payment_url=f"http://127.0.0.1:{config.payment_port}",
+            audit_url=f"http://127.0.0.1:{config.audit_port}",
+        )
+    finally:
+        platform.stop_services()
