@@ -12,7 +12,7 @@ GOLIVE := $(RUN) golive
 PYTEST_ARGS ?=
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
-        bench-platform postgres-install
+        bench-platform postgres-install demo
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -72,6 +72,9 @@ types: install ## mypy --strict
 test: lint types postgres-install fetch ## Lint, type-check and run the whole suite against the real platform
 	@rc=0; $(RUN) pytest $(PYTEST_ARGS) || rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+demo: install ## Against the running system (make up): a mix of orders, each one's final state and timeline
+	$(GOLIVE) demo
 
 bench-platform: install fetch ## Cold/warm start, resident memory, raw produce/consume throughput
 	$(RUN) python load/bench_platform.py

@@ -81,3 +81,20 @@ def test_topics_are_applied_before_the_registry_starts(compose: dict[str, Any]) 
 def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     for service in ("kafka", "registry", "postgres"):
         assert compose[service]["healthcheck"]["test"], service
+
+
+def test_services_run_after_the_schemas_are_registered(compose: dict[str, Any]) -> None:
+    assert compose["schemas"]["command"] == ["golive", "schemas", "register"]
+    assert compose["schemas"]["depends_on"]["registry"]["condition"] == "service_healthy"
+    ports = {"order": CONFIG.order_port, "order-pm": CONFIG.order_process_manager_port,
+             "payment": CONFIG.payment_port, "audit": CONFIG.audit_port}  # fmt: skip
+    for service, port in ports.items():
+        spec = compose[service]
+        assert spec["depends_on"]["schemas"]["condition"] == "service_completed_successfully", (
+            service
+        )
+        assert _host_ports(spec) == {port: port}, service
+        assert f"localhost:{port}/readyz" in " ".join(spec["healthcheck"]["test"]), service
+        dockerfile = CONFIG.root / spec["build"]["dockerfile"]
+        assert dockerfile.is_file(), service
+        assert "uv sync --frozen" in dockerfile.read_text()

@@ -9,6 +9,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
+import httpx
 import typer
 from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
@@ -17,6 +18,7 @@ from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
 from golive_platform.topics import apply, load_catalogue, resolve
 
+from golive_cli.demo import run_demo
 from golive_cli.system import register_schemas, system
 
 app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
@@ -166,6 +168,26 @@ def schemas_register() -> None:
     except Exception as exc:  # the registry's errors name the subject and the rule
         raise PlatformError(f"schema registration failed: {exc}") from exc
     typer.echo(f"registered the schemas in {config.registry_url}")
+
+
+@app.command()
+@fails_cleanly
+def demo(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for every order to end.")] = 30.0,
+) -> None:
+    """Place a mix of orders against the running system; print each final state and timeline."""
+    config = PlatformConfig()
+    order_url, audit_url = (
+        f"http://{config.host}:{config.order_port}",
+        f"http://{config.host}:{config.audit_port}",
+    )
+    try:
+        code = run_demo(order_url, audit_url, timeout, typer.echo)
+    except httpx.HTTPError as exc:
+        raise PlatformError(
+            f"the system does not answer at {order_url} ({exc}): `make up` starts it"
+        ) from exc
+    raise typer.Exit(code)
 
 
 def main() -> None:

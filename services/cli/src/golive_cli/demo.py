@@ -1,0 +1,59 @@
+"""`make demo`: a mix of orders against the running system, each one's final state and timeline."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+CASES = [
+    ("a paid book order", "tok_visa_4242", "EUR", 2, 1250),
+    ("a card that is declined", "tok_visa_0002", "EUR", 1, 4999),
+    ("insufficient funds", "tok_mc_9995", "USD", 3, 1999),
+    ("yen, no minor unit", "tok_visa_4242", "JPY", 1, 3500),
+    ("over the provider's limit", "tok_visa_4242", "EUR", 3, 600_000),
+    ("a currency the provider does not take", "tok_visa_4242", "BRL", 1, 1000),
+    ("an expired card", "tok_amex_0069", "GBP", 1, 2500),
+]
+
+
+def _body(card: str, currency: str, quantity: int, price: int, n: int) -> dict[str, Any]:
+    return {
+        "customer_id": f"demo-{n % 3}",
+        "email": f"customer{n}@example.com",
+        "shipping_address": {"name": "Demo Customer", "line1": "Kafkastraat 1", "city": "Utrecht",
+                             "postal_code": "3511AA", "country": "NL"},
+        "lines": [{"sku": f"DEMO-{n}", "quantity": quantity, "unit_price_minor": price}],
+        "currency": currency,
+        "card_token": card,
+    }  # fmt: skip
+
+
+def run_demo(order_url: str, audit_url: str, timeout_s: float, echo: Any) -> int:
+    """Place the cases, wait (bounded) for each to end, print it. Exit code 1 if any stays open."""
+    placed: list[tuple[str, str]] = []
+    with httpx.Client(timeout=15) as http:
+        for n, (label, card, currency, quantity, price) in enumerate(CASES):
+            answer = http.post(f"{order_url}/orders", json=_body(card, currency, quantity, price, n),
+                               headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})  # fmt: skip
+            if answer.status_code != 202:
+                echo(f"{label}: HTTP {answer.status_code} {answer.text}")
+                return 1
+            placed.append((label, answer.json()["order_id"]))
+
+        deadline = time.monotonic() + timeout_s
+        open_orders = 0
+        for label, order_id in placed:
+            order = http.get(f"{order_url}/orders/{order_id}").json()
+            while order["status"] == "PLACED" and time.monotonic() < deadline:
+                time.sleep(0.1)  # polling the running system, bounded by the deadline
+                order = http.get(f"{order_url}/orders/{order_id}").json()
+            open_orders += order["status"] == "PLACED"
+            amount = f"{order['total_minor']} {order['currency']} (minor units)"
+            reason = f"  {order['cancel_reason']}" if order["cancel_reason"] else ""
+            echo(f"\n{label}: order {order_id}  {amount}\n  -> {order['status']}{reason}")
+            for event in http.get(f"{audit_url}/orders/{order_id}/timeline").json():
+                echo(f"     {event['timestamp']}  {event['topic']:<9} {event['event_type']}")
+    return 1 if open_orders else 0
