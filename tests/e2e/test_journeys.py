@@ -115,6 +115,10 @@ def test_200_orders_end_as_the_rules_predict_with_ordered_timelines(system: Syst
             ids = [e["payload"]["envelope"]["event_id"] for e in timeline]
             causes = [e["payload"]["envelope"]["causation_id"] for e in timeline]
             assert causes[1:] == ids[:-1]
+            # One W3C trace across the three hops: traceparent = version-traceid-spanid-flags.
+            parents = [dict(map(tuple, e["headers"])).get("traceparent", "") for e in timeline]
+            assert all(p.count("-") == 3 for p in parents), parents
+            assert len({p.split("-")[1] for p in parents}) == 1, parents
 
 
 def test_every_service_is_ready_and_documents_its_api(system: System) -> None:

@@ -30,7 +30,8 @@ def _free_port() -> int:
 
 def _isolated(tmp_path: Path, **overrides: object) -> PlatformConfig:
     ports = {name: _free_port() for name in (
-        "kafka_port", "kafka_controller_port", "registry_port", "registry_management_port", "postgres_port")}  # fmt: skip
+        "kafka_port", "kafka_controller_port", "registry_port", "registry_management_port", "postgres_port",
+        "order_port", "order_process_manager_port", "payment_port", "audit_port")}  # fmt: skip
     return suite_config(data_dir=tmp_path / "platform", **{**ports, **overrides})
 
 
@@ -158,6 +159,10 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     assert [line.split()[:2] for line in status.stdout.splitlines()] == [
         ["kafka", "ready"],
         ["registry", "ready"],
+        ["order", "ready"],
+        ["order-pm", "ready"],
+        ["payment", "ready"],
+        ["audit", "ready"],
     ]
     admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
     assert {"orders", "payments", config.registry_journal_topic} <= set(
@@ -174,7 +179,7 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
     tail = _read_until(lines, "stopped:", timeout_s=5)
-    assert "registry" in tail and "kafka" in tail
+    assert "stopped: audit, payment, order-pm, order, registry, kafka" in tail
     assert golive(config, "platform", "status").returncode == 1
 
     restarted = golive(config, "platform", "up")
@@ -187,6 +192,6 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
         .topics
     )
     down = golive(config, "platform", "down")
-    assert "stopped: registry, kafka" in down.stdout
+    assert "stopped: audit, payment, order-pm, order, registry, kafka" in down.stdout
     assert golive(config, "platform", "clean").returncode == 0
     assert not config.data_dir.exists()

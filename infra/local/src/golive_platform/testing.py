@@ -46,7 +46,8 @@ def config_env(config: PlatformConfig) -> dict[str, str]:
     """The GOLIVE_* environment that makes a `golive` subprocess use `config`."""
     fields = (
         "root", "data_dir", "cache_dir", "kafka_port", "kafka_controller_port", "registry_port",
-        "registry_management_port", "postgres_port", "kafka_heap", "registry_heap",
+        "registry_management_port", "postgres_port", "order_port", "order_process_manager_port",
+        "payment_port", "audit_port", "kafka_heap", "registry_heap",
         "kafka_version", "apicurio_version", "ready_timeout_s",
     )  # fmt: skip
     env = {f"GOLIVE_{name.upper()}": str(getattr(config, name)) for name in fields}

@@ -104,14 +104,16 @@ class EventProducer:
         return outcome
 
     def _produce(self, event: Event, key: str, on_delivery: Any) -> None:
-        produce_bounded(
-            self._producer,
-            topic=self.serde.topic_of(type(event)),
-            key=key.encode(),
-            value=self.serde.serialize(event),
-            headers=record_headers(event),
-            on_delivery=on_delivery,
-        )
+        topic = self.serde.topic_of(type(event))
+        with tracing.producing(topic):
+            produce_bounded(
+                self._producer,
+                topic=topic,
+                key=key.encode(),
+                value=self.serde.serialize(event),
+                headers=record_headers(event),
+                on_delivery=on_delivery,
+            )
 
     def reachable(self, timeout_s: float = 1.0) -> bool:
         try:

@@ -29,6 +29,7 @@ from confluent_kafka import (
 )
 from golive_contracts.events import Event
 
+from golive_eventing import tracing
 from golive_eventing.producer import produce_bounded, producer_config, record_headers
 from golive_eventing.serde import EventSerde, PoisonRecordError, RegistryUnavailableError
 from golive_eventing.settings import KafkaSettings
@@ -325,21 +326,8 @@ class TransactionalProcessor(Runner):
                     self.dead_letter(self.producer, record, reason)
                     continue
                 assert record.event is not None
-                try:
-                    outputs = self.handler(record.event, record)
-                except (RegistryUnavailableError, KafkaException):
-                    raise
-                except Exception as exc:
-                    self.failed(record, exc)
-                    raise RetryBatchError(f"handler failed on {record.position}: {exc}") from exc
-                for event in outputs:
-                    produce_bounded(
-                        self.producer,
-                        topic=self.serde.topic_of(type(event)),
-                        key=event.envelope.correlation_id.encode(),
-                        value=self.serde.serialize(event),
-                        headers=record_headers(event),
-                    )
+                with tracing.processing(record.topic, record.headers):
+                    self._process(record, record.event)
             self.producer.send_offsets_to_transaction(
                 self.next_offsets(batch), self.consumer.consumer_group_metadata(), 30
             )
@@ -350,6 +338,23 @@ class TransactionalProcessor(Runner):
             self.producer.abort_transaction(30)
             raise
         self.forget(batch)
+
+    def _process(self, record: Consumed, event: Event) -> None:
+        try:
+            outputs = self.handler(event, record)
+        except (RegistryUnavailableError, KafkaException):
+            raise
+        except Exception as exc:
+            self.failed(record, exc)
+            raise RetryBatchError(f"handler failed on {record.position}: {exc}") from exc
+        for output in outputs:
+            produce_bounded(
+                self.producer,
+                topic=self.serde.topic_of(type(output)),
+                key=output.envelope.correlation_id.encode(),
+                value=self.serde.serialize(output),
+                headers=record_headers(output),
+            )
 
 
 def _fatal(exc: BaseException) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.resources import Resource
@@ -17,6 +18,28 @@ def setup(service: str) -> None:
         trace.set_tracer_provider(
             TracerProvider(resource=Resource.create({"service.name": service}))
         )
+
+
+_tracer = trace.get_tracer("golive.eventing")
+
+
+@contextmanager
+def producing(topic: str) -> Iterator[trace.Span]:
+    """A span around one publish: its context is what `inject` writes into the record's headers."""
+    with _tracer.start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER) as span:
+        yield span
+
+
+@contextmanager
+def processing(
+    topic: str, headers: Sequence[tuple[str, bytes | None]] | None
+) -> Iterator[trace.Span]:
+    """A span continuing the trace a consumed record carries; outputs produced inside join it."""
+    parent = extract(headers)
+    with _tracer.start_as_current_span(
+        f"{topic} process", context=parent, kind=trace.SpanKind.CONSUMER
+    ) as span:
+        yield span
 
 
 def inject(headers: Headers) -> Headers:

@@ -1,0 +1,247 @@
+"""make bench: orders through the whole running system, beside references measured in the same run.
+
+References: the raw confluent-kafka produce/consume rate (512-byte records, acks=all) and a bare
+FastAPI endpoint taking the same request model (OrderCreate), both under the same load driver.
+Figures: POST /orders req/s, sustained orders/s placed-to-outcome with consumer lag sampled,
+journey latency (POST sent -> OrderConfirmed/OrderCancelled record timestamp) at half the
+sustained rate, and the whole stack's resident memory. On its own instance (var/bench-system,
+ports 3909x/3808x/3800x), never the one `make run` started. Bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+from bench_platform import throughput
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from golive_cli.system import system
+from golive_platform.config import PlatformConfig
+
+ECHO_PORT = 38099
+GROUPS = ("payment", "order-process-manager", "order-projector", "payment-projector", "audit")
+
+
+def bench_config() -> PlatformConfig:
+    return PlatformConfig(
+        data_dir="var/bench-system",  # type: ignore[arg-type]
+        kafka_port=39092, kafka_controller_port=39093, registry_port=38081, registry_management_port=39001,
+        postgres_port=35433, order_port=38000, order_process_manager_port=38010, payment_port=38020,
+        audit_port=38030,
+    )  # fmt: skip
+
+
+def order_body(n: int) -> dict[str, Any]:
+    card = "tok_visa_0002" if n % 5 == 0 else "tok_visa_4242"
+    return {
+        "customer_id": f"bench-{n % 50}", "email": f"b{n}@example.com", "currency": "EUR", "card_token": card,
+        "shipping_address": {"name": "B", "line1": "L", "city": "C", "postal_code": "1", "country": "NL"},
+        "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price_minor": 1000 + n % 100}],
+    }  # fmt: skip
+
+
+async def closed_loop(url: str, seconds: float, concurrency: int) -> tuple[float, list[str]]:
+    """As many POSTs as `concurrency` clients can make in `seconds`: req/s and the order ids."""
+    ids: list[str] = []
+    errors = 0
+    deadline = time.monotonic() + seconds
+    counter = iter(range(10**9))
+    async with httpx.AsyncClient(
+        timeout=30, limits=httpx.Limits(max_connections=concurrency)
+    ) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.monotonic() < deadline:
+                n = next(counter)
+                r = await client.post(
+                    url, json=order_body(n), headers={"Idempotency-Key": f"bench-{uuid.uuid4()}"}
+                )
+                if r.status_code == 202:
+                    ids.append(r.json().get("order_id", ""))
+                else:
+                    errors += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.monotonic() - started
+    if errors:
+        print(f"  ({errors} requests to {url} were not 202)")
+    return len(ids) / elapsed, ids
+
+
+async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """POSTs at a fixed rate; the send time of each order id."""
+    sent: dict[str, float] = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def one(n: int) -> None:
+            at = time.time()
+            r = await client.post(
+                url, json=order_body(n), headers={"Idempotency-Key": f"lat-{uuid.uuid4()}"}
+            )
+            if r.status_code == 202:
+                sent[r.json()["order_id"]] = at
+
+        tasks = []
+        start = time.monotonic()
+        for n in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return sent
+
+
+def total_lag(admin: AdminClient, bootstrap: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-lag-probe"})
+    lag = 0
+    try:
+        for group in GROUPS:
+            result = admin.list_consumer_group_offsets([_group_request(group)])[group].result(10)
+            for tp in result.topic_partitions:
+                if tp.offset < 0:
+                    continue
+                high = consumer.get_watermark_offsets(
+                    TopicPartition(tp.topic, tp.partition), timeout=10
+                )[1]
+                lag += max(0, high - tp.offset)
+    finally:
+        consumer.close()
+    return lag
+
+
+def _group_request(group: str) -> Any:
+    from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
+
+    return ConsumerGroupTopicPartitions(group)
+
+
+def outcome_times(
+    bootstrap: str, topic: str, order_ids: set[str], timeout_s: float
+) -> dict[str, float]:
+    """Record timestamps (s) of OrderConfirmed/OrderCancelled for the given orders, read from the topic."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
+                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})  # fmt: skip
+    consumer.subscribe([topic])
+    found: dict[str, float] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < len(order_ids) and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                raw_key = msg.key()
+                if msg.error() or raw_key is None:
+                    continue
+                headers = dict(msg.headers() or [])
+                key = raw_key.decode()
+                if (
+                    headers.get("event_type") in (b"OrderConfirmed", b"OrderCancelled")
+                    and key in order_ids
+                ):
+                    found[key] = msg.timestamp()[1] / 1000
+    finally:
+        consumer.close()
+    return found
+
+
+def stack_rss_mb(platform: Any) -> float:
+    total = 0
+    for record in platform.running().values():
+        proc = psutil.Process(record.pid)
+        total += proc.memory_info().rss + sum(
+            c.memory_info().rss for c in proc.children(recursive=True)
+        )
+    return total / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    config = bench_config()
+    platform = system(config, echo=lambda _line: None)
+    platform.down()
+    echo = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("echo_app.py")), str(ECHO_PORT)]
+    )
+    figures: dict[str, Any] = {}
+    try:
+        platform.up()
+        admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
+        produce_rate, consume_rate = throughput(config.bootstrap_servers, 100_000)
+        figures |= {
+            "raw_produce_msgs_per_s": round(produce_rate),
+            "raw_consume_msgs_per_s": round(consume_rate),
+        }
+
+        echo_rate, _ = asyncio.run(
+            closed_loop(f"http://127.0.0.1:{ECHO_PORT}/orders", args.seconds, args.concurrency)
+        )
+        figures["echo_req_per_s"] = round(echo_rate)
+
+        order_url = f"http://127.0.0.1:{config.order_port}/orders"
+        lag_before = total_lag(admin, config.bootstrap_servers)
+        started = time.monotonic()
+        post_rate, ids = asyncio.run(closed_loop(order_url, args.seconds, args.concurrency))
+        lag_at_end_of_load = total_lag(admin, config.bootstrap_servers)
+        drain_deadline = time.monotonic() + 120
+        while total_lag(admin, config.bootstrap_servers) > 0 and time.monotonic() < drain_deadline:
+            time.sleep(0.2)  # sampling lag while the consumers drain, bounded
+        drained = time.monotonic() - started
+        figures |= {
+            "post_orders_req_per_s": round(post_rate),
+            "orders_placed": len(ids),
+            "sustained_orders_per_s": round(len(ids) / drained),
+            "lag_before": lag_before,
+            "lag_at_end_of_load": lag_at_end_of_load,
+            "drained_in_s": round(drained, 1),
+        }
+
+        rate = max(1.0, figures["sustained_orders_per_s"] / 2)
+        sent = asyncio.run(open_loop(order_url, rate, args.seconds))
+        done = outcome_times(config.bootstrap_servers, "orders", set(sent), timeout_s=60)
+        latencies = sorted((done[i] - sent[i]) * 1000 for i in sent if i in done)
+        figures |= {
+            "latency_rate_per_s": round(rate, 1),
+            "latency_samples": len(latencies),
+            "journey_p50_ms": round(statistics.median(latencies), 1),
+            "journey_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+            "stack_rss_mb": round(stack_rss_mb(platform)),
+        }
+    finally:
+        echo.terminate()
+        echo.wait(10)
+        platform.down()
+
+    echo_rate = figures["echo_req_per_s"]
+    print(f"raw Kafka (512 B, acks=all)    produce {figures['raw_produce_msgs_per_s']:>8} msg/s   "
+          f"consume {figures['raw_consume_msgs_per_s']:>8} msg/s")  # fmt: skip
+    print(f"bare FastAPI echo (OrderCreate) {echo_rate:>7} req/s   (reference)")
+    print(f"POST /orders                    {figures['post_orders_req_per_s']:>7} req/s   "
+          f"{figures['post_orders_req_per_s'] / echo_rate:.2f} x echo (target >= 0.6)")  # fmt: skip
+    print(f"sustained placed-to-outcome     {figures['sustained_orders_per_s']:>7} orders/s "
+          f"{figures['sustained_orders_per_s'] / echo_rate:.2f} x echo (target >= 0.25); "
+          f"lag at end of load {figures['lag_at_end_of_load']}, drained in {figures['drained_in_s']} s")  # fmt: skip
+    print(f"journey at {figures['latency_rate_per_s']}/s            p50 {figures['journey_p50_ms']} ms  "
+          f"p99 {figures['journey_p99_ms']} ms  ({figures['latency_samples']} orders; targets 20 / 100 ms)")  # fmt: skip
+    print(f"whole stack resident            {figures['stack_rss_mb']:>7} MB  (target < 2048)")
+    out = config.root / "var" / "bench" / "orders.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(f"figures written to {out}")
+
+
+if __name__ == "__main__":
+    main()
