@@ -12,12 +12,15 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 from confluent_kafka.admin import AdminClient
 from golive_platform.config import PlatformConfig
 from golive_platform.testing import config_env, suite_config
 
-from tests.helpers import create_topic
+from tests.factories import order_request
+from tests.helpers import create_topic, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -195,3 +198,36 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     assert "stopped: audit, payment, order-pm, order, registry, kafka" in down.stdout
     assert golive(config, "platform", "clean").returncode == 0
     assert not config.data_dir.exists()
+
+
+def test_the_system_runs_on_postgresql_each_service_with_its_own_database(tmp_path: Path) -> None:
+    config = _isolated(tmp_path)
+    try:
+        up = golive(config, "platform", "up", "--postgres")
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = golive(config, "platform", "status")
+        assert [line.split()[:2] for line in status.stdout.splitlines()] == [
+            ["kafka", "ready"], ["postgres", "ready"], ["registry", "ready"], ["order", "ready"],
+            ["order-pm", "ready"], ["payment", "ready"], ["audit", "ready"],
+        ]  # fmt: skip
+        with psycopg.connect(config.postgres_url) as conn:
+            names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        assert {"golive_order", "golive_payment", "golive_audit"} <= names
+
+        order_url = f"http://127.0.0.1:{config.order_port}"
+        placed = httpx.post(
+            f"{order_url}/orders", json=order_request(), headers={"Idempotency-Key": "pg-1"}
+        )
+        assert placed.status_code == 202
+        order_id = placed.json()["order_id"]
+        eventually(lambda: httpx.get(f"{order_url}/orders/{order_id}").json()["status"] == "CONFIRMED", 30,
+                   "the order to be confirmed on PostgreSQL")  # fmt: skip
+        with psycopg.connect(
+            f"postgresql://golive@127.0.0.1:{config.postgres_port}/golive_order"
+        ) as conn:
+            row = conn.execute(
+                "SELECT status FROM orders WHERE order_id = %s", (order_id,)
+            ).fetchone()
+        assert row == ("CONFIRMED",)
+    finally:
+        golive(config, "platform", "down")

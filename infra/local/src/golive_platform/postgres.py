@@ -134,6 +134,15 @@ class PostgresNode:
         return Launch(self.name, argv, self.log, marker=str(self.pgdata), user=uid, group=gid)
 
 
+def ensure_database(config: PlatformConfig, name: str) -> str:
+    """Create a database on the local server unless it exists; its URL."""
+    base = f"host={config.host} port={config.postgres_port} user={ROLE} connect_timeout=5"
+    with psycopg.connect(f"{base} dbname=postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://{ROLE}@{config.host}:{config.postgres_port}/{name}"
+
+
 def database_ready(config: PlatformConfig) -> bool:
     """Ready when the golive database answers a query (created on first start)."""
     base = f"host={config.host} port={config.postgres_port} user={ROLE} connect_timeout=2"

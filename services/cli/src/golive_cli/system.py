@@ -9,6 +9,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_eventing.schemas import register_all
 from golive_platform.config import PlatformConfig
 from golive_platform.platform import Echo, Platform
+from golive_platform.postgres import ensure_database
 from golive_platform.services import ServiceSpec
 
 TOPICS = {"orders": "orders", "payments": "payments"}
@@ -20,9 +21,10 @@ def _script(name: str) -> str:
 
 
 def service_specs(
-    config: PlatformConfig, *, database_url: str | None = None, topics: dict[str, str] | None = None
+    config: PlatformConfig, *, postgres: bool = False, topics: dict[str, str] | None = None
 ) -> list[ServiceSpec]:
-    """order API, order process manager, payment, audit; SQLite under the data dir unless a URL is given."""
+    """order API, order process manager, payment, audit; SQLite under the data dir, or each service
+    its own PostgreSQL database (golive_<service>) on the local server."""
     names = topics or TOPICS
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
@@ -32,7 +34,9 @@ def service_specs(
     }
 
     def db(service: str) -> str:
-        return database_url or f"sqlite:///{config.data_dir / 'services' / f'{service}.db'}"
+        if postgres:
+            return f"postgresql://golive@{config.host}:{config.postgres_port}/golive_{service}"
+        return f"sqlite:///{config.data_dir / 'services' / f'{service}.db'}"
 
     return [
         ServiceSpec("order", [_script("golive-order")], config.order_port,
@@ -46,17 +50,26 @@ def service_specs(
     ]  # fmt: skip
 
 
+DATABASES = ("golive_order", "golive_payment", "golive_audit")
+
+
+def prepare_postgres(config: PlatformConfig) -> None:
+    """Before the services: the schemas registered, and each service's own database created."""
+    register_schemas(config)
+    for name in DATABASES:
+        ensure_database(config, name)
+
+
 def register_schemas(config: PlatformConfig, topics: dict[str, str] | None = None) -> None:
     """Services never auto-register: the project registers every committed schema version first."""
     register_all(SchemaRegistryClient({"url": config.registry_url}), topics or TOPICS)
 
 
 def system(config: PlatformConfig, *, with_postgres: bool = False, echo: Echo = print) -> Platform:
-    database_url = config.postgres_url if with_postgres else None
     return Platform(
         config,
         with_postgres=with_postgres,
         echo=echo,
-        services=service_specs(config, database_url=database_url),
-        prepare=register_schemas,
+        services=service_specs(config, postgres=with_postgres),
+        prepare=prepare_postgres if with_postgres else register_schemas,
     )

@@ -32,7 +32,8 @@ def utc_now() -> datetime:
 def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     tracing.setup(SERVICE)
     engine = make_engine(settings.order_database_url)
-    store.create_schema(engine)
+    keys_engine = make_engine(settings.keys_database_url)
+    store.create_schema(engine, keys_engine)
     serde = make_serde(settings)
     producer = EventProducer(settings, serde, client_id=f"{SERVICE}-api-{settings.instance_id}")
     projector = ProjectionRunner(
@@ -50,7 +51,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
         settings=settings,
         engine=engine,
         producer=producer,
-        keys=store.IdempotencyStore(engine, settings.idempotency_lease_s),
+        keys=store.IdempotencyStore(keys_engine, settings.idempotency_lease_s),
         readiness=readiness,
         runners=RunnerThreads([projector]),
         clock=clock,

@@ -10,6 +10,9 @@ class OrderSettings(KafkaSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     order_database_url: str = "sqlite:///var/order.db"
+    # Idempotency-Keys: by default beside the read model; for SQLite in a file of their own, so a
+    # POST's writes never queue behind the projection's for SQLite's single write lock.
+    order_keys_database_url: str | None = None
     order_host: str = "127.0.0.1"
     order_port: int = 8000
     order_process_manager_port: int = 8010
@@ -19,6 +22,16 @@ class OrderSettings(KafkaSettings):
     # A claimed Idempotency-Key whose request died is taken over after this long.
     idempotency_lease_s: float = 15.0
     max_body_bytes: int = 64 * 1024
+
+    @property
+    def keys_database_url(self) -> str:
+        if self.order_keys_database_url:
+            return self.order_keys_database_url
+        if self.order_database_url.startswith("sqlite:///") and self.order_database_url.endswith(
+            ".db"
+        ):
+            return self.order_database_url.removesuffix(".db") + "-keys.db"
+        return self.order_database_url
 
     @property
     def version(self) -> str:

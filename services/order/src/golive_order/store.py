@@ -56,9 +56,10 @@ orders = Table(
     Column("last_event_id", String(36), nullable=False),
 )
 
+keys_metadata = MetaData()
 idempotency_keys = Table(
     "idempotency_keys",
-    metadata,
+    keys_metadata,
     Column("key", String(200), primary_key=True),
     Column("request_hash", String(64), nullable=False),
     Column("order_id", String(36), nullable=False, index=True),
@@ -71,8 +72,9 @@ idempotency_keys = Table(
 consumer_offsets = offsets_table(metadata)
 
 
-def create_schema(engine: Engine) -> None:
+def create_schema(engine: Engine, keys_engine: Engine) -> None:
     metadata.create_all(engine)
+    keys_metadata.create_all(keys_engine)
 
 
 def _as_utc(value: datetime) -> datetime:
