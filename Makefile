@@ -12,7 +12,7 @@ GOLIVE := $(RUN) golive
 PYTEST_ARGS ?=
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
-        bench-platform bench postgres-install demo
+        bench-platform bench postgres-install demo wrk-install
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -79,5 +79,11 @@ demo: install ## Against the running system (make up): a mix of orders, each one
 bench-platform: install fetch ## Cold/warm start, resident memory, raw produce/consume throughput
 	$(RUN) python load/bench_platform.py
 
-bench: install fetch ## Orders through the whole system beside the raw Kafka and bare FastAPI references
+bench: install fetch wrk-install ## Orders through the whole system beside the raw Kafka and bare FastAPI references
 	cd load && $(RUN) python bench_orders.py
+
+wrk-install: ## Install wrk (Debian's package), the HTTP load tool of make bench, if it is missing
+	@command -v wrk >/dev/null \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } \
+	  || { echo "error: wrk not found; install it (apt-get install wrk, brew install wrk)" >&2; exit 1; }

@@ -28,6 +28,7 @@ from bench_platform import throughput
 from confluent_kafka import Consumer
 from golive_cli.system import system
 from golive_platform.config import PlatformConfig
+from golive_platform.process import port_in_use
 
 ECHO_PORT = 38099
 
@@ -50,34 +51,17 @@ def order_body(n: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def closed_loop(url: str, seconds: float, concurrency: int) -> tuple[float, list[str]]:
-    """As many POSTs as `concurrency` clients can make in `seconds`: req/s and the order ids."""
-    ids: list[str] = []
-    errors = 0
-    deadline = time.monotonic() + seconds
-    counter = iter(range(10**9))
-    async with httpx.AsyncClient(
-        timeout=30, limits=httpx.Limits(max_connections=concurrency)
-    ) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.monotonic() < deadline:
-                n = next(counter)
-                r = await client.post(
-                    url, json=order_body(n), headers={"Idempotency-Key": f"bench-{uuid.uuid4()}"}
-                )
-                if r.status_code == 202:
-                    ids.append(r.json().get("order_id", ""))
-                else:
-                    errors += 1
-
-        started = time.monotonic()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.monotonic() - started
-    if errors:
-        print(f"  ({errors} requests to {url} were not 202)")
-    return len(ids) / elapsed, ids
+def wrk(url: str, seconds: float, connections: int) -> tuple[float, int]:
+    """POST /orders-shaped load from wrk (C, two threads): req/s of 2xx answers, and their count."""
+    script = Path(__file__).with_name("post_orders.lua")
+    done = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(script), url],
+        capture_output=True, text=True, timeout=seconds + 60, check=True,
+    )  # fmt: skip
+    line = next(x for x in done.stdout.splitlines() if x.startswith("WRK_RESULT"))
+    fields = dict(kv.split("=") for kv in line.split()[1:])
+    ok = int(fields["requests"]) - int(fields["errors"]) - int(fields["non2xx"])
+    return ok / (int(fields["duration_us"]) / 1e6), ok
 
 
 async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
@@ -103,27 +87,33 @@ async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
 
 
 def outcome_times(
-    bootstrap: str, topic: str, order_ids: set[str], timeout_s: float
+    bootstrap: str,
+    topic: str,
+    order_ids: set[str] | None,
+    timeout_s: float,
+    want: int = 0,
+    since: float = 0.0,
 ) -> dict[str, float]:
-    """Record timestamps (s) of OrderConfirmed/OrderCancelled for the given orders, read from the topic."""
+    """Record timestamps (s) of OrderConfirmed/OrderCancelled, read from the topic: for the given
+    orders, or (order_ids None) for `want` orders whose outcome was written after `since`."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
                          "auto.offset.reset": "earliest", "isolation.level": "read_committed"})  # fmt: skip
     consumer.subscribe([topic])
     found: dict[str, float] = {}
     deadline = time.monotonic() + timeout_s
     try:
-        while len(found) < len(order_ids) and time.monotonic() < deadline:
+        target = len(order_ids) if order_ids is not None else want
+        while len(found) < target and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=0.5):
                 raw_key = msg.key()
                 if msg.error() or raw_key is None:
                     continue
                 headers = dict(msg.headers() or [])
                 key = raw_key.decode()
-                if (
-                    headers.get("event_type") in (b"OrderConfirmed", b"OrderCancelled")
-                    and key in order_ids
-                ):
-                    found[key] = msg.timestamp()[1] / 1000
+                at = msg.timestamp()[1] / 1000
+                outcome = headers.get("event_type") in (b"OrderConfirmed", b"OrderCancelled")
+                if outcome and (key in order_ids if order_ids is not None else at >= since):
+                    found[key] = at
     finally:
         consumer.close()
     return found
@@ -142,10 +132,12 @@ def stack_rss_mb(platform: Any) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="wrk connections")
     args = parser.parse_args()
 
     config = bench_config()
+    if port_in_use("127.0.0.1", ECHO_PORT):
+        raise SystemExit(f"port {ECHO_PORT} (the echo reference) is already in use")
     platform = system(config, echo=lambda _line: None)
     platform.down()
     echo = subprocess.Popen(
@@ -160,27 +152,25 @@ def main() -> None:
             "raw_consume_msgs_per_s": round(consume_rate),
         }
 
-        echo_rate, _ = asyncio.run(
-            closed_loop(f"http://127.0.0.1:{ECHO_PORT}/orders", args.seconds, args.concurrency)
-        )
+        echo_rate, _ = wrk(f"http://127.0.0.1:{ECHO_PORT}/orders", args.seconds, args.concurrency)
         figures["echo_req_per_s"] = round(echo_rate)
 
         order_url = f"http://127.0.0.1:{config.order_port}/orders"
         started = time.time()
-        post_rate, ids = asyncio.run(closed_loop(order_url, args.seconds, args.concurrency))
+        post_rate, placed = wrk(order_url, args.seconds, args.concurrency)
         load_ended = time.time()
         # Consumer lag is read off the outcomes themselves: committed offsets of transactional
         # topics stop one short of the high watermark (the commit marker takes an offset).
-        outcomes = outcome_times(config.bootstrap_servers, "orders", set(ids), timeout_s=120)
-        if len(outcomes) < len(ids):
-            raise SystemExit(
-                f"only {len(outcomes)} of {len(ids)} orders reached an outcome in 120 s"
-            )
+        outcomes = outcome_times(
+            config.bootstrap_servers, "orders", None, timeout_s=180, want=placed, since=started
+        )
+        if len(outcomes) < placed:
+            raise SystemExit(f"only {len(outcomes)} of {placed} orders reached an outcome in 180 s")
         last = max(outcomes.values())
         figures |= {
             "post_orders_req_per_s": round(post_rate),
-            "orders_placed": len(ids),
-            "sustained_orders_per_s": round(len(ids) / (last - started)),
+            "orders_placed": placed,
+            "sustained_orders_per_s": round(placed / (last - started)),
             "open_at_end_of_load": sum(1 for t in outcomes.values() if t > load_ended),
             "last_outcome_after_load_s": round(last - load_ended, 2),
         }

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import TopicPartition
-from golive_eventing.db import offsets_table, store_offsets, stored_positions
+from golive_eventing.db import insert_or_ignore, offsets_table, store_offsets, stored_positions
 from golive_eventing.runner import Consumed, ProjectionStore
 from sqlalchemy import (
     JSON,
@@ -29,8 +29,6 @@ from sqlalchemy import (
     UniqueConstraint,
     select,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 
 metadata = MetaData()
@@ -91,7 +89,6 @@ def row_for(record: Consumed) -> dict[str, Any]:
 class Recorder(ProjectionStore):
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
 
     def positions(
         self, consumer: str, partitions: Sequence[tuple[str, int]]
@@ -103,7 +100,7 @@ class Recorder(ProjectionStore):
     ) -> None:
         rows = [row_for(record) for record in batch]
         with self.engine.begin() as conn:
-            conn.execute(self._insert(events).on_conflict_do_nothing(), rows)
+            conn.execute(insert_or_ignore(self.engine, events), rows)
             store_offsets(conn, consumer_offsets, consumer, offsets)
 
 

@@ -20,6 +20,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, create_engine
 
 
@@ -41,6 +43,12 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def insert_or_ignore(engine: Engine, table: Table) -> Any:
+    """INSERT that skips rows whose key exists (SQLite and PostgreSQL both say ON CONFLICT DO NOTHING)."""
+    dialect_insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    return dialect_insert(table).on_conflict_do_nothing()
 
 
 def offsets_table(metadata: MetaData, name: str = "consumer_offsets") -> Table:

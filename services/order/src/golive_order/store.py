@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import TopicPartition
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
-from golive_eventing.db import offsets_table, store_offsets, stored_positions
+from golive_eventing.db import insert_or_ignore, offsets_table, store_offsets, stored_positions
 from golive_eventing.runner import Consumed, ProjectionStore
 from sqlalchemy import (
     JSON,
@@ -95,10 +95,14 @@ class OrderProjection(ProjectionStore):
         self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
     ) -> None:
         with self.engine.begin() as conn:
+            placed = [_placed_row(r.event) for r in batch if isinstance(r.event, OrderPlaced)]
+            if placed:
+                # All of a batch's new orders in one statement; a replayed or duplicated
+                # OrderPlaced finds its order already there and changes nothing. Outcomes follow
+                # their OrderPlaced within a partition, so they are applied after it.
+                conn.execute(insert_or_ignore(self.engine, orders), placed)
             for record in batch:
                 match record.event:
-                    case OrderPlaced() as placed:
-                        self._placed(conn, placed)
                     case OrderConfirmed() as confirmed:
                         self._settled(
                             conn, str(confirmed.order_id), OrderStatus.CONFIRMED, confirmed, None
@@ -109,27 +113,6 @@ class OrderProjection(ProjectionStore):
                     case _:
                         pass
             store_offsets(conn, consumer_offsets, consumer, offsets)
-
-    @staticmethod
-    def _placed(conn: Connection, event: OrderPlaced) -> None:
-        exists = conn.execute(
-            select(orders.c.order_id).where(orders.c.order_id == str(event.order_id))
-        )
-        if exists.first() is not None:
-            return  # a replayed or duplicated OrderPlaced: the order is already here
-        conn.execute(
-            insert(orders).values(
-                order_id=str(event.order_id),
-                customer_id=event.customer_id,
-                status=OrderStatus.PLACED.value,
-                currency=event.currency,
-                total_minor=event.total_minor,
-                lines=[line.model_dump() for line in event.lines],
-                placed_at=event.placed_at,
-                updated_at=event.envelope.occurred_at,
-                last_event_id=str(event.envelope.event_id),
-            )
-        )
 
     @staticmethod
     def _settled(
@@ -145,6 +128,21 @@ class OrderProjection(ProjectionStore):
                 last_event_id=str(event.envelope.event_id),
             )
         )
+
+
+def _placed_row(event: OrderPlaced) -> dict[str, Any]:
+    return {
+        "order_id": str(event.order_id),
+        "customer_id": event.customer_id,
+        "status": OrderStatus.PLACED.value,
+        "currency": event.currency,
+        "total_minor": event.total_minor,
+        "lines": [line.model_dump() for line in event.lines],
+        "placed_at": event.placed_at,
+        "updated_at": event.envelope.occurred_at,
+        "cancel_reason": None,
+        "last_event_id": str(event.envelope.event_id),
+    }
 
 
 # -- queries ------------------------------------------------------------------------------------
