@@ -19,7 +19,7 @@ from golive_order.bootstrap import process_manager_app
 from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
+from tests.conftest import Topics, make_topics
 from tests.factories import payment_outcome
 from tests.helpers import eventually
 from tests.integration.test_payment import events_on, publisher
@@ -64,3 +64,22 @@ def test_outcomes_become_confirmed_or_cancelled(
     assert confirmed.envelope.correlation_id == str(paid.order_id)
     assert isinstance(cancelled, OrderCancelled)
     assert cancelled.reason == "payment_declined:expired_card"
+
+
+def test_an_instance_holding_no_partition_is_still_ready(cluster: Cluster, unique: str) -> None:
+    """Two instances, one partition: the idle one joined its group, so it is ready, not stuck."""
+    topics = make_topics(cluster, f"idle{unique}", partitions=1)
+    apps = [
+        process_manager_app(
+            OrderSettings.model_validate({**topics.env(cluster), "instance_id": f"{unique}-{i}"})
+        )
+        for i in (1, 2)
+    ]
+    with TestClient(apps[0]) as first, TestClient(apps[1]) as second:
+
+        def both_ready() -> bool:
+            return all(c.get("/readyz").status_code == 200 for c in (first, second))
+
+        eventually(both_ready, 30, "both instances to be ready")
+        assert first.get("/readyz").json()["checks"]["consumer"] is True
+        assert second.get("/readyz").json()["checks"]["consumer"] is True
