@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
-from bench_platform import throughput
+from bench_platform import resident_mb, throughput
 from confluent_kafka import Consumer
 from golive_cli.system import system
 from golive_platform.config import PlatformConfig
@@ -119,16 +118,6 @@ def outcome_times(
     return found
 
 
-def stack_rss_mb(platform: Any) -> float:
-    total = 0
-    for record in platform.running().values():
-        proc = psutil.Process(record.pid)
-        total += proc.memory_info().rss + sum(
-            c.memory_info().rss for c in proc.children(recursive=True)
-        )
-    return total / 2**20
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
@@ -184,7 +173,7 @@ def main() -> None:
             "latency_samples": len(latencies),
             "journey_p50_ms": round(statistics.median(latencies), 1),
             "journey_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
-            "stack_rss_mb": round(stack_rss_mb(platform)),
+            "stack_rss_mb": round(sum(resident_mb(platform).values())),
         }
     finally:
         echo.terminate()

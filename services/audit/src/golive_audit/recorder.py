@@ -12,9 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import TopicPartition
-from golive_eventing.db import insert_or_ignore, offsets_table, store_offsets, stored_positions
-from golive_eventing.runner import Consumed, ProjectionStore
+from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, offsets_table
+from golive_eventing.runner import Consumed
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -29,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     select,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = MetaData()
 events = Table(
@@ -86,30 +85,19 @@ def row_for(record: Consumed) -> dict[str, Any]:
     }
 
 
-class Recorder(ProjectionStore):
+class Recorder(SqlProjection):
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine, consumer_offsets)
 
-    def positions(
-        self, consumer: str, partitions: Sequence[tuple[str, int]]
-    ) -> dict[tuple[str, int], int]:
-        return stored_positions(self.engine, consumer_offsets, consumer, partitions)
-
-    def apply(
-        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
-    ) -> None:
-        rows = [row_for(record) for record in batch]
-        with self.engine.begin() as conn:
-            conn.execute(insert_or_ignore(self.engine, events), rows)
-            store_offsets(conn, consumer_offsets, consumer, offsets)
+    def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
+        conn.execute(insert_or_ignore(self.engine, events), [row_for(record) for record in batch])
 
 
 def _public(row: Any) -> dict[str, Any]:
     found = dict(row._mapping)
     raw = found.pop("raw")
     found["raw_base64"] = base64.b64encode(raw).decode() if raw is not None else None
-    if found["timestamp"].tzinfo is None:
-        found["timestamp"] = found["timestamp"].replace(tzinfo=UTC)
+    found["timestamp"] = as_utc(found["timestamp"])
     return found
 
 

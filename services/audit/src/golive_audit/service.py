@@ -11,13 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
 from golive_eventing.db import make_engine
-from golive_eventing.health import (
-    Readiness,
-    broker_check,
-    database_check,
-    joined_check,
-    registry_check,
-)
+from golive_eventing.health import service_readiness
 from golive_eventing.runner import ProjectionRunner
 from golive_eventing.settings import KafkaSettings
 from pydantic import AwareDatetime, BaseModel
@@ -68,14 +62,7 @@ def audit_app(settings: AuditSettings) -> FastAPI:
     runner = ProjectionRunner(
         settings, serde, GROUP, [topics], recorder.Recorder(engine), dead_letters=False
     )
-    readiness = Readiness(
-        {
-            "broker": broker_check(settings),
-            "registry": registry_check(settings),
-            "database": database_check(engine),
-            "consumer": joined_check(runner),
-        }
-    )
+    readiness = service_readiness(settings, [runner], engine)
     app = FastAPI(
         title="Golive audit API", version=VERSION, lifespan=runner_lifespan(RunnerThreads([runner]))
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, create_engine
+
+from golive_eventing.runner import Consumed, ProjectionStore
 
 
 def make_engine(url: str) -> Engine:
@@ -92,3 +96,33 @@ def store_offsets(
                     consumer=consumer, topic=tp.topic, partition=tp.partition, next_offset=tp.offset
                 )
             )
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the read models store is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class SqlProjection(ProjectionStore):
+    """A read model in SQL: its positions live in `offsets`, written in the same transaction as
+    the batch's changes, so a redelivered batch never applies twice."""
+
+    def __init__(self, engine: Engine, offsets: Table) -> None:
+        self.engine = engine
+        self.offsets = offsets
+
+    def positions(
+        self, consumer: str, partitions: Sequence[tuple[str, int]]
+    ) -> dict[tuple[str, int], int]:
+        return stored_positions(self.engine, self.offsets, consumer, partitions)
+
+    def apply(
+        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
+    ) -> None:
+        with self.engine.begin() as conn:
+            self.write(conn, batch)
+            store_offsets(conn, self.offsets, consumer, offsets)
+
+    @abstractmethod
+    def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
+        """Apply the batch's events (a poison record has event None) inside `conn`'s transaction."""

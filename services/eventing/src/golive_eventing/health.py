@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -54,11 +54,6 @@ def database_check(engine: Engine) -> Check:
     return check
 
 
-def joined_check(runner: Runner) -> Check:
-    """The consumer joined its group (it may hold no partition: it still counts)."""
-    return runner.joined.is_set
-
-
 @dataclass
 class Readiness:
     """Named checks, evaluated at most once per `ttl_s` so probes stay cheap."""
@@ -72,3 +67,17 @@ class Readiness:
         if now - self._cached[0] > self.ttl_s:
             self._cached = (now, {name: check() for name, check in self.checks.items()})
         return self._cached[1]
+
+
+def service_readiness(
+    settings: KafkaSettings, runners: Sequence[Runner], engine: Engine | None = None
+) -> Readiness:
+    """The checks every service answers /readyz with: broker, registry, database, its consumers."""
+    checks: dict[str, Check] = {
+        "broker": broker_check(settings),
+        "registry": registry_check(settings),
+    }
+    if engine is not None:
+        checks["database"] = database_check(engine)
+    checks["consumer"] = lambda: all(runner.joined.is_set() for runner in runners)
+    return Readiness(checks)

@@ -9,13 +9,7 @@ from fastapi import FastAPI
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
 from golive_eventing.db import make_engine
-from golive_eventing.health import (
-    Readiness,
-    broker_check,
-    database_check,
-    joined_check,
-    registry_check,
-)
+from golive_eventing.health import service_readiness
 from golive_eventing.producer import EventProducer
 from golive_eventing.runner import ProjectionRunner, TransactionalProcessor
 
@@ -39,14 +33,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     projector = ProjectionRunner(
         settings, serde, PROJECTOR_GROUP, [settings.orders_topic], store.OrderProjection(engine)
     )
-    readiness = Readiness(
-        {
-            "broker": broker_check(settings),
-            "registry": registry_check(settings),
-            "database": database_check(engine),
-            "consumer": joined_check(projector),
-        }
-    )
+    readiness = service_readiness(settings, [projector], engine)
     service = OrderService(
         settings=settings,
         engine=engine,
@@ -70,13 +57,7 @@ def process_manager_app(
         instance=settings.instance_id,
     )  # fmt: skip
     runners = RunnerThreads([processor])
-    readiness = Readiness(
-        {
-            "broker": broker_check(settings),
-            "registry": registry_check(settings),
-            "consumer": joined_check(processor),
-        }
-    )
+    readiness = service_readiness(settings, [processor])
     app = FastAPI(
         title="Golive order process manager",
         version=settings.version,

@@ -8,14 +8,13 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from confluent_kafka import TopicPartition
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
-from golive_eventing.db import insert_or_ignore, offsets_table, store_offsets, stored_positions
-from golive_eventing.runner import Consumed, ProjectionStore
+from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, offsets_table
+from golive_eventing.runner import Consumed
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -77,42 +76,28 @@ def create_schema(engine: Engine, keys_engine: Engine) -> None:
     keys_metadata.create_all(keys_engine)
 
 
-def _as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-class OrderProjection(ProjectionStore):
+class OrderProjection(SqlProjection):
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine, consumer_offsets)
 
-    def positions(
-        self, consumer: str, partitions: Sequence[tuple[str, int]]
-    ) -> dict[tuple[str, int], int]:
-        return stored_positions(self.engine, consumer_offsets, consumer, partitions)
-
-    def apply(
-        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
-    ) -> None:
-        with self.engine.begin() as conn:
-            placed = [_placed_row(r.event) for r in batch if isinstance(r.event, OrderPlaced)]
-            if placed:
-                # All of a batch's new orders in one statement; a replayed or duplicated
-                # OrderPlaced finds its order already there and changes nothing. Outcomes follow
-                # their OrderPlaced within a partition, so they are applied after it.
-                conn.execute(insert_or_ignore(self.engine, orders), placed)
-            for record in batch:
-                match record.event:
-                    case OrderConfirmed() as confirmed:
-                        self._settled(
-                            conn, str(confirmed.order_id), OrderStatus.CONFIRMED, confirmed, None
-                        )
-                    case OrderCancelled() as cancelled:
-                        self._settled(conn, str(cancelled.order_id), OrderStatus.CANCELLED, cancelled,
-                                      cancelled.reason)  # fmt: skip
-                    case _:
-                        pass
-            store_offsets(conn, consumer_offsets, consumer, offsets)
+    def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
+        placed = [_placed_row(r.event) for r in batch if isinstance(r.event, OrderPlaced)]
+        if placed:
+            # All of a batch's new orders in one statement; a replayed or duplicated
+            # OrderPlaced finds its order already there and changes nothing. Outcomes follow
+            # their OrderPlaced within a partition, so they are applied after it.
+            conn.execute(insert_or_ignore(self.engine, orders), placed)
+        for record in batch:
+            match record.event:
+                case OrderConfirmed() as confirmed:
+                    self._settled(
+                        conn, str(confirmed.order_id), OrderStatus.CONFIRMED, confirmed, None
+                    )
+                case OrderCancelled() as cancelled:
+                    self._settled(conn, str(cancelled.order_id), OrderStatus.CANCELLED, cancelled,
+                                  cancelled.reason)  # fmt: skip
+                case _:
+                    pass
 
     @staticmethod
     def _settled(
@@ -156,8 +141,8 @@ def _public(row: Any) -> dict[str, Any]:
         "currency": row.currency,
         "total_minor": row.total_minor,
         "lines": row.lines,
-        "placed_at": _as_utc(row.placed_at),
-        "updated_at": _as_utc(row.updated_at),
+        "placed_at": as_utc(row.placed_at),
+        "updated_at": as_utc(row.updated_at),
         "cancel_reason": row.cancel_reason,
     }
 
@@ -169,7 +154,7 @@ def get_order(engine: Engine, order_id: str) -> dict[str, Any] | None:
 
 
 def encode_cursor(placed_at: datetime, order_id: str) -> str:
-    raw = json.dumps([_as_utc(placed_at).isoformat(), order_id]).encode()
+    raw = json.dumps([as_utc(placed_at).isoformat(), order_id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 

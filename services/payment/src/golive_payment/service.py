@@ -8,32 +8,24 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import TopicPartition
 from fastapi import FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
 from golive_contracts.envelope import GOLIVE_NAMESPACE, Envelope, event_id_for
 from golive_contracts.events import Event, OrderPlaced, PaymentAuthorized, PaymentDeclined
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
-from golive_eventing.db import make_engine, offsets_table, store_offsets, stored_positions
-from golive_eventing.health import (
-    Readiness,
-    broker_check,
-    database_check,
-    joined_check,
-    registry_check,
-)
+from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, make_engine, offsets_table
+from golive_eventing.health import service_readiness
 from golive_eventing.runner import (
     Consumed,
     ProjectionRunner,
-    ProjectionStore,
     TransactionalProcessor,
 )
 from golive_eventing.settings import KafkaSettings
 from pydantic import BaseModel
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
+from sqlalchemy.engine import Connection, Engine
 
 from golive_payment.rules import card_last4, decide_payment
 
@@ -114,40 +106,31 @@ class PaymentPublic(BaseModel):
     decided_at: datetime
 
 
-class PaymentProjection(ProjectionStore):
+class PaymentProjection(SqlProjection):
     def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+        super().__init__(engine, consumer_offsets)
 
-    def positions(
-        self, consumer: str, partitions: Sequence[tuple[str, int]]
-    ) -> dict[tuple[str, int], int]:
-        return stored_positions(self.engine, consumer_offsets, consumer, partitions)
+    def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
+        rows = [
+            _payment_row(r.event)
+            for r in batch
+            if isinstance(r.event, PaymentAuthorized | PaymentDeclined)
+        ]
+        if rows:
+            # Keyed by order: the first decision stands, a duplicate changes nothing.
+            conn.execute(insert_or_ignore(self.engine, payments), rows)
 
-    def apply(
-        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
-    ) -> None:
-        with self.engine.begin() as conn:
-            for record in batch:
-                event = record.event
-                if not isinstance(event, PaymentAuthorized | PaymentDeclined):
-                    continue
-                seen = conn.execute(
-                    select(payments.c.order_id).where(payments.c.order_id == str(event.order_id))
-                )
-                if seen.first() is not None:
-                    continue  # the first decision stands; a duplicate changes nothing
-                conn.execute(
-                    insert(payments).values(
-                        order_id=str(event.order_id),
-                        payment_id=str(event.payment_id),
-                        status="AUTHORIZED" if isinstance(event, PaymentAuthorized) else "DECLINED",
-                        reason=getattr(event, "reason", None),
-                        amount_minor=event.amount_minor,
-                        currency=event.currency,
-                        decided_at=event.envelope.occurred_at,
-                    )
-                )
-            store_offsets(conn, consumer_offsets, consumer, offsets)
+
+def _payment_row(event: PaymentAuthorized | PaymentDeclined) -> dict[str, Any]:
+    return {
+        "order_id": str(event.order_id),
+        "payment_id": str(event.payment_id),
+        "status": "AUTHORIZED" if isinstance(event, PaymentAuthorized) else "DECLINED",
+        "reason": event.reason if isinstance(event, PaymentDeclined) else None,
+        "amount_minor": event.amount_minor,
+        "currency": event.currency,
+        "decided_at": event.envelope.occurred_at,
+    }
 
 
 def get_payment(engine: Engine, order_id: str) -> dict[str, Any] | None:
@@ -156,8 +139,7 @@ def get_payment(engine: Engine, order_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     found = dict(row._mapping)
-    if found["decided_at"].tzinfo is None:
-        found["decided_at"] = found["decided_at"].replace(tzinfo=UTC)
+    found["decided_at"] = as_utc(found["decided_at"])
     return found
 
 
@@ -176,14 +158,7 @@ def payment_app(
         settings, serde, PROJECTOR_GROUP, [settings.payments_topic], PaymentProjection(engine)
     )
     runners = RunnerThreads([processor, projector])
-    readiness = Readiness(
-        {
-            "broker": broker_check(settings),
-            "registry": registry_check(settings),
-            "database": database_check(engine),
-            "consumer": lambda: joined_check(processor)() and joined_check(projector)(),
-        }
-    )
+    readiness = service_readiness(settings, [processor, projector], engine)
     app = FastAPI(title="Golive payment API", version=VERSION, lifespan=runner_lifespan(runners))
     add_health(app, readiness)
 
