@@ -6,7 +6,6 @@ import fcntl
 import shutil
 import signal
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,7 +13,6 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-import psutil
 
 from golive_platform import process
 from golive_platform.artifacts import fetch
@@ -270,18 +268,6 @@ class Platform:
                     stopped.append(name)
             return stopped
 
-    def restart(self, name: str) -> float:
-        """Stop one infrastructure component and start it again; seconds until it answered."""
-        record = process.read(self.config.run_dir, name)
-        if record is None:
-            raise PlatformError(f"{name} is not running")
-        with self._lock():
-            argv = psutil.Process(record.pid).cmdline()
-            process.stop(self.config.run_dir, name, self.config.stop_timeout_s)
-            launch = process.Launch(name, argv, Path(record.log), marker=record.marker)
-            running, _ = process.start(self.config.run_dir, launch)
-            return process.wait_ready(running, self.probes()[name], self.config.ready_timeout_s)
-
     def clean(self) -> list[str]:
         stopped = self.down()
         shutil.rmtree(self.config.data_dir, ignore_errors=True)
@@ -348,12 +334,3 @@ def _http_probe(spec: ServiceSpec) -> Callable[[], bool]:
             return False
 
     return probe
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll with a deadline; raise naming what never happened."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise PlatformError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-        time.sleep(process.POLL_S)

@@ -115,12 +115,6 @@ class EventProducer:
                 on_delivery=on_delivery,
             )
 
-    def reachable(self, timeout_s: float = 1.0) -> bool:
-        try:
-            return bool(self._producer.list_topics(timeout=timeout_s).brokers)
-        except Exception:  # any failure to get metadata means "not reachable"
-            return False
-
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
         self._running = False

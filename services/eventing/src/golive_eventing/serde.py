@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from golive_contracts.avro import avro_schema, subject_for
 from golive_contracts.events import BY_FULL_NAME, Event
+from pydantic import ValidationError
 
 MAGIC = 0
 _HEADER = struct.Struct(">bI")
@@ -108,25 +109,27 @@ class EventSerde:
                 self._readers[event] = fastavro.parse_schema(avro_schema(event))
         return self._readers[event]
 
-    def _decode(self, data: bytes | None, upcast: bool) -> tuple[type[Event], Any]:
+    def _decode(self, data: bytes | None) -> tuple[type[Event], Any]:
         if data is None or len(data) < _HEADER.size:
             raise PoisonRecordError("record too short for the wire format (no magic byte and id)")
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise PoisonRecordError(f"magic byte {magic} is not {MAGIC}: not the registry's format")
         cls, writer = self._writer_schema(schema_id)
-        reader = self._reader(cls) if upcast else None
         try:
-            return cls, fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
+            return cls, fastavro.schemaless_reader(
+                io.BytesIO(data[_HEADER.size :]), writer, self._reader(cls)
+            )
         except (EOFError, ValueError, IndexError, struct.error) as exc:
             raise PoisonRecordError(f"cannot decode {cls.type_name()}: {exc}") from exc
 
     def deserialize(self, data: bytes | None) -> Event:
         """The event as this build reads it: the writer's version resolved to the current model."""
-        cls, record = self._decode(data, upcast=True)
-        return cls.model_validate(record)
-
-    def decode_raw(self, data: bytes | None) -> tuple[type[Event], dict[str, Any]]:
-        """The writer's view of a record, for the recorder: type and payload as written."""
-        cls, record = self._decode(data, upcast=False)
-        return cls, dict(record)
+        cls, record = self._decode(data)
+        try:
+            return cls.model_validate(record)
+        except ValidationError as exc:
+            # Valid Avro, invalid fact (a writer that skipped validation): no retry can fix it.
+            raise PoisonRecordError(
+                f"{cls.type_name()} fails validation: {exc.errors()[0]['msg']}"
+            ) from exc
