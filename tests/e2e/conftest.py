@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,12 +14,7 @@ from golive_platform.platform import Platform
 from golive_platform.testing import Cluster, suite_config
 
 from tests.conftest import Topics, make_topics
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.helpers import free_port
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,19 +21,13 @@ from golive_platform.config import PlatformConfig
 from golive_platform.testing import config_env, suite_config
 
 from tests.factories import order_request
-from tests.helpers import create_topic, eventually
+from tests.helpers import create_topic, eventually, free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _isolated(tmp_path: Path, **overrides: object) -> PlatformConfig:
-    ports = {name: _free_port() for name in (
+    ports = {name: free_port() for name in (
         "kafka_port", "kafka_controller_port", "registry_port", "registry_management_port", "postgres_port",
         "order_port", "order_process_manager_port", "payment_port", "audit_port")}  # fmt: skip
     return suite_config(data_dir=tmp_path / "platform", **{**ports, **overrides})
@@ -138,10 +133,25 @@ def running(
     golive(config, "platform", "down")
 
 
-def _read_until(lines: queue.Queue[str], marker: str, timeout_s: float) -> str:
+def _read_until(
+    lines: queue.Queue[str],
+    marker: str,
+    timeout_s: float,
+    proc: subprocess.Popen[str] | None = None,
+) -> str:
+    """Lines until `marker`; on a deadline or the process ending first, fail showing what it said."""
     seen = ""
+    deadline = time.monotonic() + timeout_s
     while marker not in seen:
-        seen += lines.get(timeout=timeout_s)
+        try:
+            seen += lines.get(timeout=1.0)
+        except queue.Empty:
+            ended = proc is not None and proc.poll() is not None and lines.empty()
+            if ended or time.monotonic() > deadline:
+                code = proc.poll() if proc is not None else None
+                raise AssertionError(
+                    f"no {marker!r} (exit code {code}); the output was:\n{seen}"
+                ) from None
     return seen
 
 
@@ -149,7 +159,7 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     running: tuple[PlatformConfig, subprocess.Popen[str], queue.Queue[str]], unique: str
 ) -> None:
     config, proc, lines = running
-    banner = _read_until(lines, "Ctrl-C stops everything.", timeout_s=180)
+    banner = _read_until(lines, "Ctrl-C stops everything.", timeout_s=180, proc=proc)
     assert config.bootstrap_servers in banner
     assert config.registry_url in banner
 

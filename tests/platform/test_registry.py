@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from golive_platform.java import find_java
 from golive_platform.registry import RegistryNode, registry_ready
 from golive_platform.testing import Cluster, suite_config
 
-from tests.helpers import create_topic
+from tests.helpers import create_topic, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -46,12 +45,6 @@ def test_register_and_read_back_through_confluent_client(cluster: Cluster, uniqu
     assert subject in client.get_subjects()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def own_registry(cluster: Cluster, unique: str, tmp_path: Path) -> Iterator[RegistryNode]:
     """A second registry on other ports with a journal of its own, so restarting it disturbs nobody."""
@@ -60,8 +53,8 @@ def own_registry(cluster: Cluster, unique: str, tmp_path: Path) -> Iterator[Regi
     journal = f"test.registry-journal.{unique}"
     config = suite_config(
         data_dir=tmp_path / "registry-instance",
-        registry_port=_free_port(),
-        registry_management_port=_free_port(),
+        registry_port=free_port(),
+        registry_management_port=free_port(),
         registry_journal_topic=journal,
         registry_snapshots_topic=f"test.registry-snapshots.{unique}",
         registry_events_topic=f"test.registry-events.{unique}",
