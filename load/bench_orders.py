@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench_platform import resident_mb, throughput
+from bench_platform import resident_mb, throughput, write_figures
 from confluent_kafka import Consumer
 from golive_cli.system import system
 from golive_platform.config import PlatformConfig
@@ -193,10 +192,7 @@ def main() -> None:
     print(f"journey at {figures['latency_rate_per_s']}/s            p50 {figures['journey_p50_ms']} ms  "
           f"p99 {figures['journey_p99_ms']} ms  ({figures['latency_samples']} orders; targets 20 / 100 ms)")  # fmt: skip
     print(f"whole stack resident            {figures['stack_rss_mb']:>7} MB  (target < 2048)")
-    out = config.root / "var" / "bench" / "orders.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
-    print(f"figures written to {out}")
+    write_figures(config, "orders", figures)
 
 
 if __name__ == "__main__":

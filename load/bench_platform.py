@@ -14,6 +14,7 @@ import os
 import shutil
 import time
 import uuid
+from typing import Any
 
 import psutil
 from confluent_kafka import Consumer, Producer
@@ -91,6 +92,14 @@ def throughput(bootstrap: str, count: int) -> tuple[float, float]:
     return produce_rate, consume_rate
 
 
+def write_figures(config: PlatformConfig, name: str, figures: dict[str, Any]) -> None:
+    """var/bench/<name>.json: the figures of the last run, for the docs and for comparison."""
+    out = config.root / "var" / "bench" / f"{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2))
+    print(f"figures written to {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
@@ -136,10 +145,7 @@ def main() -> None:
         f"produce, acks=all     {produce_rate:8.0f} msg/s  ({RECORD_BYTES} B, idempotent, linger 5 ms)"
     )
     print(f"consume               {consume_rate:8.0f} msg/s")
-    out = config.root / "var" / "bench" / "platform.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
-    print(f"figures written to {out}")
+    write_figures(config, "platform", figures)
 
 
 if __name__ == "__main__":
