@@ -14,12 +14,14 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_eventing.runner import dlq_topic
 from golive_eventing.schemas import register_all
+from golive_eventing.state import state_topic
 from golive_platform.testing import Cluster, provide_cluster
 
 GROUPS = {
-    "orders": ["payment", "order-projector"],
+    "orders": ["payment", "order-projector", "order-process-manager"],
     "payments": ["order-process-manager", "payment-projector"],
 }
+STATEFUL = ["payment", "order-process-manager"]  # their state changelogs: orders.<group>.state
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +61,13 @@ def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
     names = [topics.orders, topics.payments]
     names += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
     names += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
+    new = [NewTopic(n, partitions, 1) for n in names]
+    new += [
+        NewTopic(state_topic(topics.orders, g), partitions, 1, config={"cleanup.policy": "compact"})
+        for g in STATEFUL
+    ]
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names], operation_timeout=15)
+    futures = admin.create_topics(new, operation_timeout=15)
     for future in futures.values():
         future.result(timeout=20)
     register_all(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())

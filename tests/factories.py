@@ -35,7 +35,7 @@ def order_request(
 
 
 def order_placed(key: str | None = None, card: str = "tok_visa_4242", total_minor: int = 2500,
-                 currency: str = "EUR") -> OrderPlaced:  # fmt: skip
+                 currency: str = "EUR", placed_at: datetime = NOW) -> OrderPlaced:  # fmt: skip
     key = key or str(uuid.uuid4())
     order_id = order_id_for(key)
     return OrderPlaced(
@@ -58,7 +58,7 @@ def order_placed(key: str | None = None, card: str = "tok_visa_4242", total_mino
         currency=currency,
         total_minor=total_minor,
         card_token=card,
-        placed_at=NOW,
+        placed_at=placed_at,
     )
 
 

@@ -83,3 +83,32 @@ def free_port() -> int:
                 continue
             return port
     raise AssertionError("no free port between 20000 and 32000")
+
+
+def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """How many records `group` has yet to commit past on `topics` (0: it has read them all).
+
+    The end is the high watermark, which a transaction's commit marker is part of; a group
+    commits past the marker once it read past it, so a caught-up group shows 0.
+    """
+    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        places = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ]
+        committed = {
+            (tp.topic, tp.partition): tp.offset for tp in consumer.committed(places, timeout=10)
+        }
+        behind = 0
+        for tp in places:
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            behind += max(0, high - max(committed[(tp.topic, tp.partition)], 0))
+        return behind
+    finally:
+        consumer.close()

@@ -1,9 +1,10 @@
-"""The order process manager: payment outcomes in, order outcomes out, in Kafka transactions."""
+"""The order process manager on the real broker: every journey ends, once, deadline included."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,24 +13,30 @@ from golive_contracts.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
+    OrderPlaced,
     PaymentAuthorized,
     PaymentDeclined,
 )
 from golive_order.bootstrap import process_manager_app
+from golive_order.process_manager import GROUP
 from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
 from tests.conftest import Topics, make_topics
-from tests.factories import payment_outcome
-from tests.helpers import eventually
+from tests.factories import order_placed, payment_outcome
+from tests.helpers import eventually, lag
 from tests.integration.test_payment import events_on, publisher
 
 pytestmark = pytest.mark.integration
 
+TERMINAL = (OrderConfirmed, OrderCancelled)
+
 
 @pytest.fixture
 def manager(cluster: Cluster, topics: Topics, unique: str) -> Iterator[TestClient]:
-    settings = OrderSettings.model_validate({**topics.env(cluster), "instance_id": unique})
+    settings = OrderSettings.model_validate(
+        {**topics.env(cluster), "instance_id": unique, "payment_timeout_s": 3.0}
+    )
     with TestClient(process_manager_app(settings)) as client:
         eventually(
             lambda: client.get("/readyz").status_code == 200, 30, "the process manager to be ready"
@@ -37,33 +44,81 @@ def manager(cluster: Cluster, topics: Topics, unique: str) -> Iterator[TestClien
         yield client
 
 
-def _outcome(authorized: bool) -> PaymentAuthorized | PaymentDeclined:
-    return payment_outcome(uuid.uuid4(), authorized, reason="expired_card", amount_minor=100)
+def _placed() -> OrderPlaced:
+    return order_placed(placed_at=datetime.now(UTC))
 
 
-def test_outcomes_become_confirmed_or_cancelled(
-    manager: TestClient, cluster: Cluster, topics: Topics
-) -> None:
-    paid, refused = _outcome(True), _outcome(False)
+def _outcome(order_id: uuid.UUID, authorized: bool) -> PaymentAuthorized | PaymentDeclined:
+    return payment_outcome(order_id, authorized, reason="expired_card", amount_minor=100)
+
+
+def _publish(cluster: Cluster, topics: Topics, *events: Event) -> None:
     producer = publisher(cluster, topics)
-    for event in (paid, refused):
-        producer.publish_sync(event, key=str(event.order_id))
+    for event in events:
+        producer.publish_sync(event, key=event.envelope.correlation_id)
     producer.close()
 
-    def outcomes() -> list[Event] | None:
-        found = events_on(cluster, topics, topics.orders)
-        return found if len(found) >= 2 else None
 
-    found = eventually(outcomes, 30, "two order outcomes")
-    by_order = {str(e.order_id): e for e in found}  # type: ignore[attr-defined]
-    confirmed, cancelled = by_order[str(paid.order_id)], by_order[str(refused.order_id)]
+def _terminal(cluster: Cluster, topics: Topics) -> dict[str, list[Event]]:
+    by_order: dict[str, list[Event]] = {}
+    for event in events_on(cluster, topics, topics.orders):
+        if isinstance(event, TERMINAL):
+            by_order.setdefault(str(event.order_id), []).append(event)
+    return by_order
+
+
+def _wait_terminal(cluster: Cluster, topics: Topics, count: int) -> dict[str, list[Event]]:
+    def enough() -> dict[str, list[Event]] | None:
+        found = _terminal(cluster, topics)
+        return found if len(found) >= count else None
+
+    return eventually(enough, 30, f"{count} orders to end")
+
+
+def test_outcomes_confirm_or_cancel_even_when_they_come_first(
+    manager: TestClient, cluster: Cluster, topics: Topics
+) -> None:
+    paid, refused, early = _placed(), _placed(), _placed()
+    paid_outcome, refused_outcome = _outcome(paid.order_id, True), _outcome(refused.order_id, False)
+    early_outcome = _outcome(early.order_id, True)
+    # The two topics are read independently: an outcome may be seen before its OrderPlaced.
+    _publish(cluster, topics, early_outcome, paid, refused, paid_outcome, refused_outcome)
+    _publish(cluster, topics, early)
+
+    by_order = _wait_terminal(cluster, topics, 3)
+    [confirmed] = by_order[str(paid.order_id)]
     assert isinstance(confirmed, OrderConfirmed)
     assert confirmed.envelope.event_id == event_id_for(
-        str(paid.envelope.event_id), "OrderConfirmed"
+        str(paid_outcome.envelope.event_id), "OrderConfirmed"
     )
     assert confirmed.envelope.correlation_id == str(paid.order_id)
+    [cancelled] = by_order[str(refused.order_id)]
     assert isinstance(cancelled, OrderCancelled)
     assert cancelled.reason == "payment_declined:expired_card"
+    [late_order_placed] = by_order[str(early.order_id)]
+    assert isinstance(late_order_placed, OrderConfirmed)
+
+
+def test_no_outcome_by_the_deadline_cancels_and_late_outcomes_change_nothing(
+    manager: TestClient, cluster: Cluster, topics: Topics
+) -> None:
+    forgotten, settled = _placed(), _placed()
+    _publish(cluster, topics, forgotten, settled, _outcome(settled.order_id, True))
+
+    by_order = _wait_terminal(cluster, topics, 2)
+    [expired] = by_order[str(forgotten.order_id)]
+    assert isinstance(expired, OrderCancelled)
+    assert expired.reason == "payment_timeout"
+    # A late authorisation and a repeated outcome: neither reopens nor re-ends a journey.
+    _publish(cluster, topics, _outcome(forgotten.order_id, True), _outcome(settled.order_id, False))
+    eventually(
+        lambda: lag(cluster.bootstrap_servers, GROUP, [topics.payments]) == 0,
+        20,
+        "the process manager to read the late outcomes",
+    )
+    by_order = _terminal(cluster, topics)
+    assert [type(e) for e in by_order[str(forgotten.order_id)]] == [OrderCancelled]
+    assert [type(e) for e in by_order[str(settled.order_id)]] == [OrderConfirmed]
 
 
 def test_an_instance_holding_no_partition_is_still_ready(cluster: Cluster, unique: str) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, create_engine
 
-from golive_eventing.runner import Consumed, ProjectionStore
+from golive_eventing.runner import Consumed, PositionsMovedError, ProjectionStore
 
 
 def make_engine(url: str) -> Engine:
@@ -71,12 +71,16 @@ def stored_positions(
     engine: Engine, table: Table, consumer: str, partitions: Sequence[tuple[str, int]]
 ) -> dict[tuple[str, int], int]:
     """The next offset per partition a projection has stored (only those it has seen)."""
-    wanted = set(partitions)
     with engine.connect() as conn:
-        rows = conn.execute(select(table).where(table.c.consumer == consumer))
-        return {
-            (r.topic, r.partition): r.next_offset for r in rows if (r.topic, r.partition) in wanted
-        }
+        return _stored_in(conn, table, consumer, partitions)
+
+
+def _stored_in(
+    conn: Connection, table: Table, consumer: str, partitions: Sequence[tuple[str, int]]
+) -> dict[tuple[str, int], int]:
+    wanted = set(partitions)
+    rows = conn.execute(select(table).where(table.c.consumer == consumer))
+    return {(r.topic, r.partition): r.next_offset for r in rows if (r.topic, r.partition) in wanted}
 
 
 def store_offsets(
@@ -117,9 +121,23 @@ class SqlProjection(ProjectionStore):
         return stored_positions(self.engine, self.offsets, consumer, partitions)
 
     def apply(
-        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
+        self,
+        consumer: str,
+        batch: Sequence[Consumed],
+        offsets: Sequence[TopicPartition],
+        expected: dict[tuple[str, int], int | None],
     ) -> None:
         with self.engine.begin() as conn:
+            stored = _stored_in(conn, self.offsets, consumer, list(expected))
+            moved = {
+                place: stored.get(place)
+                for place in expected
+                if stored.get(place) != expected[place]
+            }
+            if moved:
+                # Someone else wrote these positions (a rebuild swapped the tables in): go on
+                # from theirs; a partition with nothing stored starts from the beginning.
+                raise PositionsMovedError(moved)
             self.write(conn, batch)
             store_offsets(conn, self.offsets, consumer, offsets)
 

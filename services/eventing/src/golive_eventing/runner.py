@@ -3,19 +3,23 @@
 Two ways to make progress durable:
 - ProjectionRunner: the change and the consumed offset commit in one database transaction; on
   assignment it starts from the stored offset, so redelivery never double-applies.
-- TransactionalProcessor: consume-transform-produce in one Kafka transaction per batch (outputs
-  and consumed offsets commit together); downstream reads read_committed.
+- TransactionalProcessor: consume-transform-produce in one Kafka transaction per batch (outputs,
+  state changes and consumed offsets commit together); downstream reads read_committed.
 Poison records (undecodable, or a handler that keeps failing) go to `<topic>.<group>.dlq` with
-the error in headers; transient faults (registry or broker unreachable) pause and retry.
+the error in headers; transient faults (registry, broker or database unreachable) pause and retry
+the batch and never dead-letter. `golive dlq redrive` puts dead letters back on their topic with a
+`redrive.group` header: only that group takes them, every other group passes over them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import (
@@ -28,16 +32,21 @@ from confluent_kafka import (
     TopicPartition,
 )
 from golive_contracts.events import Event
+from sqlalchemy.exc import OperationalError
 
 from golive_eventing import tracing
 from golive_eventing.producer import produce_bounded, producer_config, record_headers
 from golive_eventing.serde import EventSerde, PoisonRecordError, RegistryUnavailableError
 from golive_eventing.settings import KafkaSettings
+from golive_eventing.state import Changes, KeyedState
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+REDRIVE_HEADER = "redrive.group"
+# Faults that pass: the batch is rewound and retried after a pause, never dead-lettered.
+TRANSIENT = (RegistryUnavailableError, KafkaException, OperationalError)
 
 
 def dlq_topic(topic: str, group: str) -> str:
@@ -57,14 +66,27 @@ class Consumed:
     value: bytes | None
     event: Event | None
     error: str | None = None
+    skip: bool = False  # redriven for another group: advance past it, nothing else
 
     @property
     def position(self) -> tuple[str, int, int]:
         return (self.topic, self.partition, self.offset)
 
+    def header(self, name: str) -> bytes | None:
+        return next((v for k, v in self.headers if k == name), None)
+
 
 class RetryBatchError(Exception):
     """Abort this batch, rewind, and try it again after a pause."""
+
+
+class PositionsMovedError(Exception):
+    """The store's positions are not the ones this runner wrote (a rebuild swapped the tables):
+    continue from the store's."""
+
+    def __init__(self, positions: dict[tuple[str, int], int | None]) -> None:
+        super().__init__(f"stored positions moved: {positions}")
+        self.positions = positions
 
 
 class Runner(ABC):
@@ -78,6 +100,7 @@ class Runner(ABC):
         topics: Sequence[str],
         *,
         batch_size: int = 500,
+        assignment: str = "cooperative-sticky",
         **consumer_extra: Any,
     ) -> None:
         self.settings = settings
@@ -88,6 +111,7 @@ class Runner(ABC):
         self.joined = threading.Event()
         self.stopping = threading.Event()
         self.assignment: set[tuple[str, int]] = set()
+        self.cooperative = assignment == "cooperative-sticky"
         self.consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -96,7 +120,7 @@ class Runner(ABC):
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
-                "partition.assignment.strategy": "cooperative-sticky",
+                "partition.assignment.strategy": assignment,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
                 **consumer_extra,
@@ -109,16 +133,31 @@ class Runner(ABC):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.start_positions(partitions)
-        consumer.incremental_assign(partitions)
+        if self.cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
         self.assignment |= {(p.topic, p.partition) for p in partitions}
         self.joined.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        consumer.incremental_unassign(partitions)
+        # Batches are handled between polls and rebalances happen inside poll(), so no
+        # transaction is ever open here: nothing to abort, and nothing half-done to hand over.
+        if self.cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
         self.assignment -= {(p.topic, p.partition) for p in partitions}
+        self.released(partitions)
 
     def start_positions(self, partitions: list[TopicPartition]) -> None:  # noqa: B027 (optional hook)
         """Set where each newly assigned partition starts (default: the group's committed offset)."""
+
+    def released(self, partitions: list[TopicPartition]) -> None:  # noqa: B027 (optional hook)
+        """These partitions went to another member (or were lost)."""
+
+    def tick(self) -> None:  # noqa: B027 (optional hook)
+        """Called on every turn of the loop, with or without records (timers)."""
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -134,12 +173,15 @@ class Runner(ABC):
             while not self.stopping.is_set():
                 messages = self._next_messages()
                 batch = [self._decode(m) for m in messages if _is_record(m)]
-                if not batch:
-                    continue
                 try:
-                    self.handle(batch)
+                    if batch:
+                        self.handle(batch)
+                    self.tick()
                     attempt = 0
-                except (RetryBatchError, RegistryUnavailableError, KafkaException) as exc:
+                except PositionsMovedError as exc:
+                    log.warning("%s: %s; continuing from there", self.group, exc)
+                    self._seek(exc.positions)
+                except (RetryBatchError, *TRANSIENT) as exc:
                     log.warning("%s: batch failed, retrying: %s", self.group, exc)
                     self._rewind(batch)
                     self.stopping.wait(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
@@ -174,6 +216,9 @@ class Runner(ABC):
             "headers": tuple((str(h[0]), h[1] or b"") for h in message.headers() or []),
             "value": message.value(),
         }
+        addressee = next((v for k, v in common["headers"] if k == REDRIVE_HEADER), None)
+        if addressee is not None and addressee.decode(errors="replace") != self.group:
+            return Consumed(event=None, skip=True, **common)
         try:
             return Consumed(event=self.serde.deserialize(message.value()), **common)
         except PoisonRecordError as exc:
@@ -187,6 +232,12 @@ class Runner(ABC):
         for (topic, partition), offset in first.items():
             if (topic, partition) in self.assignment:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _seek(self, positions: dict[tuple[str, int], int | None]) -> None:
+        for (topic, partition), offset in positions.items():
+            if (topic, partition) in self.assignment:
+                start = OFFSET_BEGINNING if offset is None else offset
+                self.consumer.seek(TopicPartition(topic, partition, start))
 
     @staticmethod
     def next_offsets(batch: Sequence[Consumed]) -> list[TopicPartition]:
@@ -204,6 +255,8 @@ class Runner(ABC):
 
     def poison_reason(self, record: Consumed) -> str | None:
         """Why a record must be dead-lettered instead of handled, or None to handle it."""
+        if record.skip:
+            return None
         if record.event is None:
             return record.error or "undecodable"
         if self._failures.get(record.position, 0) >= MAX_ATTEMPTS:
@@ -249,9 +302,17 @@ class ProjectionStore(ABC):
 
     @abstractmethod
     def apply(
-        self, consumer: str, batch: Sequence[Consumed], offsets: Sequence[TopicPartition]
+        self,
+        consumer: str,
+        batch: Sequence[Consumed],
+        offsets: Sequence[TopicPartition],
+        expected: dict[tuple[str, int], int | None],
     ) -> None:
-        """Apply the batch (skipping records whose event is None) and store `offsets`, atomically."""
+        """Apply the batch (skipping records whose event is None) and store `offsets`, atomically.
+
+        `expected` is what the runner believes is stored for the batch's partitions (None: nothing);
+        if the store holds something else, raise PositionsMovedError with what it holds.
+        """
 
 
 class ProjectionRunner(Runner):
@@ -269,21 +330,36 @@ class ProjectionRunner(Runner):
         self.store = store
         self.dead_letters = dead_letters
         self._dlq = Producer(producer_config(settings, f"{group}-dlq")) if dead_letters else None
+        self._written: dict[tuple[str, int], int | None] = {}
 
     def start_positions(self, partitions: list[TopicPartition]) -> None:
         stored = self.store.positions(self.group, [(p.topic, p.partition) for p in partitions])
         for partition in partitions:
-            partition.offset = stored.get((partition.topic, partition.partition), OFFSET_BEGINNING)
+            place = (partition.topic, partition.partition)
+            partition.offset = stored.get(place, OFFSET_BEGINNING)
+            self._written[place] = stored.get(place)
+
+    def released(self, partitions: list[TopicPartition]) -> None:
+        for partition in partitions:
+            self._written.pop((partition.topic, partition.partition), None)
 
     def handle(self, batch: Sequence[Consumed]) -> None:
         if self._dlq is not None:
-            poisoned = [r for r in batch if r.event is None]
+            poisoned = [r for r in batch if r.event is None and not r.skip]
             for record in poisoned:
                 self.dead_letter(self._dlq, record, record.error or "undecodable")
             if poisoned and self._dlq.flush(10) != 0:
                 raise RetryBatchError("dead-letter writes not acknowledged")
         offsets = self.next_offsets(batch)
-        self.store.apply(self.group, batch, offsets)
+        expected = {
+            (tp.topic, tp.partition): self._written.get((tp.topic, tp.partition)) for tp in offsets
+        }
+        try:
+            self.store.apply(self.group, [r for r in batch if not r.skip], offsets, expected)
+        except PositionsMovedError as moved:
+            self._written.update(moved.positions)
+            raise
+        self._written.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
         # The database holds the truth; the group's committed offsets are for lag monitoring.
         self.consumer.commit(offsets=offsets, asynchronous=True)
 
@@ -293,11 +369,37 @@ class ProjectionRunner(Runner):
             self._dlq.flush(5)
 
 
-Handler = Callable[[Event, Consumed], list[Event]]
+class Decider(ABC):
+    """What a transactional processor does: records (and timers) in, events out, state beside.
+
+    Everything returned and every state change commits in one Kafka transaction with the
+    consumed offsets, or none of it does.
+    """
+
+    @abstractmethod
+    def decide(self, event: Event, record: Consumed, state: Changes | None) -> list[Event]:
+        """The events one record causes (state is None for a processor without state)."""
+
+    def unprocessable(self, record: Consumed, reason: str, state: Changes | None) -> list[Event]:
+        """The record is being dead-lettered: what must still be said so no journey stays open."""
+        del record, reason, state
+        return []
+
+    def timeout(self, key: str, state: Changes, now: datetime) -> list[Event]:
+        """A key's due_at passed on its partition's clock: what that causes."""
+        del key, state, now
+        return []
 
 
 class TransactionalProcessor(Runner):
-    """Consume, decide, produce: one Kafka transaction per batch, with a stable transactional.id."""
+    """Consume, decide, produce: one Kafka transaction per batch, with a stable transactional.id.
+
+    With a state topic, the processor keeps per-key state (golive_eventing.state) in the same
+    transactions, and its inputs are co-partitioned: the range assignor gives each member the same
+    partition numbers of every input topic, and the changelog's partition p holds their keys.
+    """
+
+    TRANSACTION_TIMEOUT_MS = 10_000  # how long a crashed instance's open transaction blocks readers
 
     def __init__(
         self,
@@ -305,48 +407,97 @@ class TransactionalProcessor(Runner):
         serde: EventSerde,
         group: str,
         topics: Sequence[str],
-        handler: Handler,
+        decider: Decider,
         instance: str,
+        *,
+        state_topic: str | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        super().__init__(settings, serde, group, topics)
-        self.handler = handler
+        super().__init__(
+            settings, serde, group, topics,
+            assignment="range" if state_topic else "cooperative-sticky",
+        )  # fmt: skip
+        self.decider = decider
+        self.clock = clock
+        self.state = KeyedState(settings, state_topic, group) if state_topic else None
         self.producer = Producer(
             producer_config(
-                settings, f"{group}-{instance}", **{"transactional.id": f"{group}-{instance}"}
+                settings,
+                f"{group}-{instance}",
+                **{
+                    "transactional.id": f"{group}-{instance}",
+                    "transaction.timeout.ms": self.TRANSACTION_TIMEOUT_MS,
+                },
             )
         )
         self.producer.init_transactions(30)
+        self._seen_ms: dict[tuple[str, int], int] = {}
+        self._next_tick = 0.0
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    def start_positions(self, partitions: list[TopicPartition]) -> None:
+        if self.state is None:
+            return
+        numbers = {p.partition for p in partitions}
+        by_topic = {t: {p.partition for p in partitions if p.topic == t} for t in self.topics}
+        if any(found != numbers for found in by_topic.values()):
+            log.error(
+                "%s: inputs are not co-partitioned (%s); give every input topic the same "
+                "partition count", self.group, by_topic,
+            )  # fmt: skip
+        self.state.restore(numbers)
+
+    def released(self, partitions: list[TopicPartition]) -> None:
+        if self.state is not None:
+            self.state.drop({p.partition for p in partitions})
+        for partition in partitions:
+            self._seen_ms.pop((partition.topic, partition.partition), None)
+
+    # -- batches -----------------------------------------------------------------------------
 
     def handle(self, batch: Sequence[Consumed]) -> None:
+        changes = self.state.begin() if self.state is not None else None
         self.producer.begin_transaction()
         try:
             for record in batch:
+                if record.skip:
+                    continue
                 reason = self.poison_reason(record)
                 if reason is not None:
                     self.dead_letter(self.producer, record, reason)
+                    self._produce(self.decider.unprocessable(record, reason, changes))
                     continue
                 assert record.event is not None
                 with tracing.processing(record.topic, record.headers):
-                    self._process(record, record.event)
+                    self._process(record, record.event, changes)
+            if self.state is not None and changes is not None:
+                self.state.write(self.producer, changes)
             self.producer.send_offsets_to_transaction(
                 self.next_offsets(batch), self.consumer.consumer_group_metadata(), 30
             )
             self.producer.commit_transaction(30)
         except BaseException as exc:
-            if _fatal(exc):
-                raise
-            self.producer.abort_transaction(30)
+            self._abort(exc)
             raise
+        if self.state is not None and changes is not None:
+            self.state.commit(changes)
+        for record in batch:
+            place = (record.topic, record.partition)
+            self._seen_ms[place] = max(self._seen_ms.get(place, 0), record.timestamp_ms)
         self.forget(batch)
 
-    def _process(self, record: Consumed, event: Event) -> None:
+    def _process(self, record: Consumed, event: Event, changes: Changes | None) -> None:
         try:
-            outputs = self.handler(event, record)
-        except (RegistryUnavailableError, KafkaException):
+            outputs = self.decider.decide(event, record, changes)
+        except TRANSIENT:
             raise
         except Exception as exc:
             self.failed(record, exc)
             raise RetryBatchError(f"handler failed on {record.position}: {exc}") from exc
+        self._produce(outputs)
+
+    def _produce(self, outputs: Sequence[Event]) -> None:
         for output in outputs:
             produce_bounded(
                 self.producer,
@@ -355,6 +506,65 @@ class TransactionalProcessor(Runner):
                 value=self.serde.serialize(output),
                 headers=record_headers(output),
             )
+
+    def _abort(self, exc: BaseException) -> None:
+        if _fatal(exc):
+            return  # a fenced producer cannot abort: the process must restart
+        self.producer.abort_transaction(30)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Fire the timers whose due time has passed on their partition's clock."""
+        if self.state is None or time.monotonic() < self._next_tick:
+            return
+        self._next_tick = time.monotonic() + 0.25
+        now = self.clock()
+        due = self.state.due(now.timestamp())
+        if not due:
+            return
+        ready = []
+        for key, entry in due:
+            if self._partition_time(entry.partition) >= float(entry.value["due_at"]):
+                ready.append(key)
+            else:
+                self.state.rearm(key, entry)
+        if not ready:
+            return
+        changes = self.state.begin()
+        self.producer.begin_transaction()
+        try:
+            for key in ready:
+                self._produce(self.decider.timeout(key, changes, now))
+            self.state.write(self.producer, changes)
+            self.producer.commit_transaction(30)
+        except BaseException as exc:
+            self._abort(exc)
+            for key in ready:
+                entry_now = self.state.entries.get(key)
+                if entry_now is not None:
+                    self.state.rearm(key, entry_now)
+            raise
+        self.state.commit(changes)
+
+    def _partition_time(self, partition: int) -> float:
+        """How far every input of this partition number has been read, in epoch seconds.
+
+        A caught-up input partition is at the wall clock; one with a backlog is at its last
+        record's timestamp. A timer fires only when all of them passed it, so a backlog (after a
+        restart, say) is read before anything is declared overdue.
+        """
+        now = self.clock().timestamp()
+        times = []
+        for topic in self.topics:
+            place = TopicPartition(topic, partition)
+            _low, high = self.consumer.get_watermark_offsets(place, cached=True)
+            position = self.consumer.position([place])[0].offset
+            if high == 0 or (high > 0 and position >= high):
+                times.append(now)
+            else:
+                times.append(self._seen_ms.get((topic, partition), 0) / 1000)
+        return min(times)
 
 
 def _fatal(exc: BaseException) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from golive_eventing import tracing
@@ -12,10 +12,11 @@ from golive_eventing.db import make_engine
 from golive_eventing.health import service_readiness
 from golive_eventing.producer import EventProducer
 from golive_eventing.runner import ProjectionRunner, TransactionalProcessor
+from golive_eventing.state import state_topic
 
 from golive_order import store
 from golive_order.api import PROJECTOR_GROUP, SERVICE, OrderService, create_app
-from golive_order.process_manager import GROUP, settle_payments
+from golive_order.process_manager import GROUP, SettleOrders
 from golive_order.settings import OrderSettings
 
 
@@ -53,8 +54,11 @@ def process_manager_app(
     tracing.setup("order-process-manager")
     serde = make_serde(settings)
     processor = TransactionalProcessor(
-        settings, serde, GROUP, [settings.payments_topic], settle_payments(clock, settings.version),
+        settings, serde, GROUP, [settings.orders_topic, settings.payments_topic],
+        SettleOrders(clock, settings.version, timedelta(seconds=settings.payment_timeout_s)),
         instance=settings.instance_id,
+        state_topic=state_topic(settings.orders_topic, GROUP),
+        clock=clock,
     )  # fmt: skip
     runners = RunnerThreads([processor])
     readiness = service_readiness(settings, [processor])

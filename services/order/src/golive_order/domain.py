@@ -59,7 +59,17 @@ class SettlePayment:
     outcome: PaymentAuthorized | PaymentDeclined
 
 
-Command = PlaceOrder | SettlePayment
+@dataclass(frozen=True)
+class ExpirePayment:
+    """No payment outcome by the order's deadline (`cause`: the timer, or the late outcome)."""
+
+    order_id: uuid.UUID
+    cause: str
+
+
+PAYMENT_TIMEOUT = "payment_timeout"
+
+Command = PlaceOrder | SettlePayment | ExpirePayment
 
 
 def _envelope(cause: str, event_type: str, order_id: uuid.UUID, ctx: Context) -> Envelope:
@@ -75,41 +85,41 @@ def _envelope(cause: str, event_type: str, order_id: uuid.UUID, ctx: Context) ->
 
 
 def decide(command: Command, state: OrderState, ctx: Context) -> list[Event]:
-    match command:
-        case PlaceOrder():
-            if state.status is not None:
-                return []  # already placed: a retry changes nothing
-            cause = f"request:{command.idempotency_key}"
-            return [
-                OrderPlaced(
-                    envelope=_envelope(cause, "OrderPlaced", command.order_id, ctx),
-                    order_id=command.order_id,
-                    customer_id=command.customer_id,
-                    email=command.email,
-                    shipping_address=command.shipping_address,
-                    lines=list(command.lines),
-                    currency=command.currency,
-                    total_minor=sum(
-                        line.quantity * line.unit_price_minor for line in command.lines
-                    ),
-                    card_token=command.card_token,
-                    placed_at=ctx.now,
-                )
-            ]
-        case SettlePayment(outcome=outcome):
-            if state.status is not OrderStatus.PLACED:
-                return []  # terminal already: a late or repeated outcome changes nothing
-            cause = str(outcome.envelope.event_id)
-            if isinstance(outcome, PaymentAuthorized):
-                return [OrderConfirmed(envelope=_envelope(cause, "OrderConfirmed", outcome.order_id, ctx),
-                                       order_id=outcome.order_id)]  # fmt: skip
-            return [
-                OrderCancelled(
-                    envelope=_envelope(cause, "OrderCancelled", outcome.order_id, ctx),
-                    order_id=outcome.order_id,
-                    reason=f"payment_declined:{outcome.reason}",
-                )
-            ]
+    if isinstance(command, PlaceOrder):
+        return [] if state.status is not None else [_place(command, ctx)]  # a retry changes nothing
+    if state.status is not OrderStatus.PLACED:
+        return []  # terminal already: a late or repeated outcome changes nothing
+    if isinstance(command, ExpirePayment):
+        return [OrderCancelled(envelope=_envelope(command.cause, "OrderCancelled", command.order_id, ctx),
+                               order_id=command.order_id, reason=PAYMENT_TIMEOUT)]  # fmt: skip
+    outcome = command.outcome
+    cause = str(outcome.envelope.event_id)
+    if isinstance(outcome, PaymentAuthorized):
+        return [OrderConfirmed(envelope=_envelope(cause, "OrderConfirmed", outcome.order_id, ctx),
+                               order_id=outcome.order_id)]  # fmt: skip
+    return [
+        OrderCancelled(
+            envelope=_envelope(cause, "OrderCancelled", outcome.order_id, ctx),
+            order_id=outcome.order_id,
+            reason=f"payment_declined:{outcome.reason}",
+        )
+    ]
+
+
+def _place(command: PlaceOrder, ctx: Context) -> OrderPlaced:
+    cause = f"request:{command.idempotency_key}"
+    return OrderPlaced(
+        envelope=_envelope(cause, "OrderPlaced", command.order_id, ctx),
+        order_id=command.order_id,
+        customer_id=command.customer_id,
+        email=command.email,
+        shipping_address=command.shipping_address,
+        lines=list(command.lines),
+        currency=command.currency,
+        total_minor=sum(line.quantity * line.unit_price_minor for line in command.lines),
+        card_token=command.card_token,
+        placed_at=ctx.now,
+    )
 
 
 def evolve(state: OrderState, event: Event) -> OrderState:

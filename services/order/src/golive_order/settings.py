@@ -22,6 +22,8 @@ class OrderSettings(KafkaSettings):
     # A claimed Idempotency-Key whose request died is taken over after this long.
     idempotency_lease_s: float = 15.0
     max_body_bytes: int = 64 * 1024
+    # An order with no payment outcome this long after it was placed is cancelled (payment_timeout).
+    payment_timeout_s: float = 30.0
 
     @property
     def keys_database_url(self) -> str:

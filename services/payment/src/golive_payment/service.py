@@ -1,5 +1,12 @@
 """Payment: OrderPlaced in, PaymentAuthorized / PaymentDeclined out (one Kafka transaction per batch),
-and a read model of the payments topic behind GET /payments/{order_id}."""
+and a read model of the payments topic behind GET /payments/{order_id}.
+
+Exactly one payment event per order: the processor remembers every order it decided in its state
+changelog (orders.payment.state), committed in the same transaction as the payment event, so a
+duplicated or replayed OrderPlaced, a restart after kill -9 or a failover decides nothing twice.
+An OrderPlaced it cannot process (undecodable, or the rules keep failing on it) is dead-lettered
+and declined as `unprocessable` in the same transaction, so its journey still ends.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +25,12 @@ from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, make_eng
 from golive_eventing.health import service_readiness
 from golive_eventing.runner import (
     Consumed,
+    Decider,
     ProjectionRunner,
     TransactionalProcessor,
 )
 from golive_eventing.settings import KafkaSettings
+from golive_eventing.state import Changes, state_topic
 from pydantic import BaseModel
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
@@ -71,12 +80,66 @@ def payment_for(
     return PaymentDeclined(**common, reason=decision.reason or "declined")
 
 
-def authorize_orders(clock: Callable[[], datetime]) -> Callable[[Event, Consumed], list[Event]]:
-    def handle(event: Event, record: Consumed) -> list[Event]:
-        del record
-        return [payment_for(event, clock)] if isinstance(event, OrderPlaced) else []
+UNPROCESSABLE = "unprocessable"
+NO_CURRENCY = (
+    "XXX"  # ISO 4217's code for "no currency": the amount of an unreadable order is unknown
+)
 
-    return handle
+
+class AuthorizeOrders(Decider):
+    """OrderPlaced -> the provider's decision, once per order."""
+
+    def __init__(self, clock: Callable[[], datetime]) -> None:
+        self.clock = clock
+
+    def decide(self, event: Event, record: Consumed, state: Changes | None) -> list[Event]:
+        assert state is not None
+        if not isinstance(event, OrderPlaced):
+            return []
+        order = str(event.order_id)
+        if state.get(order) is not None:
+            return []  # decided before: a duplicate, a replay or a redelivery
+        payment = payment_for(event, self.clock)
+        state.put(order, record.partition, _decided(payment))
+        return [payment]
+
+    def unprocessable(self, record: Consumed, reason: str, state: Changes | None) -> list[Event]:
+        assert state is not None
+        placed = record.event if isinstance(record.event, OrderPlaced) else None
+        order_id = placed.order_id if placed else _order_id(record.key)
+        if order_id is None or state.get(str(order_id)) is not None:
+            return []  # not an order's record, or already answered
+        cause = f"{record.topic}:{record.partition}:{record.offset}"
+        declined = PaymentDeclined(
+            envelope=Envelope(
+                event_id=event_id_for(cause, "PaymentDeclined"),
+                event_type="PaymentDeclined",
+                occurred_at=self.clock(),
+                correlation_id=str(order_id),
+                causation_id=str(placed.envelope.event_id) if placed else cause,
+                producer=SERVICE,
+                producer_version=VERSION,
+            ),
+            order_id=order_id,
+            payment_id=uuid.uuid5(GOLIVE_NAMESPACE, f"payment:{order_id}"),
+            amount_minor=placed.total_minor if placed else 0,
+            currency=placed.currency if placed else NO_CURRENCY,
+            reason=UNPROCESSABLE,
+        )
+        state.put(str(order_id), record.partition, _decided(declined))
+        return [declined]
+
+
+def _decided(payment: PaymentAuthorized | PaymentDeclined) -> dict[str, Any]:
+    return {"decided": payment.type_name(), "event_id": str(payment.envelope.event_id)}
+
+
+def _order_id(key: str | None) -> uuid.UUID | None:
+    """Records on the orders topic are keyed by order id."""
+    try:
+        return uuid.UUID(key) if key else None
+    except ValueError:
+        return None
 
 
 # -- read model --------------------------------------------------------------------------------
@@ -151,8 +214,10 @@ def payment_app(
     metadata.create_all(engine)
     serde = make_serde(settings)
     processor = TransactionalProcessor(
-        settings, serde, PROCESSOR_GROUP, [settings.orders_topic], authorize_orders(clock),
+        settings, serde, PROCESSOR_GROUP, [settings.orders_topic], AuthorizeOrders(clock),
         instance=settings.instance_id,
+        state_topic=state_topic(settings.orders_topic, PROCESSOR_GROUP),
+        clock=clock,
     )  # fmt: skip
     projector = ProjectionRunner(
         settings, serde, PROJECTOR_GROUP, [settings.payments_topic], PaymentProjection(engine)

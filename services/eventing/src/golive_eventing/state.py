@@ -1,0 +1,182 @@
+"""What a transactional processor remembers per key, kept in Kafka itself.
+
+The state lives in a compacted changelog topic, `<input topic>.<group>.state`, written in the same
+Kafka transaction as the processor's outputs and consumed offsets. So the three can never disagree:
+after a crash, a rebalance or a failover, whoever owns partition p reads partition p of the
+changelog to its end (read_committed) and knows exactly what was decided before, no more, no less.
+This is Kafka Streams' model; a database beside Kafka could not commit atomically with it.
+
+Partition p of the changelog holds the keys of partition p of the inputs (co-partitioning: same
+partition count, same key), so restoring is per partition. Values are small JSON documents, an
+internal format of one processor (not an event interface, so not in the registry); `due_at`
+(epoch seconds) in a value arms a timer for that key.
+
+The whole state of the assigned partitions is held in memory: about 100 bytes a key. Past a few
+million open keys, put it in a local store (RocksDB, SQLite) restored from the same changelog.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from golive_eventing.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+Value = dict[str, Any]
+
+
+def state_topic(topic: str, group: str) -> str:
+    return f"{topic}.{group}.state"
+
+
+class StateRestoreError(RuntimeError):
+    """The changelog could not be read to its end in time: the processor must not decide blind."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    partition: int
+    value: Value
+
+
+@dataclass
+class Changes:
+    """A batch's view of the state: reads see the batch's own writes; nothing is kept on abort."""
+
+    state: KeyedState
+    pending: dict[str, Entry] = field(default_factory=dict)
+
+    def get(self, key: str) -> Value | None:
+        entry = self.pending.get(key) or self.state.entries.get(key)
+        return entry.value if entry else None
+
+    def put(self, key: str, partition: int, value: Value) -> None:
+        self.pending[key] = Entry(partition, value)
+
+
+class KeyedState:
+    def __init__(self, settings: KafkaSettings, topic: str, group: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self.group = group
+        self.entries: dict[str, Entry] = {}
+        self._timers: list[tuple[float, str]] = []
+
+    # -- ownership -------------------------------------------------------------------------
+
+    def restore(self, partitions: Iterable[int], timeout_s: float = 60.0) -> int:
+        """Read these changelog partitions from the start to their end; the count of records read.
+
+        A crashed owner's open transaction holds the end back until the broker aborts it
+        (transaction.timeout.ms), so the timeout must be longer than that.
+        """
+        wanted = sorted(set(partitions))
+        if not wanted:
+            return 0
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
+                "group.id": f"{self.group}-restore",  # assign() only: never joins, never commits
+                "client.id": f"{self.group}-restore",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
+        read = 0
+        try:
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in wanted])
+            at_end: set[int] = set()
+            deadline = time.monotonic() + timeout_s
+            while len(at_end) < len(wanted):
+                if time.monotonic() > deadline:
+                    missing = sorted(set(wanted) - at_end)
+                    raise StateRestoreError(
+                        f"{self.topic}: partitions {missing} not read to their end in {timeout_s}s"
+                    )
+                for message in consumer.consume(1000, timeout=0.5):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            at_end.add(message.partition() or 0)
+                        else:
+                            log.warning("%s: restore: %s", self.topic, error)
+                        continue
+                    at_end.discard(message.partition() or 0)  # more arrived after an EOF
+                    self._load(message.partition() or 0, message.key(), message.value())
+                    read += 1
+        finally:
+            consumer.close()
+        log.info("%s: restored %d records from partitions %s", self.topic, read, wanted)
+        return read
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        """Forget the keys of partitions this instance no longer owns."""
+        gone = set(partitions)
+        self.entries = {k: e for k, e in self.entries.items() if e.partition not in gone}
+
+    def _load(self, partition: int, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        name = key.decode()
+        if value is None:
+            self.entries.pop(name, None)
+            return
+        document = json.loads(value)
+        document.pop("v", None)
+        self._set(name, Entry(partition, document))
+
+    def _set(self, key: str, entry: Entry) -> None:
+        self.entries[key] = entry
+        due = entry.value.get("due_at")
+        if isinstance(due, int | float):
+            heapq.heappush(self._timers, (float(due), key))
+
+    # -- a batch -----------------------------------------------------------------------------
+
+    def begin(self) -> Changes:
+        return Changes(self)
+
+    def write(self, producer: Producer, changes: Changes) -> None:
+        """Produce the batch's changes into the caller's open transaction."""
+        for key, entry in changes.pending.items():
+            producer.produce(
+                self.topic,
+                key=key.encode(),
+                value=json.dumps({"v": FORMAT_VERSION, **entry.value}).encode(),
+                partition=entry.partition,
+            )
+
+    def commit(self, changes: Changes) -> None:
+        """The transaction committed: the changes are now the state."""
+        for key, entry in changes.pending.items():
+            self._set(key, entry)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def due(self, now_s: float) -> list[tuple[str, Entry]]:
+        """Keys whose current value has a due_at at or before now (each once)."""
+        found: dict[str, Entry] = {}
+        while self._timers and self._timers[0][0] <= now_s:
+            due_at, key = heapq.heappop(self._timers)
+            entry = self.entries.get(key)
+            if entry is not None and entry.value.get("due_at") == due_at:
+                found[key] = entry
+        return list(found.items())
+
+    def rearm(self, key: str, entry: Entry) -> None:
+        """A due key that could not fire yet (its partition's time has not passed it)."""
+        heapq.heappush(self._timers, (float(entry.value["due_at"]), key))
+
+    def next_due(self) -> float | None:
+        return self._timers[0][0] if self._timers else None
