@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,11 +86,13 @@ def row_for(record: Consumed) -> dict[str, Any]:
 
 
 class Recorder(SqlProjection):
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine, consumer_offsets)
+    def __init__(self, engine: Engine, tables: Mapping[str, Table] | None = None) -> None:
+        super().__init__(engine, metadata, tables)
 
     def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
-        conn.execute(insert_or_ignore(self.engine, events), [row_for(record) for record in batch])
+        if batch:
+            rows = [row_for(record) for record in batch]
+            conn.execute(insert_or_ignore(self.engine, self.tables["recorded_events"]), rows)
 
 
 def _public(row: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
 from golive_eventing.db import make_engine
 from golive_eventing.health import service_readiness
+from golive_eventing.rebuild import ReadModel, matching_topics
 from golive_eventing.runner import ProjectionRunner
 from golive_eventing.settings import KafkaSettings
 from pydantic import AwareDatetime, BaseModel
@@ -51,6 +52,18 @@ class RecordedEvent(BaseModel):
 class EventPage(BaseModel):
     items: list[RecordedEvent]
     next_cursor: int | None
+
+
+def read_model(settings: AuditSettings) -> ReadModel:
+    pattern = recorder.subscription([settings.orders_topic, settings.payments_topic])
+    return ReadModel(
+        name="audit",
+        database_url=settings.audit_database_url,
+        metadata=recorder.metadata,
+        projection=recorder.Recorder,
+        group=GROUP,
+        topics=lambda: matching_topics(settings, pattern),
+    )
 
 
 def audit_app(settings: AuditSettings) -> FastAPI:

@@ -10,14 +10,19 @@ from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import httpx
+import rich.progress
 import typer
+from confluent_kafka import KafkaException
+from golive_eventing.rebuild import Progress
 from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
 from golive_platform.topics import apply, load_catalogue, resolve
+from sqlalchemy.exc import SQLAlchemyError
 
+from golive_cli import operations
 from golive_cli.demo import run_demo
 from golive_cli.system import register_schemas, system
 
@@ -27,7 +32,9 @@ topics_app = typer.Typer(help="Topics as code (infra/topics.yaml).")
 schemas_app = typer.Typer(help="The contracts' Avro schemas in the registry.")
 app.add_typer(platform_app, name="platform")
 app.add_typer(topics_app, name="topics")
+dlq_app = typer.Typer(help="Dead-letter topics (<topic>.<group>.dlq).")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(dlq_app, name="dlq")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -188,6 +195,64 @@ def demo(
             f"the system does not answer at {order_url} ({exc}): `make up` starts it"
         ) from exc
     raise typer.Exit(code)
+
+
+@app.command("rebuild")
+@fails_cleanly
+def rebuild_command(
+    service: Annotated[str, typer.Argument(help="order, payment or audit.")],
+    postgres: WithPostgres = False,
+    database_url: Annotated[
+        str | None, typer.Option(help="The read model's database (default: what `make run` uses).")
+    ] = None,
+) -> None:
+    """Rebuild a service's read model from offset 0 into fresh tables, then swap them in.
+
+    The live tables keep serving while the new ones fill; the swap is one transaction.
+    """
+    settings, model = operations.service_settings(
+        service, PlatformConfig(), postgres=postgres, database_url=database_url
+    )
+    with rich.progress.Progress(
+        *rich.progress.Progress.get_default_columns(),
+        rich.progress.TextColumn("{task.completed:,}/{task.total:,} records"),
+        transient=False,
+    ) as bar:
+        task = bar.add_task(f"rebuilding {service}", total=None)
+
+        def show(progress: Progress) -> None:
+            bar.update(task, total=progress.total, completed=progress.done)
+
+        try:
+            done = operations.rebuild_service(settings, model, show)
+        except (KafkaException, SQLAlchemyError, TimeoutError) as exc:
+            raise PlatformError(
+                f"rebuild of {service} failed, the live tables are untouched: {exc}"
+            ) from exc
+    typer.echo(
+        f"rebuilt {service}: {done.records:,} records in {done.seconds:.1f} s; "
+        f"swapped in {', '.join(done.tables)}"
+    )
+
+
+@dlq_app.command("redrive")
+@fails_cleanly
+def dlq_redrive(
+    topic: Annotated[str, typer.Option(help="The topic the dead letters came from, e.g. orders.")],
+    group: Annotated[str, typer.Option(help="The consumer group whose dead letters to redrive.")],
+    bootstrap: Annotated[
+        str | None, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count them, send nothing.")] = False,
+) -> None:
+    """Re-deliver a group's dead letters to that group only (each once), e.g. after a fix."""
+    found = operations.redrive(
+        bootstrap or PlatformConfig().bootstrap_servers, topic, group, dry_run=dry_run
+    )
+    verb = "would redrive" if dry_run else "redrove"
+    typer.echo(f"{verb} {found.records} record(s) from {found.dlq} to group {group}")
+    for source, count in sorted(found.by_source.items()):
+        typer.echo(f"  {source}: {count}")
 
 
 def main() -> None:

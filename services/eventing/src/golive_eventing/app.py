@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -14,6 +16,8 @@ from golive_eventing.health import Readiness
 from golive_eventing.runner import Runner
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 
 def make_serde(settings: KafkaSettings) -> EventSerde:
@@ -47,12 +51,17 @@ def add_health(app: FastAPI, readiness: Readiness) -> None:
 
 
 class RunnerThreads:
-    """Consumer loops on their own threads, started and stopped with the app (SIGTERM included)."""
+    """Consumer loops on their own threads, started and stopped with the app (SIGTERM included).
+
+    Crash-only: a loop that dies (a fenced producer, a bug) takes the process down with exit
+    code 70, so the supervisor restarts it, instead of a process that answers HTTP and consumes
+    nothing.
+    """
 
     def __init__(self, runners: Sequence[Runner]) -> None:
         self.runners = list(runners)
         self.threads = [
-            threading.Thread(target=r.run, name=f"{r.group}-loop", daemon=True)
+            threading.Thread(target=_crash_only(r), name=f"{r.group}-loop", daemon=True)
             for r in self.runners
         ]
 
@@ -65,6 +74,20 @@ class RunnerThreads:
             runner.stop()
         for thread in self.threads:
             thread.join(timeout_s)
+
+
+def _crash_only(runner: Runner) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            runner.run()
+        except BaseException:
+            log.critical(
+                "%s: consumer loop died; exiting so it restarts", runner.group, exc_info=True
+            )
+            logging.shutdown()
+            os._exit(70)
+
+    return run
 
 
 def runner_lifespan(

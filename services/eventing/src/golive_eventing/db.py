@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,12 +108,22 @@ def as_utc(value: datetime) -> datetime:
 
 
 class SqlProjection(ProjectionStore):
-    """A read model in SQL: its positions live in `offsets`, written in the same transaction as
-    the batch's changes, so a redelivered batch never applies twice."""
+    """A read model in SQL: its positions live in its `consumer_offsets` table, written in the same
+    transaction as the batch's changes, so a redelivered batch never applies twice.
 
-    def __init__(self, engine: Engine, offsets: Table) -> None:
+    `tables` maps each table's name in `metadata` to the table to write: the live ones, or the
+    fresh copies a rebuild fills (golive_eventing.rebuild).
+    """
+
+    OFFSETS = "consumer_offsets"
+
+    def __init__(
+        self, engine: Engine, metadata: MetaData, tables: Mapping[str, Table] | None = None
+    ) -> None:
         self.engine = engine
-        self.offsets = offsets
+        self.metadata = metadata
+        self.tables = dict(tables) if tables is not None else dict(metadata.tables)
+        self.offsets = self.tables[self.OFFSETS]
 
     def positions(
         self, consumer: str, partitions: Sequence[tuple[str, int]]

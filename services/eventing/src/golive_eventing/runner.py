@@ -76,6 +76,28 @@ class Consumed:
         return next((v for k, v in self.headers if k == name), None)
 
 
+def decode(message: Message, serde: EventSerde, group: str) -> Consumed:
+    """A consumed record as `group` sees it: decoded, poison (event None, error set), or
+    redriven for another group (skip)."""
+    key = message.key()
+    common: dict[str, Any] = {
+        "topic": message.topic() or "",
+        "partition": message.partition() or 0,
+        "offset": message.offset() or 0,
+        "timestamp_ms": message.timestamp()[1],
+        "key": key.decode("utf-8", "replace") if key is not None else None,
+        "headers": tuple((str(h[0]), h[1] or b"") for h in message.headers() or []),
+        "value": message.value(),
+    }
+    addressee = next((v for k, v in common["headers"] if k == REDRIVE_HEADER), None)
+    if addressee is not None and addressee.decode(errors="replace") != group:
+        return Consumed(event=None, skip=True, **common)
+    try:
+        return Consumed(event=serde.deserialize(message.value()), **common)
+    except PoisonRecordError as exc:
+        return Consumed(event=None, error=str(exc), **common)
+
+
 class RetryBatchError(Exception):
     """Abort this batch, rewind, and try it again after a pause."""
 
@@ -206,23 +228,7 @@ class Runner(ABC):
         self.consumer.close()
 
     def _decode(self, message: Message) -> Consumed:
-        key = message.key()
-        common: dict[str, Any] = {
-            "topic": message.topic() or "",
-            "partition": message.partition() or 0,
-            "offset": message.offset() or 0,
-            "timestamp_ms": message.timestamp()[1],
-            "key": key.decode("utf-8", "replace") if key is not None else None,
-            "headers": tuple((str(h[0]), h[1] or b"") for h in message.headers() or []),
-            "value": message.value(),
-        }
-        addressee = next((v for k, v in common["headers"] if k == REDRIVE_HEADER), None)
-        if addressee is not None and addressee.decode(errors="replace") != self.group:
-            return Consumed(event=None, skip=True, **common)
-        try:
-            return Consumed(event=self.serde.deserialize(message.value()), **common)
-        except PoisonRecordError as exc:
-            return Consumed(event=None, error=str(exc), **common)
+        return decode(message, self.serde, self.group)
 
     def _rewind(self, batch: Sequence[Consumed]) -> None:
         first: dict[tuple[str, int], int] = {}

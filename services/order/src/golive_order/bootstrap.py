@@ -11,6 +11,7 @@ from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_li
 from golive_eventing.db import make_engine
 from golive_eventing.health import service_readiness
 from golive_eventing.producer import EventProducer
+from golive_eventing.rebuild import ReadModel
 from golive_eventing.runner import ProjectionRunner, TransactionalProcessor
 from golive_eventing.state import state_topic
 
@@ -69,3 +70,14 @@ def process_manager_app(
     )
     add_health(app, readiness)
     return app
+
+
+def read_model(settings: OrderSettings) -> ReadModel:
+    return ReadModel(
+        name="order",
+        database_url=settings.order_database_url,
+        metadata=store.metadata,
+        projection=store.OrderProjection,
+        group=PROJECTOR_GROUP,
+        topics=lambda: [settings.orders_topic],
+    )

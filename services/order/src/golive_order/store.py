@@ -6,7 +6,7 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -77,42 +77,48 @@ def create_schema(engine: Engine, keys_engine: Engine) -> None:
 
 
 class OrderProjection(SqlProjection):
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine, consumer_offsets)
+    def __init__(self, engine: Engine, tables: Mapping[str, Table] | None = None) -> None:
+        super().__init__(engine, metadata, tables)
 
     def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
+        table = self.tables["orders"]
         placed = [_placed_row(r.event) for r in batch if isinstance(r.event, OrderPlaced)]
         if placed:
             # All of a batch's new orders in one statement; a replayed or duplicated
             # OrderPlaced finds its order already there and changes nothing. Outcomes follow
             # their OrderPlaced within a partition, so they are applied after it.
-            conn.execute(insert_or_ignore(self.engine, orders), placed)
+            conn.execute(insert_or_ignore(self.engine, table), placed)
         for record in batch:
             match record.event:
                 case OrderConfirmed() as confirmed:
-                    self._settled(
-                        conn, str(confirmed.order_id), OrderStatus.CONFIRMED, confirmed, None
+                    _settled(
+                        conn, table, str(confirmed.order_id), OrderStatus.CONFIRMED, confirmed, None
                     )
                 case OrderCancelled() as cancelled:
-                    self._settled(conn, str(cancelled.order_id), OrderStatus.CANCELLED, cancelled,
-                                  cancelled.reason)  # fmt: skip
+                    _settled(conn, table, str(cancelled.order_id), OrderStatus.CANCELLED, cancelled,
+                             cancelled.reason)  # fmt: skip
                 case _:
                     pass
 
-    @staticmethod
-    def _settled(
-        conn: Connection, order_id: str, status: OrderStatus, event: Any, reason: str | None
-    ) -> None:
-        conn.execute(
-            update(orders)
-            .where(and_(orders.c.order_id == order_id, orders.c.status == OrderStatus.PLACED.value))
-            .values(
-                status=status.value,
-                cancel_reason=reason,
-                updated_at=event.envelope.occurred_at,
-                last_event_id=str(event.envelope.event_id),
-            )
+
+def _settled(
+    conn: Connection,
+    table: Table,
+    order_id: str,
+    status: OrderStatus,
+    event: Any,
+    reason: str | None,
+) -> None:
+    conn.execute(
+        update(table)
+        .where(and_(table.c.order_id == order_id, table.c.status == OrderStatus.PLACED.value))
+        .values(
+            status=status.value,
+            cancel_reason=reason,
+            updated_at=event.envelope.occurred_at,
+            last_event_id=str(event.envelope.event_id),
         )
+    )
 
 
 def _placed_row(event: OrderPlaced) -> dict[str, Any]:

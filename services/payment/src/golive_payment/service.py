@@ -11,7 +11,7 @@ and declined as `unprocessable` in the same transaction, so its journey still en
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
 from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, make_engine, offsets_table
 from golive_eventing.health import service_readiness
+from golive_eventing.rebuild import ReadModel
 from golive_eventing.runner import (
     Consumed,
     Decider,
@@ -170,8 +171,8 @@ class PaymentPublic(BaseModel):
 
 
 class PaymentProjection(SqlProjection):
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine, consumer_offsets)
+    def __init__(self, engine: Engine, tables: Mapping[str, Table] | None = None) -> None:
+        super().__init__(engine, metadata, tables)
 
     def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
         rows = [
@@ -181,7 +182,7 @@ class PaymentProjection(SqlProjection):
         ]
         if rows:
             # Keyed by order: the first decision stands, a duplicate changes nothing.
-            conn.execute(insert_or_ignore(self.engine, payments), rows)
+            conn.execute(insert_or_ignore(self.engine, self.tables["payments"]), rows)
 
 
 def _payment_row(event: PaymentAuthorized | PaymentDeclined) -> dict[str, Any]:
@@ -194,6 +195,17 @@ def _payment_row(event: PaymentAuthorized | PaymentDeclined) -> dict[str, Any]:
         "currency": event.currency,
         "decided_at": event.envelope.occurred_at,
     }
+
+
+def read_model(settings: PaymentSettings) -> ReadModel:
+    return ReadModel(
+        name="payment",
+        database_url=settings.payment_database_url,
+        metadata=metadata,
+        projection=PaymentProjection,
+        group=PROJECTOR_GROUP,
+        topics=lambda: [settings.payments_topic],
+    )
 
 
 def get_payment(engine: Engine, order_id: str) -> dict[str, Any] | None:
