@@ -86,29 +86,43 @@ def free_port() -> int:
 
 
 def lag(bootstrap: str, group: str, topics: list[str]) -> int:
-    """How many records `group` has yet to commit past on `topics` (0: it has read them all).
+    """How many committed records `group` has yet to read on `topics` (0: it has read them all).
 
-    The end is the high watermark, which a transaction's commit marker is part of; a group
-    commits past the marker once it read past it, so a caught-up group shows 0.
+    A group's committed offset can stop short of the high watermark without anything left to
+    read: transaction markers (commit/abort) take offsets too. So behind the committed offset,
+    only records a read_committed consumer would get count.
     """
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+    from confluent_kafka import Consumer, KafkaError, TopicPartition  # noqa: PLC0415
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
+    config = {"bootstrap.servers": bootstrap, "enable.auto.commit": False}
+    consumer = Consumer({**config, "group.id": group})
+    reader = Consumer({**config, "group.id": f"{group}-lag-probe", "enable.partition.eof": True,
+                       "isolation.level": "read_committed"})  # fmt: skip
     try:
         places = [
             TopicPartition(topic, p)
             for topic in topics
             for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ]
-        committed = {
-            (tp.topic, tp.partition): tp.offset for tp in consumer.committed(places, timeout=10)
-        }
-        behind = 0
-        for tp in places:
+        behind = []
+        for tp in consumer.committed(places, timeout=10):
             _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            behind += max(0, high - max(committed[(tp.topic, tp.partition)], 0))
-        return behind
+            start = max(tp.offset, 0)
+            if start < high:
+                behind.append(TopicPartition(tp.topic, tp.partition, start))
+        if not behind:
+            return 0
+        reader.assign(behind)
+        unread, at_end = 0, set[tuple[str | None, int | None]]()
+        deadline = time.monotonic() + 10
+        while len(at_end) < len(behind) and time.monotonic() < deadline:
+            for msg in reader.consume(500, timeout=0.2):
+                error = msg.error()
+                if error is None:
+                    unread += 1
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add((msg.topic(), msg.partition()))
+        return unread if len(at_end) == len(behind) else max(unread, 1)
     finally:
         consumer.close()
+        reader.close()

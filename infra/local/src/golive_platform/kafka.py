@@ -90,7 +90,8 @@ class KafkaNode:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         argv = [*self._java_args(java, "128m"), "kafka.tools.StorageTool", "format",
-                "-t", cluster_id, "-c", str(self.properties)]  # fmt: skip
+                # --cluster-id=: an id that starts with "-" (1 in 64) is not taken for an option
+                f"--cluster-id={cluster_id}", "-c", str(self.properties)]  # fmt: skip
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise PlatformError(

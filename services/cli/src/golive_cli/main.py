@@ -215,7 +215,8 @@ def rebuild_command(
     )
     with rich.progress.Progress(
         *rich.progress.Progress.get_default_columns(),
-        rich.progress.TextColumn("{task.completed:,}/{task.total:,} records"),
+        rich.progress.MofNCompleteColumn(),
+        rich.progress.TextColumn("records"),
         transient=False,
     ) as bar:
         task = bar.add_task(f"rebuilding {service}", total=None)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from golive_audit.service import AuditSettings
 from golive_audit.service import read_model as audit_read_model
 from golive_eventing.app import make_serde
@@ -34,7 +42,8 @@ def service_settings(
     if service not in SERVICES:
         raise PlatformError(f"unknown service {service!r}: choose one of {', '.join(SERVICES)}")
     spec = next(s for s in service_specs(config, postgres=postgres) if s.name == service)
-    values = {k.lower(): v for k, v in spec.env.items()}
+    # The environment wins (as it does for the service itself): topics, broker, registry.
+    values = {k.lower(): v for k, v in spec.env.items() if k not in os.environ}
     if database_url is not None:
         values[f"{service}_database_url"] = database_url
     if service == "order":
@@ -102,51 +111,38 @@ def redrive(
                 f"no dead-letter topic {dlq} (is {group!r} a consumer group of {topic!r}?)"
             )
         places = [TopicPartition(dlq, p) for p in found.partitions]
-        committed = consumer.committed(places, timeout=10)
-        consumer.assign(
-            [
-                TopicPartition(dlq, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING)
-                for tp in committed
-            ]
-        )
-        at_end: set[int] = set()
+        # Only what is dead already: a redriven record that fails again lands behind these ends
+        # and waits for the next redrive, instead of going round in a loop.
+        ends = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in places}
+        starts = {
+            tp.partition: tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            for tp in consumer.committed(places, timeout=10)
+        }
+        pending = {p for p, end in ends.items() if end > 0 and starts[p] < end}
+        consumer.assign([TopicPartition(dlq, p, starts[p]) for p in pending])
         by_source: dict[str, int] = {}
         last: dict[int, int] = {}
         deadline = time.monotonic() + timeout_s
-        while len(at_end) < len(places):
+        while pending:
             if time.monotonic() > deadline:
                 raise PlatformError(f"could not read {dlq} to its end in {timeout_s}s")
             for message in consumer.consume(500, timeout=0.5):
                 error = message.error()
                 partition = message.partition() or 0
+                offset = message.offset() or 0
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(partition)
+                        pending.discard(partition)
                     continue
-                at_end.discard(partition)
-                raw = [(str(h[0]), _bytes(h[1])) for h in message.headers() or []]
-                headers = dict(raw)
-                source = headers.get("dlq.source.topic", topic.encode()).decode()
-                source_partition = int(headers.get("dlq.source.partition", b"-1") or -1)
+                if offset >= ends[partition]:
+                    pending.discard(partition)
+                    continue
+                source = _send_back(producer, message, topic, group)
                 by_source[source] = by_source.get(source, 0) + 1
-                last[partition] = message.offset() or 0
-                if producer is None:
-                    continue
-                kept: list[tuple[str, str | bytes | None]] = [
-                    (k, v) for k, v in raw if not k.startswith(("dlq.", "redrive."))
-                ]
-                kept += [
-                    (REDRIVE_HEADER, group.encode()),
-                    ("redrive.from", f"{dlq}:{partition}:{message.offset()}".encode()),
-                ]
-                producer.produce(
-                    source,
-                    key=message.key(),
-                    value=message.value(),
-                    headers=kept,
-                    partition=source_partition,  # -1: the partitioner's choice (by key)
-                )
-                producer.poll(0)
+                last[partition] = offset
+            for tp in consumer.position([TopicPartition(dlq, p) for p in pending]):
+                if tp.offset >= ends[tp.partition]:  # past the last record (and any marker)
+                    pending.discard(tp.partition)
         if producer is not None and last:
             if producer.flush(30) != 0:
                 raise PlatformError(
@@ -158,6 +154,32 @@ def redrive(
         return Redriven(dlq, sum(by_source.values()), by_source)
     finally:
         consumer.close()
+
+
+def _send_back(producer: Producer | None, message: Message, topic: str, group: str) -> str:
+    """Produce a dead letter back to its source partition, addressed to `group`; its source topic."""
+    raw = [(str(h[0]), _bytes(h[1])) for h in message.headers() or []]
+    headers = dict(raw)
+    source = headers.get("dlq.source.topic", topic.encode()).decode()
+    if producer is None:
+        return source
+    kept: list[tuple[str, str | bytes | None]] = [
+        (k, v) for k, v in raw if not k.startswith(("dlq.", "redrive."))
+    ]
+    kept += [
+        (REDRIVE_HEADER, group.encode()),
+        ("redrive.from", f"{message.topic()}:{message.partition()}:{message.offset()}".encode()),
+    ]
+    producer.produce(
+        source,
+        key=message.key(),
+        value=message.value(),
+        headers=kept,
+        # The partition it came from (per-key order, co-partitioned state); -1: by key.
+        partition=int(headers.get("dlq.source.partition", b"-1") or -1),
+    )
+    producer.poll(0)
+    return source
 
 
 def _bytes(value: str | bytes | None) -> bytes:

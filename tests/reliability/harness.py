@@ -1,0 +1,179 @@
+"""Real service processes to break: start, kill -9, restart one; stream events; read the outcome."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_cli.system import service_specs
+from golive_contracts.events import (
+    Event,
+    OrderCancelled,
+    OrderConfirmed,
+    OrderPlaced,
+    PaymentAuthorized,
+    PaymentDeclined,
+)
+from golive_eventing.producer import record_headers
+from golive_eventing.serde import EventSerde, PoisonRecordError
+from golive_platform import process
+from golive_platform.config import PlatformConfig
+from golive_platform.platform import Platform
+from golive_platform.services import ServiceSpec
+from golive_platform.testing import Cluster
+
+from tests.conftest import Topics
+from tests.factories import order_placed
+from tests.helpers import free_port, read_topic
+
+CARDS = ("tok_visa_4242", "tok_visa_4242", "tok_visa_4242", "tok_visa_9995", "tok_visa_0002")
+
+
+@dataclass
+class Services:
+    """The four services (and a second payment instance, `payment-b`) on a test's own topics."""
+
+    config: PlatformConfig
+    specs: dict[str, ServiceSpec]
+    started: set[str] = field(default_factory=set)
+
+    @classmethod
+    def on(cls, cluster: Cluster, topics: Topics, config: PlatformConfig, **env: str) -> Services:
+        where = {
+            "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
+            "SCHEMA_REGISTRY_URL": cluster.registry_url,
+            **env,
+        }
+        specs = {
+            s.name: dataclasses.replace(s, env={**s.env, **where})
+            for s in service_specs(config, topics=topics.as_map())
+        }
+        second = free_port()
+        specs["payment-b"] = dataclasses.replace(
+            specs["payment"],
+            name="payment-b",
+            port=second,
+            env={**specs["payment"].env, "PAYMENT_PORT": str(second), "INSTANCE_ID": "1"},
+        )
+        return cls(config, specs)
+
+    def url(self, name: str) -> str:
+        found = self.specs[name].url
+        assert found is not None
+        return found
+
+    def start(self, *names: str) -> None:
+        platform = Platform(
+            self.config, services=[self.specs[n] for n in names], echo=lambda _line: None
+        )
+        platform.start_services()
+        self.started |= set(names)
+
+    def kill(self, name: str) -> None:
+        """kill -9: no shutdown hook, no transaction abort, no group leave."""
+        running = process.read(self.config.run_dir, name)
+        assert running is not None and running.alive, f"{name} is not running"
+        os.killpg(running.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while running.process() is not None:
+            assert time.monotonic() < deadline, f"{name} survived SIGKILL"
+            time.sleep(0.05)  # the polling interval of a deadline-bounded wait
+        process.pid_file(self.config.run_dir, name).unlink(missing_ok=True)
+        self.started.discard(name)
+
+    def stop(self, *names: str) -> None:
+        for name in names:
+            process.stop(self.config.run_dir, name, self.config.stop_timeout_s)
+            self.started.discard(name)
+
+    def stop_all(self) -> None:
+        self.stop(*sorted(self.started))
+
+
+def new_orders(count: int, placed_at: datetime | None = None) -> list[OrderPlaced]:
+    when = placed_at or datetime.now(UTC)
+    return [
+        order_placed(str(uuid.uuid4()), card=CARDS[i % len(CARDS)], placed_at=when)
+        for i in range(count)
+    ]
+
+
+def serde_for(cluster: Cluster, topics: Topics) -> EventSerde:
+    return EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+
+
+def publish(
+    cluster: Cluster, topics: Topics, events: Sequence[Event], per_second: float | None = None
+) -> None:
+    """Publish (keyed by journey), paced at `per_second` if given; every record acknowledged."""
+    serde = serde_for(cluster, topics)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "enable.idempotence": True,
+                         "partitioner": "murmur2_random", "linger.ms": 5})  # fmt: skip
+    started = time.monotonic()
+    for i, event in enumerate(events):
+        if per_second is not None:
+            wait = started + i / per_second - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # pacing the load, not synchronising
+        producer.produce(
+            serde.topic_of(type(event)),
+            key=event.envelope.correlation_id.encode(),
+            value=serde.serialize(event),
+            headers=record_headers(event),  # type: ignore[arg-type]
+        )
+        producer.poll(0)
+    assert producer.flush(30) == 0, "not every event was acknowledged"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    payments: Counter[str]  # order id -> payment events
+    terminal: Counter[str]  # order id -> OrderConfirmed/OrderCancelled events
+    placed: Counter[str]  # order id -> OrderPlaced events
+    cancel_reasons: dict[str, str]
+
+
+def outcome(cluster: Cluster, topics: Topics) -> Outcome:
+    serde = serde_for(cluster, topics)
+    payments: Counter[str] = Counter()
+    terminal: Counter[str] = Counter()
+    placed: Counter[str] = Counter()
+    reasons: dict[str, str] = {}
+    for topic in (topics.orders, topics.payments):
+        for _key, value in read_topic(cluster.bootstrap_servers, topic, timeout_s=30):
+            match event := _decoded(serde, value):
+                case PaymentAuthorized() | PaymentDeclined():
+                    payments[str(event.order_id)] += 1
+                case OrderConfirmed():
+                    terminal[str(event.order_id)] += 1
+                case OrderCancelled():
+                    terminal[str(event.order_id)] += 1
+                    reasons[str(event.order_id)] = event.reason
+                case OrderPlaced():
+                    placed[str(event.order_id)] += 1
+    return Outcome(payments, terminal, placed, reasons)
+
+
+def _decoded(serde: EventSerde, value: bytes | None) -> Event | None:
+    try:
+        return serde.deserialize(value)
+    except PoisonRecordError:  # poison records a test injected
+        return None
+
+
+def all_settled(cluster: Cluster, topics: Topics, orders: Iterable[OrderPlaced]) -> Outcome | None:
+    """The outcome once every order has a payment event and a terminal event, else None."""
+    found = outcome(cluster, topics)
+    ids = [str(o.order_id) for o in orders]
+    if all(found.payments[i] and found.terminal[i] for i in ids):
+        return found
+    return None

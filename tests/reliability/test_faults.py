@@ -1,0 +1,404 @@
+"""Faults against the running system (real processes, the real broker): each guarantee of
+docs/reliability.md holds while something breaks. The tests share one system and run in order;
+the last one checks the audit store after all of them."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from confluent_kafka import Consumer, Producer, TopicPartition
+from golive_contracts.events import PaymentDeclined
+from golive_eventing.runner import dlq_topic
+from golive_platform.testing import Cluster, suite_config
+
+from tests.conftest import GROUPS, Topics, make_topics
+from tests.helpers import eventually, free_port, lag, read_topic
+from tests.reliability.harness import (
+    Services,
+    all_settled,
+    new_orders,
+    outcome,
+    publish,
+    serde_for,
+)
+
+pytestmark = pytest.mark.reliability
+
+DEADLINE_S = 6.0
+
+
+@pytest.fixture(scope="module")
+def topics(cluster: Cluster) -> Topics:
+    return make_topics(cluster, f"rel{uuid.uuid4().hex[:8]}", partitions=6)
+
+
+@pytest.fixture(scope="module")
+def system(
+    cluster: Cluster, topics: Topics, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Services]:
+    config = suite_config(
+        data_dir=tmp_path_factory.mktemp("faults"),
+        order_port=free_port(),
+        order_process_manager_port=free_port(),
+        payment_port=free_port(),
+        audit_port=free_port(),
+    )
+    services = Services.on(cluster, topics, config, PAYMENT_TIMEOUT_S=str(DEADLINE_S))
+    services.start("order", "order-pm", "payment", "audit")
+    try:
+        yield services
+    finally:
+        services.stop_all()
+
+
+def _wait_settled(
+    cluster: Cluster, topics: Topics, orders: list[Any], timeout_s: float = 90
+) -> Any:
+    return eventually(
+        lambda: all_settled(cluster, topics, orders),
+        timeout_s,
+        f"{len(orders)} orders to end",
+        every_s=1.0,
+    )
+
+
+def _exactly_once(found: Any, orders: list[Any]) -> None:
+    ids = [str(o.order_id) for o in orders]
+    assert [i for i in ids if found.payments[i] != 1] == [], "orders without exactly one payment"
+    assert [i for i in ids if found.terminal[i] != 1] == [], "orders without exactly one end"
+
+
+def test_kill_9_payment_mid_stream_then_restart(
+    system: Services, cluster: Cluster, topics: Topics
+) -> None:
+    orders = new_orders(1000)
+    publish(cluster, topics, orders[:300], per_second=200)
+    eventually(lambda: outcome(cluster, topics).payments, 30, "the first payments", every_s=0.5)
+    system.kill("payment")  # mid-batch, mid-transaction: whatever it was doing
+    publish(cluster, topics, orders[300:], per_second=400)
+    system.start("payment")
+
+    _exactly_once(_wait_settled(cluster, topics, orders), orders)
+
+
+def test_a_duplicated_order_placed_and_a_replayed_partition_pay_once(
+    system: Services, cluster: Cluster, topics: Topics
+) -> None:
+    orders = new_orders(30)
+    publish(cluster, topics, orders)
+    _wait_settled(cluster, topics, orders)
+    publish(cluster, topics, orders[:5])  # the same OrderPlaced again (a producer's retry)
+    # Replay a whole partition's inputs: every OrderPlaced of orders partition 0, byte for byte.
+    replayed = _copy_partition(cluster, topics.orders, 0)
+    assert replayed > 0
+    eventually(lambda: lag(cluster.bootstrap_servers, "payment", [topics.orders]) == 0, 30,
+               "payment to read the duplicates", every_s=0.5)  # fmt: skip
+    eventually(lambda: lag(cluster.bootstrap_servers, "order-process-manager", [topics.orders, topics.payments]) == 0,
+               30, "the process manager to read them", every_s=0.5)  # fmt: skip
+    found = outcome(cluster, topics)
+    assert max(found.payments.values()) == 1, "a duplicate input made a second payment"
+    assert max(found.terminal.values()) == 1, "a duplicate input ended a journey twice"
+
+
+def _copy_partition(cluster: Cluster, topic: str, partition: int) -> int:
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-replay",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
+    producer = Producer(
+        {"bootstrap.servers": cluster.bootstrap_servers, "enable.idempotence": True}
+    )
+    try:
+        _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        consumer.assign([TopicPartition(topic, partition, 0)])
+        copied = 0
+        deadline = time.monotonic() + 30
+        while consumer.position([TopicPartition(topic, partition)])[0].offset < high:
+            assert time.monotonic() < deadline, "could not read the partition to copy"
+            for msg in consumer.consume(500, timeout=0.5):
+                headers = {str(h[0]): _text(h[1]) for h in msg.headers() or []}
+                placed = headers.get("event_type") == "OrderPlaced"
+                if msg.error() is None and placed and (msg.offset() or 0) < high:
+                    producer.produce(topic, key=msg.key(), value=msg.value(), headers=msg.headers(),
+                                     partition=partition)  # fmt: skip
+                    copied += 1
+        assert producer.flush(30) == 0
+        return copied
+    finally:
+        consumer.close()
+
+
+POISON = {
+    "no magic byte": b'{"order_id": "not avro"}',
+    "unknown schema id": b"\x00" + struct.pack(">I", 987_654_321) + b"\x02\x04",
+    "truncated": None,  # a real OrderPlaced cut short, filled in below
+}
+
+
+def test_poison_records_go_to_each_groups_dlq_and_the_line_keeps_moving(
+    system: Services, cluster: Cluster, topics: Topics
+) -> None:
+    serde = serde_for(cluster, topics)
+    [sample] = new_orders(1)
+    poison = {**POISON, "truncated": serde.serialize(sample)[:20]}
+    keys = {kind: str(uuid.uuid4()) for kind in poison}
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    for kind, value in poison.items():
+        producer.produce(topics.orders, key=keys[kind].encode(), value=value)
+    assert producer.flush(10) == 0
+    later = new_orders(10)
+    publish(cluster, topics, later)
+
+    _wait_settled(cluster, topics, later)  # later records still flow
+    for group in ("payment", "order-projector", "order-process-manager"):
+        dead = _dead_letters(cluster, dlq_topic(topics.orders, group))
+        by_key = {d["key"]: d for d in dead}
+        for kind, key in keys.items():
+            assert key in by_key, f"{kind}: not in {group}'s DLQ"
+            headers = by_key[key]["headers"]
+            assert headers["dlq.source.topic"] == topics.orders
+            assert headers["dlq.group"] == group
+            assert {"dlq.error", "dlq.source.partition", "dlq.source.offset"} <= headers.keys()
+    # The journey each belonged to still ends: payment declined it as unprocessable.
+    declined = eventually(lambda: _declined_unprocessable(cluster, topics, set(keys.values())), 20,
+                          "unprocessable declines")  # fmt: skip
+    assert declined == set(keys.values())
+
+
+def _declined_unprocessable(cluster: Cluster, topics: Topics, keys: set[str]) -> set[str] | None:
+    serde = serde_for(cluster, topics)
+    found = {
+        str(e.order_id)
+        for _k, v in read_topic(cluster.bootstrap_servers, topics.payments)
+        if isinstance(e := serde.deserialize(v), PaymentDeclined) and e.reason == "unprocessable"
+    }
+    return found & keys if keys <= found else None
+
+
+def _dead_letters(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-dlq",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 15
+        while any(
+            consumer.position([TopicPartition(topic, p)])[0].offset < e
+            for p, e in ends.items()
+            if e
+        ):
+            assert time.monotonic() < deadline
+            for msg in consumer.consume(500, timeout=0.3):
+                if msg.error() is None:
+                    headers = {str(h[0]): _text(h[1]) for h in msg.headers() or []}
+                    found.append({"key": (msg.key() or b"").decode(), "headers": headers})
+        return found
+    finally:
+        consumer.close()
+
+
+def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topics: Topics) -> None:
+    payment_dlq, projector_dlq = (
+        dlq_topic(topics.orders, "payment"),
+        dlq_topic(topics.orders, "order-projector"),
+    )
+    before_payment, before_projector = (
+        len(_dead_letters(cluster, payment_dlq)),
+        len(_dead_letters(cluster, projector_dlq)),
+    )
+    env = {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers}
+    done = _golive(["dlq", "redrive", "--topic", topics.orders, "--group", "payment"], env)
+    assert f"redrove {before_payment} record(s)" in done.stdout
+    # Still poison: payment dead-letters them again; no other group takes them.
+    eventually(lambda: len(_dead_letters(cluster, payment_dlq)) == 2 * before_payment, 30,
+               "payment to dead-letter the redriven records again")  # fmt: skip
+    eventually(lambda: lag(cluster.bootstrap_servers, "order-projector", [topics.orders]) == 0, 30,
+               "the projector to pass them")  # fmt: skip
+    assert len(_dead_letters(cluster, projector_dlq)) == before_projector
+    again = _golive(
+        ["dlq", "redrive", "--topic", topics.orders, "--group", "payment", "--dry-run"], env
+    )
+    assert f"would redrive {before_payment} record(s)" in again.stdout  # only the new dead letters
+
+
+def _golive(
+    args: list[str], env: dict[str, str], ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    import os  # noqa: PLC0415
+
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "golive"), *args],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    if ok:
+        assert done.returncode == 0, f"golive {' '.join(args)}: {done.stdout}\n{done.stderr}"
+    return done
+
+
+def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing(
+    system: Services, cluster: Cluster, topics: Topics
+) -> None:
+    system.stop("payment")
+    orders = new_orders(5)
+    publish(cluster, topics, orders)
+
+    def timed_out() -> bool:
+        found = outcome(cluster, topics)
+        return all(found.cancel_reasons.get(str(o.order_id)) == "payment_timeout" for o in orders)
+
+    eventually(timed_out, DEADLINE_S + 20, "the deadline to cancel the orders", every_s=0.5)
+    system.start("payment")  # the late payments arrive now
+    found = _wait_settled(cluster, topics, orders)
+    _exactly_once(found, orders)
+    assert all(found.cancel_reasons[str(o.order_id)] == "payment_timeout" for o in orders)
+    eventually(lambda: lag(cluster.bootstrap_servers, "order-projector", [topics.orders]) == 0, 30,
+               "the orders read model to catch up")  # fmt: skip
+    for order in orders:
+        body = httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=10).json()
+        assert (body["status"], body["cancel_reason"]) == ("CANCELLED", "payment_timeout")
+
+
+def test_two_payment_instances_one_killed_under_load(
+    system: Services, cluster: Cluster, topics: Topics
+) -> None:
+    system.start("payment-b")
+    orders = new_orders(600)
+    publish(cluster, topics, orders[:200], per_second=200)
+    system.kill("payment")  # its partitions move to payment-b
+    publish(cluster, topics, orders[200:], per_second=300)
+
+    _exactly_once(_wait_settled(cluster, topics, orders, timeout_s=120), orders)
+
+
+READ_MODELS = {
+    "order": ("orders", "order_id"),
+    "payment": ("payments", "order_id"),
+    "audit": ("recorded_events", 'topic, partition, "offset"'),
+}
+
+
+def test_rebuild_each_read_model_equals_the_live_one(
+    system: Services, cluster: Cluster, topics: Topics
+) -> None:
+    for group, watched in (
+        ("order-projector", [topics.orders]),
+        ("payment-projector", [topics.payments]),
+    ):
+        eventually(partial(_caught_up, cluster, group, watched), 30, f"{group} to catch up")
+    eventually(lambda: _audit_quiet(system), 30, "the audit store to catch up")
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": cluster.registry_url,
+        "ORDERS_TOPIC": topics.orders,
+        "PAYMENTS_TOPIC": topics.payments,
+    }
+    for service, (table, order_by) in READ_MODELS.items():
+        url = system.specs[service].env[f"{service.upper()}_DATABASE_URL"]
+        live = _rows(url, table, order_by)
+        assert live, f"{service}: nothing to compare"
+        done = _golive(["rebuild", service, "--database-url", url], env)
+        assert f"rebuilt {service}" in done.stdout
+        assert _rows(url, table, order_by) == live, (
+            f"{service}: rebuilt rows differ from the live ones"
+        )
+    # The live projection follows the swapped-in tables: a new order still shows up.
+    [order] = new_orders(1)
+    publish(cluster, topics, [order])
+    eventually(
+        lambda: httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=5).status_code == 200,
+        30, "a new order in the rebuilt read model",
+    )  # fmt: skip
+
+
+def _rows(url: str, table: str, order_by: str) -> list[tuple[Any, ...]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = (
+                conn.execute(sa.text(f"SELECT * FROM {table} ORDER BY {order_by}")).mappings().all()
+            )
+        # The audit store's seq is its insertion order, renumbered by a rebuild (see rebuild.py).
+        return [tuple(v for k, v in row.items() if k != "seq") for row in rows]
+    finally:
+        engine.dispose()
+
+
+def _audit_quiet(system: Services) -> bool:
+    url = system.specs["audit"].env["AUDIT_DATABASE_URL"]
+    first = len(_rows(url, "recorded_events", "seq"))
+    time.sleep(1.0)  # two counts a second apart: the polling interval of a bounded wait
+    return first == len(_rows(url, "recorded_events", "seq"))
+
+
+def test_the_audit_store_holds_every_record_exactly_once(
+    system: Services, cluster: Cluster, topics: Topics
+) -> None:
+    """After everything above: every committed record of the event topics and their DLQs, once;
+    redriven copies addressed to another group are not the recorder's to keep."""
+    names = [topics.orders, topics.payments]
+    names += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
+    names += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
+    expected = set()
+    for topic in names:
+        expected |= {(topic, p, o) for p, o in _positions(cluster, topic)}
+    url = system.specs["audit"].env["AUDIT_DATABASE_URL"]
+
+    def recorded() -> set[tuple[str, int, int]] | None:
+        rows = _rows(url, "recorded_events", "seq")
+        found = {(r[0], r[1], r[2]) for r in rows}
+        assert len(found) == len(rows), "a record stored twice"
+        return found if found >= expected else None
+
+    found = eventually(recorded, 30, "the audit store to hold every record", every_s=0.5)
+    assert found == expected
+
+
+def _positions(cluster: Cluster, topic: str) -> list[tuple[int, int]]:
+    """(partition, offset) of each committed record not addressed to another group."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-positions",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+        found = []
+        deadline = time.monotonic() + 30
+        while any(
+            consumer.position([TopicPartition(topic, p)])[0].offset < e
+            for p, e in ends.items()
+            if e
+        ):
+            assert time.monotonic() < deadline
+            for msg in consumer.consume(1000, timeout=0.3):
+                if msg.error() is None:
+                    headers = {str(h[0]): _text(h[1]) for h in msg.headers() or []}
+                    if headers.get("redrive.group") in (None, "audit"):
+                        found.append((msg.partition() or 0, msg.offset() or 0))
+        return found
+    finally:
+        consumer.close()
+
+
+def _text(value: str | bytes | None) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value or ""
+
+
+def _caught_up(cluster: Cluster, group: str, watched: list[str]) -> bool:
+    return lag(cluster.bootstrap_servers, group, watched) == 0
