@@ -19,6 +19,7 @@ from golive_platform.platform import Platform
 from golive_platform.topics import apply, load_catalogue, resolve
 
 from golive_cli.demo import run_demo
+from golive_cli.recorder.cli import register as register_recorder
 from golive_cli.system import register_schemas, system
 
 app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
@@ -28,6 +29,7 @@ schemas_app = typer.Typer(help="The contracts' Avro schemas in the registry.")
 app.add_typer(platform_app, name="platform")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+register_recorder(app)
 
 P = ParamSpec("P")
 R = TypeVar("R")
