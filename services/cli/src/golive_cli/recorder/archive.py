@@ -138,6 +138,7 @@ def write_capture(
                 out.write(_line({"manifest": asdict(manifest)}))
                 while chunk := spool.read(1 << 20):
                     out.write(chunk)
+            Path(tmp).chmod(0o644)  # mkstemp makes it private; a capture is a shared artefact
             Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -70,7 +70,8 @@ def mark_test_environment(bootstrap: str, marker: str = TEST_ENVIRONMENT_MARKER)
     """Declare a cluster a test environment; True if it was not declared before."""
     if marker in topic_names(bootstrap):
         return False
-    futures = _admin(bootstrap).create_topics([NewTopic(marker, 1, 1)], operation_timeout=15)
+    admin = _admin(bootstrap)  # kept alive until the future resolves
+    futures = admin.create_topics([NewTopic(marker, 1, 1)], operation_timeout=15)
     try:
         futures[marker].result(timeout=20)
     except KafkaException as exc:
