@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from golive_cli import operations
 from golive_cli.demo import run_demo
+from golive_cli.recorder.cli import register as register_recorder
 from golive_cli.system import register_schemas, system
 
 app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
@@ -35,6 +36,7 @@ app.add_typer(topics_app, name="topics")
 dlq_app = typer.Typer(help="Dead-letter topics (<topic>.<group>.dlq).")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
+register_recorder(app)
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -4,7 +4,7 @@ Inputs: the orders topic (OrderPlaced, and the outcomes on it) and the payments 
 co-partitioned (same key, same partition count). Per order it remembers, in its state changelog
 (orders.order-process-manager.state, committed in the same Kafka transaction as its outputs):
 
-    PLACED          OrderPlaced seen; a timer is armed at placed_at + payment timeout
+    PLACED          OrderPlaced seen; a timer is armed at its log time + payment timeout
     AWAITING_ORDER  a payment outcome came first (the two topics are read independently)
     CONFIRMED / CANCELLED   terminal: anything later about this order changes nothing
 
@@ -82,7 +82,9 @@ class SettleOrders(Decider):
     def _placed(self, event: OrderPlaced, record: Consumed, state: Changes) -> list[Event]:
         order = str(event.order_id)
         found = state.get(order)
-        due_at = (event.placed_at + self.payment_timeout).timestamp()
+        # Log time, not placed_at: the deadline runs from when the order entered Kafka, so a replay
+        # (new log times) is judged as the original run was, not as decades overdue.
+        due_at = record.timestamp_ms / 1000 + self.payment_timeout.total_seconds()
         if found is None:
             state.put(order, record.partition, {"status": OrderStatus.PLACED.value, "due_at": due_at,
                                                 "placed": str(event.envelope.event_id)})  # fmt: skip

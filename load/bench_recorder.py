@@ -1,0 +1,114 @@
+"""make bench-recorder: capture and replay throughput beside the raw consume and produce rates.
+
+Against the platform GOLIVE_* points at (or --bootstrap/--registry): the raw rates come from
+bench_platform.throughput in the same run; then N OrderPlaced events (the only event with
+personal fields, so the worst case) are captured desensitised, captured raw, and replayed at max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench_platform import throughput, write_figures
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_cli.recorder.archive import read_capture
+from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
+from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
+from golive_cli.recorder.environment import Cluster, make_topics
+from golive_cli.recorder.replay import replay
+from golive_contracts.envelope import Envelope, event_id_for, order_id_for
+from golive_contracts.events import Address, OrderLine, OrderPlaced
+from golive_eventing.serde import EventSerde
+from golive_platform.config import PlatformConfig
+
+
+def order(i: int) -> OrderPlaced:
+    key = f"bench-{i}"
+    order_id = order_id_for(key)
+    now = datetime.now(UTC)
+    return OrderPlaced(
+        envelope=Envelope(event_id=event_id_for(key, "OrderPlaced"), event_type="OrderPlaced",
+                          occurred_at=now, correlation_id=str(order_id), causation_id=key,
+                          producer="bench", producer_version="0"),
+        order_id=order_id, customer_id=f"customer-{i % 5000}", email=f"user{i % 5000}@example.org",
+        shipping_address=Address(name=f"Name {i}", line1=f"Street {i}", city="Utrecht",
+                                 postal_code="3511AA", country="NL"),
+        lines=[OrderLine(sku="BOOK-1", quantity=1, unit_price_minor=1250)],
+        currency="EUR", total_minor=1250, card_token=f"tok_bench{i}_4242", placed_at=now,
+    )  # fmt: skip
+
+
+def seed(cluster: Cluster, topics: dict[str, str], count: int) -> None:
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5,
+                         "enable.idempotence": True, "acks": "all"})  # fmt: skip
+    template = [serde.serialize(order(i)) for i in range(1000)]
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topics["orders"], template[i % 1000], key=f"k{i}".encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    if producer.flush(120) != 0:
+        raise SystemExit("seeding did not complete in 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--bootstrap")
+    parser.add_argument("--registry")
+    args = parser.parse_args()
+    config = PlatformConfig()
+    cluster = Cluster(args.bootstrap or config.bootstrap_servers,
+                      args.registry or config.registry_url)  # fmt: skip
+    produce_rate, consume_rate = throughput(cluster.bootstrap, args.records)
+    topics = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    seed(cluster, topics, args.records)
+    window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
+    options = CaptureOptions(complete_journeys=False, skew=timedelta(seconds=1))
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, tokeniser in (
+            ("capture_desensitised", Tokeniser(DEV_KEY)),
+            ("capture_raw", None),
+        ):
+            out = Path(tmp) / f"{name}.jsonl.gz"
+            began = time.monotonic()
+            manifest = capture_to_file(out, cluster.bootstrap, cluster.registry_url,
+                                       [topics["orders"]], window, tokeniser, "dev", options)  # fmt: skip
+            captured = sum(manifest.records.values())
+            assert captured == args.records, f"captured {captured} of {args.records}"
+            rates[name] = captured / (time.monotonic() - began)
+        loaded = read_capture(out)
+        target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
+        result = replay(loaded, cluster.bootstrap, cluster.registry_url,
+                        topic_map={topics["orders"]: target["orders"]}, allow_any_target=True)  # fmt: skip
+        rates["replay_max"] = result.total / result.seconds
+
+    figures = {
+        "records": args.records,
+        "raw_consume_msgs_per_s": round(consume_rate),
+        "raw_produce_msgs_per_s": round(produce_rate),
+        **{f"{name}_events_per_s": round(rate) for name, rate in rates.items()},
+        "capture_desensitised_vs_raw_consume": round(
+            rates["capture_desensitised"] / consume_rate, 2
+        ),
+        "replay_vs_raw_produce": round(rates["replay_max"] / produce_rate, 2),
+    }
+    for name, value in figures.items():
+        print(f"{name:<40} {value}")
+    write_figures(config, "recorder", figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The capture file: gzip'd JSON lines, one manifest line, the writer schemas, then the records.
+
+Line 1 is `{"manifest": ...}`, then one `{"schema": ...}` line per writer schema, then one
+`{"record": ...}` line per record. Values and header values are base64 of the exact bytes
+(Avro in the registry's wire format, schema id as in the source registry). The manifest carries
+a SHA-256 over every line after it, so a truncated or edited file is refused. See ADR 0006.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "golive-capture"
+VERSION = 1
+
+
+class CaptureFileError(ValueError):
+    """Not a capture file, a version this build cannot read, or a file that fails its checksum."""
+
+
+@dataclass(frozen=True)
+class EmbeddedSchema:
+    """A writer schema as the source registry holds it, under the id the records carry."""
+
+    id: int
+    full_name: str
+    schema: str
+
+
+@dataclass(frozen=True)
+class CapturedRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+    value: bytes
+    schema_id: int
+
+    def key_str(self) -> str | None:
+        return None if self.key is None else self.key.decode("utf-8", "replace")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "timestamp_ms": self.timestamp_ms,
+            "key": None if self.key is None else _b64(self.key),
+            "headers": [[name, _b64(value)] for name, value in self.headers],
+            "schema_id": self.schema_id,
+            "value": _b64(self.value),
+        }
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CapturedRecord:
+        return cls(
+            topic=raw["topic"],
+            partition=int(raw["partition"]),
+            offset=int(raw["offset"]),
+            timestamp_ms=int(raw["timestamp_ms"]),
+            key=None if raw["key"] is None else base64.b64decode(raw["key"]),
+            headers=tuple((str(n), base64.b64decode(v)) for n, v in raw["headers"]),
+            schema_id=int(raw["schema_id"]),
+            value=base64.b64decode(raw["value"]),
+        )
+
+
+@dataclass
+class Manifest:
+    """Where and when the capture comes from, what it holds, and how to check it."""
+
+    source: dict[str, str]
+    window: dict[str, str]
+    desensitised: bool
+    key_id: str | None
+    records: dict[str, int] = field(default_factory=dict)
+    undecodable: dict[str, int] = field(default_factory=dict)
+    undecodable_samples: list[str] = field(default_factory=list)
+    journeys: dict[str, int] = field(default_factory=dict)
+    sha256: str = ""
+    format: str = FORMAT
+    version: int = VERSION
+
+
+@dataclass(frozen=True)
+class Capture:
+    manifest: Manifest
+    schemas: dict[int, EmbeddedSchema]
+    records: list[CapturedRecord]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+
+def write_capture(
+    path: Path,
+    manifest: Manifest,
+    schemas: Iterable[EmbeddedSchema],
+    records: Iterable[CapturedRecord],
+) -> Manifest:
+    """Write the file atomically (temp file, then rename); fills in counts and the checksum."""
+    digest = hashlib.sha256()
+    counts: dict[str, int] = {}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path.parent) as spool:
+        for schema in schemas:
+            line = _line({"schema": asdict(schema)})
+            digest.update(line)
+            spool.write(line)
+        for record in records:
+            line = _line({"record": record.to_json()})
+            digest.update(line)
+            spool.write(line)
+            counts[record.topic] = counts.get(record.topic, 0) + 1
+        manifest.records = counts
+        manifest.sha256 = digest.hexdigest()
+        spool.seek(0)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
+                                                           mtime=0) as out:  # fmt: skip
+                out.write(_line({"manifest": asdict(manifest)}))
+                while chunk := spool.read(1 << 20):
+                    out.write(chunk)
+            Path(tmp).chmod(0o644)  # mkstemp makes it private; a capture is a shared artefact
+            Path(tmp).replace(path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return manifest
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    try:
+        with gzip.open(path, "rb") as handle:
+            yield from handle
+    except FileNotFoundError:
+        raise CaptureFileError(f"{path}: no such file") from None
+    except (OSError, EOFError) as exc:  # not gzip, or cut short
+        raise CaptureFileError(f"{path}: not a complete gzip'd capture file ({exc})") from None
+
+
+def read_manifest(path: Path) -> Manifest:
+    for first in _lines(path):
+        return _manifest(path, first)
+    raise CaptureFileError(f"{path}: empty file, not a capture")
+
+
+def _manifest(path: Path, line: bytes) -> Manifest:
+    try:
+        raw = json.loads(line)["manifest"]
+        manifest = Manifest(**raw)
+    except (ValueError, KeyError, TypeError):
+        raise CaptureFileError(f"{path}: not a capture file (no manifest on line 1)") from None
+    if manifest.format != FORMAT or manifest.version != VERSION:
+        raise CaptureFileError(
+            f"{path}: {manifest.format} v{manifest.version}; this build reads {FORMAT} v{VERSION}"
+        )
+    return manifest
+
+
+def read_capture(path: Path) -> Capture:
+    """The whole capture, checked against its manifest's checksum before anything uses it."""
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise CaptureFileError(f"{path}: empty file, not a capture")
+    manifest = _manifest(path, first)
+    digest = hashlib.sha256()
+    schemas: dict[int, EmbeddedSchema] = {}
+    records: list[CapturedRecord] = []
+    for number, line in enumerate(lines, start=2):
+        digest.update(line)
+        try:
+            item = json.loads(line)
+            if "schema" in item:
+                schema = EmbeddedSchema(**item["schema"])
+                schemas[schema.id] = schema
+            else:
+                records.append(CapturedRecord.from_json(item["record"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CaptureFileError(f"{path}:{number}: malformed line ({exc})") from None
+    if digest.hexdigest() != manifest.sha256:
+        raise CaptureFileError(f"{path}: checksum mismatch: the file was changed or cut short")
+    missing = {r.schema_id for r in records} - schemas.keys()
+    if missing:
+        raise CaptureFileError(f"{path}: records use schema ids {sorted(missing)} not embedded")
+    return Capture(manifest, schemas, records)

@@ -1,0 +1,290 @@
+"""golive capture: the records of a time window, every partition, journeys completed, desensitised.
+
+Producer timestamps are not monotonic within a partition, so each partition is read from
+offsets_for_times(from - skew) and past `to` until a record is later than `to + skew` (or the end
+seen at start), and every record is filtered by its own timestamp. Topics are written in Kafka
+transactions: read_committed, and "done" is a position, because commit markers take offsets.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
+
+from golive_cli.recorder.archive import CapturedRecord, Manifest, write_capture
+from golive_cli.recorder.desensitise import DesensitiseError, Desensitiser, Tokeniser
+from golive_cli.recorder.wire import SourceSchemas, UndecodableError, WriterSchema, split
+
+# A journey (correlation id = order id = record key) starts and ends with these events.
+JOURNEY_START = OrderPlaced.full_name()
+JOURNEY_END = frozenset({OrderConfirmed.full_name(), OrderCancelled.full_name()})
+MAX_SAMPLES = 5
+
+
+class CaptureError(RuntimeError):
+    """The window could not be captured (topic missing, broker silent, deadline passed)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window times need a time zone (e.g. 2026-11-24T10:00:00Z)")
+        if self.end <= self.start:
+            raise ValueError(f"the window ends ({self.end}) before it starts ({self.start})")
+
+    @property
+    def start_ms(self) -> int:
+        return int(self.start.timestamp() * 1000)
+
+    @property
+    def end_ms(self) -> int:
+        return int(self.end.timestamp() * 1000)
+
+    def contains(self, timestamp_ms: int) -> bool:
+        return self.start_ms <= timestamp_ms < self.end_ms
+
+
+@dataclass(frozen=True)
+class CaptureOptions:
+    complete_journeys: bool = True
+    skew: timedelta = timedelta(seconds=30)
+    # How far past the window a started journey may run before the capture stops waiting for it.
+    extend: timedelta = timedelta(minutes=5)
+    timeout_s: float = 300.0
+
+
+@dataclass
+class _Candidate:
+    """A record read, kept or dropped once the started journeys are known."""
+
+    record: CapturedRecord | None
+    key: str | None
+    in_window: bool
+    error: str | None = None
+
+
+@dataclass
+class _Journeys:
+    started: set[str] = field(default_factory=set)
+    ended: set[str] = field(default_factory=set)
+
+    def open(self) -> int:
+        return len(self.started - self.ended)
+
+
+class Recorder:
+    """Turns consumed messages into captured records: decoded, desensitised, re-encoded."""
+
+    def __init__(self, schemas: SourceSchemas, tokeniser: Tokeniser | None) -> None:
+        self.schemas = schemas
+        self.desensitiser = Desensitiser(tokeniser) if tokeniser is not None else None
+
+    def record(self, msg: Message) -> tuple[CapturedRecord, WriterSchema]:
+        value = msg.value()
+        schema_id, payload = split(value)
+        schema = self.schemas.get(schema_id)
+        decoded = schema.decode(payload)
+        assert value is not None
+        if self.desensitiser is not None and schema.personal:
+            value = schema.encode(schema_id, self.desensitiser.record(schema.raw, decoded))
+        record = CapturedRecord(
+            topic=msg.topic() or "",
+            partition=msg.partition() or 0,
+            offset=msg.offset() or 0,
+            timestamp_ms=msg.timestamp()[1],
+            key=msg.key(),
+            headers=tuple((str(h[0]), _bytes(h[1])) for h in msg.headers() or []),
+            value=value,
+            schema_id=schema_id,
+        )
+        return record, schema
+
+
+def _bytes(value: str | bytes | None) -> bytes:
+    if isinstance(value, str):
+        return value.encode()
+    return value or b""
+
+
+def capture(
+    bootstrap: str,
+    registry_url: str,
+    topics: Sequence[str],
+    window: Window,
+    tokeniser: Tokeniser | None,
+    options: CaptureOptions = CaptureOptions(),
+) -> tuple[Manifest, list[WriterSchema], list[CapturedRecord]]:
+    schemas = SourceSchemas(registry_url)
+    recorder = Recorder(schemas, tokeniser)
+    journeys = _Journeys()
+    read: dict[tuple[str, int], list[_Candidate]] = {}
+    for msg in _window_messages(bootstrap, topics, window, options, journeys):
+        key = msg.key()
+        key_str = None if key is None else key.decode("utf-8", "replace")
+        in_window = window.contains(msg.timestamp()[1])
+        place = (msg.topic() or "", msg.partition() or 0)
+        try:
+            record, schema = recorder.record(msg)
+        except (UndecodableError, DesensitiseError) as exc:
+            read.setdefault(place, []).append(_Candidate(None, key_str, in_window, str(exc)))
+            continue
+        if schema.full_name == JOURNEY_START and in_window and key_str is not None:
+            journeys.started.add(key_str)
+        elif schema.full_name in JOURNEY_END and key_str is not None:
+            journeys.ended.add(key_str)
+        read.setdefault(place, []).append(_Candidate(record, key_str, in_window))
+
+    def kept(c: _Candidate) -> bool:
+        return c.in_window or (options.complete_journeys and c.key in journeys.started)
+
+    manifest = Manifest(
+        source={"bootstrap": bootstrap, "registry": registry_url, "topics": ",".join(topics)},
+        window={
+            "from": window.start.isoformat(),
+            "to": window.end.isoformat(),
+            "complete_journeys": str(options.complete_journeys).lower(),
+        },
+        desensitised=tokeniser is not None,
+        key_id=None,
+        journeys={"started": len(journeys.started), "open": journeys.open()},
+    )
+    for (topic, _), candidates in read.items():
+        for c in candidates:
+            if c.record is None and kept(c):
+                manifest.undecodable[topic] = manifest.undecodable.get(topic, 0) + 1
+                if len(manifest.undecodable_samples) < MAX_SAMPLES:
+                    manifest.undecodable_samples.append(f"{topic}: {c.error}")
+    per_partition = [
+        [c.record for c in candidates if c.record is not None and kept(c)]
+        for candidates in read.values()
+    ]
+    # Merged by timestamp; each partition's records stay in offset order (per-key order).
+    records = list(heapq.merge(*per_partition, key=lambda r: r.timestamp_ms))
+    used = {r.schema_id for r in records}
+    return manifest, [s for s in schemas.used() if s.id in used], records
+
+
+def capture_to_file(
+    path: Path,
+    bootstrap: str,
+    registry_url: str,
+    topics: Sequence[str],
+    window: Window,
+    tokeniser: Tokeniser | None,
+    key_id: str | None,
+    options: CaptureOptions = CaptureOptions(),
+) -> Manifest:
+    manifest, schemas, records = capture(
+        bootstrap, registry_url, topics, window, tokeniser, options
+    )
+    manifest.key_id = key_id
+    return write_capture(path, manifest, [s.embedded() for s in schemas], records)
+
+
+def _window_messages(
+    bootstrap: str,
+    topics: Sequence[str],
+    window: Window,
+    options: CaptureOptions,
+    journeys: _Journeys,
+) -> Iterator[Message]:
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": f"golive-capture-{uuid.uuid4().hex[:8]}",  # assigned, never committed
+        "enable.auto.commit": False,
+        "isolation.level": "read_committed",
+        "enable.partition.eof": False,
+    })  # fmt: skip
+    try:
+        ends = _assign(consumer, topics, window.start_ms - _ms(options.skew))
+        paused: set[tuple[str, int]] = set()
+        last_ts: dict[tuple[str, int], int] = {}
+        deadline = time.monotonic() + options.timeout_s
+        while True:
+            horizon = window.end_ms + _ms(options.skew)
+            if options.complete_journeys and journeys.open():
+                horizon += _ms(options.extend)
+            done = _done(consumer, ends, last_ts, horizon)
+            if done == set(ends):
+                return
+            _pause_done(consumer, done, paused)
+            if time.monotonic() > deadline:
+                behind = ", ".join(f"{t}[{p}]" for t, p in sorted(set(ends) - done))
+                raise CaptureError(f"window not read in {options.timeout_s:.0f} s: {behind}")
+            for msg in consumer.consume(1000, timeout=0.2):
+                if msg.error() is not None:
+                    continue
+                place = (msg.topic() or "", msg.partition() or 0)
+                last_ts[place] = max(last_ts.get(place, 0), msg.timestamp()[1])
+                yield msg
+    except KafkaException as exc:
+        raise CaptureError(f"Kafka at {bootstrap}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
+def _assign(
+    consumer: Consumer, topics: Sequence[str], from_ms: int
+) -> dict[tuple[str, int], tuple[int, int]]:
+    """Assign every partition at its first offset at or after `from_ms`: (start, end) of each."""
+    wanted: list[TopicPartition] = []
+    for topic in topics:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or meta.error is not None:
+            raise CaptureError(f"topic {topic!r} does not exist")
+        wanted += [TopicPartition(topic, p, from_ms) for p in sorted(meta.partitions)]
+    starts = consumer.offsets_for_times(wanted, timeout=15)
+    ends: dict[tuple[str, int], tuple[int, int]] = {}
+    assigned: list[TopicPartition] = []
+    for tp in starts:
+        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)
+        start = tp.offset if tp.offset >= 0 else high  # -1: nothing at or after the time
+        ends[(tp.topic, tp.partition)] = (start, high)
+        assigned.append(TopicPartition(tp.topic, tp.partition, start))
+    consumer.assign(assigned)
+    return ends
+
+
+def _done(
+    consumer: Consumer,
+    ends: dict[tuple[str, int], tuple[int, int]],
+    last_ts: dict[tuple[str, int], int],
+    horizon_ms: int,
+) -> set[tuple[str, int]]:
+    positions = consumer.position([TopicPartition(t, p) for t, p in ends])
+    done = set()
+    for tp in positions:
+        place = (tp.topic, tp.partition)
+        start, end = ends[place]
+        position = tp.offset if tp.offset >= 0 else start  # nothing consumed yet: where it starts
+        if position >= end or last_ts.get(place, 0) > horizon_ms:
+            done.add(place)
+    return done
+
+
+def _pause_done(
+    consumer: Consumer, done: set[tuple[str, int]], paused: set[tuple[str, int]]
+) -> None:
+    """Stop fetching where nothing more is wanted; resume if a journey opened after all."""
+    if done - paused:
+        consumer.pause([TopicPartition(t, p) for t, p in done - paused])
+    if paused - done:
+        consumer.resume([TopicPartition(t, p) for t, p in paused - done])
+    paused.clear()
+    paused |= done

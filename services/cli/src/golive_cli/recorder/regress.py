@@ -1,0 +1,157 @@
+"""golive regress: the candidate build on a clean environment, fed a capture's inputs, diffed.
+
+Inputs are the captured OrderPlaced events (the HTTP edge has its own tests). The run ends when
+every input's journey has ended and every group's lag is zero, or at the timeout; what the
+services emitted for each order is then diffed against what the capture recorded.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_contracts.events import BY_FULL_NAME, Event
+from golive_eventing.serde import EventSerde, PoisonRecordError
+
+from golive_cli.recorder.archive import Capture, CapturedRecord, EmbeddedSchema
+from golive_cli.recorder.capture import JOURNEY_END, JOURNEY_START
+from golive_cli.recorder.diff import Report, decode_captured, differences, group_outputs
+from golive_cli.recorder.environment import (
+    GROUPS,
+    Cluster,
+    Customise,
+    make_topics,
+    running_system,
+)
+from golive_cli.recorder.replay import replay
+
+END_TYPES = {name.rsplit(".", 1)[-1] for name in JOURNEY_END}
+
+
+def is_input(record: CapturedRecord, schema: EmbeddedSchema) -> bool:
+    del record
+    return schema.full_name == JOURNEY_START
+
+
+def regress(
+    capture: Capture,
+    cluster: Cluster,
+    *,
+    name: str = "capture",
+    timeout_s: float = 120.0,
+    customise: Customise | None = None,
+    data_dir: Path | None = None,
+) -> Report:
+    started = time.monotonic()
+    inputs = [r for r in capture.records if is_input(r, capture.schemas[r.schema_id])]
+    orders = {r.key_str() or "" for r in inputs}
+    recorded_events = [
+        (r.key_str() or "", decode_captured(r, capture.schemas[r.schema_id]))
+        for r in capture.records
+        if not is_input(r, capture.schemas[r.schema_id])
+        and capture.schemas[r.schema_id].full_name in BY_FULL_NAME
+    ]
+    recorded = group_outputs(recorded_events, orders)
+    not_replayable = len({key for key, _ in recorded_events} - orders)
+
+    suffix = f"regress-{uuid.uuid4().hex[:8]}"
+    topics = make_topics(cluster, suffix)
+    with (
+        tempfile.TemporaryDirectory(prefix="golive-regress-") as tmp,
+        running_system(cluster, topics, data_dir or Path(tmp), suffix, customise),
+    ):
+        replay(capture, cluster.bootstrap, cluster.registry_url,
+               topic_map={r.topic: topics["orders"] for r in inputs},
+               select=is_input, allow_any_target=True)  # fmt: skip
+        seen = _collect(cluster, topics, orders, timeout_s)
+    candidate = group_outputs(((k, e) for k, e in seen.events if e.type_name() != "OrderPlaced"),
+                              orders)  # fmt: skip
+    return Report(
+        capture=name,
+        orders=len(orders),
+        terminal=len(seen.ended & orders),
+        differences=differences(recorded, candidate),
+        not_terminal=sorted(orders - seen.ended),
+        not_replayable=not_replayable,
+        seconds=time.monotonic() - started,
+    )
+
+
+@dataclass
+class _Seen:
+    events: list[tuple[str, Event]] = field(default_factory=list)
+    ended: set[str] = field(default_factory=set)
+    last: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def _collect(cluster: Cluster, topics: dict[str, str], orders: set[str], timeout_s: float) -> _Seen:
+    """Everything the services emit, until every journey ended and no group lags (bounded)."""
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "enable.auto.commit": False,
+                         "group.id": f"golive-regress-{uuid.uuid4().hex[:8]}",
+                         "isolation.level": "read_committed"})  # fmt: skip
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    seen = _Seen()
+    parts = [
+        TopicPartition(t, p, 0)
+        for t in topics.values()
+        for p in consumer.list_topics(t, timeout=10).topics[t].partitions
+    ]
+    consumer.assign(parts)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(500, timeout=0.2):
+                if msg.error() is not None:
+                    continue
+                place = (msg.topic() or "", msg.partition() or 0)
+                seen.last[place] = msg.offset() or 0
+                try:
+                    event = serde.deserialize(msg.value())
+                except PoisonRecordError:
+                    continue  # a candidate that writes garbage shows up as missing events
+                key = (msg.key() or b"").decode("utf-8", "replace")
+                seen.events.append((key, event))
+                if event.type_name() in END_TYPES:
+                    seen.ended.add(key)
+            if (
+                orders <= seen.ended
+                and _caught_up(consumer, parts)
+                and _no_lag(admin, topics, seen)
+            ):
+                break
+    finally:
+        consumer.close()
+    return seen
+
+
+def _caught_up(consumer: Consumer, parts: Iterable[TopicPartition]) -> bool:
+    for tp in consumer.position(list(parts)):
+        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
+        if high > 0 and tp.offset < high:
+            return False
+    return True
+
+
+def _no_lag(admin: AdminClient, topics: dict[str, str], seen: _Seen) -> bool:
+    """Every group committed past the last record we saw (a commit marker may follow it)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
+
+    for logical, groups in GROUPS.items():
+        wanted = [TopicPartition(t, p) for (t, p) in seen.last if t == topics[logical]]
+        if not wanted:
+            continue
+        for group in groups:
+            request = [ConsumerGroupTopicPartitions(group, wanted)]
+            result = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
+            for tp in result.topic_partitions:
+                if tp.offset <= seen.last[(tp.topic, tp.partition)]:
+                    return False
+    return True

@@ -1,0 +1,102 @@
+"""Records in the registry's wire format: split the schema id off, decode, re-encode."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+import httpx
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from golive_eventing.serde import MAGIC
+
+from golive_cli.recorder.archive import EmbeddedSchema
+from golive_cli.recorder.desensitise import has_personal
+
+HEADER = struct.Struct(">bI")
+
+
+class UndecodableError(ValueError):
+    """A record that is not in the wire format, names an unknown schema, or does not decode."""
+
+
+class RegistryError(RuntimeError):
+    """The registry could not be asked (or refused a schema): the command stops, naming it."""
+
+
+@dataclass(frozen=True)
+class WriterSchema:
+    id: int
+    full_name: str
+    raw: dict[str, Any]
+    parsed: Any
+    personal: bool
+    text: str
+
+    @classmethod
+    def from_text(cls, schema_id: int, text: str) -> WriterSchema:
+        raw = json.loads(text)
+        namespace, name = raw.get("namespace", ""), raw.get("name", "")
+        full_name = name if "." in name or not namespace else f"{namespace}.{name}"
+        return cls(schema_id, full_name, raw, fastavro.parse_schema(raw), has_personal(raw), text)
+
+    def embedded(self) -> EmbeddedSchema:
+        return EmbeddedSchema(self.id, self.full_name, self.text)
+
+    def decode(self, payload: bytes) -> Any:
+        try:
+            return fastavro.schemaless_reader(io.BytesIO(payload), self.parsed, None)
+        except (EOFError, ValueError, IndexError, struct.error, UnicodeDecodeError) as exc:
+            raise UndecodableError(f"does not decode as {self.full_name}: {exc}") from exc
+
+    def encode(self, schema_id: int, record: Any) -> bytes:
+        buffer = io.BytesIO()
+        buffer.write(HEADER.pack(MAGIC, schema_id))
+        fastavro.schemaless_writer(buffer, self.parsed, record)
+        return buffer.getvalue()
+
+
+def split(value: bytes | None) -> tuple[int, bytes]:
+    """(schema id, Avro payload) of a wire-format record."""
+    if value is None or len(value) < HEADER.size:
+        raise UndecodableError("too short for the wire format (no magic byte and schema id)")
+    magic, schema_id = HEADER.unpack_from(value)
+    if magic != MAGIC:
+        raise UndecodableError(f"magic byte {magic} is not {MAGIC}: not the registry's format")
+    return schema_id, value[HEADER.size :]
+
+
+def with_schema_id(value: bytes, schema_id: int) -> bytes:
+    return HEADER.pack(MAGIC, schema_id) + value[HEADER.size :]
+
+
+class SourceSchemas:
+    """Writer schemas by id from the source registry, each fetched once."""
+
+    def __init__(self, registry_url: str) -> None:
+        self.url = registry_url
+        self.registry = SchemaRegistryClient({"url": registry_url})
+        self._by_id: dict[int, WriterSchema | None] = {}
+
+    def get(self, schema_id: int) -> WriterSchema:
+        if schema_id not in self._by_id:
+            try:
+                found = self.registry.get_schema(schema_id)
+                self._by_id[schema_id] = WriterSchema.from_text(schema_id, found.schema_str or "")
+            except SchemaRegistryError as exc:
+                if exc.http_status_code != 404:
+                    raise RegistryError(f"registry {self.url}: {exc}") from exc
+                self._by_id[schema_id] = None
+            except (httpx.HTTPError, OSError) as exc:
+                raise RegistryError(f"registry {self.url} does not answer: {exc}") from exc
+        schema = self._by_id[schema_id]
+        if schema is None:
+            raise UndecodableError(f"schema id {schema_id} is unknown to {self.url}")
+        return schema
+
+    def used(self) -> list[WriterSchema]:
+        return [s for s in self._by_id.values() if s is not None]

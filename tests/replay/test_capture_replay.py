@@ -1,0 +1,197 @@
+"""Capture and replay against the real broker and registry: window edges, journeys, no personal data."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_cli.recorder.archive import CaptureFileError, read_capture
+from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
+from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
+from golive_cli.recorder.replay import ReplayError, mark_test_environment, replay
+from golive_contracts.envelope import Envelope, event_id_for
+from golive_contracts.events import Address, Event, OrderConfirmed, OrderPlaced
+from golive_eventing.serde import EventSerde
+from golive_payment.rules import card_last4
+from golive_platform.testing import Cluster
+
+from tests.conftest import Topics, make_topics
+from tests.factories import order_placed
+from tests.helpers import read_topic
+
+pytestmark = pytest.mark.integration
+
+# In the past: brokers refuse timestamps more than an hour ahead (log.message.timestamp.after.max.ms).
+WINDOW_START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+WINDOW = Window(WINDOW_START, WINDOW_START + timedelta(minutes=1))
+
+
+def ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def placed(key: str, secret: str, card_last: str = "4242") -> OrderPlaced:
+    """An order carrying personal values unique to this test, so finding one proves a leak."""
+    return order_placed(key=key).model_copy(update={
+        "customer_id": f"cust-{secret}", "email": f"ada.{secret}@secret-mail.org",
+        "card_token": f"tok_{secret}_{card_last}",
+        "shipping_address": Address(name=f"Ada {secret}", line1=f"Lane {secret}",
+                                    city=f"City{secret}", postal_code=f"P{secret[:6]}", country="NL"),
+    })  # fmt: skip
+
+
+def confirmed(order: OrderPlaced) -> OrderConfirmed:
+    cause = str(order.envelope.event_id)
+    envelope = Envelope(event_id=event_id_for(cause, "OrderConfirmed"), event_type="OrderConfirmed",
+                        occurred_at=order.placed_at, correlation_id=str(order.order_id),
+                        causation_id=cause, producer="test", producer_version="test")  # fmt: skip
+    return OrderConfirmed(envelope=envelope, order_id=order.order_id)
+
+
+def publish(cluster: Cluster, topics: Topics, timed: list[tuple[Event | bytes, int, str]]) -> None:
+    """One Kafka transaction, as the services write (commit markers take offsets)."""
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers,
+                         "transactional.id": f"test-{uuid.uuid4().hex[:8]}"})  # fmt: skip
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    for item, timestamp, key in timed:
+        value = item if isinstance(item, bytes) else serde.serialize(item)
+        topic = topics.orders if isinstance(item, bytes) else serde.topic_of(type(item))
+        producer.produce(topic, value, key=key.encode(), timestamp=timestamp)
+    producer.commit_transaction(30)
+
+
+@pytest.fixture
+def seeded(cluster: Cluster, topics: Topics, unique: str) -> dict[str, OrderPlaced]:
+    inside = placed(f"in-{unique}", f"s{unique}a", "0002")
+    late = placed(f"late-{unique}", f"s{unique}b")
+    before = placed(f"before-{unique}", f"s{unique}c")
+    after = placed(f"after-{unique}", f"s{unique}d")
+    t = WINDOW_START
+    publish(cluster, topics, [
+        (before, ms(t - timedelta(minutes=5)), str(before.order_id)),
+        (confirmed(before), ms(t + timedelta(seconds=5)), str(before.order_id)),  # in the window
+        # Same partition, timestamps out of order: the in-window record comes after a later one.
+        (after, ms(t + timedelta(minutes=3)), str(after.order_id)),
+        (inside, ms(t + timedelta(seconds=10)), str(inside.order_id)),
+        (late, ms(t + timedelta(seconds=50)), str(late.order_id)),
+        (b"not the wire format", ms(t + timedelta(seconds=20)), "poison"),
+        # The journey that started inside ends after the window: captured to complete it.
+        (confirmed(late), ms(t + timedelta(minutes=2)), str(late.order_id)),
+        (confirmed(after), ms(t + timedelta(minutes=3, seconds=1)), str(after.order_id)),
+    ])  # fmt: skip
+    return {"inside": inside, "late": late, "before": before, "after": after}
+
+
+def test_capture_reads_the_window_completes_journeys_and_counts_what_it_leaves_out(
+    cluster: Cluster, topics: Topics, seeded: dict[str, OrderPlaced], tmp_path: Path
+) -> None:
+    out = tmp_path / "window.jsonl.gz"
+    manifest = capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
+                               [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev",
+                               CaptureOptions(skew=timedelta(minutes=1)))  # fmt: skip
+    loaded = read_capture(out)
+    kinds = [(r.key_str(), loaded.schemas[r.schema_id].full_name.rsplit(".")[-1])
+             for r in loaded.records]  # fmt: skip
+    order = {name: str(event.order_id) for name, event in seeded.items()}
+    assert kinds == [
+        (order["before"], "OrderConfirmed"),
+        (order["inside"], "OrderPlaced"),
+        (order["late"], "OrderPlaced"),
+        (order["late"], "OrderConfirmed"),
+    ]
+    assert manifest.records == {topics.orders: 4}
+    assert manifest.undecodable == {topics.orders: 1}
+    assert manifest.journeys == {"started": 2, "open": 1}
+    assert manifest.desensitised and manifest.key_id == "dev"
+    assert loaded.manifest.sha256 == manifest.sha256
+    assert all(len(s.schema) > 0 for s in loaded.schemas.values())
+    for record in loaded.records:  # the original positions travel with each record
+        assert record.topic == topics.orders and record.offset >= 0
+
+
+def every_byte(path: Path) -> bytes:
+    """The decompressed file plus every base64 field decoded: where a leak could hide."""
+    text = gzip.decompress(path.read_bytes())
+    found = [text]
+    for line in text.splitlines():
+        item = json.loads(line).get("record")
+        if item:
+            found += [base64.b64decode(item["value"]), base64.b64decode(item["key"] or "")]
+            found += [base64.b64decode(v) for _, v in item["headers"]]
+    return b"\n".join(found)
+
+
+def test_no_personal_value_appears_anywhere_in_a_desensitised_capture(
+    cluster: Cluster, topics: Topics, seeded: dict[str, OrderPlaced], tmp_path: Path
+) -> None:
+    secrets = []
+    for event in seeded.values():
+        a = event.shipping_address
+        secrets += [event.customer_id, event.email, event.card_token, a.name, a.line1, a.city,
+                    a.postal_code, event.card_token.split("_")[1]]  # fmt: skip
+    where = (cluster.bootstrap_servers, cluster.registry_url, [topics.orders, topics.payments])
+    safe, raw = tmp_path / "safe.jsonl.gz", tmp_path / "raw.jsonl.gz"
+    capture_to_file(safe, *where, WINDOW, Tokeniser(DEV_KEY), "dev")
+    capture_to_file(raw, *where, WINDOW, None, None)
+    leaked = [s for s in secrets if s.encode() in every_byte(safe)]
+    assert leaked == []
+    # The search can find them: a raw capture holds every one of the window's values.
+    inside = seeded["inside"]
+    assert inside.email.encode() in every_byte(raw)
+    assert inside.shipping_address.city.encode() in every_byte(raw)
+
+
+def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_target(
+    cluster: Cluster, topics: Topics, seeded: dict[str, OrderPlaced], tmp_path: Path, unique: str
+) -> None:
+    out = tmp_path / "window.jsonl.gz"
+    capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
+                    [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev")  # fmt: skip
+    loaded = read_capture(out)
+    target = Topics(orders=f"replayed.{unique}", payments=f"replayed-p.{unique}")
+    make_topics(cluster, f"r{unique}")  # the target's dead-letter topics and the like
+    from tests.helpers import create_topic  # noqa: PLC0415
+
+    create_topic(cluster.bootstrap_servers, target.orders, partitions=2)
+    marker = f"_golive.test-environment.{unique}"
+    with pytest.raises(ReplayError, match="not declared a test environment"):
+        replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
+               topic_map={topics.orders: target.orders}, marker=marker)  # fmt: skip
+    assert mark_test_environment(cluster.bootstrap_servers, marker)
+    result = replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
+                    topic_map={topics.orders: target.orders}, speed=None, marker=marker)  # fmt: skip
+    assert result.published == {target.orders: 4}
+
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), target.as_map())
+    got = [(key, serde.deserialize(value)) for key, value in read_topic(cluster.bootstrap_servers,
+                                                                        target.orders)]  # fmt: skip
+    late = str(seeded["late"].order_id)
+    assert [type(e).__name__ for k, e in got if k == late] == ["OrderPlaced", "OrderConfirmed"]
+    inside = next(
+        e for _, e in got if isinstance(e, OrderPlaced) and e.order_id == seeded["inside"].order_id
+    )
+    assert card_last4(inside.card_token) == "0002" and inside.email.endswith("@example.com")
+
+
+def test_a_changed_or_cut_file_is_refused(
+    cluster: Cluster, topics: Topics, seeded: dict[str, OrderPlaced], tmp_path: Path
+) -> None:
+    out = tmp_path / "window.jsonl.gz"
+    capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url, [topics.orders],
+                    WINDOW, Tokeniser(DEV_KEY), "dev")  # fmt: skip
+    lines = gzip.decompress(out.read_bytes()).splitlines(keepends=True)
+    (tmp_path / "cut.gz").write_bytes(gzip.compress(b"".join(lines[:-1])))
+    with pytest.raises(CaptureFileError, match="checksum"):
+        read_capture(tmp_path / "cut.gz")
+    (tmp_path / "half.gz").write_bytes(out.read_bytes()[: len(out.read_bytes()) // 2])
+    with pytest.raises(CaptureFileError, match="not a complete"):
+        read_capture(tmp_path / "half.gz")
