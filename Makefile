@@ -12,7 +12,7 @@ GOLIVE := $(RUN) golive
 PYTEST_ARGS ?=
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
-        bench-platform bench postgres-install demo wrk-install
+        bench-platform bench postgres-install demo wrk-install soak
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -81,6 +81,9 @@ bench-platform: install fetch ## Cold/warm start, resident memory, raw produce/c
 
 bench: install fetch wrk-install ## Orders through the whole system beside the raw Kafka and bare FastAPI references
 	cd load && $(RUN) python bench_orders.py
+
+soak: install fetch ## Orders at a fixed rate for 10 minutes with a fault a minute; every order must end once (ARGS="--minutes 3")
+	$(RUN) python load/soak.py $(ARGS)
 
 wrk-install: ## Install wrk (Debian's package), the HTTP load tool of make bench, if it is missing
 	@command -v wrk >/dev/null \

@@ -1,0 +1,117 @@
+"""make soak: orders at a fixed rate for a bounded time, one fault a minute, then the books.
+
+Runs its own platform instance (var/soak-platform, ports 29xxx: never the one `make run` or the
+test suite uses), the four services plus a second payment instance, on topics of its own.
+Faults, in turn: kill -9 payment, kill -9 the process manager, kill -9 payment-b, SIGTERM audit,
+kill -9 the order service; each is restarted right after. At the end every order must have
+exactly one payment event and exactly one end; the figures go to var/bench/soak.json.
+
+    make soak                     # 10 minutes at 40 orders/s
+    make soak ARGS="--minutes 3 --rate 20"
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "load"))
+from bench_platform import write_figures  # noqa: E402
+from golive_platform.platform import Platform  # noqa: E402
+from golive_platform.testing import Cluster, suite_config  # noqa: E402
+
+from tests.conftest import make_topics  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+from tests.reliability.harness import Services, new_orders, outcome, publish  # noqa: E402
+
+FAULTS = [
+    ("kill -9 payment", "payment", True),
+    ("kill -9 order process manager", "order-pm", True),
+    ("kill -9 payment-b", "payment-b", True),
+    ("SIGTERM audit", "audit", False),
+    ("kill -9 order (API + projection)", "order", True),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=40.0, help="orders per second")
+    parser.add_argument("--fault-every", type=float, default=60.0, help="seconds between faults")
+    args = parser.parse_args()
+
+    config = suite_config(
+        data_dir=ROOT / "var" / "soak-platform", kafka_port=29092, kafka_controller_port=29093,
+        registry_port=28081, registry_management_port=29001, postgres_port=25433,
+        order_port=free_port(), order_process_manager_port=free_port(), payment_port=free_port(),
+        audit_port=free_port(),
+    )  # fmt: skip
+    platform = Platform(config, echo=lambda _line: None)
+    started_platform = platform.ensure_up()
+    cluster = Cluster("local", config.bootstrap_servers, config.registry_url, None)
+    topics = make_topics(cluster, f"soak{uuid.uuid4().hex[:8]}", partitions=6)
+    services = Services.on(cluster, topics, config)
+    services.start("order", "order-pm", "payment", "payment-b", "audit")
+    placed = []
+    faults: list[dict[str, object]] = []
+    try:
+        began = time.monotonic()
+        next_fault = began + args.fault_every
+        while time.monotonic() - began < args.minutes * 60:
+            batch = new_orders(int(args.rate))
+            publish(cluster, topics, batch, per_second=args.rate)
+            placed += batch
+            if time.monotonic() >= next_fault:
+                what, name, kill = FAULTS[len(faults) % len(FAULTS)]
+                at = time.monotonic() - began
+                services.kill(name) if kill else services.stop(name)
+                services.start(name)
+                faults.append({"fault": what, "at_s": round(at, 1),
+                               "back_after_s": round(time.monotonic() - began - at, 1)})  # fmt: skip
+                print(f"{at:6.1f}s  {what}: back after {faults[-1]['back_after_s']} s", flush=True)
+                next_fault += args.fault_every
+        published_s = time.monotonic() - began
+        ids = [str(o.order_id) for o in placed]
+        deadline = time.monotonic() + 300
+        while True:
+            found = outcome(cluster, topics)
+            if all(found.payments[i] and found.terminal[i] for i in ids):
+                break
+            if time.monotonic() > deadline:
+                break
+            time.sleep(2)  # the polling interval of a bounded wait
+        settled_s = time.monotonic() - began - published_s
+        figures = {
+            "minutes": args.minutes,
+            "rate_per_s": args.rate,
+            "orders": len(ids),
+            "faults": faults,
+            "ended": sum(1 for i in ids if found.terminal[i]),
+            "not_ended": sum(1 for i in ids if not found.terminal[i]),
+            "duplicate_payments": sum(1 for i in ids if found.payments[i] > 1),
+            "duplicate_ends": sum(1 for i in ids if found.terminal[i] > 1),
+            "cancelled_by_payment_timeout": sum(
+                1 for i in ids if found.cancel_reasons.get(i) == "payment_timeout"
+            ),
+            "drained_after_last_order_s": round(settled_s, 1),
+        }
+    finally:
+        services.stop_all()
+        if started_platform:
+            platform.down()
+    write_figures(config, "soak", figures)
+    for key, value in figures.items():
+        if key != "faults":
+            print(f"{key:>30}: {value}")
+    clean = not (figures["not_ended"] or figures["duplicate_payments"] or figures["duplicate_ends"])
+    return 0 if clean else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
