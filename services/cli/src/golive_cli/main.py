@@ -11,6 +11,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import httpx
 import typer
+from golive_contracts.avro import write_schemas
 from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
@@ -19,6 +20,8 @@ from golive_platform.platform import Platform
 from golive_platform.topics import apply, load_catalogue, resolve
 
 from golive_cli.demo import run_demo
+from golive_cli.schema_check import run_check
+from golive_cli.schema_gate import GateError
 from golive_cli.system import register_schemas, system
 
 app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
@@ -168,6 +171,47 @@ def schemas_register() -> None:
     except Exception as exc:  # the registry's errors name the subject and the rule
         raise PlatformError(f"schema registration failed: {exc}") from exc
     typer.echo(f"registered the schemas in {config.registry_url}")
+
+
+@schemas_app.command("check")
+@fails_cleanly
+def schemas_check(
+    against_ref: Annotated[
+        str | None,
+        typer.Option(
+            help="Git ref whose committed schema versions to check against (no registry)."
+        ),
+    ] = None,
+    registry_url: Annotated[
+        str | None, typer.Option(envvar="SCHEMA_REGISTRY_URL", help="Registry to check against.")
+    ] = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(help="logical=actual topic name in the registry, e.g. orders=orders.staging."),
+    ] = None,
+) -> None:
+    """The FULL_TRANSITIVE gate: exit 1 naming each subject, field and rule that breaks it."""
+    topics = dict(item.split("=", 1) for item in topic or [] if "=" in item)
+    if len(topics) != len(topic or []):
+        raise PlatformError("--topic takes logical=actual, e.g. --topic orders=orders.staging")
+    try:
+        code = run_check(
+            typer.echo, against_ref=against_ref, registry_url=registry_url, topics=topics or None
+        )
+    except GateError as exc:
+        raise PlatformError(f"schema gate could not run: {exc}") from exc
+    raise typer.Exit(code)
+
+
+@schemas_app.command("write")
+@fails_cleanly
+def schemas_write() -> None:
+    """Commit each changed event schema as its next version file (vN+1.avsc); never rewrites one."""
+    written = write_schemas()
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if not written:
+        typer.echo("every event's schema is committed already")
 
 
 @app.command()
