@@ -19,6 +19,7 @@ from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
 from golive_platform.topics import apply, load_catalogue, resolve
 
+from golive_cli.asyncapi import document, render
 from golive_cli.demo import run_demo
 from golive_cli.schema_check import run_check
 from golive_cli.schema_gate import GateError
@@ -212,6 +213,27 @@ def schemas_write() -> None:
         typer.echo(f"wrote {path}")
     if not written:
         typer.echo("every event's schema is committed already")
+
+
+@schemas_app.command("asyncapi")
+@fails_cleanly
+def schemas_asyncapi(
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the committed document is out of date.")
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="Default docs/asyncapi.yaml.")] = None,
+) -> None:
+    """The event interface as AsyncAPI 3, from the contracts and infra/topics.yaml."""
+    config = PlatformConfig()
+    path = output or config.root / "docs" / "asyncapi.yaml"
+    text = render(document(load_catalogue(config.topics_file)))
+    if check:
+        if not path.exists() or path.read_text() != text:
+            raise PlatformError(f"{path} is out of date: run `golive schemas asyncapi`")
+        typer.echo(f"{path} is up to date")
+        return
+    path.write_text(text)
+    typer.echo(f"wrote {path}")
 
 
 @app.command()
