@@ -21,6 +21,8 @@ from golive_platform.topics import apply, load_catalogue, resolve
 
 from golive_cli.asyncapi import document, render
 from golive_cli.demo import run_demo
+from golive_cli.deploy import DeployError, kubectl_runner, rollout_plan, run_rollout
+from golive_cli.deploy import render as render_manifests
 from golive_cli.schema_check import run_check
 from golive_cli.schema_gate import GateError
 from golive_cli.system import register_schemas, system
@@ -32,6 +34,8 @@ schemas_app = typer.Typer(help="The contracts' Avro schemas in the registry.")
 app.add_typer(platform_app, name="platform")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+deploy_app = typer.Typer(help="The go-live path: Kubernetes manifests and a blue/green rollout.")
+app.add_typer(deploy_app, name="deploy")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -234,6 +238,54 @@ def schemas_asyncapi(
         return
     path.write_text(text)
     typer.echo(f"wrote {path}")
+
+
+@deploy_app.command("render")
+@fails_cleanly
+def deploy_render(
+    version: Annotated[str, typer.Option(help="The version; also the images' tag.")],
+    registry: Annotated[str, typer.Option(help="Image registry, e.g. ghcr.io/acme.")],
+    out: Annotated[Path, typer.Option(help="Directory for the rendered manifests.")],
+    previous: Annotated[
+        str | None,
+        typer.Option(help="Version now live: rendered as blue, the new one green at 0%."),
+    ] = None,
+) -> None:
+    """Render infra/k8s for one version."""
+    source = PlatformConfig().root / "infra" / "k8s"
+    try:
+        written = render_manifests(
+            source, out, version=version, registry=registry, previous=previous
+        )
+    except DeployError as exc:
+        raise PlatformError(str(exc)) from exc
+    typer.echo(f"rendered {len(written)} manifests for {version} into {out}")
+
+
+@deploy_app.command("rollout")
+@fails_cleanly
+def deploy_rollout(
+    manifests: Annotated[Path, typer.Option(help="Rendered manifests (golive deploy render).")],
+    version: Annotated[str, typer.Option(help="The version going live.")],
+    previous: Annotated[str, typer.Option(help="The version live now (blue).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the kubectl calls only.")
+    ] = False,
+    fail_at: Annotated[
+        str | None, typer.Option(help="Dry run: rehearse this step failing (its title).")
+    ] = None,
+) -> None:
+    """Blue/green: green at 0%, checked, then 100%; any failed check rolls everything back."""
+    if fail_at is not None and not dry_run:
+        raise PlatformError("--fail-at rehearses a failure: only with --dry-run")
+    try:
+        steps = rollout_plan(manifests, version, previous)
+    except DeployError as exc:
+        raise PlatformError(str(exc)) from exc
+    if fail_at is not None and fail_at not in {s.what for s in steps}:
+        raise PlatformError(f"no step named {fail_at!r}; steps: {', '.join(s.what for s in steps)}")
+    run = None if dry_run else kubectl_runner
+    raise typer.Exit(run_rollout(steps, typer.echo, run=run, fail_at=fail_at))
 
 
 @app.command()
