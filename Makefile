@@ -87,3 +87,4 @@ wrk-install: ## Install wrk (Debian's package), the HTTP load tool of make bench
 	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
 	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } \
 	  || { echo "error: wrk not found; install it (apt-get install wrk, brew install wrk)" >&2; exit 1; }
+include pipelines/stages.mk
