@@ -72,16 +72,16 @@ stage-schema-gate: install $(NODE_TOOLS) ## Stage: FULL_TRANSITIVE gate, AsyncAP
 	  "$(GOLIVE) schemas asyncapi --check" \
 	  "node pipelines/tools/validate-asyncapi.mjs docs/asyncapi.yaml"
 
-stage-integration: install ## Stage: the integration tier (real broker, registry, both databases)
+stage-integration: install postgres-install fetch ## Stage: the integration tier (real broker, registry, both databases)
 	$(STAGE) integration "$(RUN) pytest tests/integration $(PYTEST_ARGS)"
 
-stage-platform: install ## Stage: the platform tier (the local platform itself, compose agreement)
+stage-platform: install postgres-install fetch ## Stage: the platform tier (the local platform itself, compose agreement)
 	$(STAGE) platform "$(RUN) pytest tests/platform $(PYTEST_ARGS)"
 
-stage-e2e: install ## Stage: the end-to-end tier (the four real service processes)
+stage-e2e: install postgres-install fetch ## Stage: the end-to-end tier (the four real service processes)
 	$(STAGE) e2e "$(RUN) pytest tests/e2e $(PYTEST_ARGS)"
 
-stage-reliability: install ## Stage: the reliability tier (faults injected into the running system)
+stage-reliability: install postgres-install fetch ## Stage: the reliability tier (faults injected into the running system)
 	$(STAGE) reliability "test -d tests/reliability || { echo 'tests/reliability does not exist' >&2; exit 1; }" \
 	  "$(RUN) pytest tests/reliability $(PYTEST_ARGS)"
 
