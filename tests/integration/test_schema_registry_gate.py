@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from golive_cli.main import app
 from golive_cli.schema_check import check_against_registry
 from golive_contracts.avro import avro_schema, subject_for
 from golive_contracts.events import EVENT_TYPES, Event, OrderPlaced
 from golive_contracts.fields import personal, public
 from golive_eventing.schemas import register_all
 from golive_platform.testing import Cluster
+from typer.testing import CliRunner
 
 from tests.schema_changes import changed
 
@@ -103,6 +105,16 @@ def test_the_working_tree_passes_against_the_registry(
     checked, problems = check_against_registry(cluster.registry_url, subjects)
     assert problems == []
     assert len(checked) == len(EVENT_TYPES)
+
+
+def test_the_command_checks_a_registry_under_the_environments_topic_names(
+    cluster: Cluster, subjects: dict[str, str]
+) -> None:
+    topics = [f"--topic={logical}={actual}" for logical, actual in subjects.items()]
+    args = ["schemas", "check", "--registry-url", cluster.registry_url, *topics]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert f"compatible with the registry at {cluster.registry_url}" in result.output
 
 
 def test_a_subject_left_at_a_weaker_level_fails_the_gate(

@@ -119,6 +119,9 @@ def test_the_command_says_what_it_checked_or_why_it_could_not() -> None:
     missing = runner.invoke(app, ["schemas", "check", "--against-ref", "no-such-ref"])
     assert missing.exit_code == 1
     assert "schema gate could not run" in missing.output
+    malformed = runner.invoke(app, ["schemas", "check", "--against-ref", "HEAD", "--topic", "x"])
+    assert malformed.exit_code == 1
+    assert "--topic takes logical=actual" in malformed.output
     nothing = runner.invoke(app, ["schemas", "check"], env={"SCHEMA_REGISTRY_URL": None})
     assert nothing.exit_code == 1
     assert "give --against-ref REF" in nothing.output
