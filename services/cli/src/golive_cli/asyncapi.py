@@ -6,6 +6,7 @@ consumer groups (SUBSCRIPTIONS below; a test holds them to the services' own gro
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -206,7 +207,7 @@ def _channel(spec: TopicSpec, description: str, carried: Sequence[type[Event]]) 
 
 def _message(event: type[Event]) -> dict[str, Any]:
     versions = committed_versions(event.topic, event)
-    schema = yaml.safe_load(versions[-1].read_text())  # the latest committed version
+    schema = json.loads(versions[-1].read_text())  # the latest committed version
     return {
         "name": event.type_name(),
         "title": event.type_name(),

@@ -153,7 +153,7 @@ def _record_diff(
                              f"records written with {label} have no {f.name}; give it a "
                              "default")
                      for f in added]  # fmt: skip
-    for name in new_fields.keys() & old_fields.keys():
+    for name in (n for n in new_fields if n in old_fields):
         problems += _field_diff(subject, new_fields[name].type, old_fields[name].type,
                                 _join(path, name), label)  # fmt: skip
     return problems
