@@ -92,3 +92,4 @@ wrk-install: ## Install wrk (Debian's package), the HTTP load tool of make bench
 	  || { echo "error: wrk not found; install it (apt-get install wrk, brew install wrk)" >&2; exit 1; }
 
 include pipelines/replay.mk
+include pipelines/stages.mk

@@ -23,11 +23,9 @@ pytestmark = pytest.mark.unit
 @pytest.mark.parametrize("event", EVENT_TYPES, ids=lambda e: e.__name__)
 def test_committed_schema_matches_the_model(event: type[Event]) -> None:
     versions = committed_versions(event.topic, event)
-    assert versions, (
-        f"no schema committed for {event.__name__}: run golive_contracts.avro.write_schemas()"
-    )
+    assert versions, f"no schema committed for {event.__name__}: run `golive schemas write`"
     assert json.loads(versions[-1].read_text()) == avro_schema(event), (
-        f"{event.__name__} drifted from {versions[-1]}: the model changed without a new schema version"
+        f"{event.__name__} drifted from {versions[-1]}: the model changed without a new schema version (`golive schemas write`)"
     )
 
 

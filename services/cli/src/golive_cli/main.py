@@ -13,6 +13,7 @@ import httpx
 import rich.progress
 import typer
 from confluent_kafka import KafkaException
+from golive_contracts.avro import write_schemas
 from golive_eventing.rebuild import Progress
 from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
@@ -23,8 +24,13 @@ from golive_platform.topics import apply, load_catalogue, resolve
 from sqlalchemy.exc import SQLAlchemyError
 
 from golive_cli import operations
+from golive_cli.asyncapi import document, render
 from golive_cli.demo import run_demo
+from golive_cli.deploy import DeployError, kubectl_runner, rollout_plan, run_rollout
+from golive_cli.deploy import render as render_manifests
 from golive_cli.recorder.cli import register as register_recorder
+from golive_cli.schema_check import run_check
+from golive_cli.schema_gate import GateError
 from golive_cli.system import register_schemas, system
 
 app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
@@ -37,6 +43,8 @@ dlq_app = typer.Typer(help="Dead-letter topics (<topic>.<group>.dlq).")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
 register_recorder(app)
+deploy_app = typer.Typer(help="The go-live path: Kubernetes manifests and a blue/green rollout.")
+app.add_typer(deploy_app, name="deploy")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -177,6 +185,116 @@ def schemas_register() -> None:
     except Exception as exc:  # the registry's errors name the subject and the rule
         raise PlatformError(f"schema registration failed: {exc}") from exc
     typer.echo(f"registered the schemas in {config.registry_url}")
+
+
+@schemas_app.command("check")
+@fails_cleanly
+def schemas_check(
+    against_ref: Annotated[
+        str | None,
+        typer.Option(
+            help="Git ref whose committed schema versions to check against (no registry)."
+        ),
+    ] = None,
+    registry_url: Annotated[
+        str | None, typer.Option(envvar="SCHEMA_REGISTRY_URL", help="Registry to check against.")
+    ] = None,
+    topic: Annotated[
+        list[str] | None,
+        typer.Option(help="logical=actual topic name in the registry, e.g. orders=orders.staging."),
+    ] = None,
+) -> None:
+    """The FULL_TRANSITIVE gate: exit 1 naming each subject, field and rule that breaks it."""
+    topics = dict(item.split("=", 1) for item in topic or [] if "=" in item)
+    if len(topics) != len(topic or []):
+        raise PlatformError("--topic takes logical=actual, e.g. --topic orders=orders.staging")
+    try:
+        code = run_check(
+            typer.echo, against_ref=against_ref, registry_url=registry_url, topics=topics or None
+        )
+    except GateError as exc:
+        raise PlatformError(f"schema gate could not run: {exc}") from exc
+    raise typer.Exit(code)
+
+
+@schemas_app.command("write")
+@fails_cleanly
+def schemas_write() -> None:
+    """Commit each changed event schema as its next version file (vN+1.avsc); never rewrites one."""
+    written = write_schemas()
+    for path in written:
+        typer.echo(f"wrote {path}")
+    if not written:
+        typer.echo("every event's schema is committed already")
+
+
+@schemas_app.command("asyncapi")
+@fails_cleanly
+def schemas_asyncapi(
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 if the committed document is out of date.")
+    ] = False,
+    output: Annotated[Path | None, typer.Option(help="Default docs/asyncapi.yaml.")] = None,
+) -> None:
+    """The event interface as AsyncAPI 3, from the contracts and infra/topics.yaml."""
+    config = PlatformConfig()
+    path = output or config.root / "docs" / "asyncapi.yaml"
+    text = render(document(load_catalogue(config.topics_file)))
+    if check:
+        if not path.exists() or path.read_text() != text:
+            raise PlatformError(f"{path} is out of date: run `golive schemas asyncapi`")
+        typer.echo(f"{path} is up to date")
+        return
+    path.write_text(text)
+    typer.echo(f"wrote {path}")
+
+
+@deploy_app.command("render")
+@fails_cleanly
+def deploy_render(
+    version: Annotated[str, typer.Option(help="The version; also the images' tag.")],
+    registry: Annotated[str, typer.Option(help="Image registry, e.g. ghcr.io/acme.")],
+    out: Annotated[Path, typer.Option(help="Directory for the rendered manifests.")],
+    previous: Annotated[
+        str | None,
+        typer.Option(help="Version now live: rendered as blue, the new one green at 0%."),
+    ] = None,
+) -> None:
+    """Render infra/k8s for one version."""
+    source = PlatformConfig().root / "infra" / "k8s"
+    try:
+        written = render_manifests(
+            source, out, version=version, registry=registry, previous=previous
+        )
+    except DeployError as exc:
+        raise PlatformError(str(exc)) from exc
+    typer.echo(f"rendered {len(written)} manifests for {version} into {out}")
+
+
+@deploy_app.command("rollout")
+@fails_cleanly
+def deploy_rollout(
+    manifests: Annotated[Path, typer.Option(help="Rendered manifests (golive deploy render).")],
+    version: Annotated[str, typer.Option(help="The version going live.")],
+    previous: Annotated[str, typer.Option(help="The version live now (blue).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the kubectl calls only.")
+    ] = False,
+    fail_at: Annotated[
+        str | None, typer.Option(help="Dry run: rehearse this step failing (its title).")
+    ] = None,
+) -> None:
+    """Blue/green: green at 0%, checked, then 100%; any failed check rolls everything back."""
+    if fail_at is not None and not dry_run:
+        raise PlatformError("--fail-at rehearses a failure: only with --dry-run")
+    try:
+        steps = rollout_plan(manifests, version, previous)
+    except DeployError as exc:
+        raise PlatformError(str(exc)) from exc
+    if fail_at is not None and fail_at not in {s.what for s in steps}:
+        raise PlatformError(f"no step named {fail_at!r}; steps: {', '.join(s.what for s in steps)}")
+    run = None if dry_run else kubectl_runner
+    raise typer.Exit(run_rollout(steps, typer.echo, run=run, fail_at=fail_at))
 
 
 @app.command()

@@ -69,10 +69,19 @@ def _field(model: type[BaseModel], name: str, info: FieldInfo, defined: set[str]
         field["doc"] = info.description
     field[PII_KEY] = bool(extra[PII_KEY])
     if not info.is_required():
-        if info.default is not None:
-            raise ValueError(f"{model.__name__}.{name}: only null defaults are supported")
-        field["default"] = None
+        field["default"] = _default(model, name, info.default, field["type"])
     return field
+
+
+def _default(model: type[BaseModel], name: str, default: Any, avro_type: Any) -> Any:
+    """A field's default as Avro spells it: null for an optional field, else a primitive value."""
+    if isinstance(avro_type, list):  # a union: Avro takes the default from its first branch, null
+        if default is not None:
+            raise ValueError(f"{model.__name__}.{name}: an optional field's default must be None")
+        return None
+    if avro_type in ("string", "long", "boolean", "double") and default is not None:
+        return default
+    raise ValueError(f"{model.__name__}.{name}: default {default!r} has no Avro form here")
 
 
 def _type(annotation: Any, defined: set[str]) -> Any:
@@ -107,13 +116,19 @@ def canonical(schema: dict[str, Any]) -> str:
 
 
 def write_schemas() -> list[Path]:
-    """Write the current schema of each event as v1 (only where none is committed yet)."""
+    """Commit each event's current schema as its next version where it differs from the latest.
+
+    Versions already written are never touched: each is registered, and events written with it
+    are on the topics for good.
+    """
     written = []
     for event in EVENT_TYPES:
-        if committed_versions(event.topic, event):
+        schema = avro_schema(event)
+        versions = committed_versions(event.topic, event)
+        if versions and json.loads(versions[-1].read_text()) == schema:
             continue
-        path = schema_file(event.topic, event, 1)
+        path = schema_file(event.topic, event, int(versions[-1].stem[1:]) + 1 if versions else 1)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(canonical(avro_schema(event)))
+        path.write_text(canonical(schema))
         written.append(path)
     return written

@@ -57,6 +57,8 @@ class OrderPlaced(Event):
     total_minor: int = public("Sum of quantity x unit price over the lines, in minor units.")
     card_token: str = personal("Payment card token (tok_<id>_<last four digits>).")
     placed_at: datetime = public("When the order was accepted.")
+    # v2. Records written with v1 read as "api": the only channel there was.
+    channel: str = public("Where the order came in: api, web or app.", default="api")
 
 
 class OrderConfirmed(Event):

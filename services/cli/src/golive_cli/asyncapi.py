@@ -1,0 +1,249 @@
+"""The event interface as an AsyncAPI 3 document, generated from the contracts and infra/topics.yaml.
+
+What AsyncAPI calls operations are Golive's writers (each topic's owner, per topics.yaml) and its
+consumer groups (SUBSCRIPTIONS below; a test holds them to the services' own group names).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from golive_contracts.avro import committed_versions, subject_for
+from golive_contracts.events import EVENT_TYPES, Event
+from golive_platform.topics import Catalogue, TopicSpec, resolve
+
+AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
+KAFKA_BINDING = "0.5.0"
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer group: which service runs it, on which event topics, for which events."""
+
+    service: str
+    group: str
+    topics: tuple[str, ...]
+    events: tuple[str, ...]  # type names; empty: every event on those topics
+    dead_letters: bool = True  # writes <topic>.<group>.dlq
+    description: str = ""
+
+
+SUBSCRIPTIONS = (
+    Subscription(
+        "order",
+        "order-projector",
+        ("orders",),
+        (),
+        description="The orders read model (GET /orders).",
+    ),
+    Subscription(
+        "payment",
+        "payment",
+        ("orders",),
+        ("OrderPlaced",),
+        description="Decides each order's payment, in a Kafka transaction per batch.",
+    ),
+    Subscription(
+        "payment",
+        "payment-projector",
+        ("payments",),
+        (),
+        description="The payments read model (GET /payments/{order_id}).",
+    ),
+    Subscription(
+        "order",
+        "order-process-manager",
+        ("orders", "payments"),
+        (),
+        description="Ends every journey once: confirms or cancels on the payment outcome, "
+        "cancels with payment_timeout at the deadline (state in its changelog).",
+    ),
+    Subscription(
+        "audit",
+        "audit",
+        ("orders", "payments"),
+        (),
+        dead_letters=False,
+        description="The black-box recorder: every record, raw and decoded, and the "
+        "dead-letter topics.",
+    ),
+)
+
+
+def document(
+    catalogue: Catalogue,
+    events: Sequence[type[Event]] = EVENT_TYPES,
+    subscriptions: Sequence[Subscription] = SUBSCRIPTIONS,
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document; the same inputs always give the same document."""
+    production = {spec.name: spec for spec in resolve(catalogue, "production")}
+    described = {topic.name: topic.description for topic in catalogue.topics}
+    by_topic: dict[str, list[type[Event]]] = {}
+    for event in events:
+        by_topic.setdefault(event.topic, []).append(event)
+    channels: dict[str, Any] = {}
+    for name, spec in production.items():
+        source = name.split(".", 1)[0] if name.endswith(DLQ_SUFFIX) else name
+        if source not in by_topic:
+            continue  # the registry's own topics carry no events of ours
+        channels[_id(name)] = _channel(spec, described[name], by_topic[source])
+    operations: dict[str, Any] = {}
+    for topic, carried in by_topic.items():
+        owner = production[topic].owner
+        operations[f"{owner}Sends{_cap(_id(topic))}"] = {
+            "action": "send",
+            "title": f"{owner} writes {topic}",
+            "summary": f"The {owner} service is the one writer of {topic}.",
+            "channel": {"$ref": f"#/channels/{_id(topic)}"},
+            "messages": [_message_ref(topic, e) for e in carried],
+        }
+    for sub in subscriptions:
+        for topic in sub.topics:
+            carried = [e for e in by_topic[topic] if not sub.events or e.type_name() in sub.events]
+            operations[f"{_camel(sub.group)}Receives{_cap(_id(topic))}"] = {
+                "action": "receive",
+                "title": f"{sub.service} ({sub.group}) reads {topic}",
+                "summary": sub.description,
+                "channel": {"$ref": f"#/channels/{_id(topic)}"},
+                "messages": [_message_ref(topic, e) for e in carried],
+                "bindings": {
+                    "kafka": {
+                        "groupId": {"type": "string", "enum": [sub.group]},
+                        "bindingVersion": KAFKA_BINDING,
+                    }
+                },
+            }
+            dlq = f"{topic}.{sub.group}{DLQ_SUFFIX}"
+            if sub.dead_letters and _id(dlq) in channels:
+                operations[f"{_camel(sub.group)}DeadLetters{_cap(_id(topic))}"] = {
+                    "action": "send",
+                    "title": f"{sub.group} dead-letters {topic}",
+                    "summary": "Records it could not process after bounded retries, unchanged, "
+                    "with error, source topic, partition and offset in headers.",
+                    "channel": {"$ref": f"#/channels/{_id(dlq)}"},
+                }
+        if not sub.dead_letters:  # the recorder also reads every dead-letter topic
+            for channel_id, channel in channels.items():
+                if channel["address"].endswith(DLQ_SUFFIX):
+                    operations[f"{_camel(sub.group)}Receives{_cap(channel_id)}"] = {
+                        "action": "receive",
+                        "channel": {"$ref": f"#/channels/{channel_id}"},
+                        "bindings": {
+                            "kafka": {
+                                "groupId": {"type": "string", "enum": [sub.group]},
+                                "bindingVersion": KAFKA_BINDING,
+                            }
+                        },
+                    }
+    return {
+        "asyncapi": "3.0.0",
+        "info": {
+            "title": "Golive events",
+            "version": "1.0.0",
+            "description": (
+                "The event interface of Golive's order, payment and audit services. Generated "
+                "by `golive schemas asyncapi` from the contracts (services/contracts) and "
+                "infra/topics.yaml; do not edit by hand. Values are Avro in the schema "
+                "registry's wire format (magic byte, schema id); subjects follow "
+                "TopicRecordNameStrategy (<topic>-<record full name>) and are FULL_TRANSITIVE. "
+                "Every field carries `pii`: whether it holds personal data. Keys are the order "
+                "id; W3C traceparent travels in the headers."
+            ),
+        },
+        "defaultContentType": "application/vnd.apache.avro+binary",
+        "servers": {
+            "local": {
+                "host": "127.0.0.1:9092",
+                "protocol": "kafka",
+                "description": "`make run`: one KRaft node; the registry at "
+                "http://127.0.0.1:8081/apis/ccompat/v7.",
+            },
+            "production": {
+                "host": "{bootstrap}",
+                "protocol": "kafka-secure",
+                "description": "Any Kafka (e.g. Confluent Cloud) with its schema registry.",
+                "variables": {
+                    "bootstrap": {"default": "broker:9092", "description": "Bootstrap servers."}
+                },
+            },
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {"messages": {e.type_name(): _message(e) for e in events}},
+    }
+
+
+def render(doc: dict[str, Any]) -> str:
+    header = "# Generated by `golive schemas asyncapi` from the contracts and infra/topics.yaml.\n"
+    return header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _channel(spec: TopicSpec, description: str, carried: Sequence[type[Event]]) -> dict[str, Any]:
+    topic_config: dict[str, Any] = {
+        "retention.ms": int(spec.configs["retention.ms"]),
+        "cleanup.policy": spec.configs["cleanup.policy"].split(","),
+    }
+    return {
+        "address": spec.name,
+        "description": f"{description} Written by {spec.owner}.".lstrip(),
+        "messages": {
+            e.type_name(): {"$ref": f"#/components/messages/{e.type_name()}"} for e in carried
+        },
+        "bindings": {
+            "kafka": {
+                "topic": spec.name,
+                "partitions": spec.partitions,
+                "replicas": spec.replication_factor,
+                "topicConfiguration": topic_config,
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
+    }
+
+
+def _message(event: type[Event]) -> dict[str, Any]:
+    versions = committed_versions(event.topic, event)
+    schema = json.loads(versions[-1].read_text())  # the latest committed version
+    return {
+        "name": event.type_name(),
+        "title": event.type_name(),
+        "summary": f"Subject {subject_for(event.topic, event)}, version {len(versions)} "
+        f"(every version: {', '.join(p.stem for p in versions)}).",
+        "contentType": "application/vnd.apache.avro+binary",
+        "headers": {
+            "type": "object",
+            "properties": {"traceparent": {"type": "string", "description": "W3C trace context."}},
+        },
+        "payload": {"schemaFormat": AVRO_FORMAT, "schema": schema},
+        "bindings": {
+            "kafka": {
+                "key": {"type": "string", "format": "uuid", "description": "The order id."},
+                "schemaIdLocation": "payload",
+                "schemaIdPayloadEncoding": "confluent",
+                "bindingVersion": KAFKA_BINDING,
+            }
+        },
+    }
+
+
+def _message_ref(topic: str, event: type[Event]) -> dict[str, str]:
+    return {"$ref": f"#/channels/{_id(topic)}/messages/{event.type_name()}"}
+
+
+def _id(topic: str) -> str:
+    """A channel id from a topic name: orders.payment.dlq -> ordersPaymentDlq."""
+    return _camel(topic.replace(".", "-"))
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("-")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _cap(name: str) -> str:
+    return name[:1].upper() + name[1:]

@@ -1,0 +1,52 @@
+"""docs/asyncapi.yaml is what the contracts and topics.yaml generate, and names the real groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from golive_audit.service import GROUP as AUDIT_GROUP
+from golive_cli.asyncapi import SUBSCRIPTIONS, document, render
+from golive_contracts.events import EVENT_TYPES
+from golive_order.api import PROJECTOR_GROUP as ORDER_PROJECTOR
+from golive_order.process_manager import GROUP as PROCESS_MANAGER
+from golive_payment.service import PROCESSOR_GROUP, PROJECTOR_GROUP
+from golive_platform.topics import load_catalogue
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOGUE = load_catalogue(ROOT / "infra" / "topics.yaml")
+
+
+def test_the_committed_document_has_not_drifted() -> None:
+    committed = ROOT / "docs" / "asyncapi.yaml"
+    assert committed.read_text() == render(document(CATALOGUE)), (
+        "docs/asyncapi.yaml is out of date: run `golive schemas asyncapi` and commit it"
+    )
+
+
+def test_subscriptions_are_the_services_own_consumer_groups() -> None:
+    assert {s.group for s in SUBSCRIPTIONS} == {
+        AUDIT_GROUP, ORDER_PROJECTOR, PROCESS_MANAGER, PROCESSOR_GROUP, PROJECTOR_GROUP}  # fmt: skip
+
+
+def test_every_event_is_a_message_on_its_topic_with_its_latest_schema() -> None:
+    doc = document(CATALOGUE)
+    for event in EVENT_TYPES:
+        message = doc["components"]["messages"][event.type_name()]
+        assert message["payload"]["schema"]["name"] == event.__name__
+        assert event.type_name() in doc["channels"][event.topic]["messages"]
+    placed = doc["components"]["messages"]["OrderPlaced"]["payload"]["schema"]
+    assert placed["fields"][-1]["name"] == "channel"  # v2
+
+
+def test_writers_and_readers_follow_the_catalogue() -> None:
+    operations = document(CATALOGUE)["operations"]
+    assert operations["orderSendsOrders"]["action"] == "send"
+    assert operations["paymentSendsPayments"]["action"] == "send"
+    payment_reads = operations["paymentReceivesOrders"]
+    assert payment_reads["messages"] == [{"$ref": "#/channels/orders/messages/OrderPlaced"}]
+    assert payment_reads["bindings"]["kafka"]["groupId"]["enum"] == ["payment"]
+    dlq = operations["paymentDeadLettersOrders"]["channel"]["$ref"]
+    assert dlq == "#/channels/ordersPaymentDlq"

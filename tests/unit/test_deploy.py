@@ -1,0 +1,87 @@
+"""Manifests render for one version; a blue/green rollout undoes exactly what it changed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from golive_cli.deploy import DeployError, Step, render, rollout_plan, run_rollout
+
+pytestmark = pytest.mark.unit
+
+SOURCE = Path(__file__).resolve().parents[2] / "infra" / "k8s"
+
+
+def _docs(path: Path) -> list[dict[str, object]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_render_fills_every_image_and_keeps_consumers_up(tmp_path: Path) -> None:
+    written = render(SOURCE, tmp_path, version="1.4.0", registry="ghcr.io/acme/")
+    assert {p.name for p in written} == {
+        "config.yaml", "order.yaml", "payment.yaml", "audit.yaml", "order-process-manager.yaml"}  # fmt: skip
+    for path in written:
+        assert "${" not in path.read_text(), path
+    for service in ("order", "payment", "audit"):
+        (ksvc,) = _docs(tmp_path / f"{service}.yaml")
+        template = ksvc["spec"]["template"]  # type: ignore[index]
+        assert template["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "1"
+        assert template["spec"]["containers"][0]["image"] == f"ghcr.io/acme/golive-{service}:1.4.0"
+        assert ksvc["spec"]["traffic"] == [  # type: ignore[index]
+            {"revisionName": f"{service}-1-4-0", "percent": 100, "tag": "current"}
+        ]
+    (manager,) = _docs(tmp_path / "order-process-manager.yaml")
+    assert manager["kind"] == "Deployment"
+
+
+def test_render_with_a_previous_version_brings_green_up_at_zero(tmp_path: Path) -> None:
+    render(SOURCE, tmp_path, version="1.4.0", registry="r", previous="1.3.2")
+    (ksvc,) = _docs(tmp_path / "payment.yaml")
+    assert ksvc["spec"]["traffic"] == [  # type: ignore[index]
+        {"revisionName": "payment-1-3-2", "percent": 100, "tag": "blue"},
+        {"revisionName": "payment-1-4-0", "percent": 0, "tag": "green"},
+    ]
+
+
+def test_bad_versions_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(DeployError, match="cannot name a revision"):
+        render(SOURCE, tmp_path, version="+++", registry="r")
+    with pytest.raises(DeployError, match="previous version is the one being deployed"):
+        render(SOURCE, tmp_path, version="1.0", registry="r", previous="1.0")
+
+
+def test_a_rollout_runs_every_step_in_order(tmp_path: Path) -> None:
+    steps = rollout_plan(tmp_path, "1.4.0", "1.3.2")
+    calls: list[tuple[str, ...]] = []
+
+    def kubectl(argv: Sequence[str]) -> int:
+        calls.append(tuple(argv))
+        return 0
+
+    code = run_rollout(steps, lambda _: None, run=kubectl)
+    assert code == 0
+    assert calls == [s.argv for s in steps]
+    switches = [s for s in steps if "100% to green" in s.what]
+    assert len(switches) == 3
+    assert steps.index(switches[0]) > max(i for i, s in enumerate(steps) if "green ready" in s.what)
+
+
+def test_a_failed_check_undoes_only_what_was_changed_newest_first(tmp_path: Path) -> None:
+    steps = rollout_plan(tmp_path, "1.4.0", "1.3.2")
+    lines: list[str] = []
+    code = run_rollout(steps, lines.append, run=None, fail_at="payment: green ready")
+    assert code == 1
+    rolled = [line.split("\n")[0] for line in lines if line.startswith("  rollback:")]
+    assert rolled == [
+        "  rollback: payment: all traffic on blue, green unrouted",
+        "  rollback: order: all traffic on blue, green unrouted",
+    ]
+
+
+def test_a_failing_rollback_says_a_human_must_look(tmp_path: Path) -> None:
+    steps = [Step("change", ("true",), undo=Step("undo", ("false",))), Step("check", ("false",))]
+    lines: list[str] = []
+    assert run_rollout(steps, lines.append, run=lambda argv: 0 if argv == ("true",) else 1) == 2
+    assert "a human must look now" in lines[-1]
