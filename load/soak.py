@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_platform import write_figures  # noqa: E402
 from golive_platform.platform import Platform  # noqa: E402
+from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
 
 from tests.conftest import make_topics  # noqa: E402
-from tests.helpers import free_port  # noqa: E402
 from tests.reliability.harness import Services, new_orders, outcome, publish  # noqa: E402
 
 FAULTS = [

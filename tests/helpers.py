@@ -7,6 +7,9 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from confluent_kafka.admin import AdminClient, NewTopic
+from golive_platform.process import free_port
+
+__all__ = ["create_topic", "eventually", "free_port", "lag", "read_topic"]
 
 T = TypeVar("T")
 
@@ -66,23 +69,6 @@ def read_topic(
         return records
     finally:
         consumer.close()
-
-
-def free_port() -> int:
-    """A port free now, outside the kernel's ephemeral range (32768+), where client connections
-    (Kafka clients open many) would otherwise take it before the server we start binds it."""
-    import random  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-
-    for _ in range(200):
-        port = random.randint(20000, 32000)  # noqa: S311 (a port, not a secret)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise AssertionError("no free port between 20000 and 32000")
 
 
 def lag(bootstrap: str, group: str, topics: list[str]) -> int:

@@ -160,7 +160,7 @@ def test_poison_records_go_to_each_groups_dlq_and_the_line_keeps_moving(
 
     _wait_settled(cluster, topics, later)  # later records still flow
     for group in ("payment", "order-projector", "order-process-manager"):
-        dead = _dead_letters(cluster, dlq_topic(topics.orders, group))
+        dead = _records(cluster, dlq_topic(topics.orders, group))
         by_key = {d["key"]: d for d in dead}
         for kind, key in keys.items():
             assert key in by_key, f"{kind}: not in {group}'s DLQ"
@@ -184,8 +184,9 @@ def _declined_unprocessable(cluster: Cluster, topics: Topics, keys: set[str]) ->
     return found & keys if keys <= found else None
 
 
-def _dead_letters(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-dlq",
+def _records(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
+    """Every committed record of a topic: partition, offset, key and headers (as text)."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-records",
                          "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -195,17 +196,21 @@ def _dead_letters(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
         }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
         found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 30
         while any(
             consumer.position([TopicPartition(topic, p)])[0].offset < e
             for p, e in ends.items()
             if e
         ):
-            assert time.monotonic() < deadline
-            for msg in consumer.consume(500, timeout=0.3):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for msg in consumer.consume(1000, timeout=0.3):
                 if msg.error() is None:
-                    headers = {str(h[0]): _text(h[1]) for h in msg.headers() or []}
-                    found.append({"key": (msg.key() or b"").decode(), "headers": headers})
+                    found.append({
+                        "partition": msg.partition() or 0,
+                        "offset": msg.offset() or 0,
+                        "key": (msg.key() or b"").decode(),
+                        "headers": {str(h[0]): _text(h[1]) for h in msg.headers() or []},
+                    })  # fmt: skip
         return found
     finally:
         consumer.close()
@@ -217,18 +222,18 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
         dlq_topic(topics.orders, "order-projector"),
     )
     before_payment, before_projector = (
-        len(_dead_letters(cluster, payment_dlq)),
-        len(_dead_letters(cluster, projector_dlq)),
+        len(_records(cluster, payment_dlq)),
+        len(_records(cluster, projector_dlq)),
     )
     env = {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers}
     done = _golive(["dlq", "redrive", "--topic", topics.orders, "--group", "payment"], env)
     assert f"redrove {before_payment} record(s)" in done.stdout
     # Still poison: payment dead-letters them again; no other group takes them.
-    eventually(lambda: len(_dead_letters(cluster, payment_dlq)) == 2 * before_payment, 30,
+    eventually(lambda: len(_records(cluster, payment_dlq)) == 2 * before_payment, 30,
                "payment to dead-letter the redriven records again")  # fmt: skip
     eventually(lambda: lag(cluster.bootstrap_servers, "order-projector", [topics.orders]) == 0, 30,
                "the projector to pass them")  # fmt: skip
-    assert len(_dead_letters(cluster, projector_dlq)) == before_projector
+    assert len(_records(cluster, projector_dlq)) == before_projector
     again = _golive(
         ["dlq", "redrive", "--topic", topics.orders, "--group", "payment", "--dry-run"], env
     )
@@ -299,7 +304,10 @@ def test_rebuild_each_read_model_equals_the_live_one(
         ("payment-projector", [topics.payments]),
     ):
         eventually(partial(_caught_up, cluster, group, watched), 30, f"{group} to catch up")
-    eventually(lambda: _audit_quiet(system), 30, "the audit store to catch up")
+    recorded = [topics.orders, topics.payments]
+    recorded += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
+    recorded += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
+    eventually(partial(_caught_up, cluster, "audit", recorded), 30, "the audit store to catch up")
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
         "SCHEMA_REGISTRY_URL": cluster.registry_url,
@@ -337,13 +345,6 @@ def _rows(url: str, table: str, order_by: str) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-def _audit_quiet(system: Services) -> bool:
-    url = system.specs["audit"].env["AUDIT_DATABASE_URL"]
-    first = len(_rows(url, "recorded_events", "seq"))
-    time.sleep(1.0)  # two counts a second apart: the polling interval of a bounded wait
-    return first == len(_rows(url, "recorded_events", "seq"))
-
-
 def test_the_audit_store_holds_every_record_exactly_once(
     system: Services, cluster: Cluster, topics: Topics
 ) -> None:
@@ -369,31 +370,11 @@ def test_the_audit_store_holds_every_record_exactly_once(
 
 def _positions(cluster: Cluster, topic: str) -> list[tuple[int, int]]:
     """(partition, offset) of each committed record not addressed to another group."""
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-positions",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
-        }
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        found = []
-        deadline = time.monotonic() + 30
-        while any(
-            consumer.position([TopicPartition(topic, p)])[0].offset < e
-            for p, e in ends.items()
-            if e
-        ):
-            assert time.monotonic() < deadline
-            for msg in consumer.consume(1000, timeout=0.3):
-                if msg.error() is None:
-                    headers = {str(h[0]): _text(h[1]) for h in msg.headers() or []}
-                    if headers.get("redrive.group") in (None, "audit"):
-                        found.append((msg.partition() or 0, msg.offset() or 0))
-        return found
-    finally:
-        consumer.close()
+    return [
+        (r["partition"], r["offset"])
+        for r in _records(cluster, topic)
+        if r["headers"].get("redrive.group") in (None, "audit")
+    ]
 
 
 def _text(value: str | bytes | None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -170,3 +171,17 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port free now, outside the kernel's ephemeral range (32768+), where client connections
+    (Kafka clients open many) would otherwise take it before the server we start binds it."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)  # noqa: S311 (a port, not a secret)
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise PlatformError("no free port between 20000 and 32000")

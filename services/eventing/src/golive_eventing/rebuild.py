@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import quoted_name
 
 from golive_eventing.db import SqlProjection
-from golive_eventing.runner import Consumed, ProjectionStore, decode
+from golive_eventing.runner import Consumed, ProjectionStore, Runner, decode
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 
@@ -163,7 +163,7 @@ def _replay(
                 batch.append(decode(message, serde, group))
             if not batch:
                 continue
-            offsets = _next_offsets(batch)
+            offsets = Runner.next_offsets(batch)
             applied = [r for r in batch if not r.skip]
             store.apply(
                 group,
@@ -180,14 +180,6 @@ def _replay(
         return records
     finally:
         consumer.close()
-
-
-def _next_offsets(batch: Sequence[Consumed]) -> list[TopicPartition]:
-    last: dict[tuple[str, int], int] = {}
-    for record in batch:
-        place = (record.topic, record.partition)
-        last[place] = max(last.get(place, -1), record.offset)
-    return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
 
 
 def _swap(engine: Engine, metadata: MetaData, tables: dict[str, Table], suffix: str) -> None:

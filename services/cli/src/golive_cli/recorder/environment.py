@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import random
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from golive_eventing.schemas import register_all
 from golive_eventing.state import state_topic
 from golive_platform.config import PlatformConfig
 from golive_platform.platform import Platform
+from golive_platform.process import free_port
 from golive_platform.services import ServiceSpec
 
 from golive_cli.system import service_specs
@@ -78,19 +77,6 @@ def make_topics(cluster: Cluster, suffix: str, partitions: int = 6) -> dict[str,
         ) from exc
     register_all(SchemaRegistryClient({"url": cluster.registry_url}), topics)
     return topics
-
-
-def free_port() -> int:
-    """A port free now, below the ephemeral range, where Kafka clients' connections do not land."""
-    for _ in range(200):
-        port = random.randint(20000, 32000)  # noqa: S311 (a port, not a secret)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise EnvironmentSetupError("no free port between 20000 and 32000")
 
 
 @contextmanager
