@@ -155,9 +155,12 @@ def _read_until(
     return seen
 
 
-def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
+def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
     running: tuple[PlatformConfig, subprocess.Popen[str], queue.Queue[str]], unique: str
 ) -> None:
+    """One instance for both (each start costs ~40 s here): `run` on SQLite until Ctrl-C, then
+    `up --postgres` on the same data dir, which keeps Kafka's data and gives each service its own
+    PostgreSQL database."""
     config, proc, lines = running
     banner = _read_until(lines, "Ctrl-C stops everything.", timeout_s=180, proc=proc)
     assert config.bootstrap_servers in banner
@@ -195,8 +198,8 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
     assert "stopped: audit, payment, order-pm, order, registry, kafka" in tail
     assert golive(config, "platform", "status").returncode == 1
 
-    restarted = golive(config, "platform", "up")
-    assert restarted.returncode == 0, restarted.stderr
+    restarted = golive(config, "platform", "up", "--postgres")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert (config.data_dir / "kafka" / "data" / "meta.properties").read_text() == cluster_id
     assert (
         kept
@@ -204,40 +207,33 @@ def test_run_stays_up_until_ctrl_c_and_keeps_data_across_restarts(
         .list_topics(timeout=10)
         .topics
     )
+    _runs_on_postgresql(config)
     down = golive(config, "platform", "down")
-    assert "stopped: audit, payment, order-pm, order, registry, kafka" in down.stdout
+    assert "stopped: audit, payment, order-pm, order, registry, postgres, kafka" in down.stdout
     assert golive(config, "platform", "clean").returncode == 0
     assert not config.data_dir.exists()
 
 
-def test_the_system_runs_on_postgresql_each_service_with_its_own_database(tmp_path: Path) -> None:
-    config = _isolated(tmp_path)
-    try:
-        up = golive(config, "platform", "up", "--postgres")
-        assert up.returncode == 0, up.stdout + up.stderr
-        status = golive(config, "platform", "status")
-        assert [line.split()[:2] for line in status.stdout.splitlines()] == [
-            ["kafka", "ready"], ["postgres", "ready"], ["registry", "ready"], ["order", "ready"],
-            ["order-pm", "ready"], ["payment", "ready"], ["audit", "ready"],
-        ]  # fmt: skip
-        with psycopg.connect(config.postgres_url) as conn:
-            names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
-        assert {"golive_order", "golive_payment", "golive_audit"} <= names
+def _runs_on_postgresql(config: PlatformConfig) -> None:
+    status = golive(config, "platform", "status")
+    assert [line.split()[:2] for line in status.stdout.splitlines()] == [
+        ["kafka", "ready"], ["postgres", "ready"], ["registry", "ready"], ["order", "ready"],
+        ["order-pm", "ready"], ["payment", "ready"], ["audit", "ready"],
+    ]  # fmt: skip
+    with psycopg.connect(config.postgres_url) as conn:
+        names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+    assert {"golive_order", "golive_payment", "golive_audit"} <= names
 
-        order_url = f"http://127.0.0.1:{config.order_port}"
-        placed = httpx.post(
-            f"{order_url}/orders", json=order_request(), headers={"Idempotency-Key": "pg-1"}
-        )
-        assert placed.status_code == 202
-        order_id = placed.json()["order_id"]
-        eventually(lambda: httpx.get(f"{order_url}/orders/{order_id}").json()["status"] == "CONFIRMED", 30,
-                   "the order to be confirmed on PostgreSQL")  # fmt: skip
-        with psycopg.connect(
-            f"postgresql://golive@127.0.0.1:{config.postgres_port}/golive_order"
-        ) as conn:
-            row = conn.execute(
-                "SELECT status FROM orders WHERE order_id = %s", (order_id,)
-            ).fetchone()
-        assert row == ("CONFIRMED",)
-    finally:
-        golive(config, "platform", "down")
+    order_url = f"http://127.0.0.1:{config.order_port}"
+    placed = httpx.post(
+        f"{order_url}/orders", json=order_request(), headers={"Idempotency-Key": "pg-1"}
+    )
+    assert placed.status_code == 202
+    order_id = placed.json()["order_id"]
+    eventually(lambda: httpx.get(f"{order_url}/orders/{order_id}").json()["status"] == "CONFIRMED", 30,
+               "the order to be confirmed on PostgreSQL")  # fmt: skip
+    with psycopg.connect(
+        f"postgresql://golive@127.0.0.1:{config.postgres_port}/golive_order"
+    ) as conn:
+        row = conn.execute("SELECT status FROM orders WHERE order_id = %s", (order_id,)).fetchone()
+    assert row == ("CONFIRMED",)

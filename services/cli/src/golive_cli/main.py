@@ -7,31 +7,20 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
-import httpx
-import rich.progress
 import typer
-from confluent_kafka import KafkaException
-from golive_contracts.avro import write_schemas
-from golive_eventing.rebuild import Progress
-from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
-from golive_platform.kafka import admin_client
-from golive_platform.platform import Platform
-from golive_platform.topics import apply, load_catalogue, resolve
-from sqlalchemy.exc import SQLAlchemyError
 
-from golive_cli import operations
-from golive_cli.asyncapi import document, render
-from golive_cli.demo import run_demo
-from golive_cli.deploy import DeployError, kubectl_runner, rollout_plan, run_rollout
-from golive_cli.deploy import render as render_manifests
 from golive_cli.recorder.cli import register as register_recorder
-from golive_cli.schema_check import run_check
-from golive_cli.schema_gate import GateError
-from golive_cli.system import register_schemas, system
+
+if TYPE_CHECKING:
+    from golive_eventing.rebuild import Progress
+    from golive_platform.platform import Platform
+
+# Commands import what they use when they run: `golive platform status` should not pay for
+# SQLAlchemy, the schema registry client and the rebuild machinery (seconds on a small machine).
 
 app = typer.Typer(help="Golive: the event-sourced reference application.", no_args_is_help=True)
 platform_app = typer.Typer(help="The local platform: Kafka, the schema registry, PostgreSQL.")
@@ -74,6 +63,8 @@ def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def _platform(with_postgres: bool = False) -> Platform:
+    from golive_cli.system import system  # noqa: PLC0415
+
     return system(PlatformConfig(), with_postgres=with_postgres, echo=typer.echo)
 
 
@@ -145,6 +136,8 @@ def clean() -> None:
 @fails_cleanly
 def fetch_artifacts() -> None:
     """Resolve Kafka and Apicurio Registry from Maven Central into the cache (once)."""
+    from golive_platform.artifacts import fetch  # noqa: PLC0415
+
     artifacts = fetch(PlatformConfig())
     typer.echo(f"kafka    {artifacts.kafka_libs}\nregistry {artifacts.registry_home}")
 
@@ -163,6 +156,9 @@ def topics_apply(
     ] = None,
 ) -> None:
     """Make Kafka's topics match infra/topics.yaml; exit 1 if drift is left that apply cannot fix."""
+    from golive_platform.kafka import admin_client  # noqa: PLC0415
+    from golive_platform.topics import apply, load_catalogue, resolve  # noqa: PLC0415
+
     config = PlatformConfig()
     specs = resolve(load_catalogue(file or config.topics_file), env)
     report = apply(
@@ -179,6 +175,8 @@ def topics_apply(
 @fails_cleanly
 def schemas_register() -> None:
     """Register every committed schema version (FULL_TRANSITIVE per subject). Services never do."""
+    from golive_cli.system import register_schemas  # noqa: PLC0415
+
     config = PlatformConfig()
     try:
         register_schemas(config)
@@ -205,6 +203,9 @@ def schemas_check(
     ] = None,
 ) -> None:
     """The FULL_TRANSITIVE gate: exit 1 naming each subject, field and rule that breaks it."""
+    from golive_cli.schema_check import run_check  # noqa: PLC0415
+    from golive_cli.schema_gate import GateError  # noqa: PLC0415
+
     topics = dict(item.split("=", 1) for item in topic or [] if "=" in item)
     if len(topics) != len(topic or []):
         raise PlatformError("--topic takes logical=actual, e.g. --topic orders=orders.staging")
@@ -221,6 +222,8 @@ def schemas_check(
 @fails_cleanly
 def schemas_write() -> None:
     """Commit each changed event schema as its next version file (vN+1.avsc); never rewrites one."""
+    from golive_contracts.avro import write_schemas  # noqa: PLC0415
+
     written = write_schemas()
     for path in written:
         typer.echo(f"wrote {path}")
@@ -237,6 +240,10 @@ def schemas_asyncapi(
     output: Annotated[Path | None, typer.Option(help="Default docs/asyncapi.yaml.")] = None,
 ) -> None:
     """The event interface as AsyncAPI 3, from the contracts and infra/topics.yaml."""
+    from golive_platform.topics import load_catalogue  # noqa: PLC0415
+
+    from golive_cli.asyncapi import document, render  # noqa: PLC0415
+
     config = PlatformConfig()
     path = output or config.root / "docs" / "asyncapi.yaml"
     text = render(document(load_catalogue(config.topics_file)))
@@ -261,6 +268,9 @@ def deploy_render(
     ] = None,
 ) -> None:
     """Render infra/k8s for one version."""
+    from golive_cli.deploy import DeployError  # noqa: PLC0415
+    from golive_cli.deploy import render as render_manifests  # noqa: PLC0415
+
     source = PlatformConfig().root / "infra" / "k8s"
     try:
         written = render_manifests(
@@ -285,6 +295,8 @@ def deploy_rollout(
     ] = None,
 ) -> None:
     """Blue/green: green at 0%, checked, then 100%; any failed check rolls everything back."""
+    from golive_cli.deploy import DeployError, kubectl_runner, rollout_plan, run_rollout  # noqa: PLC0415
+
     if fail_at is not None and not dry_run:
         raise PlatformError("--fail-at rehearses a failure: only with --dry-run")
     try:
@@ -303,6 +315,10 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for every order to end.")] = 30.0,
 ) -> None:
     """Place a mix of orders against the running system; print each final state and timeline."""
+    import httpx  # noqa: PLC0415
+
+    from golive_cli.demo import run_demo  # noqa: PLC0415
+
     config = PlatformConfig()
     order_url, audit_url = (
         f"http://{config.host}:{config.order_port}",
@@ -330,6 +346,12 @@ def rebuild_command(
 
     The live tables keep serving while the new ones fill; the swap is one transaction.
     """
+    import rich.progress  # noqa: PLC0415
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+    from golive_cli import operations  # noqa: PLC0415
+
     settings, model = operations.service_settings(
         service, PlatformConfig(), postgres=postgres, database_url=database_url
     )
@@ -367,6 +389,8 @@ def dlq_redrive(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count them, send nothing.")] = False,
 ) -> None:
     """Re-deliver a group's dead letters to that group only (each once), e.g. after a fix."""
+    from golive_cli import operations  # noqa: PLC0415
+
     found = operations.redrive(
         bootstrap or PlatformConfig().bootstrap_servers, topic, group, dry_run=dry_run
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from golive_eventing.schemas import register_all
 from golive_platform.config import PlatformConfig
 from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
@@ -62,6 +60,9 @@ def prepare_postgres(config: PlatformConfig) -> None:
 
 def register_schemas(config: PlatformConfig, topics: dict[str, str] | None = None) -> None:
     """Services never auto-register: the project registers every committed schema version first."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+    from golive_eventing.schemas import register_all  # noqa: PLC0415
+
     register_all(SchemaRegistryClient({"url": config.registry_url}), topics or TOPICS)
 
 

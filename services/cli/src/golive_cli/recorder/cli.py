@@ -8,44 +8,42 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
-import httpx
 import typer
-from confluent_kafka import KafkaException
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
-from golive_platform.platform import Platform
 
-from golive_cli.recorder import inspect as timeline
-from golive_cli.recorder.archive import CaptureFileError, read_capture
-from golive_cli.recorder.capture import CaptureError, CaptureOptions, Window, capture_to_file
-from golive_cli.recorder.desensitise import (
-    KEY_ENV,
-    DesensitiseError,
-    MissingKeyError,
-    Tokeniser,
-    capture_key,
-    key_from_env,
-)
-from golive_cli.recorder.environment import Cluster, EnvironmentSetupError
-from golive_cli.recorder.regress import regress as run_regress
-from golive_cli.recorder.replay import (
-    ReplayError,
-    mark_test_environment,
-    parse_speed,
-    parse_topic_map,
-    replay,
-)
-from golive_cli.recorder.wire import RegistryError
+from golive_cli.recorder.desensitise import KEY_ENV
+
+if TYPE_CHECKING:
+    from golive_cli.recorder.capture import Window
+    from golive_cli.recorder.environment import Cluster
+
+# The commands import their machinery when they run, so `golive --help` and the platform
+# commands start in a fraction of a second.
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-EXPECTED = (CaptureError, CaptureFileError, ReplayError, RegistryError, MissingKeyError,
+
+def expected() -> tuple[type[Exception], ...]:
+    """The failures a command reports as one line: bad input, or a cluster that does not answer."""
+    import httpx  # noqa: PLC0415
+    from confluent_kafka import KafkaException  # noqa: PLC0415
+    from confluent_kafka.schema_registry.error import SchemaRegistryError  # noqa: PLC0415
+
+    from golive_cli.recorder.archive import CaptureFileError  # noqa: PLC0415
+    from golive_cli.recorder.capture import CaptureError  # noqa: PLC0415
+    from golive_cli.recorder.desensitise import DesensitiseError, MissingKeyError  # noqa: PLC0415
+    from golive_cli.recorder.environment import EnvironmentSetupError  # noqa: PLC0415
+    from golive_cli.recorder.replay import ReplayError  # noqa: PLC0415
+    from golive_cli.recorder.wire import RegistryError  # noqa: PLC0415
+
+    return (CaptureError, CaptureFileError, ReplayError, RegistryError, MissingKeyError,
             DesensitiseError, EnvironmentSetupError, PlatformError, ValueError,
             KafkaException, SchemaRegistryError, httpx.HTTPError)  # fmt: skip
+
 
 Bootstrap = Annotated[
     str | None,
@@ -69,7 +67,7 @@ def fails_cleanly(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except EXPECTED as exc:
+        except expected() as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
 
@@ -87,10 +85,14 @@ def parse_time(text: str, option: str) -> datetime:
 
 
 def window_of(start: str, end: str) -> Window:
+    from golive_cli.recorder.capture import Window  # noqa: PLC0415
+
     return Window(parse_time(start, "--from"), parse_time(end, "--to"))
 
 
 def _where(bootstrap: str | None, registry: str | None) -> Cluster:
+    from golive_cli.recorder.environment import Cluster  # noqa: PLC0415
+
     config = PlatformConfig()
     return Cluster(bootstrap or config.bootstrap_servers, registry or config.registry_url)
 
@@ -124,6 +126,9 @@ def capture(
     registry: Registry = None,
 ) -> None:
     """Capture a window of topics into one portable file, desensitised unless --raw."""
+    from golive_cli.recorder.capture import CaptureOptions, capture_to_file  # noqa: PLC0415
+    from golive_cli.recorder.desensitise import Tokeniser, capture_key, key_from_env  # noqa: PLC0415
+
     window = window_of(start, end)
     if raw and dev_key:
         raise ValueError("--raw and --dev-key contradict each other: choose one")
@@ -159,6 +164,9 @@ def replay_command(
     ] = False,
 ) -> None:
     """Publish a capture into a test environment, registering its schemas there."""
+    from golive_cli.recorder.archive import read_capture  # noqa: PLC0415
+    from golive_cli.recorder.replay import parse_speed, parse_topic_map, replay  # noqa: PLC0415
+
     pace = parse_speed(speed)
     mapping = parse_topic_map(topic_map or [])
     loaded = read_capture(file)
@@ -173,6 +181,10 @@ def replay_command(
 @contextmanager
 def _cluster_for_regress(bootstrap: str | None, registry: str | None) -> Iterator[Cluster]:
     """The given cluster; else the local platform's Kafka and registry, started if down."""
+    from golive_platform.platform import Platform  # noqa: PLC0415
+
+    from golive_cli.recorder.environment import Cluster  # noqa: PLC0415
+
     if bootstrap:
         yield Cluster(bootstrap, registry or PlatformConfig().registry_url)
         return
@@ -196,6 +208,9 @@ def regress(
     registry: Registry = None,
 ) -> None:
     """Run this build's services on fresh topics, feed the capture's orders, diff the outputs."""
+    from golive_cli.recorder.archive import read_capture  # noqa: PLC0415
+    from golive_cli.recorder.regress import regress as run_regress  # noqa: PLC0415
+
     loaded = read_capture(file)
     with _cluster_for_regress(bootstrap, registry) as cluster:
         result = run_regress(loaded, cluster, name=str(file), timeout_s=timeout)
@@ -220,6 +235,8 @@ def inspect(
     registry: Registry = None,
 ) -> None:
     """A window's events as a timeline, personal fields masked."""
+    from golive_cli.recorder import inspect as timeline  # noqa: PLC0415
+
     window = window_of(start, end)
     if source == "kafka":
         where = _where(bootstrap, registry)
@@ -242,6 +259,8 @@ def mark_test(
     bootstrap: Annotated[str, typer.Option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS")],
 ) -> None:
     """Declare a cluster a test environment: `golive replay` publishes only into those."""
+    from golive_cli.recorder.replay import mark_test_environment  # noqa: PLC0415
+
     created = mark_test_environment(bootstrap)
     typer.echo(f"{bootstrap} is {'now' if created else 'already'} declared a test environment")
 
