@@ -142,8 +142,9 @@ class Outcome:
     cancel_reasons: dict[str, str]
 
 
-def outcome(cluster: Cluster, topics: Topics) -> Outcome:
-    serde = serde_for(cluster, topics)
+def outcome(cluster: Cluster, topics: Topics, serde: EventSerde | None = None) -> Outcome:
+    """What the topics hold; pass a `serde` to read with the schemas it has cached already."""
+    serde = serde or serde_for(cluster, topics)
     payments: Counter[str] = Counter()
     terminal: Counter[str] = Counter()
     placed: Counter[str] = Counter()

@@ -193,9 +193,11 @@ class Runner(ABC):
         attempt = 0
         try:
             while not self.stopping.is_set():
-                messages = self._next_messages()
-                batch = [self._decode(m) for m in messages if _is_record(m)]
+                records = [m for m in self._next_messages() if _is_record(m)]
                 try:
+                    # Decoding is part of the batch: a registry that does not answer is a
+                    # transient fault like any other (pause, retry), never the loop's end.
+                    batch = [self._decode(m) for m in records]
                     if batch:
                         self.handle(batch)
                     self.tick()
@@ -205,7 +207,10 @@ class Runner(ABC):
                     self._seek(exc.positions)
                 except (RetryBatchError, *TRANSIENT) as exc:
                     log.warning("%s: batch failed, retrying: %s", self.group, exc)
-                    self._rewind(batch)
+                    try:
+                        self.recover(_first_offsets(records), exc)
+                    except TRANSIENT as still:
+                        log.warning("%s: cannot recover yet: %s", self.group, still)
                     self.stopping.wait(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
                     attempt += 1
         finally:
@@ -230,11 +235,11 @@ class Runner(ABC):
     def _decode(self, message: Message) -> Consumed:
         return decode(message, self.serde, self.group)
 
-    def _rewind(self, batch: Sequence[Consumed]) -> None:
-        first: dict[tuple[str, int], int] = {}
-        for record in batch:
-            place = (record.topic, record.partition)
-            first[place] = min(first.get(place, record.offset), record.offset)
+    def recover(self, first: dict[tuple[str, int], int], exc: BaseException) -> None:
+        """After a failed batch (nothing of it committed): read it again, from `first`."""
+        self._rewind(first)
+
+    def _rewind(self, first: dict[tuple[str, int], int]) -> None:
         for (topic, partition), offset in first.items():
             if (topic, partition) in self.assignment:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
@@ -426,19 +431,57 @@ class TransactionalProcessor(Runner):
         self.decider = decider
         self.clock = clock
         self.state = KeyedState(settings, state_topic, group) if state_topic else None
-        self.producer = Producer(
+        self.instance = instance
+        self.producer = self._new_producer()
+        self._broken = False
+        self._seen_ms: dict[tuple[str, int], int] = {}
+        self._next_tick = 0.0
+
+    def _new_producer(self) -> Producer:
+        """init_transactions() with our transactional.id aborts whatever the last producer with
+        that id left open (a crashed process, or this one's failed producer)."""
+        transactional_id = f"{self.group}-{self.instance}"
+        producer = Producer(
             producer_config(
-                settings,
-                f"{group}-{instance}",
+                self.settings,
+                transactional_id,
                 **{
-                    "transactional.id": f"{group}-{instance}",
+                    "transactional.id": transactional_id,
                     "transaction.timeout.ms": self.TRANSACTION_TIMEOUT_MS,
                 },
             )
         )
-        self.producer.init_transactions(30)
-        self._seen_ms: dict[tuple[str, int], int] = {}
-        self._next_tick = 0.0
+        producer.init_transactions(30)
+        return producer
+
+    def recover(self, first: dict[tuple[str, int], int], exc: BaseException) -> None:
+        """Abortable errors: read the batch again. A fatal producer error (the broker restarted
+        and aborted our transaction, say) leaves the producer unusable, and whether the last
+        commit happened is unknown: a new producer, the state and the positions as committed.
+        Fenced: another process has our transactional.id, so this one must stop (crash-only)."""
+        if _fenced(exc):
+            raise ProducerFencedError(f"{self.group}-{self.instance} was fenced: {exc}") from exc
+        if _fatal(exc):
+            self._broken = True  # until a new producer, the state and the positions are in place
+        if not self._broken:
+            self._rewind(first)
+            return
+        log.warning("%s: fatal producer error, starting over from what is committed", self.group)
+        self.producer = self._new_producer()
+        held = [TopicPartition(t, p) for t, p in sorted(self.assignment)]
+        if self.state is not None:
+            numbers = {p for _, p in self.assignment}
+            self.state.drop(numbers)
+            self.state.restore(numbers)
+        self._seen_ms.clear()
+        for place in self.consumer.committed(held, timeout=30):
+            start = place.offset if place.offset >= 0 else OFFSET_BEGINNING
+            self.consumer.seek(TopicPartition(place.topic, place.partition, start))
+        self._broken = False
+
+    def _usable(self) -> None:
+        if self._broken:
+            raise RetryBatchError("the producer is being replaced")
 
     # -- ownership ---------------------------------------------------------------------------
 
@@ -463,6 +506,7 @@ class TransactionalProcessor(Runner):
     # -- batches -----------------------------------------------------------------------------
 
     def handle(self, batch: Sequence[Consumed]) -> None:
+        self._usable()
         changes = self.state.begin() if self.state is not None else None
         self.producer.begin_transaction()
         try:
@@ -515,7 +559,7 @@ class TransactionalProcessor(Runner):
 
     def _abort(self, exc: BaseException) -> None:
         if _fatal(exc):
-            return  # a fenced producer cannot abort: the process must restart
+            return  # a fatal producer cannot abort: recover() replaces it
         self.producer.abort_transaction(30)
 
     # -- timers ------------------------------------------------------------------------------
@@ -524,6 +568,7 @@ class TransactionalProcessor(Runner):
         """Fire the timers whose due time has passed on their partition's clock."""
         if self.state is None or time.monotonic() < self._next_tick:
             return
+        self._usable()
         self._next_tick = time.monotonic() + 0.25
         now = self.clock()
         due = self.state.due(now.timestamp())
@@ -573,12 +618,38 @@ class TransactionalProcessor(Runner):
         return min(times)
 
 
+class ProducerFencedError(RuntimeError):
+    """Another process took over this transactional.id: this one is a zombie and must exit."""
+
+
+def _kafka_error(exc: BaseException) -> KafkaError | None:
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None
+
+
 def _fatal(exc: BaseException) -> bool:
-    """A fenced or otherwise fatal producer cannot abort: the process must restart."""
-    if isinstance(exc, KafkaException):
-        error = exc.args[0]
-        return bool(isinstance(error, KafkaError) and error.fatal())
-    return False
+    """A fatal producer cannot abort, or do anything else: it must be replaced."""
+    error = _kafka_error(exc)
+    return bool(error is not None and error.fatal())
+
+
+FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+
+def _fenced(exc: BaseException) -> bool:
+    error = _kafka_error(exc)
+    return error is not None and error.code() in FENCED
+
+
+def _first_offsets(records: Sequence[Message]) -> dict[tuple[str, int], int]:
+    """Each partition's first offset in a batch: where to read it again from."""
+    first: dict[tuple[str, int], int] = {}
+    for record in records:
+        place = (record.topic() or "", record.partition() or 0)
+        offset = record.offset() or 0
+        first[place] = min(first.get(place, offset), offset)
+    return first
 
 
 def _is_record(message: Message) -> bool:

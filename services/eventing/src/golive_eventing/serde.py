@@ -25,6 +25,23 @@ MAGIC = 0
 _HEADER = struct.Struct(">bI")
 
 
+def _unreachable() -> tuple[type[BaseException], ...]:
+    """What the registry client raises when the registry does not answer. confluent-kafka's
+    client uses httpx2 where it is installed and httpx otherwise: catch both, or a registry
+    restart escapes as an unexpected error and kills the consumer loop."""
+    found: list[type[BaseException]] = [httpx.HTTPError, OSError]
+    try:
+        import httpx2  # noqa: PLC0415
+
+        found.append(httpx2.HTTPError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+REGISTRY_UNREACHABLE = _unreachable()
+
+
 class PoisonRecordError(ValueError):
     """A record no retry can decode: not our wire format, an unknown schema, truncated bytes."""
 
@@ -66,7 +83,7 @@ class EventSerde:
                         "run `golive schemas register`"
                     ) from exc
                 raise RegistryUnavailableError(str(exc)) from exc
-            except (httpx.HTTPError, OSError) as exc:
+            except REGISTRY_UNREACHABLE as exc:
                 raise RegistryUnavailableError(str(exc)) from exc
             if found.schema_id is None:
                 raise SchemaNotRegisteredError(f"the registry returned no id for {subject}")
@@ -93,7 +110,7 @@ class EventSerde:
                 if exc.http_status_code == 404:
                     raise PoisonRecordError(f"unknown schema id {schema_id}") from exc
                 raise RegistryUnavailableError(str(exc)) from exc
-            except (httpx.HTTPError, OSError) as exc:
+            except REGISTRY_UNREACHABLE as exc:
                 raise RegistryUnavailableError(str(exc)) from exc
             raw = json.loads(registered.schema_str or "{}")
             full_name = f"{raw.get('namespace', '')}.{raw.get('name', '')}"

@@ -32,6 +32,7 @@ def expected() -> tuple[type[Exception], ...]:
     import httpx  # noqa: PLC0415
     from confluent_kafka import KafkaException  # noqa: PLC0415
     from confluent_kafka.schema_registry.error import SchemaRegistryError  # noqa: PLC0415
+    from golive_eventing.serde import REGISTRY_UNREACHABLE  # noqa: PLC0415
 
     from golive_cli.recorder.archive import CaptureFileError  # noqa: PLC0415
     from golive_cli.recorder.capture import CaptureError  # noqa: PLC0415
@@ -42,7 +43,7 @@ def expected() -> tuple[type[Exception], ...]:
 
     return (CaptureError, CaptureFileError, ReplayError, RegistryError, MissingKeyError,
             DesensitiseError, EnvironmentSetupError, PlatformError, ValueError,
-            KafkaException, SchemaRegistryError, httpx.HTTPError)  # fmt: skip
+            KafkaException, SchemaRegistryError, httpx.HTTPError, *REGISTRY_UNREACHABLE)  # fmt: skip
 
 
 Bootstrap = Annotated[

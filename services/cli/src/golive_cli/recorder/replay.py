@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from golive_eventing.producer import produce_bounded
+from golive_eventing.serde import REGISTRY_UNREACHABLE
 
 from golive_cli.recorder.archive import Capture, CapturedRecord, EmbeddedSchema
 from golive_cli.recorder.wire import RegistryError, with_schema_id
@@ -95,7 +95,7 @@ class TargetSchemas:
                 found = self.registry.register_schema(subject, Schema(schema.schema, "AVRO"))
             except SchemaRegistryError as exc:
                 raise RegistryError(f"{self.url} refused the schema for {subject}: {exc}") from exc
-            except (httpx.HTTPError, OSError) as exc:
+            except REGISTRY_UNREACHABLE as exc:
                 raise RegistryError(f"registry {self.url} does not answer: {exc}") from exc
             self._ids[(schema.id, topic)] = found
         return self._ids[(schema.id, topic)]

@@ -9,10 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
-import httpx
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
-from golive_eventing.serde import MAGIC
+from golive_eventing.serde import MAGIC, REGISTRY_UNREACHABLE
 
 from golive_cli.recorder.archive import EmbeddedSchema
 from golive_cli.recorder.desensitise import has_personal
@@ -91,7 +90,7 @@ class SourceSchemas:
                 if exc.http_status_code != 404:
                     raise RegistryError(f"registry {self.url}: {exc}") from exc
                 self._by_id[schema_id] = None
-            except (httpx.HTTPError, OSError) as exc:
+            except REGISTRY_UNREACHABLE as exc:
                 raise RegistryError(f"registry {self.url} does not answer: {exc}") from exc
         schema = self._by_id[schema_id]
         if schema is None:

@@ -1,0 +1,311 @@
+"""The broker and the registry go away and come back. Each test starts the one it stops on ports
+of its own (a broker with its own data dir; a registry with its own journal topic), so the rest of
+the suite never notices."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from golive_contracts.avro import subject_for
+from golive_contracts.events import OrderPlaced
+from golive_eventing.runner import dlq_topic
+from golive_eventing.serde import EventSerde
+from golive_platform import process
+from golive_platform.artifacts import locate
+from golive_platform.config import PlatformConfig
+from golive_platform.java import find_java
+from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, metadata_ready
+from golive_platform.registry import RegistryNode, registry_ready
+from golive_platform.testing import Cluster, suite_config
+
+from tests.conftest import GROUPS, Topics, make_topics
+from tests.factories import order_placed, order_request
+from tests.helpers import create_topic, eventually, free_port, read_topic
+from tests.reliability.harness import Outcome, Services, outcome, serde_for
+from tests.upcasting import encode_v1, v1_schema_text
+
+pytestmark = pytest.mark.reliability
+
+# The order API bounds delivery at 5 s (delivery.timeout.ms): a request that outlives this is a hang.
+ANSWER_WITHIN_S = 10.0
+
+
+def _service_ports() -> dict[str, int]:
+    names = ("order_port", "order_process_manager_port", "payment_port", "audit_port")
+    return {name: free_port() for name in names}
+
+
+# -- placing orders over HTTP while something is down -------------------------------------------
+
+
+@dataclass
+class Answer:
+    key: str
+    body: dict[str, Any]
+    status: int | None  # None: no answer in ANSWER_WITHIN_S, or the connection failed
+    retry_after: str | None
+    order_id: str | None
+    phase: str
+
+
+@dataclass
+class Clients:
+    """Workers POSTing new orders, each with its own Idempotency-Key, until stopped."""
+
+    order_url: str
+    answers: list[Answer] = field(default_factory=list)
+    phase: str = "up"
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _work(self) -> None:
+        with httpx.Client(base_url=self.order_url, timeout=ANSWER_WITHIN_S) as client:
+            while not self._stop.is_set():
+                phase = self.phase
+                answer = place(client, f"outage-{uuid.uuid4()}", order_request(), phase)
+                with self._lock:
+                    self.answers.append(answer)
+
+    def count(self, status: int | None, phase: str) -> int:
+        with self._lock:
+            return sum(1 for a in self.answers if a.status == status and a.phase == phase)
+
+    def __enter__(self) -> Clients:
+        self._pool = ThreadPoolExecutor(4)
+        self._futures = [self._pool.submit(self._work) for _ in range(4)]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for future in self._futures:
+            future.result(timeout=ANSWER_WITHIN_S + 5)
+        self._pool.shutdown()
+
+
+def place(client: httpx.Client, key: str, body: dict[str, Any], phase: str) -> Answer:
+    try:
+        got = client.post("/orders", json=body, headers={"Idempotency-Key": key})
+    except httpx.HTTPError:
+        return Answer(key, body, None, None, None, phase)
+    order_id = got.json().get("order_id") if got.status_code == 202 else None
+    return Answer(key, body, got.status_code, got.headers.get("retry-after"), order_id, phase)
+
+
+def _exactly_once(found: Outcome, order_ids: list[str]) -> None:
+    assert [i for i in order_ids if found.payments[i] != 1] == [], "not exactly one payment"
+    assert [i for i in order_ids if found.terminal[i] != 1] == [], "not exactly one end"
+
+
+def _settled(
+    cluster: Cluster, topics: Topics, order_ids: list[str], serde: EventSerde | None = None
+) -> Outcome | None:
+    found = outcome(cluster, topics, serde)
+    return found if all(found.payments[i] and found.terminal[i] for i in order_ids) else None
+
+
+# -- a broker of its own --------------------------------------------------------------------------
+
+
+@dataclass
+class OwnBroker:
+    config: PlatformConfig
+    node: KafkaNode
+
+    def start(self) -> None:
+        java = find_java(MINIMUM_JAVA, self.config.java_home, "Kafka")
+        self.node.prepare(java)
+        running, _ = process.start(self.config.run_dir, self.node.launch(java))
+        process.wait_ready(
+            running,
+            lambda: metadata_ready(self.config.bootstrap_servers),
+            self.config.ready_timeout_s,
+            self.node.log,
+        )
+
+    def stop(self) -> None:
+        assert process.stop(self.config.run_dir, self.node.name, self.config.stop_timeout_s)
+
+
+@pytest.fixture
+def own_broker(cluster: Cluster, tmp_path: Path) -> Iterator[OwnBroker]:
+    if cluster.source != "local":
+        pytest.skip("stops and starts a broker process of the local platform")
+    config = suite_config(
+        data_dir=tmp_path / "broker-instance",
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        **_service_ports(),
+    )
+    broker = OwnBroker(config, KafkaNode(config, locate(config).kafka_libs))
+    broker.start()
+    yield broker
+    process.stop(config.run_dir, broker.node.name, config.stop_timeout_s)
+
+
+def test_broker_stopped_while_orders_are_placed(own_broker: OwnBroker, cluster: Cluster) -> None:
+    """Accepted orders all end once; refused ones got 503 + Retry-After in time, never a 500
+    or a hang; retried with the same key each one becomes exactly one order."""
+    config = own_broker.config
+    own = Cluster("local", config.bootstrap_servers, cluster.registry_url, cluster.postgres_url)
+    topics = make_topics(own, f"brk{uuid.uuid4().hex[:8]}", partitions=3)
+    services = Services.on(own, topics, config)
+    services.start("order", "order-pm", "payment")
+    try:
+        with Clients(services.url("order")) as clients:
+            eventually(lambda: clients.count(202, "up") >= 30, 60, "30 orders accepted")
+            clients.phase = "down"
+            own_broker.stop()
+            eventually(lambda: clients.count(503, "down") >= 8, 60, "8 orders refused")
+            clients.phase = "restarting"
+            own_broker.start()
+            clients.phase = "back"
+            eventually(lambda: clients.count(202, "back") >= 20, 90, "20 orders accepted again")
+        answers = clients.answers
+
+        assert [a for a in answers if a.status not in (202, 503)] == [], "neither 202 nor 503"
+        refused = [a for a in answers if a.status == 503]
+        assert all(a.retry_after for a in refused), "a 503 without Retry-After"
+
+        with httpx.Client(base_url=services.url("order"), timeout=ANSWER_WITHIN_S) as client:
+
+            def retried(a: Answer) -> Answer | None:
+                again = place(client, a.key, a.body, "retry")
+                return again if again.status == 202 else None
+
+            retries = [eventually(partial(retried, a), 60, f"retry of {a.key}") for a in refused]
+            twice = [place(client, a.key, a.body, "retry") for a in retries[:5]]
+        assert [t.order_id for t in twice] == [r.order_id for r in retries[:5]]
+
+        accepted = [a.order_id for a in answers if a.status == 202]
+        accepted += [r.order_id for r in retries]
+        order_ids = [i for i in accepted if i is not None]
+        assert len(order_ids) == len(set(order_ids)), "two keys gave the same order"
+        found = eventually(
+            lambda: _settled(own, topics, order_ids), 120, "every order to end", every_s=1.0
+        )
+        _exactly_once(found, order_ids)
+    finally:
+        services.stop_all()
+
+
+# -- a registry of its own -------------------------------------------------------------------------
+
+
+@dataclass
+class OwnRegistry:
+    config: PlatformConfig
+    node: RegistryNode
+
+    def start(self) -> None:
+        java = find_java(self.node.minimum_java(), self.config.java_home, "Apicurio Registry")
+        running, _ = process.start(self.config.run_dir, self.node.launch(java))
+        process.wait_ready(
+            running, lambda: registry_ready(self.config), self.config.ready_timeout_s
+        )
+
+    def stop(self) -> None:
+        assert process.stop(self.config.run_dir, self.node.name, self.config.stop_timeout_s)
+
+
+@pytest.fixture
+def own_registry(cluster: Cluster, tmp_path: Path) -> Iterator[OwnRegistry]:
+    if cluster.source != "local":
+        pytest.skip("restarts a registry process of the local platform")
+    unique = uuid.uuid4().hex[:8]
+    config = suite_config(
+        data_dir=tmp_path / "registry-instance",
+        registry_port=free_port(),
+        registry_management_port=free_port(),
+        registry_journal_topic=f"test.registry-journal.{unique}",
+        registry_snapshots_topic=f"test.registry-snapshots.{unique}",
+        registry_events_topic=f"test.registry-events.{unique}",
+        **_service_ports(),
+    )
+    for topic in (
+        config.registry_journal_topic,
+        config.registry_snapshots_topic,
+        config.registry_events_topic,
+    ):
+        create_topic(cluster.bootstrap_servers, topic, configs={"retention.ms": "-1"})
+    registry = OwnRegistry(config, RegistryNode(config, locate(config)))
+    registry.start()
+    yield registry
+    process.stop(config.run_dir, registry.node.name, config.stop_timeout_s)
+
+
+def _publish_v1(cluster: Cluster, topics: Topics, schema_id: int) -> str:
+    """An OrderPlaced as an older build wrote it: under v1's schema id, which no service has
+    looked up yet. Returns its order id."""
+    event = order_placed(str(uuid.uuid4()))
+    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    producer.produce(
+        topics.orders,
+        key=event.envelope.correlation_id.encode(),
+        value=struct.pack(">bI", 0, schema_id) + encode_v1(event),
+        headers=[("event_type", b"OrderPlaced")],
+    )
+    assert producer.flush(15) == 0
+    return str(event.order_id)
+
+
+def test_registry_restarted_mid_stream(own_registry: OwnRegistry, cluster: Cluster) -> None:
+    """While the registry is down the services run on the schemas they cached; a record under a
+    schema they have not seen waits (never dead-lettered) and flows once the registry is back."""
+    config = own_registry.config
+    own = Cluster("local", cluster.bootstrap_servers, config.registry_url, cluster.postgres_url)
+    topics = make_topics(own, f"reg{uuid.uuid4().hex[:8]}", partitions=3)
+    subject = subject_for(topics.orders, OrderPlaced)
+    v1 = SchemaRegistryClient({"url": config.registry_url}).lookup_schema(
+        subject, Schema(v1_schema_text(), "AVRO")
+    )
+    assert v1.schema_id is not None
+    services = Services.on(own, topics, config)
+    services.start("order", "order-pm", "payment")
+    order_ids: list[str] = []
+    try:
+        with httpx.Client(base_url=services.url("order"), timeout=ANSWER_WITHIN_S) as client:
+
+            def place_all(count: int, phase: str) -> list[str]:
+                answers = [place(client, f"reg-{uuid.uuid4()}", order_request(), phase)
+                           for _ in range(count)]  # fmt: skip
+                assert [a.status for a in answers] == [202] * count, phase
+                return [a.order_id for a in answers if a.order_id]
+
+            warm = place_all(10, "warm")  # every service has now cached what it needs
+            reader = serde_for(own, topics)  # and so has the test's reader, once this is done:
+            eventually(lambda: _settled(own, topics, warm, reader), 60, "warm-up", every_s=0.5)
+
+            own_registry.stop()
+            down = place_all(10, "registry down")
+            eventually(lambda: _settled(own, topics, down, reader), 60,
+                       "orders without a registry", every_s=0.5)  # fmt: skip
+            waiting = _publish_v1(own, topics, v1.schema_id)
+
+            own_registry.start()
+            after = place_all(10, "registry back")
+            order_ids = [*warm, *down, waiting, *after]
+            found = eventually(
+                lambda: _settled(own, topics, order_ids), 60, "every order to end", every_s=1.0
+            )
+        _exactly_once(found, order_ids)
+        for topic, groups in (
+            (topics.orders, GROUPS["orders"]),
+            (topics.payments, GROUPS["payments"]),
+        ):
+            for group in groups:
+                dlq = dlq_topic(topic, group)
+                assert read_topic(cluster.bootstrap_servers, dlq) == [], f"{dlq} is not empty"
+    finally:
+        services.stop_all()
