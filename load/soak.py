@@ -3,7 +3,8 @@
 Runs its own platform instance (var/soak-platform, ports 29xxx: never the one `make run` or the
 test suite uses), the four services plus a second payment instance, on topics of its own.
 Faults, in turn: kill -9 payment, kill -9 the process manager, kill -9 payment-b, SIGTERM audit,
-kill -9 the order service; each is restarted right after. At the end every order must have
+kill -9 the order service, a broker restart (SIGTERM, start again on the same data); each is
+restarted right after. At the end every order must have
 exactly one payment event and exactly one end; the figures go to var/bench/soak.json.
 
     make soak                     # 10 minutes at 40 orders/s
@@ -28,7 +29,7 @@ from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
 
 from tests.conftest import make_topics  # noqa: E402
-from tests.reliability.harness import Services, new_orders, outcome, publish  # noqa: E402
+from tests.reliability.harness import Broker, Services, new_orders, outcome, publish  # noqa: E402
 
 FAULTS = [
     ("kill -9 payment", "payment", True),
@@ -36,7 +37,21 @@ FAULTS = [
     ("kill -9 payment-b", "payment-b", True),
     ("SIGTERM audit", "audit", False),
     ("kill -9 order (API + projection)", "order", True),
+    ("restart the Kafka broker", "kafka", False),
 ]
+
+
+def _inject(services: Services, broker: Broker, name: str, *, kill: bool) -> None:
+    """One fault, and the restart after it."""
+    if name == "kafka":
+        broker.stop()
+        broker.start()
+        return
+    if kill:
+        services.kill(name)
+    else:
+        services.stop(name)
+    services.start(name)
 
 
 def main() -> int:
@@ -58,6 +73,7 @@ def main() -> int:
     topics = make_topics(cluster, f"soak{uuid.uuid4().hex[:8]}", partitions=6)
     services = Services.on(cluster, topics, config)
     services.start("order", "order-pm", "payment", "payment-b", "audit")
+    broker = Broker(config)
     placed = []
     faults: list[dict[str, object]] = []
     try:
@@ -70,8 +86,7 @@ def main() -> int:
             if time.monotonic() >= next_fault:
                 what, name, kill = FAULTS[len(faults) % len(FAULTS)]
                 at = time.monotonic() - began
-                services.kill(name) if kill else services.stop(name)
-                services.start(name)
+                _inject(services, broker, name, kill=kill)
                 faults.append({"fault": what, "at_s": round(at, 1),
                                "back_after_s": round(time.monotonic() - began - at, 1)})  # fmt: skip
                 print(f"{at:6.1f}s  {what}: back after {faults[-1]['back_after_s']} s", flush=True)

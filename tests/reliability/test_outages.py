@@ -26,14 +26,13 @@ from golive_platform import process
 from golive_platform.artifacts import locate
 from golive_platform.config import PlatformConfig
 from golive_platform.java import find_java
-from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, metadata_ready
 from golive_platform.registry import RegistryNode, registry_ready
 from golive_platform.testing import Cluster, suite_config
 
 from tests.conftest import GROUPS, Topics, make_topics
 from tests.factories import order_placed, order_request
 from tests.helpers import create_topic, eventually, free_port, read_topic
-from tests.reliability.harness import Outcome, Services, outcome, serde_for
+from tests.reliability.harness import Broker, Outcome, Services, outcome, serde_for
 from tests.upcasting import encode_v1, v1_schema_text
 
 pytestmark = pytest.mark.reliability
@@ -118,28 +117,8 @@ def _settled(
 # -- a broker of its own --------------------------------------------------------------------------
 
 
-@dataclass
-class OwnBroker:
-    config: PlatformConfig
-    node: KafkaNode
-
-    def start(self) -> None:
-        java = find_java(MINIMUM_JAVA, self.config.java_home, "Kafka")
-        self.node.prepare(java)
-        running, _ = process.start(self.config.run_dir, self.node.launch(java))
-        process.wait_ready(
-            running,
-            lambda: metadata_ready(self.config.bootstrap_servers),
-            self.config.ready_timeout_s,
-            self.node.log,
-        )
-
-    def stop(self) -> None:
-        assert process.stop(self.config.run_dir, self.node.name, self.config.stop_timeout_s)
-
-
 @pytest.fixture
-def own_broker(cluster: Cluster, tmp_path: Path) -> Iterator[OwnBroker]:
+def own_broker(cluster: Cluster, tmp_path: Path) -> Iterator[Broker]:
     if cluster.source != "local":
         pytest.skip("stops and starts a broker process of the local platform")
     config = suite_config(
@@ -148,13 +127,13 @@ def own_broker(cluster: Cluster, tmp_path: Path) -> Iterator[OwnBroker]:
         kafka_controller_port=free_port(),
         **_service_ports(),
     )
-    broker = OwnBroker(config, KafkaNode(config, locate(config).kafka_libs))
+    broker = Broker(config)
     broker.start()
     yield broker
     process.stop(config.run_dir, broker.node.name, config.stop_timeout_s)
 
 
-def test_broker_stopped_while_orders_are_placed(own_broker: OwnBroker, cluster: Cluster) -> None:
+def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Cluster) -> None:
     """Accepted orders all end once; refused ones got 503 + Retry-After in time, never a 500
     or a hang; retried with the same key each one becomes exactly one order."""
     config = own_broker.config
