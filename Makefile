@@ -10,6 +10,8 @@ export UV_PYTHON_DOWNLOADS ?= never
 RUN := $(UV) run --frozen --no-sync
 GOLIVE := $(RUN) golive
 PYTEST_ARGS ?=
+# Two workers, one test file each at a time (a file's tests run in order on one worker).
+PYTEST_WORKERS ?= 2
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
         bench-platform bench postgres-install demo wrk-install soak
@@ -70,7 +72,7 @@ types: install ## mypy --strict
 	$(RUN) mypy
 
 test: lint types postgres-install fetch ## Lint, type-check and run the whole suite against the real platform
-	@rc=0; $(RUN) pytest $(PYTEST_ARGS) || rc=$$?; \
+	@rc=0; $(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 demo: install ## Against the running system (make up): a mix of orders, each one's final state and timeline

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,13 +17,36 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_eventing.runner import dlq_topic
 from golive_eventing.schemas import register_all
 from golive_eventing.state import state_topic
-from golive_platform.testing import Cluster, provide_cluster
+from golive_platform.testing import Cluster, choose_source, docker_answers, provide_cluster
 
 GROUPS = {
     "orders": ["payment", "order-projector", "order-process-manager"],
     "payments": ["order-process-manager", "payment-projector"],
 }
 STATEFUL = ["payment", "order-process-manager"]  # their state changelogs: orders.<group>.state
+
+
+_SHARED = pytest.StashKey[contextlib.ExitStack]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (make test runs two workers) the controller starts the local platform
+    before the workers exist and stops it after they all finished: a worker that started it
+    could otherwise stop it under the other one."""
+    if not getattr(config.option, "numprocesses", None) or hasattr(config, "workerinput"):
+        return
+    if choose_source(os.environ, docker_answers()) != "local":
+        return  # an external cluster, or containers: each worker is given its own
+    shared = contextlib.ExitStack()
+    shared.enter_context(provide_cluster())
+    config.stash[_SHARED] = shared
+    os.environ["GOLIVE_KEEP_TEST_PLATFORM"] = "1"  # the workers (they inherit this) leave it up
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(_SHARED, None)
+    if shared is not None:
+        shared.close()
 
 
 @pytest.fixture(scope="session")

@@ -87,7 +87,6 @@ class PostgresNode:
         self.config = config
         self.home = config.data_dir / "postgres"
         self.pgdata = self.home / "data"
-        self.sockets = self.home / "run"
         self.log = self.home / "postgres.log"
         self.account = _service_account()
         self.bindir = find_bindir(config.postgres_bindir)
@@ -98,13 +97,11 @@ class PostgresNode:
     def prepare(self) -> None:
         """initdb on first start (trust auth, loopback only), data kept across restarts."""
         bindir = self.bindir
-        for directory in (self.home, self.sockets):
-            directory.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(parents=True, exist_ok=True)
         uid, gid = self._ids()
         if uid is not None and gid is not None:
             _make_traversable(self.home)
-            for directory in (self.home, self.sockets):
-                os.chown(directory, uid, gid)
+            os.chown(self.home, uid, gid)
         if (self.pgdata / "PG_VERSION").exists():
             return
         argv = [str(bindir / "initdb"), "-D", str(self.pgdata), "-U", ROLE, "--auth=trust",
@@ -123,7 +120,9 @@ class PostgresNode:
             str(self.bindir / "postgres"),
             "-D", str(self.pgdata),
             "-p", str(self.config.postgres_port),
-            "-k", str(self.sockets),
+            # TCP only: every client here uses 127.0.0.1, and a Unix socket path under a deep
+            # data dir can exceed the 107-byte limit, which stops the server from starting.
+            "-k", "",
             "-c", f"listen_addresses={self.config.host}",
             "-c", "shared_buffers=64MB",
             "-c", "max_connections=100",

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from golive_platform.config import PlatformConfig
+from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
+from golive_platform.topics import load_catalogue, resolve
 
 Source = Literal["external", "testcontainers", "local"]
 
@@ -103,11 +105,38 @@ def local_cluster(keep: bool = False) -> Iterator[Cluster]:
     config = suite_config()
     platform = Platform(config, with_postgres=True)
     started = platform.ensure_up()
+    if started:
+        purge_leftover_topics(config)
     try:
         yield Cluster("local", config.bootstrap_servers, config.registry_url, config.postgres_url)
     finally:
         if started and not keep:
             platform.down()
+
+
+def purge_leftover_topics(config: PlatformConfig) -> int:
+    """Delete the topics earlier runs' tests left in the suite's instance; the number deleted.
+
+    Every test makes topics of its own, and the instance keeps its data across runs: without
+    this, thousands of partitions pile up run after run until the broker's heap runs out. Only
+    called when this session started the instance, so no other session is using those topics.
+    Kept: internal topics (`_...`), the registry's storage and topics.yaml's topics.
+    """
+    keep = {
+        config.registry_journal_topic,
+        config.registry_snapshots_topic,
+        config.registry_events_topic,
+        *(spec.name for spec in resolve(load_catalogue(config.topics_file), config.environment)),
+    }
+    admin = admin_client(config.bootstrap_servers)
+    names = [
+        t for t in admin.list_topics(timeout=30).topics if not t.startswith("_") and t not in keep
+    ]
+    for start in range(0, len(names), 500):
+        futures = admin.delete_topics(names[start : start + 500], operation_timeout=60)
+        for future in futures.values():
+            future.result(timeout=90)
+    return len(names)
 
 
 @contextmanager
