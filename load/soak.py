@@ -2,7 +2,8 @@
 
 Runs its own platform instance (var/soak-platform, ports 29xxx: never the one `make run` or the
 test suite uses), the four services plus a second payment instance, on topics of its own.
-Faults, in turn: kill -9 payment, kill -9 the process manager, kill -9 payment-b, SIGTERM audit,
+A service that exits by itself (crash-only, e.g. exit code 70) is restarted, as a supervisor
+would, and reported. Faults, in turn: kill -9 payment, kill -9 the process manager, kill -9 payment-b, SIGTERM audit,
 kill -9 the order service, a broker restart (SIGTERM, start again on the same data); each is
 restarted right after. At the end every order must have
 exactly one payment event and exactly one end; the figures go to var/bench/soak.json.
@@ -28,8 +29,15 @@ from golive_platform.platform import Platform  # noqa: E402
 from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
 
-from tests.conftest import make_topics  # noqa: E402
-from tests.reliability.harness import Broker, Services, new_orders, outcome, publish  # noqa: E402
+from tests.conftest import Topics, make_topics  # noqa: E402
+from tests.reliability.harness import (  # noqa: E402
+    Broker,
+    Outcome,
+    Services,
+    new_orders,
+    outcome,
+    publish,
+)
 
 FAULTS = [
     ("kill -9 payment", "payment", True),
@@ -54,6 +62,16 @@ def _inject(services: Services, broker: Broker, name: str, *, kill: bool) -> Non
     services.start(name)
 
 
+def _drained(cluster: Cluster, topics: Topics, ids: list[str], timeout_s: float) -> Outcome:
+    """The outcome once every order has a payment and an end, or at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = outcome(cluster, topics)
+        if all(found.payments[i] and found.terminal[i] for i in ids) or time.monotonic() > deadline:
+            return found
+        time.sleep(2)  # the polling interval of a bounded wait
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -76,6 +94,7 @@ def main() -> int:
     broker = Broker(config)
     placed = []
     faults: list[dict[str, object]] = []
+    exits: list[dict[str, object]] = []
     try:
         began = time.monotonic()
         next_fault = began + args.fault_every
@@ -83,6 +102,9 @@ def main() -> int:
             batch = new_orders(int(args.rate))
             publish(cluster, topics, batch, per_second=args.rate)
             placed += batch
+            for name in services.revive():  # crash-only exits: restart them, as a supervisor would
+                exits.append({"service": name, "at_s": round(time.monotonic() - began, 1)})
+                print(f"{exits[-1]['at_s']:6.1f}s  {name} had exited: restarted", flush=True)
             if time.monotonic() >= next_fault:
                 what, name, kill = FAULTS[len(faults) % len(FAULTS)]
                 at = time.monotonic() - began
@@ -93,20 +115,14 @@ def main() -> int:
                 next_fault += args.fault_every
         published_s = time.monotonic() - began
         ids = [str(o.order_id) for o in placed]
-        deadline = time.monotonic() + 300
-        while True:
-            found = outcome(cluster, topics)
-            if all(found.payments[i] and found.terminal[i] for i in ids):
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(2)  # the polling interval of a bounded wait
+        found = _drained(cluster, topics, ids, timeout_s=300)
         settled_s = time.monotonic() - began - published_s
         figures = {
             "minutes": args.minutes,
             "rate_per_s": args.rate,
             "orders": len(ids),
             "faults": faults,
+            "crash_only_exits": exits,
             "ended": sum(1 for i in ids if found.terminal[i]),
             "not_ended": sum(1 for i in ids if not found.terminal[i]),
             "duplicate_payments": sum(1 for i in ids if found.payments[i] > 1),
@@ -122,7 +138,7 @@ def main() -> int:
             platform.down()
     write_figures(config, "soak", figures)
     for key, value in figures.items():
-        if key != "faults":
+        if key not in ("faults", "crash_only_exits"):
             print(f"{key:>30}: {value}")
     clean = not (figures["not_ended"] or figures["duplicate_payments"] or figures["duplicate_ends"])
     return 0 if clean else 1

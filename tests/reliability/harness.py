@@ -123,6 +123,18 @@ class Services:
             process.stop(self.config.run_dir, name, self.config.stop_timeout_s)
             self.started.discard(name)
 
+    def revive(self) -> list[str]:
+        """Restart every started service whose process has exited (a supervisor's job)."""
+        dead = []
+        for name in sorted(self.started):
+            running = process.read(self.config.run_dir, name)
+            if running is None or not running.alive:
+                process.pid_file(self.config.run_dir, name).unlink(missing_ok=True)
+                dead.append(name)
+        if dead:
+            self.start(*dead)
+        return dead
+
     def stop_all(self) -> None:
         self.stop(*sorted(self.started))
 

@@ -14,10 +14,12 @@ the batch and never dead-letter. `golive dlq redrive` puts dead letters back on 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +46,8 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# How long past its own timeout a transactional call may block before the process exits.
+STALL_GRACE_S = 15.0
 REDRIVE_HEADER = "redrive.group"
 # Faults that pass: the batch is rewound and retried after a pause, never dead-lettered.
 TRANSIENT = (RegistryUnavailableError, KafkaException, OperationalError)
@@ -523,10 +527,12 @@ class TransactionalProcessor(Runner):
                     self._process(record, record.event, changes)
             if self.state is not None and changes is not None:
                 self.state.write(self.producer, changes)
-            self.producer.send_offsets_to_transaction(
-                self.next_offsets(batch), self.consumer.consumer_group_metadata(), 30
-            )
-            self.producer.commit_transaction(30)
+            with watched(self.group, "send_offsets_to_transaction", 30):
+                self.producer.send_offsets_to_transaction(
+                    self.next_offsets(batch), self.consumer.consumer_group_metadata(), 30
+                )
+            with watched(self.group, "commit_transaction", 30):
+                self.producer.commit_transaction(30)
         except BaseException as exc:
             self._abort(exc)
             raise
@@ -616,6 +622,35 @@ class TransactionalProcessor(Runner):
             else:
                 times.append(self._seen_ms.get((topic, partition), 0) / 1000)
         return min(times)
+
+
+@contextmanager
+def watched(
+    group: str, call: str, timeout_s: float, grace_s: float = STALL_GRACE_S
+) -> Iterator[None]:
+    """A call that must return within its timeout, or the process exits (code 70).
+
+    librdkafka's send_offsets_to_transaction can block past its timeout for good after a broker
+    restart (librdkafka issues 5456 and 5511: a stale group coordinator). A blocked C call
+    cannot be cancelled, and while it blocks this member never rejoins its group, which stalls
+    the group. So the process exits and the supervisor restarts it (crash-only, like a consumer
+    loop that dies).
+    """
+    limit = timeout_s + grace_s
+    done = threading.Event()
+
+    def watch() -> None:
+        if not done.wait(limit):
+            log.critical("%s: %s blocked for %.0f s, past its timeout; exiting so it restarts",
+                         group, call, limit)  # fmt: skip
+            logging.shutdown()
+            os._exit(70)
+
+    threading.Thread(target=watch, name=f"{group}-watchdog", daemon=True).start()
+    try:
+        yield
+    finally:
+        done.set()
 
 
 class ProducerFencedError(RuntimeError):
