@@ -10,7 +10,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
-from golive_eventing.db import make_engine
+from golive_eventing.db import create_tables, make_engine
 from golive_eventing.health import service_readiness
 from golive_eventing.rebuild import ReadModel, matching_topics
 from golive_eventing.runner import ProjectionRunner
@@ -69,7 +69,7 @@ def read_model(settings: AuditSettings) -> ReadModel:
 def audit_app(settings: AuditSettings) -> FastAPI:
     tracing.setup(SERVICE)
     engine = make_engine(settings.audit_database_url)
-    recorder.metadata.create_all(engine)
+    create_tables(recorder.metadata, engine)
     serde = make_serde(settings)
     topics = recorder.subscription([settings.orders_topic, settings.payments_topic])
     runner = ProjectionRunner(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 
 from golive_eventing.runner import Consumed, PositionsMovedError, ProjectionStore
 
@@ -47,6 +49,19 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def create_tables(metadata: MetaData, engine: Engine, attempts: int = 3) -> None:
+    """create_all, safe when several instances of a service start at once on one database:
+    the one that loses the race to CREATE a table gets "already exists" and simply looks again."""
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))  # let the other instance's transaction finish
 
 
 def insert_or_ignore(engine: Engine, table: Table) -> Any:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
-from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, offsets_table
+from golive_eventing.db import SqlProjection, as_utc, create_tables, insert_or_ignore, offsets_table
 from golive_eventing.runner import Consumed
 from sqlalchemy import (
     JSON,
@@ -72,8 +72,8 @@ consumer_offsets = offsets_table(metadata)
 
 
 def create_schema(engine: Engine, keys_engine: Engine) -> None:
-    metadata.create_all(engine)
-    keys_metadata.create_all(keys_engine)
+    create_tables(metadata, engine)
+    create_tables(keys_metadata, keys_engine)
 
 
 class OrderProjection(SqlProjection):

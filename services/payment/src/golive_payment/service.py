@@ -21,7 +21,14 @@ from golive_contracts.envelope import GOLIVE_NAMESPACE, Envelope, event_id_for
 from golive_contracts.events import Event, OrderPlaced, PaymentAuthorized, PaymentDeclined
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
-from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, make_engine, offsets_table
+from golive_eventing.db import (
+    SqlProjection,
+    as_utc,
+    create_tables,
+    insert_or_ignore,
+    make_engine,
+    offsets_table,
+)
 from golive_eventing.health import service_readiness
 from golive_eventing.rebuild import ReadModel
 from golive_eventing.runner import (
@@ -223,7 +230,7 @@ def payment_app(
 ) -> FastAPI:
     tracing.setup(SERVICE)
     engine = make_engine(settings.payment_database_url)
-    metadata.create_all(engine)
+    create_tables(metadata, engine)
     serde = make_serde(settings)
     processor = TransactionalProcessor(
         settings, serde, PROCESSOR_GROUP, [settings.orders_topic], AuthorizeOrders(clock),
