@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "load"))
 from bench_platform import write_figures  # noqa: E402
+from golive_platform.config import PlatformConfig  # noqa: E402
 from golive_platform.platform import Platform  # noqa: E402
 from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
@@ -87,15 +88,23 @@ def main() -> int:
     )  # fmt: skip
     platform = Platform(config, echo=lambda _line: None)
     started_platform = platform.ensure_up()
+    try:
+        return _soak(args, config)
+    finally:
+        if started_platform:
+            platform.down()
+
+
+def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
     cluster = Cluster("local", config.bootstrap_servers, config.registry_url, None)
     topics = make_topics(cluster, f"soak{uuid.uuid4().hex[:8]}", partitions=6)
     services = Services.on(cluster, topics, config)
-    services.start("order", "order-pm", "payment", "payment-b", "audit")
     broker = Broker(config)
     placed = []
     faults: list[dict[str, object]] = []
     exits: list[dict[str, object]] = []
     try:
+        services.start("order", "order-pm", "payment", "payment-b", "audit")
         began = time.monotonic()
         next_fault = began + args.fault_every
         while time.monotonic() - began < args.minutes * 60:
@@ -134,8 +143,6 @@ def main() -> int:
         }
     finally:
         services.stop_all()
-        if started_platform:
-            platform.down()
     write_figures(config, "soak", figures)
     for key, value in figures.items():
         if key not in ("faults", "crash_only_exits"):
