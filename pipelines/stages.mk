@@ -108,7 +108,7 @@ endif
 
 ci-cluster-up: install postgres-install fetch
 	@if [ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then echo "ci: external cluster $$KAFKA_BOOTSTRAP_SERVERS"; \
-	 else $(STAGE) cluster-up "$(RUN) python -c 'from golive_platform.testing import suite_config; from golive_platform.platform import Platform; Platform(suite_config(), with_postgres=True).ensure_up()'"; fi
+	 else pipelines/stage.sh cluster-up "$(RUN) python -c 'from golive_platform.testing import suite_config; from golive_platform.platform import Platform; Platform(suite_config(), with_postgres=True).ensure_up()'"; fi
 
 ci-cluster-down:
 	@[ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ] || $(RUN) python -c 'from golive_platform.testing import suite_config; from golive_platform.platform import Platform; Platform(suite_config(), with_postgres=True).down()'
