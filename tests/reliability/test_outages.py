@@ -174,7 +174,7 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
 
         def settled() -> Outcome | None:
             # A processor that librdkafka leaves blocked after a broker restart exits (crash-only,
-            # golive_eventing.runner.watched); restart it as the supervisor would.
+            # golive_eventing.runner.Watchdog); restart it as the supervisor would.
             services.revive()
             return _settled(own, topics, order_ids)
 

@@ -11,8 +11,12 @@ pytestmark = pytest.mark.unit
 
 BLOCKS = """
 import time
-from golive_eventing.runner import watched
-with watched("payment", "send_offsets_to_transaction", timeout_s=0.2, grace_s=0.2):
+from golive_eventing.runner import Watchdog
+watchdog = Watchdog("payment", grace_s=0.2)
+for _ in range(3):  # calls that return in time, one after another, leave the process alone
+    with watchdog.watch("commit_transaction", timeout_s=0.2):
+        pass
+with watchdog.watch("send_offsets_to_transaction", timeout_s=0.2):
     time.sleep({seconds})
 print("returned")
 """

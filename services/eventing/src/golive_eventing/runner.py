@@ -438,6 +438,7 @@ class TransactionalProcessor(Runner):
         self.instance = instance
         self.producer = self._new_producer()
         self._broken = False
+        self.watchdog = Watchdog(group)
         self._seen_ms: dict[tuple[str, int], int] = {}
         self._next_tick = 0.0
 
@@ -472,15 +473,14 @@ class TransactionalProcessor(Runner):
             return
         log.warning("%s: fatal producer error, starting over from what is committed", self.group)
         self.producer = self._new_producer()
-        held = [TopicPartition(t, p) for t, p in sorted(self.assignment)]
         if self.state is not None:
             numbers = {p for _, p in self.assignment}
             self.state.drop(numbers)
             self.state.restore(numbers)
         self._seen_ms.clear()
-        for place in self.consumer.committed(held, timeout=30):
-            start = place.offset if place.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(place.topic, place.partition, start))
+        held = [TopicPartition(t, p) for t, p in sorted(self.assignment)]
+        committed = self.consumer.committed(held, timeout=30)
+        self._seek({(c.topic, c.partition): c.offset if c.offset >= 0 else None for c in committed})
         self._broken = False
 
     def _usable(self) -> None:
@@ -527,11 +527,11 @@ class TransactionalProcessor(Runner):
                     self._process(record, record.event, changes)
             if self.state is not None and changes is not None:
                 self.state.write(self.producer, changes)
-            with watched(self.group, "send_offsets_to_transaction", 30):
+            with self.watchdog.watch("send_offsets_to_transaction", 30):
                 self.producer.send_offsets_to_transaction(
                     self.next_offsets(batch), self.consumer.consumer_group_metadata(), 30
                 )
-            with watched(self.group, "commit_transaction", 30):
+            with self.watchdog.watch("commit_transaction", 30):
                 self.producer.commit_transaction(30)
         except BaseException as exc:
             self._abort(exc)
@@ -624,33 +624,56 @@ class TransactionalProcessor(Runner):
         return min(times)
 
 
-@contextmanager
-def watched(
-    group: str, call: str, timeout_s: float, grace_s: float = STALL_GRACE_S
-) -> Iterator[None]:
-    """A call that must return within its timeout, or the process exits (code 70).
+class Watchdog:
+    """Calls that must return within their timeout, or the process exits (code 70).
 
     librdkafka's send_offsets_to_transaction can block past its timeout for good after a broker
     restart (librdkafka issues 5456 and 5511: a stale group coordinator). A blocked C call
     cannot be cancelled, and while it blocks this member never rejoins its group, which stalls
     the group. So the process exits and the supervisor restarts it (crash-only, like a consumer
-    loop that dies).
+    loop that dies). One thread per processor, started on the first call, watches every call.
     """
-    limit = timeout_s + grace_s
-    done = threading.Event()
 
-    def watch() -> None:
-        if not done.wait(limit):
-            log.critical("%s: %s blocked for %.0f s, past its timeout; exiting so it restarts",
-                         group, call, limit)  # fmt: skip
-            logging.shutdown()
-            os._exit(70)
+    def __init__(self, group: str, grace_s: float = STALL_GRACE_S) -> None:
+        self.group = group
+        self.grace_s = grace_s
+        self._changed = threading.Condition()
+        self._watching: tuple[str, float, float] | None = None  # call, deadline, limit
+        self._thread: threading.Thread | None = None
 
-    threading.Thread(target=watch, name=f"{group}-watchdog", daemon=True).start()
-    try:
-        yield
-    finally:
-        done.set()
+    @contextmanager
+    def watch(self, call: str, timeout_s: float) -> Iterator[None]:
+        limit = timeout_s + self.grace_s
+        with self._changed:
+            self._watching = (call, time.monotonic() + limit, limit)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name=f"{self.group}-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._watching = None
+                self._changed.notify()
+
+    def _run(self) -> None:
+        with self._changed:
+            while True:
+                if self._watching is None:
+                    self._changed.wait()
+                    continue
+                call, deadline, limit = self._watching
+                left = deadline - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                log.critical("%s: %s blocked for %.0f s, past its timeout; exiting so it "
+                             "restarts", self.group, call, limit)  # fmt: skip
+                logging.shutdown()
+                os._exit(70)
 
 
 class ProducerFencedError(RuntimeError):
