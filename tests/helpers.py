@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from confluent_kafka.admin import AdminClient, NewTopic
 from golive_platform.process import free_port
 
-__all__ = ["create_topic", "eventually", "free_port", "lag", "read_topic"]
+if TYPE_CHECKING:
+    from confluent_kafka import Message
+
+__all__ = ["create_topic", "eventually", "free_port", "lag", "read_messages", "read_topic"]
 
 T = TypeVar("T")
 
@@ -38,10 +41,8 @@ def create_topic(
     futures[name].result(timeout=20)
 
 
-def read_topic(
-    bootstrap: str, topic: str, timeout_s: float = 15.0
-) -> list[tuple[str | None, bytes | None]]:
-    """Every record of a topic (committed, as read_committed consumers see them), key and value."""
+def read_messages(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[Message]:
+    """Every record of a topic as read_committed consumers see it, read to the end it had."""
     from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False,
@@ -53,7 +54,7 @@ def read_topic(
             for p in partitions
         }
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        records: list[tuple[str | None, bytes | None]] = []
+        messages: list[Message] = []
         deadline = time.monotonic() + timeout_s
         while any(
             consumer.position([TopicPartition(topic, p)])[0].offset < end
@@ -62,13 +63,20 @@ def read_topic(
         ):
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end in {timeout_s}s")
-            for msg in consumer.consume(500, timeout=0.2):
-                if msg.error() is None:
-                    key = msg.key()
-                    records.append((key.decode() if key else None, msg.value()))
-        return records
+            messages += [m for m in consumer.consume(500, timeout=0.2) if m.error() is None]
+        return messages
     finally:
         consumer.close()
+
+
+def read_topic(
+    bootstrap: str, topic: str, timeout_s: float = 15.0
+) -> list[tuple[str | None, bytes | None]]:
+    """Every record of a topic (committed, as read_committed consumers see them), key and value."""
+    return [
+        ((m.key() or b"").decode() or None, m.value())
+        for m in read_messages(bootstrap, topic, timeout_s)
+    ]
 
 
 def lag(bootstrap: str, group: str, topics: list[str]) -> int:

@@ -23,7 +23,7 @@ from golive_eventing.runner import dlq_topic
 from golive_platform.testing import Cluster, suite_config
 
 from tests.conftest import GROUPS, Topics, make_topics
-from tests.helpers import eventually, free_port, lag, read_topic
+from tests.helpers import eventually, free_port, lag, read_messages, read_topic
 from tests.reliability.harness import (
     Services,
     all_settled,
@@ -186,34 +186,15 @@ def _declined_unprocessable(cluster: Cluster, topics: Topics, keys: set[str]) ->
 
 def _records(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
     """Every committed record of a topic: partition, offset, key and headers (as text)."""
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-records",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in partitions
+    return [
+        {
+            "partition": msg.partition() or 0,
+            "offset": msg.offset() or 0,
+            "key": (msg.key() or b"").decode(),
+            "headers": {str(h[0]): _text(h[1]) for h in msg.headers() or []},
         }
-        consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
-        found: list[dict[str, Any]] = []
-        deadline = time.monotonic() + 30
-        while any(
-            consumer.position([TopicPartition(topic, p)])[0].offset < e
-            for p, e in ends.items()
-            if e
-        ):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for msg in consumer.consume(1000, timeout=0.3):
-                if msg.error() is None:
-                    found.append({
-                        "partition": msg.partition() or 0,
-                        "offset": msg.offset() or 0,
-                        "key": (msg.key() or b"").decode(),
-                        "headers": {str(h[0]): _text(h[1]) for h in msg.headers() or []},
-                    })  # fmt: skip
-        return found
-    finally:
-        consumer.close()
+        for msg in read_messages(cluster.bootstrap_servers, topic, timeout_s=30)
+    ]
 
 
 def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topics: Topics) -> None:

@@ -18,7 +18,7 @@ from confluent_kafka import (
 from golive_audit.service import AuditSettings
 from golive_audit.service import read_model as audit_read_model
 from golive_eventing.app import make_serde
-from golive_eventing.db import make_engine
+from golive_eventing.db import create_tables, make_engine
 from golive_eventing.producer import producer_config
 from golive_eventing.rebuild import Progress, ReadModel, Rebuilt, rebuild
 from golive_eventing.runner import REDRIVE_HEADER, dlq_topic
@@ -61,7 +61,7 @@ def rebuild_service(
 ) -> Rebuilt:
     engine = make_engine(model.database_url)
     try:
-        model.metadata.create_all(engine)  # a first run before the service ever started
+        create_tables(model.metadata, engine)  # a first run before the service ever started
         return rebuild(
             settings=settings,
             serde=make_serde(settings),
