@@ -17,7 +17,13 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_eventing.runner import dlq_topic
 from golive_eventing.schemas import register_all
 from golive_eventing.state import state_topic
-from golive_platform.testing import Cluster, choose_source, docker_answers, provide_cluster
+from golive_platform.testing import (
+    Cluster,
+    choose_source,
+    docker_answers,
+    local_cluster,
+    provide_cluster,
+)
 
 GROUPS = {
     "orders": ["payment", "order-projector", "order-process-manager"],
@@ -38,9 +44,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if choose_source(os.environ, docker_answers()) != "local":
         return  # an external cluster, or containers: each worker is given its own
     shared = contextlib.ExitStack()
-    shared.enter_context(provide_cluster())
+    shared.enter_context(local_cluster(keep=bool(os.environ.get("GOLIVE_KEEP_TEST_PLATFORM"))))
     config.stash[_SHARED] = shared
-    os.environ["GOLIVE_KEEP_TEST_PLATFORM"] = "1"  # the workers (they inherit this) leave it up
+    # The workers inherit these: they leave the platform up, and need not probe for Docker again.
+    os.environ["GOLIVE_KEEP_TEST_PLATFORM"] = "1"
+    os.environ["GOLIVE_TESTS_NO_DOCKER"] = "1"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -26,6 +26,7 @@ def test_local_platform_otherwise() -> None:
 def test_a_docker_client_without_an_engine_is_not_docker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("GOLIVE_TESTS_NO_DOCKER", raising=False)  # probe for real
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     assert docker_answers() is False
 
