@@ -48,6 +48,8 @@ MAX_ATTEMPTS = 3
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # How long past its own timeout a transactional call may block before the process exits.
 STALL_GRACE_S = 15.0
+# How long a processor tries to replace a fatal producer in-process before it exits instead.
+RECOVERY_LIMIT_S = 60.0
 REDRIVE_HEADER = "redrive.group"
 # Faults that pass: the batch is rewound and retried after a pause, never dead-lettered.
 TRANSIENT = (RegistryUnavailableError, KafkaException, OperationalError)
@@ -438,6 +440,7 @@ class TransactionalProcessor(Runner):
         self.instance = instance
         self.producer = self._new_producer()
         self._broken = False
+        self._broken_since = 0.0
         self.watchdog = Watchdog(group)
         self._seen_ms: dict[tuple[str, int], int] = {}
         self._next_tick = 0.0
@@ -466,11 +469,16 @@ class TransactionalProcessor(Runner):
         Fenced: another process has our transactional.id, so this one must stop (crash-only)."""
         if _fenced(exc):
             raise ProducerFencedError(f"{self.group}-{self.instance} was fenced: {exc}") from exc
-        if _fatal(exc):
+        if _fatal(exc) and not self._broken:
             self._broken = True  # until a new producer, the state and the positions are in place
+            self._broken_since = time.monotonic()
         if not self._broken:
             self._rewind(first)
             return
+        if time.monotonic() - self._broken_since > RECOVERY_LIMIT_S:
+            raise RecoveryFailedError(
+                f"{self.group}: no recovery from a fatal producer error in {RECOVERY_LIMIT_S:.0f} s"
+            ) from exc  # out of the loop: the process exits and the supervisor restarts it
         log.warning("%s: fatal producer error, starting over from what is committed", self.group)
         self.producer = self._new_producer()
         if self.state is not None:
@@ -674,6 +682,10 @@ class Watchdog:
                              "restarts", self.group, call, limit)  # fmt: skip
                 logging.shutdown()
                 os._exit(70)
+
+
+class RecoveryFailedError(RuntimeError):
+    """Replacing a fatal producer kept failing (the committed offsets would not come, say)."""
 
 
 class ProducerFencedError(RuntimeError):
