@@ -31,8 +31,8 @@ from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
 
 from tests.conftest import Topics, make_topics  # noqa: E402
+from tests.instances import Broker  # noqa: E402
 from tests.reliability.harness import (  # noqa: E402
-    Broker,
     Outcome,
     Services,
     new_orders,

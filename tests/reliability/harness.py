@@ -26,10 +26,7 @@ from golive_contracts.events import (
 from golive_eventing.producer import record_headers
 from golive_eventing.serde import EventSerde, PoisonRecordError
 from golive_platform import process
-from golive_platform.artifacts import locate
 from golive_platform.config import PlatformConfig
-from golive_platform.java import find_java
-from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, metadata_ready
 from golive_platform.platform import Platform
 from golive_platform.services import ServiceSpec
 from golive_platform.testing import Cluster
@@ -39,31 +36,6 @@ from tests.factories import order_placed
 from tests.helpers import free_port, read_topic
 
 CARDS = ("tok_visa_4242", "tok_visa_4242", "tok_visa_4242", "tok_visa_9995", "tok_visa_0002")
-
-
-@dataclass
-class Broker:
-    """A Kafka broker of an instance's own, to stop and start again (its data dir is kept)."""
-
-    config: PlatformConfig
-    node: KafkaNode = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.node = KafkaNode(self.config, locate(self.config).kafka_libs)
-
-    def start(self) -> None:
-        java = find_java(MINIMUM_JAVA, self.config.java_home, "Kafka")
-        self.node.prepare(java)
-        running, _ = process.start(self.config.run_dir, self.node.launch(java))
-        process.wait_ready(
-            running,
-            lambda: metadata_ready(self.config.bootstrap_servers),
-            self.config.ready_timeout_s,
-            self.node.log,
-        )
-
-    def stop(self) -> None:
-        assert process.stop(self.config.run_dir, self.node.name, self.config.stop_timeout_s)
 
 
 @dataclass

@@ -23,16 +23,13 @@ from golive_contracts.events import OrderPlaced
 from golive_eventing.runner import dlq_topic
 from golive_eventing.serde import EventSerde
 from golive_platform import process
-from golive_platform.artifacts import locate
-from golive_platform.config import PlatformConfig
-from golive_platform.java import find_java
-from golive_platform.registry import RegistryNode, registry_ready
 from golive_platform.testing import Cluster, suite_config
 
 from tests.conftest import GROUPS, Topics, make_topics
 from tests.factories import order_placed, order_request
-from tests.helpers import create_topic, eventually, free_port, read_topic
-from tests.reliability.harness import Broker, Outcome, Services, outcome, serde_for
+from tests.helpers import eventually, free_port, read_topic
+from tests.instances import Broker, Registry, own_registry
+from tests.reliability.harness import Outcome, Services, outcome, serde_for
 from tests.upcasting import encode_v1, v1_schema_text
 
 pytestmark = pytest.mark.reliability
@@ -173,8 +170,8 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
         assert len(order_ids) == len(set(order_ids)), "two keys gave the same order"
 
         def settled() -> Outcome | None:
-            # A processor that librdkafka leaves blocked after a broker restart exits (crash-only,
-            # golive_eventing.runner.Watchdog); restart it as the supervisor would.
+            # A processor that cannot recover from a broker restart in-process exits (crash-only:
+            # runner.Watchdog, runner.RECOVERY_LIMIT_S); restart it as the supervisor would.
             services.revive()
             return _settled(own, topics, order_ids)
 
@@ -187,46 +184,14 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
 # -- a registry of its own -------------------------------------------------------------------------
 
 
-@dataclass
-class OwnRegistry:
-    config: PlatformConfig
-    node: RegistryNode
-
-    def start(self) -> None:
-        java = find_java(self.node.minimum_java(), self.config.java_home, "Apicurio Registry")
-        running, _ = process.start(self.config.run_dir, self.node.launch(java))
-        process.wait_ready(
-            running, lambda: registry_ready(self.config), self.config.ready_timeout_s
-        )
-
-    def stop(self) -> None:
-        assert process.stop(self.config.run_dir, self.node.name, self.config.stop_timeout_s)
-
-
 @pytest.fixture
-def own_registry(cluster: Cluster, tmp_path: Path) -> Iterator[OwnRegistry]:
+def registry(cluster: Cluster, tmp_path: Path) -> Iterator[Registry]:
     if cluster.source != "local":
         pytest.skip("restarts a registry process of the local platform")
-    unique = uuid.uuid4().hex[:8]
-    config = suite_config(
-        data_dir=tmp_path / "registry-instance",
-        registry_port=free_port(),
-        registry_management_port=free_port(),
-        registry_journal_topic=f"test.registry-journal.{unique}",
-        registry_snapshots_topic=f"test.registry-snapshots.{unique}",
-        registry_events_topic=f"test.registry-events.{unique}",
-        **_service_ports(),
-    )
-    for topic in (
-        config.registry_journal_topic,
-        config.registry_snapshots_topic,
-        config.registry_events_topic,
-    ):
-        create_topic(cluster.bootstrap_servers, topic, configs={"retention.ms": "-1"})
-    registry = OwnRegistry(config, RegistryNode(config, locate(config)))
-    registry.start()
-    yield registry
-    process.stop(config.run_dir, registry.node.name, config.stop_timeout_s)
+    found = own_registry(cluster, tmp_path / "registry-instance", **_service_ports())
+    found.start()
+    yield found
+    process.stop(found.config.run_dir, found.node.name, found.config.stop_timeout_s)
 
 
 def _publish_v1(cluster: Cluster, topics: Topics, schema_id: int) -> str:
@@ -244,10 +209,10 @@ def _publish_v1(cluster: Cluster, topics: Topics, schema_id: int) -> str:
     return str(event.order_id)
 
 
-def test_registry_restarted_mid_stream(own_registry: OwnRegistry, cluster: Cluster) -> None:
+def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> None:
     """While the registry is down the services run on the schemas they cached; a record under a
     schema they have not seen waits (never dead-lettered) and flows once the registry is back."""
-    config = own_registry.config
+    config = registry.config
     own = Cluster("local", cluster.bootstrap_servers, config.registry_url, cluster.postgres_url)
     topics = make_topics(own, f"reg{uuid.uuid4().hex[:8]}", partitions=3)
     subject = subject_for(topics.orders, OrderPlaced)
@@ -271,13 +236,13 @@ def test_registry_restarted_mid_stream(own_registry: OwnRegistry, cluster: Clust
             reader = serde_for(own, topics)  # and so has the test's reader, once this is done:
             eventually(lambda: _settled(own, topics, warm, reader), 60, "warm-up", every_s=0.5)
 
-            own_registry.stop()
+            registry.stop()
             down = place_all(10, "registry down")
             eventually(lambda: _settled(own, topics, down, reader), 60,
                        "orders without a registry", every_s=0.5)  # fmt: skip
             waiting = _publish_v1(own, topics, v1.schema_id)
 
-            own_registry.start()
+            registry.start()
             after = place_all(10, "registry back")
             order_ids = [*warm, *down, waiting, *after]
             found = eventually(
