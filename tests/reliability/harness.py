@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -109,6 +110,22 @@ class Services:
 
     def stop_all(self) -> None:
         self.stop(*sorted(self.started))
+
+    def log_tails(self, lines: int = 12) -> str:
+        """The last lines of every service's log, health checks left out: for a failed fault
+        test's message, as a CI machine keeps nothing else of the run."""
+        parts = []
+        for name in sorted(self.specs):
+            running = process.read(self.config.run_dir, name)
+            if running is None or not Path(running.log).exists():
+                continue
+            kept = [
+                line[:300]
+                for line in Path(running.log).read_text(errors="replace").splitlines()
+                if '"GET /' not in line
+            ]
+            parts.append(f"--- {running.log} (last {lines} lines)\n" + "\n".join(kept[-lines:]))
+        return "\n".join(parts)
 
 
 def new_orders(count: int, placed_at: datetime | None = None) -> list[OrderPlaced]:

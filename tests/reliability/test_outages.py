@@ -177,6 +177,8 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
 
         found = eventually(settled, 150, "every order to end", every_s=1.0)
         _exactly_once(found, order_ids)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{services.log_tails()}") from exc
     finally:
         services.stop_all()
 
@@ -256,5 +258,7 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
             for group in groups:
                 dlq = dlq_topic(topic, group)
                 assert read_topic(cluster.bootstrap_servers, dlq) == [], f"{dlq} is not empty"
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{services.log_tails()}") from exc
     finally:
         services.stop_all()

@@ -50,6 +50,11 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 STALL_GRACE_S = 15.0
 # How long a processor tries to replace a fatal producer in-process before it exits instead.
 RECOVERY_LIMIT_S = 60.0
+# How long every transaction may fail, with no fatal error, before the producer is replaced
+# anyway. After a broker restart librdkafka can leave a transactional producer waiting for a
+# coordinator request that never goes out: abort_transaction times out, and every later call
+# fails with _CONFLICT ("abort_transaction API call is already in progress"), for good.
+STUCK_LIMIT_S = 30.0
 REDRIVE_HEADER = "redrive.group"
 # Faults that pass: the batch is rewound and retried after a pause, never dead-lettered.
 TRANSIENT = (RegistryUnavailableError, KafkaException, OperationalError)
@@ -441,6 +446,7 @@ class TransactionalProcessor(Runner):
         self.producer = self._new_producer()
         self._broken = False
         self._broken_since = 0.0
+        self._failing_since: float | None = None  # the first failed transaction since a commit
         self.watchdog = Watchdog(group)
         self._seen_ms: dict[tuple[str, int], int] = {}
         self._next_tick = 0.0
@@ -469,18 +475,29 @@ class TransactionalProcessor(Runner):
         Fenced: another process has our transactional.id, so this one must stop (crash-only)."""
         if _fenced(exc):
             raise ProducerFencedError(f"{self.group}-{self.instance} was fenced: {exc}") from exc
-        if _fatal(exc) and not self._broken:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        stuck = now - self._failing_since > STUCK_LIMIT_S
+        if (_fatal(exc) or stuck) and not self._broken:
             self._broken = True  # until a new producer, the state and the positions are in place
-            self._broken_since = time.monotonic()
+            self._broken_since = now
+            if not _fatal(exc):
+                log.warning("%s: every transaction failed for %.0f s (last: %s); replacing the "
+                            "producer", self.group, now - self._failing_since, exc)  # fmt: skip
         if not self._broken:
             self._rewind(first)
             return
-        if time.monotonic() - self._broken_since > RECOVERY_LIMIT_S:
+        if now - self._broken_since > RECOVERY_LIMIT_S:
             raise RecoveryFailedError(
-                f"{self.group}: no recovery from a fatal producer error in {RECOVERY_LIMIT_S:.0f} s"
+                f"{self.group}: could not replace a failed producer in {RECOVERY_LIMIT_S:.0f} s"
             ) from exc  # out of the loop: the process exits and the supervisor restarts it
-        log.warning("%s: fatal producer error, starting over from what is committed", self.group)
-        self.producer = self._new_producer()
+        log.warning("%s: producer replaced, starting over from what is committed", self.group)
+        # The new producer's init_transactions fences the old one first; dropping the old one
+        # waits for its threads, which a wedged one may never end: watched like its calls.
+        with self.watchdog.watch("replacing the producer", 60):
+            old, self.producer = self.producer, self._new_producer()
+            del old
         if self.state is not None:
             numbers = {p for _, p in self.assignment}
             self.state.drop(numbers)
@@ -490,6 +507,7 @@ class TransactionalProcessor(Runner):
         committed = self.consumer.committed(held, timeout=30)
         self._seek({(c.topic, c.partition): c.offset if c.offset >= 0 else None for c in committed})
         self._broken = False
+        self._failing_since = time.monotonic()  # a new producer gets its own STUCK_LIMIT_S
 
     def _usable(self) -> None:
         if self._broken:
@@ -544,6 +562,7 @@ class TransactionalProcessor(Runner):
         except BaseException as exc:
             self._abort(exc)
             raise
+        self._failing_since = None
         if self.state is not None and changes is not None:
             self.state.commit(changes)
         for record in batch:
@@ -610,6 +629,7 @@ class TransactionalProcessor(Runner):
                 if entry_now is not None:
                     self.state.rearm(key, entry_now)
             raise
+        self._failing_since = None
         self.state.commit(changes)
 
     def _partition_time(self, partition: int) -> float:
