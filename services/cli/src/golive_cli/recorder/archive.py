@@ -9,6 +9,7 @@ a SHA-256 over every line after it, so a truncated or edited file is refused. Se
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import hashlib
 import json
@@ -16,6 +17,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,18 @@ class CapturedRecord:
             "value": _b64(self.value),
         }
 
+    def line(self) -> bytes:
+        """`{"record": to_json()}` as one line: what json.dumps writes (sorted keys, compact),
+        formatted directly because capture writes one per record."""
+        key = "null" if self.key is None else f'"{_b64(self.key)}"'
+        headers = ",".join(f'[{_json_string(n)},"{_b64(v)}"]' for n, v in self.headers)
+        return (
+            f'{{"record":{{"headers":[{headers}],"key":{key},"offset":{self.offset:d},'
+            f'"partition":{self.partition:d},"schema_id":{self.schema_id:d},'
+            f'"timestamp_ms":{self.timestamp_ms:d},"topic":{_json_string(self.topic)},'
+            f'"value":"{_b64(self.value)}"}}}}\n'
+        ).encode()
+
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> CapturedRecord:
         return cls(
@@ -101,7 +115,10 @@ class Capture:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+_json_string = lru_cache(maxsize=1024)(json.dumps)  # topic and header names: a handful
 
 
 def _line(obj: dict[str, Any]) -> bytes:
@@ -124,7 +141,7 @@ def write_capture(
             digest.update(line)
             spool.write(line)
         for record in records:
-            line = _line({"record": record.to_json()})
+            line = record.line()
             digest.update(line)
             spool.write(line)
             counts[record.topic] = counts.get(record.topic, 0) + 1

@@ -14,14 +14,16 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
 
 from golive_cli.recorder.archive import CapturedRecord, Manifest, write_capture
-from golive_cli.recorder.desensitise import DesensitiseError, Desensitiser, Tokeniser
-from golive_cli.recorder.wire import SourceSchemas, UndecodableError, WriterSchema, split
+from golive_cli.recorder.desensitise import DesensitiseError, Tokeniser
+from golive_cli.recorder.rewrite import Rewriter, UndecodableError
+from golive_cli.recorder.wire import HEADER, SourceSchemas, WriterSchema, schema_id_of
 
 # A journey (correlation id = order id = record key) starts and ends with these events.
 JOURNEY_START = OrderPlaced.full_name()
@@ -44,11 +46,11 @@ class Window:
         if self.end <= self.start:
             raise ValueError(f"the window ends ({self.end}) before it starts ({self.start})")
 
-    @property
+    @cached_property
     def start_ms(self) -> int:
         return int(self.start.timestamp() * 1000)
 
-    @property
+    @cached_property
     def end_ms(self) -> int:
         return int(self.end.timestamp() * 1000)
 
@@ -85,20 +87,25 @@ class _Journeys:
 
 
 class Recorder:
-    """Turns consumed messages into captured records: decoded, desensitised, re-encoded."""
+    """Turns consumed messages into captured records: checked and desensitised, never decoded.
+
+    Each writer schema is compiled once into a `Rewriter` (see rewrite.py). A raw capture still
+    walks every record, so one that does not decode is left out and counted either way.
+    """
 
     def __init__(self, schemas: SourceSchemas, tokeniser: Tokeniser | None) -> None:
         self.schemas = schemas
-        self.desensitiser = Desensitiser(tokeniser) if tokeniser is not None else None
+        self.tokeniser = tokeniser
+        self._rewriters: dict[int, tuple[WriterSchema, Rewriter]] = {}
 
     def record(self, msg: Message) -> tuple[CapturedRecord, WriterSchema]:
         value = msg.value()
-        schema_id, payload = split(value)
-        schema = self.schemas.get(schema_id)
-        decoded = schema.decode(payload)
+        schema_id = schema_id_of(value)
+        if schema_id not in self._rewriters:
+            schema = self.schemas.get(schema_id)
+            self._rewriters[schema_id] = (schema, Rewriter(schema.raw, self.tokeniser))
+        schema, rewriter = self._rewriters[schema_id]
         assert value is not None
-        if self.desensitiser is not None and schema.personal:
-            value = schema.encode(schema_id, self.desensitiser.record(schema.raw, decoded))
         record = CapturedRecord(
             topic=msg.topic() or "",
             partition=msg.partition() or 0,
@@ -106,7 +113,7 @@ class Recorder:
             timestamp_ms=msg.timestamp()[1],
             key=msg.key(),
             headers=tuple((str(h[0]), _bytes(h[1])) for h in msg.headers() or []),
-            value=value,
+            value=rewriter.rewrite(value, HEADER.size),
             schema_id=schema_id,
         )
         return record, schema

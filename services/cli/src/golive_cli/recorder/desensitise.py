@@ -92,61 +92,110 @@ class Tokeniser:
         raise DesensitiseError(f"cannot tokenise a personal {avro_type} ({type(value).__name__})")
 
 
-def has_personal(schema: Any) -> bool:
-    """True if any field anywhere in the schema is marked personal."""
-    if isinstance(schema, list):
-        return any(has_personal(s) for s in schema)
-    if isinstance(schema, dict):
-        if schema.get("type") == "record":
-            return any(f.get(PII_KEY) is True or has_personal(f["type"]) for f in schema["fields"])
-        return has_personal(schema.get("items")) or has_personal(schema.get("values"))
-    return False
+def field_personal(field: dict[str, Any], inherited: bool) -> bool:
+    """A field is personal if marked so, or inside a personal value unless marked public."""
+    return bool(field.get(PII_KEY, inherited))
+
+
+NAMED_KINDS = frozenset({"record", "error", "enum", "fixed"})
+
+
+class Names:
+    """A schema's named types (records, enums, fixed) by full name, each with its namespace.
+
+    All are collected before anything is walked: a type may be defined inside a value that is
+    absent (a null branch) and referenced by name later.
+    """
+
+    def __init__(self, schema: Any) -> None:
+        self.types: dict[str, tuple[dict[str, Any], str]] = {}
+        self._collect(schema, "")
+
+    @staticmethod
+    def full_name(schema: dict[str, Any], namespace: str) -> str:
+        name = str(schema["name"])
+        if "." in name:
+            return name
+        namespace = schema.get("namespace", namespace)
+        return f"{namespace}.{name}" if namespace else name
+
+    def resolve(self, name: str, namespace: str) -> tuple[str, dict[str, Any], str]:
+        """(full name, schema, its namespace) of a name used inside `namespace`."""
+        for full in (f"{namespace}.{name}" if namespace and "." not in name else name, name):
+            if full in self.types:
+                return full, *self.types[full]
+        raise ValueError(f"the schema refers to an undefined type {name!r}")
+
+    def _collect(self, schema: Any, namespace: str) -> None:
+        if isinstance(schema, list):
+            for branch in schema:
+                self._collect(branch, namespace)
+        elif isinstance(schema, dict):
+            kind = schema.get("type")
+            if kind in NAMED_KINDS:
+                full = self.full_name(schema, namespace)
+                inner = full.rpartition(".")[0]
+                self.types.setdefault(full, (schema, inner))
+                for f in schema.get("fields", ()):
+                    self._collect(f["type"], inner)
+            elif kind == "array":
+                self._collect(schema["items"], namespace)
+            elif kind == "map":
+                self._collect(schema["values"], namespace)
+            else:
+                self._collect(kind, namespace)
 
 
 class Desensitiser:
-    """Walks a decoded record beside its writer schema, replacing personal values by tokens."""
+    """Walks a decoded record beside its writer schema, replacing personal values by tokens.
+
+    Capture does the same on the encoded bytes (rewrite.py); this one serves values already
+    decoded: `golive inspect` and the audit store.
+    """
 
     def __init__(self, tokeniser: Tokeniser) -> None:
         self.tokeniser = tokeniser
 
     def record(self, schema: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = self._walk(schema, value, personal=False, names={})
+        result: dict[str, Any] = self._walk(schema, value, False, "", Names(schema))
         return result
 
-    def _walk(self, schema: Any, value: Any, *, personal: bool, names: dict[str, Any]) -> Any:
+    def _walk(self, schema: Any, value: Any, personal: bool, namespace: str, names: Names) -> Any:
         if value is None:
             return None
         if isinstance(schema, list):
-            return self._walk(_branch(schema, value, names), value, personal=personal, names=names)
+            branch = _branch(schema, value, namespace, names)
+            return self._walk(branch, value, personal, namespace, names)
+        if isinstance(schema, str) and schema not in _PYTHON_TYPES:
+            _, named, namespace = names.resolve(schema, namespace)
+            return self._complex(named, value, personal, namespace, names)
         if isinstance(schema, str):
-            if schema in names:
-                return self._walk(names[schema], value, personal=personal, names=names)
             return self.tokeniser.scalar(schema, value) if personal else value
-        return self._complex(schema, value, personal=personal, names=names)
+        if schema["type"] in NAMED_KINDS:
+            _, named, namespace = names.resolve(names.full_name(schema, namespace), namespace)
+            return self._complex(named, value, personal, namespace, names)
+        return self._complex(schema, value, personal, namespace, names)
 
     def _complex(
-        self, schema: dict[str, Any], value: Any, *, personal: bool, names: dict[str, Any]
+        self, schema: dict[str, Any], value: Any, personal: bool, namespace: str, names: Names
     ) -> Any:
         kind = schema["type"]
-        if kind == "record":
-            _define(schema, names)
+        if kind in ("record", "error"):
             return {
                 f["name"]: self._walk(
-                    f["type"], value.get(f["name"]), personal=f.get(PII_KEY, personal), names=names
+                    f["type"], value.get(f["name"]), field_personal(f, personal), namespace, names
                 )
                 for f in schema["fields"]
             }
         if kind == "array":
-            return [self._walk(schema["items"], v, personal=personal, names=names) for v in value]
+            return [self._walk(schema["items"], v, personal, namespace, names) for v in value]
         if kind == "map":
             return {
                 (self.tokeniser.token(k) if personal else k): self._walk(
-                    schema["values"], v, personal=personal, names=names
+                    schema["values"], v, personal, namespace, names
                 )
                 for k, v in value.items()
             }
-        if kind == "fixed":
-            _define(schema, names)
         if not personal:
             return value
         if kind == "enum" or schema.get("logicalType", "").startswith(
@@ -156,15 +205,8 @@ class Desensitiser:
         return self.tokeniser.scalar(kind, value)
 
 
-def _define(schema: dict[str, Any], names: dict[str, Any]) -> None:
-    name = schema["name"]
-    namespace = schema.get("namespace")
-    names[name] = schema
-    if namespace and "." not in name:
-        names[f"{namespace}.{name}"] = schema
-
-
 _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
+    "null": (type(None),),
     "string": (str, uuid.UUID),
     "bytes": (bytes,),
     "int": (int,),
@@ -178,13 +220,15 @@ _PYTHON_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _branch(union: list[Any], value: Any, names: dict[str, Any]) -> Any:
+def _branch(union: list[Any], value: Any, namespace: str, names: Names) -> Any:
     """The union branch a decoded value came from (fastavro returns the value alone)."""
     candidates = [b for b in union if b != "null"]
     if len(candidates) == 1:
         return candidates[0]
     for branch in candidates:
-        resolved = names.get(branch, branch) if isinstance(branch, str) else branch
+        resolved = branch
+        if isinstance(branch, str) and branch not in _PYTHON_TYPES:
+            resolved = names.resolve(branch, namespace)[1]
         kind = resolved if isinstance(resolved, str) else resolved["type"]
         if kind == "record" and isinstance(value, dict):
             if set(value) == {f["name"] for f in resolved["fields"]}:

@@ -14,13 +14,9 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from golive_eventing.serde import MAGIC, REGISTRY_UNREACHABLE
 
 from golive_cli.recorder.archive import EmbeddedSchema
-from golive_cli.recorder.desensitise import has_personal
+from golive_cli.recorder.rewrite import UndecodableError
 
 HEADER = struct.Struct(">bI")
-
-
-class UndecodableError(ValueError):
-    """A record that is not in the wire format, names an unknown schema, or does not decode."""
 
 
 class RegistryError(RuntimeError):
@@ -33,7 +29,6 @@ class WriterSchema:
     full_name: str
     raw: dict[str, Any]
     parsed: Any
-    personal: bool
     text: str
 
     @classmethod
@@ -41,7 +36,7 @@ class WriterSchema:
         raw = json.loads(text)
         namespace, name = raw.get("namespace", ""), raw.get("name", "")
         full_name = name if "." in name or not namespace else f"{namespace}.{name}"
-        return cls(schema_id, full_name, raw, fastavro.parse_schema(raw), has_personal(raw), text)
+        return cls(schema_id, full_name, raw, fastavro.parse_schema(raw), text)
 
     def embedded(self) -> EmbeddedSchema:
         return EmbeddedSchema(self.id, self.full_name, self.text)
@@ -52,20 +47,21 @@ class WriterSchema:
         except (EOFError, ValueError, IndexError, struct.error, UnicodeDecodeError) as exc:
             raise UndecodableError(f"does not decode as {self.full_name}: {exc}") from exc
 
-    def encode(self, schema_id: int, record: Any) -> bytes:
-        buffer = io.BytesIO()
-        buffer.write(HEADER.pack(MAGIC, schema_id))
-        fastavro.schemaless_writer(buffer, self.parsed, record)
-        return buffer.getvalue()
 
-
-def split(value: bytes | None) -> tuple[int, bytes]:
-    """(schema id, Avro payload) of a wire-format record."""
+def schema_id_of(value: bytes | None) -> int:
+    """The schema id of a record in the registry's wire format (magic byte, id, Avro)."""
     if value is None or len(value) < HEADER.size:
         raise UndecodableError("too short for the wire format (no magic byte and schema id)")
     magic, schema_id = HEADER.unpack_from(value)
     if magic != MAGIC:
         raise UndecodableError(f"magic byte {magic} is not {MAGIC}: not the registry's format")
+    return int(schema_id)
+
+
+def split(value: bytes | None) -> tuple[int, bytes]:
+    """(schema id, Avro payload) of a wire-format record."""
+    schema_id = schema_id_of(value)
+    assert value is not None
     return schema_id, value[HEADER.size :]
 
 
