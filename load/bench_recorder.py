@@ -1,8 +1,9 @@
 """make bench-recorder: capture and replay throughput beside the raw consume and produce rates.
 
-Against the platform GOLIVE_* points at (or --bootstrap/--registry): the raw rates come from
-bench_platform.throughput in the same run; then N OrderPlaced events (the only event with
-personal fields, so the worst case) are captured desensitised, captured raw, and replayed at max.
+On the bench instance of bench_platform (var/bench-platform, started for the run if it is down,
+and then stopped), or on --bootstrap/--registry: the raw rates come from bench_platform.throughput in the
+same run; then N OrderPlaced events (the only event with personal fields, so the worst case) are
+captured desensitised, captured raw, and replayed at max.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench_platform import throughput, write_figures
+from bench_platform import bench_config, throughput, write_figures
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_cli.recorder.archive import read_capture
@@ -26,6 +27,7 @@ from golive_contracts.envelope import Envelope, event_id_for, order_id_for
 from golive_contracts.events import Address, OrderLine, OrderPlaced
 from golive_eventing.serde import EventSerde
 from golive_platform.config import PlatformConfig
+from golive_platform.platform import Platform
 
 
 def order(i: int) -> OrderPlaced:
@@ -67,13 +69,28 @@ def main() -> None:
     parser.add_argument("--bootstrap")
     parser.add_argument("--registry")
     args = parser.parse_args()
-    config = PlatformConfig()
-    cluster = Cluster(args.bootstrap or config.bootstrap_servers,
-                      args.registry or config.registry_url)  # fmt: skip
-    produce_rate, consume_rate = throughput(cluster.bootstrap, args.records)
+    if args.bootstrap:
+        figures = measure(Cluster(args.bootstrap, args.registry or PlatformConfig().registry_url),
+                          args.records)  # fmt: skip
+    else:
+        platform = Platform(bench_config(), echo=lambda _line: None)
+        started = platform.ensure_up()
+        try:
+            config = platform.config
+            figures = measure(Cluster(config.bootstrap_servers, config.registry_url), args.records)
+        finally:
+            if started:
+                platform.down()
+    for name, value in figures.items():
+        print(f"{name:<40} {value}")
+    write_figures(PlatformConfig(), "recorder", figures)
+
+
+def measure(cluster: Cluster, records: int) -> dict[str, float]:
+    produce_rate, consume_rate = throughput(cluster.bootstrap, records)
     topics = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
     start = datetime.now(UTC) - timedelta(seconds=1)
-    seed(cluster, topics, args.records)
+    seed(cluster, topics, records)
     window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
     options = CaptureOptions(complete_journeys=False, skew=timedelta(seconds=1))
     rates = {}
@@ -87,7 +104,7 @@ def main() -> None:
             manifest = capture_to_file(out, cluster.bootstrap, cluster.registry_url,
                                        [topics["orders"]], window, tokeniser, "dev", options)  # fmt: skip
             captured = sum(manifest.records.values())
-            assert captured == args.records, f"captured {captured} of {args.records}"
+            assert captured == records, f"captured {captured} of {records}"
             rates[name] = captured / (time.monotonic() - began)
         loaded = read_capture(out)
         target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
@@ -95,19 +112,17 @@ def main() -> None:
                         topic_map={topics["orders"]: target["orders"]}, allow_any_target=True)  # fmt: skip
         rates["replay_max"] = result.total / result.seconds
 
-    figures = {
-        "records": args.records,
+    return {
+        "records": records,
         "raw_consume_msgs_per_s": round(consume_rate),
         "raw_produce_msgs_per_s": round(produce_rate),
         **{f"{name}_events_per_s": round(rate) for name, rate in rates.items()},
         "capture_desensitised_vs_raw_consume": round(
             rates["capture_desensitised"] / consume_rate, 2
         ),
+        "capture_raw_vs_raw_consume": round(rates["capture_raw"] / consume_rate, 2),
         "replay_vs_raw_produce": round(rates["replay_max"] / produce_rate, 2),
     }
-    for name, value in figures.items():
-        print(f"{name:<40} {value}")
-    write_figures(config, "recorder", figures)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 FORMAT = "golive-capture"
 VERSION = 1
@@ -38,8 +39,10 @@ class EmbeddedSchema:
     schema: str
 
 
-@dataclass(frozen=True)
-class CapturedRecord:
+class CapturedRecord(NamedTuple):
+    """One record as Kafka carried it (desensitised, if the capture is). A tuple: capture makes
+    one per record read, and a frozen dataclass took 2 us of its time each."""
+
     topic: str
     partition: int
     offset: int
@@ -125,6 +128,12 @@ def _line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
 
+def _batched(items: Iterable[CapturedRecord], size: int) -> Iterator[list[CapturedRecord]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
 def write_capture(
     path: Path,
     manifest: Manifest,
@@ -140,11 +149,12 @@ def write_capture(
             line = _line({"schema": asdict(schema)})
             digest.update(line)
             spool.write(line)
-        for record in records:
-            line = record.line()
-            digest.update(line)
-            spool.write(line)
-            counts[record.topic] = counts.get(record.topic, 0) + 1
+        for chunk in _batched(records, 1000):  # one write and one hash update per thousand
+            data = b"".join([record.line() for record in chunk])
+            digest.update(data)
+            spool.write(data)
+            for record in chunk:
+                counts[record.topic] = counts.get(record.topic, 0) + 1
         manifest.records = counts
         manifest.sha256 = digest.hexdigest()
         spool.seek(0)
@@ -153,8 +163,8 @@ def write_capture(
             with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
                                                            mtime=0) as out:  # fmt: skip
                 out.write(_line({"manifest": asdict(manifest)}))
-                while chunk := spool.read(1 << 20):
-                    out.write(chunk)
+                while block := spool.read(1 << 20):
+                    out.write(block)
             Path(tmp).chmod(0o644)  # mkstemp makes it private; a capture is a shared artefact
             Path(tmp).replace(path)
         except BaseException:

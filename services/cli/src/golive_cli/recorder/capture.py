@@ -31,6 +31,9 @@ JOURNEY_END = frozenset({OrderConfirmed.full_name(), OrderCancelled.full_name()}
 MAX_SAMPLES = 5
 
 
+Place = tuple[str, int]  # (topic, partition)
+
+
 class CaptureError(RuntimeError):
     """The window could not be captured (topic missing, broker silent, deadline passed)."""
 
@@ -67,14 +70,9 @@ class CaptureOptions:
     timeout_s: float = 300.0
 
 
-@dataclass
-class _Candidate:
-    """A record read, kept or dropped once the started journeys are known."""
-
-    record: CapturedRecord | None
-    key: str | None
-    in_window: bool
-    error: str | None = None
+# A record read: (record, or None if undecodable; key; in the window; why undecodable). Kept or
+# dropped once the started journeys are known. A tuple: one is made per record.
+_Candidate = tuple[CapturedRecord | None, str | None, bool, str]
 
 
 @dataclass
@@ -98,7 +96,8 @@ class Recorder:
         self.tokeniser = tokeniser
         self._rewriters: dict[int, tuple[WriterSchema, Rewriter]] = {}
 
-    def record(self, msg: Message) -> tuple[CapturedRecord, WriterSchema]:
+    def record(self, msg: Message, place: Place, timestamp_ms: int) -> tuple[CapturedRecord, str]:
+        """The record and its writer schema's full name."""
         value = msg.value()
         schema_id = schema_id_of(value)
         if schema_id not in self._rewriters:
@@ -106,17 +105,18 @@ class Recorder:
             self._rewriters[schema_id] = (schema, Rewriter(schema.raw, self.tokeniser))
         schema, rewriter = self._rewriters[schema_id]
         assert value is not None
+        headers = msg.headers()
         record = CapturedRecord(
-            topic=msg.topic() or "",
-            partition=msg.partition() or 0,
-            offset=msg.offset() or 0,
-            timestamp_ms=msg.timestamp()[1],
-            key=msg.key(),
-            headers=tuple((str(h[0]), _bytes(h[1])) for h in msg.headers() or []),
-            value=rewriter.rewrite(value, HEADER.size),
-            schema_id=schema_id,
+            place[0],
+            place[1],
+            msg.offset() or 0,
+            timestamp_ms,
+            msg.key(),
+            tuple((str(h[0]), _bytes(h[1])) for h in headers) if headers else (),
+            rewriter.rewrite(value, HEADER.size),
+            schema_id,
         )
-        return record, schema
+        return record, schema.full_name
 
 
 def _bytes(value: str | bytes | None) -> bytes:
@@ -136,25 +136,29 @@ def capture(
     schemas = SourceSchemas(registry_url)
     recorder = Recorder(schemas, tokeniser)
     journeys = _Journeys()
-    read: dict[tuple[str, int], list[_Candidate]] = {}
-    for msg in _window_messages(bootstrap, topics, window, options, journeys):
+    read: dict[Place, list[_Candidate]] = {}
+    start_ms, end_ms = window.start_ms, window.end_ms
+    for msg, place, timestamp_ms in _window_messages(bootstrap, topics, window, options, journeys):
         key = msg.key()
         key_str = None if key is None else key.decode("utf-8", "replace")
-        in_window = window.contains(msg.timestamp()[1])
-        place = (msg.topic() or "", msg.partition() or 0)
+        in_window = start_ms <= timestamp_ms < end_ms
+        candidates = read.get(place)
+        if candidates is None:
+            candidates = read[place] = []
         try:
-            record, schema = recorder.record(msg)
+            record, full_name = recorder.record(msg, place, timestamp_ms)
         except (UndecodableError, DesensitiseError) as exc:
-            read.setdefault(place, []).append(_Candidate(None, key_str, in_window, str(exc)))
+            candidates.append((None, key_str, in_window, str(exc)))
             continue
-        if schema.full_name == JOURNEY_START and in_window and key_str is not None:
-            journeys.started.add(key_str)
-        elif schema.full_name in JOURNEY_END and key_str is not None:
-            journeys.ended.add(key_str)
-        read.setdefault(place, []).append(_Candidate(record, key_str, in_window))
+        if key_str is not None:
+            if full_name == JOURNEY_START and in_window:
+                journeys.started.add(key_str)
+            elif full_name in JOURNEY_END:
+                journeys.ended.add(key_str)
+        candidates.append((record, key_str, in_window, ""))
 
     def kept(c: _Candidate) -> bool:
-        return c.in_window or (options.complete_journeys and c.key in journeys.started)
+        return c[2] or (options.complete_journeys and c[1] in journeys.started)
 
     manifest = Manifest(
         source={"bootstrap": bootstrap, "registry": registry_url, "topics": ",".join(topics)},
@@ -169,13 +173,12 @@ def capture(
     )
     for (topic, _), candidates in read.items():
         for c in candidates:
-            if c.record is None and kept(c):
+            if c[0] is None and kept(c):
                 manifest.undecodable[topic] = manifest.undecodable.get(topic, 0) + 1
                 if len(manifest.undecodable_samples) < MAX_SAMPLES:
-                    manifest.undecodable_samples.append(f"{topic}: {c.error}")
+                    manifest.undecodable_samples.append(f"{topic}: {c[3]}")
     per_partition = [
-        [c.record for c in candidates if c.record is not None and kept(c)]
-        for candidates in read.values()
+        [c[0] for c in candidates if c[0] is not None and kept(c)] for candidates in read.values()
     ]
     # Merged by timestamp; each partition's records stay in offset order (per-key order).
     records = list(heapq.merge(*per_partition, key=lambda r: r.timestamp_ms))
@@ -206,7 +209,8 @@ def _window_messages(
     window: Window,
     options: CaptureOptions,
     journeys: _Journeys,
-) -> Iterator[Message]:
+) -> Iterator[tuple[Message, Place, int]]:
+    """Every record of the window's partitions, with its (topic, partition) and timestamp."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"golive-capture-{uuid.uuid4().hex[:8]}",  # assigned, never committed
@@ -234,8 +238,10 @@ def _window_messages(
                 if msg.error() is not None:
                     continue
                 place = (msg.topic() or "", msg.partition() or 0)
-                last_ts[place] = max(last_ts.get(place, 0), msg.timestamp()[1])
-                yield msg
+                timestamp_ms = msg.timestamp()[1]
+                if timestamp_ms > last_ts.get(place, 0):
+                    last_ts[place] = timestamp_ms
+                yield msg, place, timestamp_ms
     except KafkaException as exc:
         raise CaptureError(f"Kafka at {bootstrap}: {exc}") from exc
     finally:
