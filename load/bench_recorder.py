@@ -65,7 +65,7 @@ def seed(cluster: Cluster, topics: dict[str, str], count: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=50_000)
+    parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--bootstrap")
     parser.add_argument("--registry")
     args = parser.parse_args()
