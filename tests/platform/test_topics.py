@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -141,6 +142,30 @@ def test_apply_twice_changes_nothing_the_second_time(admin: AdminClient, unique:
     second = apply(admin, specs)
     assert [c.action for c in second.changes] == ["unchanged", "unchanged"]
     assert not second.changed and not second.unresolved
+
+
+class _StaleAdmin(AdminClient):
+    """Metadata that does not show a topic yet: what a broker answers right after a create."""
+
+    def __init__(self, bootstrap: str, hidden: str) -> None:
+        super().__init__({"bootstrap.servers": bootstrap})
+        self.hidden = hidden
+
+    def list_topics(self, *args: Any, **kwargs: Any) -> Any:
+        metadata = super().list_topics(*args, **kwargs)
+        metadata.topics.pop(self.hidden, None)
+        return metadata
+
+
+@pytest.mark.integration
+def test_apply_reconciles_a_topic_the_metadata_did_not_show_yet(
+    cluster: Cluster, admin: AdminClient, unique: str
+) -> None:
+    name = f"test.stale.{unique}"
+    apply(admin, _specs(_topic(name)))
+    declared = _specs(_topic(name, retention_ms=3_600_000))
+    report = apply(_StaleAdmin(cluster.bootstrap_servers, hidden=name), declared)
+    assert [c.action for c in report.changes] == ["altered"]  # reconciled, not "already exists"
 
 
 @pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -148,6 +149,35 @@ def _wait(futures: dict[Any, Any]) -> dict[Any, Any]:
     return {key: future.result(timeout=ADMIN_TIMEOUT_S) for key, future in futures.items()}
 
 
+def _create(admin: AdminClient, new: list[NewTopic]) -> list[str]:
+    """Create the topics; return those Kafka says exist already. The metadata that called them
+    missing can lag a create that just finished (a second apply straight after the first, seen
+    in CI), and two processes may apply at once: either way the topic is there to reconcile."""
+    existed = []
+    for name, future in admin.create_topics(new, operation_timeout=ADMIN_TIMEOUT_S).items():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            existed.append(name)
+    return existed
+
+
+def _describe(admin: AdminClient, name: str) -> Any:
+    """A topic's partitions and replicas. Right after a create the broker asked may not know
+    the topic yet (UNKNOWN_TOPIC_OR_PART): asked again until ADMIN_TIMEOUT_S."""
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:
+        try:
+            return admin.describe_topics(TopicCollection([name]))[name].result(ADMIN_TIMEOUT_S)
+        except KafkaException as exc:
+            unknown = exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            if not unknown or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)  # the metadata catches up within moments
+
+
 def _current_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[str, str]]:
     if not names:
         return {}
@@ -175,7 +205,9 @@ def apply(
                 NewTopic(s.name, s.partitions, s.replication_factor, config=s.configs)
                 for s in missing
             ]
-            _wait(admin.create_topics(new, operation_timeout=ADMIN_TIMEOUT_S))
+            for name in _create(admin, new):
+                existing[name] = _describe(admin, name)
+            missing = [spec for spec in missing if spec.name not in existing]
         for spec in missing:
             detail = f"{spec.partitions} partitions, replication {spec.replication_factor}"
             report.changes.append(Change(spec.name, "created", detail))
@@ -200,10 +232,7 @@ def grow_partitions(admin: AdminClient, spec: TopicSpec) -> bool:
         # sees the old count. The broker then says the topic already has what we declared.
         if exc.args[0].code() != KafkaError.INVALID_PARTITIONS:
             raise
-        fresh = admin.describe_topics(TopicCollection([spec.name]))[spec.name].result(
-            ADMIN_TIMEOUT_S
-        )
-        if len(fresh.partitions) != spec.partitions:
+        if len(_describe(admin, spec.name).partitions) != spec.partitions:
             raise
         return False
     return True
