@@ -238,13 +238,18 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
             reader = serde_for(own, topics)  # and so has the test's reader, once this is done:
             eventually(lambda: _settled(own, topics, warm, reader), 60, "warm-up", every_s=0.5)
 
+            def registry_ready() -> bool:
+                return bool(client.get("/readyz").json()["checks"]["registry"])
+
             registry.stop()
+            eventually(lambda: not registry_ready(), 10, "/readyz to report the registry down")
             down = place_all(10, "registry down")
             eventually(lambda: _settled(own, topics, down, reader), 60,
                        "orders without a registry", every_s=0.5)  # fmt: skip
             waiting = _publish_v1(own, topics, v1.schema_id)
 
             registry.start()
+            eventually(registry_ready, 30, "/readyz to report the registry back")
             after = place_all(10, "registry back")
             order_ids = [*warm, *down, waiting, *after]
             found = eventually(
