@@ -121,6 +121,11 @@ def admin(cluster: Cluster) -> AdminClient:
     return AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
 
 
+def _retention(admin: AdminClient, topic: str) -> str:
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return str(admin.describe_configs([resource])[resource].result(10)["retention.ms"].value)
+
+
 def _partitions(admin: AdminClient, topic: str) -> int:
     return len(admin.list_topics(topic, timeout=10).topics[topic].partitions)
 
@@ -176,6 +181,7 @@ def test_apply_reports_and_fixes_config_drift(admin: AdminClient, unique: str) -
     drift = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
         ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])  # fmt: skip
     admin.incremental_alter_configs([drift])[drift].result(timeout=10)
+    eventually(lambda: _retention(admin, name) == "3600000", 10, "the drift to be visible")
 
     dry = apply(admin, specs, dry_run=True)
     assert [(c.action, c.detail) for c in dry.changes] == [

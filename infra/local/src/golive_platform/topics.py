@@ -178,6 +178,20 @@ def _describe(admin: AdminClient, name: str) -> Any:
         time.sleep(0.1)  # the metadata catches up within moments
 
 
+def _until_visible(admin: AdminClient, name: str, wanted: dict[str, str]) -> None:
+    """Return once the broker reports the altered configs. It applies them from the metadata
+    log a moment after the controller accepted them, and an apply run straight after this one
+    (or a service starting) should see them."""
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while True:
+        current = _current_configs(admin, [name])[name]
+        if all(current.get(k) == v for k, v in wanted.items()):
+            return
+        if time.monotonic() > deadline:
+            raise PlatformError(f"{name}: altered configs not visible in {ADMIN_TIMEOUT_S:.0f} s")
+        time.sleep(0.1)  # the broker catches up within moments
+
+
 def _current_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[str, str]]:
     if not names:
         return {}
@@ -258,6 +272,7 @@ def _reconcile(
                 ConfigResource.Type.TOPIC, spec.name, incremental_configs=entries
             )
             _wait(admin.incremental_alter_configs([resource]))
+            _until_visible(admin, spec.name, drifted)
         detail = ", ".join(f"{k} {configs.get(k)} -> {v}" for k, v in sorted(drifted.items()))
         changes.append(Change(spec.name, "altered", detail))
 
