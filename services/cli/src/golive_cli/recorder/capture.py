@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
@@ -49,16 +48,13 @@ class Window:
         if self.end <= self.start:
             raise ValueError(f"the window ends ({self.end}) before it starts ({self.start})")
 
-    @cached_property
+    @property
     def start_ms(self) -> int:
         return int(self.start.timestamp() * 1000)
 
-    @cached_property
+    @property
     def end_ms(self) -> int:
         return int(self.end.timestamp() * 1000)
-
-    def contains(self, timestamp_ms: int) -> bool:
-        return self.start_ms <= timestamp_ms < self.end_ms
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,10 @@ class Rewriter:
 
     def __init__(self, schema: Any, tokeniser: Tokeniser | None) -> None:
         self._tokeniser = tokeniser
-        helpers = _Helpers(tokeniser)
-        self.source = _Generator(helpers, desensitise=tokeniser is not None).module(schema)
-        namespace: dict[str, Any] = dict(helpers.names)
-        exec(compile(self.source, "<golive rewriter>", "exec"), namespace)  # noqa: S102
-        self._walk: Walk = namespace["walk"]
+        scope = _scope(tokeniser)
+        self.source = _Generator(schema, scope, desensitise=tokeniser is not None).module()
+        exec(compile(self.source, "<golive rewriter>", "exec"), scope)  # noqa: S102
+        self._walk: Walk = scope["walk"]
 
     def rewrite(self, value: bytes, start: int = 0) -> bytes:
         edits: Edits = []
@@ -114,48 +113,36 @@ class Rewriter:
         return b"".join(parts)
 
 
-class _Helpers:
+def _scope(tokeniser: Tokeniser | None) -> dict[str, Any]:
     """What the generated code calls: varints, errors, and the tokens of personal values."""
+    scope: dict[str, Any] = {
+        "read_long": read_long,
+        "bad_length": _bad_length,
+        "bad_index": _bad_index,
+        "check_uuid": _check_uuid,
+        "DesensitiseError": DesensitiseError,
+    }
+    if tokeniser is None:
+        return scope
 
-    def __init__(self, tokeniser: Tokeniser | None) -> None:
-        self.tokeniser = tokeniser
-        self.names: dict[str, Any] = {
-            "read_long": read_long,
-            "bad_length": _bad_length,
-            "bad_index": _bad_index,
-            "check_uuid": _check_uuid,
-            "UndecodableError": UndecodableError,
-            "DesensitiseError": DesensitiseError,
-        }
-        if tokeniser is not None:
-            self.names.update(
-                token_string=lru_cache(maxsize=65536)(self._string),
-                token_uuid=self._uuid,
-                token_int=lambda v: write_long(tokeniser.scalar("int", v)),
-                token_long=lambda v: write_long(tokeniser.scalar("long", v)),
-                token_bytes=self._bytes,
-                token_fixed=lambda raw: tokeniser.digest(raw)[: len(raw)],
-            )
-
-    def constant(self, value: Any) -> str:
-        name = f"k{len(self.names)}"
-        self.names[name] = value
-        return name
-
-    def _string(self, raw: bytes) -> bytes:
-        assert self.tokeniser is not None
-        token = self.tokeniser.token(raw.decode()).encode()
+    def framed(token: bytes) -> bytes:
         return write_long(len(token)) + token
 
-    def _uuid(self, raw: bytes) -> bytes:
-        assert self.tokeniser is not None
-        token = str(self.tokeniser.scalar("string", uuid.UUID(raw.decode()))).encode()
-        return write_long(len(token)) + token
+    def string(raw: bytes) -> bytes:
+        return framed(tokeniser.token(raw.decode()).encode())
 
-    def _bytes(self, raw: bytes) -> bytes:
-        assert self.tokeniser is not None
-        token = self.tokeniser.digest(raw)
-        return write_long(len(token)) + token
+    def uuid_string(raw: bytes) -> bytes:
+        return framed(str(tokeniser.scalar("string", uuid.UUID(raw.decode()))).encode())
+
+    scope.update(
+        token_string=lru_cache(maxsize=65536)(string),
+        token_uuid=uuid_string,
+        token_int=lambda v: write_long(tokeniser.scalar("int", v)),
+        token_long=lambda v: write_long(tokeniser.scalar("long", v)),
+        token_bytes=lambda raw: framed(tokeniser.digest(raw)),
+        token_fixed=lambda raw: tokeniser.digest(raw)[: len(raw)],
+    )
+    return scope
 
 
 def _bad_length(size: int) -> None:
@@ -178,16 +165,17 @@ def _check_uuid(raw: bytes) -> None:
 class _Generator:
     """Python source for one schema: `walk(buf, p, edits) -> p`, one function per record type."""
 
-    def __init__(self, helpers: _Helpers, *, desensitise: bool) -> None:
-        self.helpers = helpers
+    def __init__(self, schema: Any, scope: dict[str, Any], *, desensitise: bool) -> None:
+        self.schema = schema
+        self.names = Names(schema)
+        self.scope = scope  # constants the code refers to are added here
         self.desensitise = desensitise
-        self.names = Names({})
         self.functions: dict[tuple[str, bool], str] = {}  # (record, personal) -> function name
         self.pending: list[tuple[str, Callable[[list[str]], None]]] = []
         self.counter = 0
 
-    def module(self, schema: Any) -> str:
-        self.names = Names(schema)
+    def module(self) -> str:
+        schema = self.schema
         self.pending.append(("walk", lambda code: self._value(code, schema, False, "", depth=1)))
         bodies = []
         while self.pending:
@@ -380,4 +368,6 @@ class _Generator:
             code.append(f"{pad}p = e")
 
     def _refuse(self, code: list[str], reason: str, depth: int) -> None:
-        code.append(f"{'    ' * depth}raise DesensitiseError({self.helpers.constant(reason)})")
+        name = f"k{len(self.scope)}"
+        self.scope[name] = reason
+        code.append(f"{'    ' * depth}raise DesensitiseError({name})")
