@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from golive_platform.errors import PlatformError
 
 ADMIN_TIMEOUT_S = 15.0
+T = TypeVar("T")
 
 
 class TopicSettings(BaseModel):
@@ -167,29 +169,39 @@ def _create(admin: AdminClient, new: list[NewTopic]) -> list[str]:
 def _describe(admin: AdminClient, name: str) -> Any:
     """A topic's partitions and replicas. Right after a create the broker asked may not know
     the topic yet (UNKNOWN_TOPIC_OR_PART): asked again until ADMIN_TIMEOUT_S."""
-    deadline = time.monotonic() + ADMIN_TIMEOUT_S
-    while True:
+
+    def described() -> Any:
         try:
             return admin.describe_topics(TopicCollection([name]))[name].result(ADMIN_TIMEOUT_S)
         except KafkaException as exc:
-            unknown = exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
-            if not unknown or time.monotonic() > deadline:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise
-        time.sleep(0.1)  # the metadata catches up within moments
+            return None
+
+    return _until(described, f"{name} to be known to the broker")
 
 
 def _until_visible(admin: AdminClient, name: str, wanted: dict[str, str]) -> None:
     """Return once the broker reports the altered configs. It applies them from the metadata
     log a moment after the controller accepted them, and an apply run straight after this one
     (or a service starting) should see them."""
-    deadline = time.monotonic() + ADMIN_TIMEOUT_S
-    while True:
+
+    def visible() -> bool:
         current = _current_configs(admin, [name])[name]
-        if all(current.get(k) == v for k, v in wanted.items()):
-            return
+        return all(current.get(k) == v for k, v in wanted.items())
+
+    _until(visible, f"{name}'s altered configs to be visible")
+
+
+def _until(probe: Callable[[], T | None], what: str) -> T:
+    """What `probe` returns once it is truthy; the broker's metadata catches up within moments,
+    so PlatformError after ADMIN_TIMEOUT_S."""
+    deadline = time.monotonic() + ADMIN_TIMEOUT_S
+    while not (found := probe()):
         if time.monotonic() > deadline:
-            raise PlatformError(f"{name}: altered configs not visible in {ADMIN_TIMEOUT_S:.0f} s")
-        time.sleep(0.1)  # the broker catches up within moments
+            raise PlatformError(f"waited {ADMIN_TIMEOUT_S:.0f} s for {what}")
+        time.sleep(0.1)  # the polling interval of a deadline-bounded wait
+    return found
 
 
 def _current_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[str, str]]:
