@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from confluent_kafka import TopicPartition
 from sqlalchemy import (
@@ -30,6 +31,9 @@ from sqlalchemy.exc import DBAPIError
 
 from golive_eventing.runner import Consumed, PositionsMovedError, ProjectionStore
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 def make_engine(url: str) -> Engine:
     """postgresql:// URLs use psycopg 3; SQLite gets WAL and a busy timeout for concurrent readers."""
@@ -51,17 +55,30 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def retried(
+    operation: Callable[[], T],
+    errors: type[Exception],
+    what: str,
+    *,
+    pause_s: float,
+    attempts: int = 3,
+) -> T:
+    """`operation`, run again after `errors` (pausing pause_s, then twice that, ...) up to
+    `attempts` times in all: for a race another connection's transaction settles."""
+    for attempt in range(attempts - 1):
+        try:
+            return operation()
+        except errors as exc:
+            log.warning("%s failed, retrying: %s", what, exc)
+            time.sleep(pause_s * (attempt + 1))  # let the other transaction finish
+    return operation()
+
+
 def create_tables(metadata: MetaData, engine: Engine, attempts: int = 3) -> None:
     """create_all, safe when several instances of a service start at once on one database:
     the one that loses the race to CREATE a table gets "already exists" and simply looks again."""
-    for attempt in range(attempts):
-        try:
-            metadata.create_all(engine)
-            return
-        except DBAPIError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))  # let the other instance's transaction finish
+    retried(lambda: metadata.create_all(engine), DBAPIError, "creating tables", pause_s=0.2,
+            attempts=attempts)  # fmt: skip
 
 
 def insert_or_ignore(engine: Engine, table: Table) -> Any:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import quoted_name
 
-from golive_eventing.db import SqlProjection
+from golive_eventing.db import SqlProjection, retried
 from golive_eventing.runner import Consumed, ProjectionStore, Runner, decode
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
@@ -186,25 +186,22 @@ def _swap(engine: Engine, metadata: MetaData, tables: dict[str, Table], suffix: 
     """Live tables out, copies in, in one transaction; positions first (see the module doc)."""
     order = sorted(metadata.sorted_tables, key=lambda t: t.name != SqlProjection.OFFSETS)
     quote = engine.dialect.identifier_preparer.quote
-    for attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                for live in order:
-                    old = f"{live.name}__old{suffix}"
-                    conn.execute(text(f"ALTER TABLE {quote(live.name)} RENAME TO {quote(old)}"))
-                    conn.execute(
-                        text(
-                            f"ALTER TABLE {quote(tables[live.name].name)} RENAME TO {quote(live.name)}"
-                        )
+
+    def swap() -> None:
+        with engine.begin() as conn:
+            for live in order:
+                old = f"{live.name}__old{suffix}"
+                conn.execute(text(f"ALTER TABLE {quote(live.name)} RENAME TO {quote(old)}"))
+                conn.execute(
+                    text(
+                        f"ALTER TABLE {quote(tables[live.name].name)} RENAME TO {quote(live.name)}"
                     )
-                for live in order:
-                    conn.execute(text(f"DROP TABLE {quote(f'{live.name}__old{suffix}')}"))
-            return
-        except OperationalError as exc:  # a deadlock victim or a busy SQLite: try again
-            if attempt == 2:
-                raise
-            log.warning("swap failed, retrying: %s", exc)
-            time.sleep(0.5 * (attempt + 1))
+                )
+            for live in order:
+                conn.execute(text(f"DROP TABLE {quote(f'{live.name}__old{suffix}')}"))
+
+    # A deadlock victim or a busy SQLite: try again.
+    retried(swap, OperationalError, "swap", pause_s=0.5)
 
 
 def matching_topics(settings: KafkaSettings, pattern: str) -> list[str]:
