@@ -478,11 +478,12 @@ class TransactionalProcessor(Runner):
         now = time.monotonic()
         if self._failing_since is None:
             self._failing_since = now
+        fatal = _fatal(exc)
         stuck = now - self._failing_since > STUCK_LIMIT_S
-        if (_fatal(exc) or stuck) and not self._broken:
+        if (fatal or stuck) and not self._broken:
             self._broken = True  # until a new producer, the state and the positions are in place
             self._broken_since = now
-            if not _fatal(exc):
+            if not fatal:
                 log.warning("%s: every transaction failed for %.0f s (last: %s); replacing the "
                             "producer", self.group, now - self._failing_since, exc)  # fmt: skip
         if not self._broken:
@@ -705,7 +706,8 @@ class Watchdog:
 
 
 class RecoveryFailedError(RuntimeError):
-    """Replacing a fatal producer kept failing (the committed offsets would not come, say)."""
+    """Replacing a fatal or stuck producer kept failing (the committed offsets would not come,
+    say)."""
 
 
 class ProducerFencedError(RuntimeError):
