@@ -12,9 +12,25 @@ from golive_platform.process import free_port
 if TYPE_CHECKING:
     from confluent_kafka import Message
 
-__all__ = ["create_topic", "eventually", "free_port", "lag", "read_messages", "read_topic"]
+__all__ = [
+    "create_topic",
+    "eventually",
+    "free_port",
+    "lag",
+    "read_messages",
+    "read_topic",
+    "service_ports",
+]
 
 T = TypeVar("T")
+
+
+SERVICE_PORTS = ("order_port", "order_process_manager_port", "payment_port", "audit_port")
+
+
+def service_ports() -> dict[str, int]:
+    """Free ports for the four services, as suite_config overrides: a test's own instances."""
+    return {name: free_port() for name in SERVICE_PORTS}
 
 
 def eventually(

@@ -14,7 +14,7 @@ from golive_platform.platform import Platform
 from golive_platform.testing import Cluster, suite_config
 
 from tests.conftest import Topics, make_topics
-from tests.helpers import free_port
+from tests.helpers import service_ports
 
 
 @dataclass(frozen=True)
@@ -31,10 +31,7 @@ def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     topics = make_topics(cluster, f"e2e{uuid.uuid4().hex[:8]}", partitions=6)
     config = suite_config(
         data_dir=tmp_path_factory.mktemp("system"),
-        order_port=free_port(),
-        order_process_manager_port=free_port(),
-        payment_port=free_port(),
-        audit_port=free_port(),
+        **service_ports(),
     )
     where = {
         "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,

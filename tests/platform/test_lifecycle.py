@@ -21,15 +21,16 @@ from golive_platform.config import PlatformConfig
 from golive_platform.testing import config_env, suite_config
 
 from tests.factories import order_request
-from tests.helpers import create_topic, eventually, free_port
+from tests.helpers import create_topic, eventually, free_port, service_ports
 
 pytestmark = pytest.mark.slow
 
 
 def _isolated(tmp_path: Path, **overrides: object) -> PlatformConfig:
     ports = {name: free_port() for name in (
-        "kafka_port", "kafka_controller_port", "registry_port", "registry_management_port", "postgres_port",
-        "order_port", "order_process_manager_port", "payment_port", "audit_port")}  # fmt: skip
+        "kafka_port", "kafka_controller_port", "registry_port", "registry_management_port",
+        "postgres_port")}  # fmt: skip
+    ports |= service_ports()
     return suite_config(data_dir=tmp_path / "platform", **{**ports, **overrides})
 
 

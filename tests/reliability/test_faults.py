@@ -23,7 +23,7 @@ from golive_eventing.runner import dlq_topic
 from golive_platform.testing import Cluster, suite_config
 
 from tests.conftest import GROUPS, Topics, make_topics
-from tests.helpers import eventually, free_port, lag, read_messages, read_topic
+from tests.helpers import eventually, lag, read_messages, read_topic, service_ports
 from tests.reliability.harness import (
     Services,
     all_settled,
@@ -49,10 +49,7 @@ def system(
 ) -> Iterator[Services]:
     config = suite_config(
         data_dir=tmp_path_factory.mktemp("faults"),
-        order_port=free_port(),
-        order_process_manager_port=free_port(),
-        payment_port=free_port(),
-        audit_port=free_port(),
+        **service_ports(),
     )
     services = Services.on(cluster, topics, config, PAYMENT_TIMEOUT_S=str(DEADLINE_S))
     services.start("order", "order-pm", "payment", "audit")

@@ -27,7 +27,7 @@ from golive_platform.testing import Cluster, suite_config
 
 from tests.conftest import GROUPS, Topics, make_topics
 from tests.factories import order_placed, order_request
-from tests.helpers import eventually, free_port, read_topic
+from tests.helpers import eventually, free_port, read_topic, service_ports
 from tests.instances import Broker, Registry, own_registry
 from tests.reliability.harness import Outcome, Services, outcome, serde_for
 from tests.upcasting import encode_v1, v1_schema_text
@@ -36,11 +36,6 @@ pytestmark = pytest.mark.reliability
 
 # The order API bounds delivery at 5 s (delivery.timeout.ms): a request that outlives this is a hang.
 ANSWER_WITHIN_S = 10.0
-
-
-def _service_ports() -> dict[str, int]:
-    names = ("order_port", "order_process_manager_port", "payment_port", "audit_port")
-    return {name: free_port() for name in names}
 
 
 # -- placing orders over HTTP while something is down -------------------------------------------
@@ -122,7 +117,7 @@ def own_broker(cluster: Cluster, tmp_path: Path) -> Iterator[Broker]:
         data_dir=tmp_path / "broker-instance",
         kafka_port=free_port(),
         kafka_controller_port=free_port(),
-        **_service_ports(),
+        **service_ports(),
     )
     broker = Broker(config)
     broker.start()
@@ -190,7 +185,7 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
 def registry(cluster: Cluster, tmp_path: Path) -> Iterator[Registry]:
     if cluster.source != "local":
         pytest.skip("restarts a registry process of the local platform")
-    found = own_registry(cluster, tmp_path / "registry-instance", **_service_ports())
+    found = own_registry(cluster, tmp_path / "registry-instance", **service_ports())
     found.start()
     yield found
     process.stop(found.config.run_dir, found.node.name, found.config.stop_timeout_s)
