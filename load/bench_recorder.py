@@ -1,9 +1,9 @@
 """make bench-recorder: capture and replay throughput beside the raw consume and produce rates.
 
-On the bench instance of bench_platform (var/bench-platform, started for the run if it is down,
-and then stopped), or on --bootstrap/--registry: the raw rates come from bench_platform.throughput in the
-same run; then N OrderPlaced events (the only event with personal fields, so the worst case) are
-captured desensitised, captured raw, and replayed at max.
+On the bench instance of bench_platform (var/bench-platform, started for the run if it is
+down, and then stopped), or on --bootstrap/--registry. The raw rates come from
+bench_platform.throughput in the same run; then N OrderPlaced events (the only event with
+personal fields, so the worst case) are captured desensitised, captured raw, and replayed at max.
 """
 
 from __future__ import annotations
