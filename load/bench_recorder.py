@@ -4,11 +4,14 @@ On the bench instance of bench_platform (var/bench-platform, started for the run
 down, and then stopped), or on --bootstrap/--registry. The raw rates come from
 bench_platform.throughput in the same run; then N OrderPlaced events (the only event with
 personal fields, so the worst case) are captured desensitised, captured raw, and replayed at max.
+--profile then captures them once more under cProfile and prints where the time goes.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import tempfile
 import time
 import uuid
@@ -68,16 +71,20 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--bootstrap")
     parser.add_argument("--registry")
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile a desensitised capture"
+    )
     args = parser.parse_args()
     if args.bootstrap:
         figures = measure(Cluster(args.bootstrap, args.registry or PlatformConfig().registry_url),
-                          args.records)  # fmt: skip
+                          args.records, args.profile)  # fmt: skip
     else:
         platform = Platform(bench_config(), echo=lambda _line: None)
         started = platform.ensure_up()
         try:
             config = platform.config
-            figures = measure(Cluster(config.bootstrap_servers, config.registry_url), args.records)
+            cluster = Cluster(config.bootstrap_servers, config.registry_url)
+            figures = measure(cluster, args.records, args.profile)
         finally:
             if started:
                 platform.down()
@@ -86,7 +93,7 @@ def main() -> None:
     write_figures(PlatformConfig(), "recorder", figures)
 
 
-def measure(cluster: Cluster, records: int) -> dict[str, float]:
+def measure(cluster: Cluster, records: int, profile: bool = False) -> dict[str, float]:
     produce_rate, consume_rate = throughput(cluster.bootstrap, records)
     topics = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
     start = datetime.now(UTC) - timedelta(seconds=1)
@@ -106,6 +113,12 @@ def measure(cluster: Cluster, records: int) -> dict[str, float]:
             captured = sum(manifest.records.values())
             assert captured == records, f"captured {captured} of {records}"
             rates[name] = captured / (time.monotonic() - began)
+        if profile:  # after the timed runs: the profiler slows what it watches
+            profiler = cProfile.Profile()
+            profiler.runcall(capture_to_file, Path(tmp) / "profiled.jsonl.gz", cluster.bootstrap,
+                             cluster.registry_url, [topics["orders"]], window, Tokeniser(DEV_KEY),
+                             "dev", options)  # fmt: skip
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
         loaded = read_capture(out)
         target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
         result = replay(loaded, cluster.bootstrap, cluster.registry_url,
