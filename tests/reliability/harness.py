@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import time
 import uuid
@@ -112,20 +113,42 @@ class Services:
         self.stop(*sorted(self.started))
 
     def log_tails(self, lines: int = 12) -> str:
-        """The last lines of every service's log, health checks left out: for a failed fault
-        test's message, as a CI machine keeps nothing else of the run."""
+        """The last lines of every process's log in this run dir (services, and a test's own
+        broker or registry), health checks left out and runs of the same line (a client retrying
+        a connection, say) told once with their count: for a failed fault test's message, as a CI
+        machine keeps nothing else of the run."""
         parts = []
-        for name in sorted(self.specs):
-            running = process.read(self.config.run_dir, name)
+        for pid_file in sorted(self.config.run_dir.glob("*.json")):
+            running = process.read(self.config.run_dir, pid_file.stem)
             if running is None or not Path(running.log).exists():
                 continue
-            kept = [
+            kept = _runs(
                 line[:300]
                 for line in Path(running.log).read_text(errors="replace").splitlines()
                 if '"GET /' not in line
-            ]
-            parts.append(f"--- {running.log} (last {lines} lines)\n" + "\n".join(kept[-lines:]))
+            )
+            state = "running" if running.alive else "exited"
+            parts.append(f"--- {running.name} ({state}), {running.log} (last {lines} lines)\n"
+                         + "\n".join(kept[-lines:]))  # fmt: skip
         return "\n".join(parts)
+
+
+def _runs(lines: Iterable[str]) -> list[str]:
+    """Consecutive lines that differ only in their digits (times, ports, counters) as one."""
+    out: list[str] = []
+    shape, repeats = "", 0
+    for line in lines:
+        this = re.sub(r"\d+", "#", line)
+        if out and this == shape:
+            repeats += 1
+            continue
+        if repeats:
+            out[-1] += f"  [and {repeats} more like it]"
+        out.append(line)
+        shape, repeats = this, 0
+    if repeats:
+        out[-1] += f"  [and {repeats} more like it]"
+    return out
 
 
 def new_orders(count: int, placed_at: datetime | None = None) -> list[OrderPlaced]:
@@ -169,6 +192,16 @@ class Outcome:
     terminal: Counter[str]  # order id -> OrderConfirmed/OrderCancelled events
     placed: Counter[str]  # order id -> OrderPlaced events
     cancel_reasons: dict[str, str]
+
+    def gaps(self, order_ids: Sequence[str]) -> str:
+        """What is missing for these orders, for a failure message."""
+        missing = {
+            "no OrderPlaced": [i for i in order_ids if not self.placed[i]],
+            "no payment": [i for i in order_ids if not self.payments[i]],
+            "no end": [i for i in order_ids if not self.terminal[i]],
+        }
+        told = [f"{len(ids)} {what} (first {ids[0]})" for what, ids in missing.items() if ids]
+        return f"of {len(order_ids)} orders: {'; '.join(told) or 'none missing'}"
 
 
 def outcome(cluster: Cluster, topics: Topics, serde: EventSerde | None = None) -> Outcome:

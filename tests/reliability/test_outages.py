@@ -99,11 +99,15 @@ def _exactly_once(found: Outcome, order_ids: list[str]) -> None:
     assert [i for i in order_ids if found.terminal[i] != 1] == [], "not exactly one end"
 
 
+def _ended(found: Outcome, order_ids: list[str]) -> bool:
+    return all(found.payments[i] and found.terminal[i] for i in order_ids)
+
+
 def _settled(
     cluster: Cluster, topics: Topics, order_ids: list[str], serde: EventSerde | None = None
 ) -> Outcome | None:
     found = outcome(cluster, topics, serde)
-    return found if all(found.payments[i] and found.terminal[i] for i in order_ids) else None
+    return found if _ended(found, order_ids) else None
 
 
 # -- a broker of its own --------------------------------------------------------------------------
@@ -164,16 +168,24 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
         order_ids = [i for i in accepted if i is not None]
         assert len(order_ids) == len(set(order_ids)), "two keys gave the same order"
 
+        last: list[Outcome] = []
+        revived: list[str] = []
+
         def settled() -> Outcome | None:
             # A processor that cannot recover from a broker restart in-process exits (crash-only:
             # runner.Watchdog, runner.RECOVERY_LIMIT_S); restart it as the supervisor would.
-            services.revive()
-            return _settled(own, topics, order_ids)
+            revived.extend(services.revive())
+            last[:] = [outcome(own, topics)]
+            return last[0] if _ended(last[0], order_ids) else None
 
-        found = eventually(settled, 150, "every order to end", every_s=1.0)
+        try:
+            found = eventually(settled, 150, "every order to end", every_s=1.0)
+        except AssertionError as exc:
+            seen = last[0].gaps(order_ids) if last else "no outcome read"
+            raise AssertionError(f"{exc}: {seen}; revived: {revived or 'none'}") from None
         _exactly_once(found, order_ids)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{services.log_tails()}") from exc
+        raise AssertionError(f"{exc}\n{services.log_tails()}") from None
     finally:
         services.stop_all()
 
@@ -259,6 +271,6 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
                 dlq = dlq_topic(topic, group)
                 assert read_topic(cluster.bootstrap_servers, dlq) == [], f"{dlq} is not empty"
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{services.log_tails()}") from exc
+        raise AssertionError(f"{exc}\n{services.log_tails()}") from None
     finally:
         services.stop_all()
