@@ -48,13 +48,8 @@ MAX_ATTEMPTS = 3
 BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # How long past its own timeout a transactional call may block before the process exits.
 STALL_GRACE_S = 15.0
-# How long a processor tries to replace a fatal producer in-process before it exits instead.
+# How long a processor tries to replace a failed producer in-process before it exits instead.
 RECOVERY_LIMIT_S = 60.0
-# How long every transaction may fail, with no fatal error, before the producer is replaced
-# anyway. After a broker restart librdkafka can leave a transactional producer waiting for a
-# coordinator request that never goes out: abort_transaction times out, and every later call
-# fails with _CONFLICT ("abort_transaction API call is already in progress"), for good.
-STUCK_LIMIT_S = 30.0
 REDRIVE_HEADER = "redrive.group"
 # Faults that pass: the batch is rewound and retried after a pause, never dead-lettered.
 TRANSIENT = (RegistryUnavailableError, KafkaException, OperationalError)
@@ -446,7 +441,6 @@ class TransactionalProcessor(Runner):
         self.producer = self._new_producer()
         self._broken = False
         self._broken_since = 0.0
-        self._failing_since: float | None = None  # the first failed transaction since a commit
         self.watchdog = Watchdog(group)
         self._seen_ms: dict[tuple[str, int], int] = {}
         self._next_tick = 0.0
@@ -469,23 +463,22 @@ class TransactionalProcessor(Runner):
         return producer
 
     def recover(self, first: dict[tuple[str, int], int], exc: BaseException) -> None:
-        """Abortable errors: read the batch again. A fatal producer error (the broker restarted
-        and aborted our transaction, say) leaves the producer unusable, and whether the last
-        commit happened is unknown: a new producer, the state and the positions as committed.
+        """A batch failed in the handler, the registry or the database: the producer aborted
+        cleanly, so read the batch again. It failed in Kafka (the broker went away, a
+        coordinator moved, a fatal error): replace the producer, restore the state and go back to
+        the committed positions, since whether the last commit landed is unknown. librdkafka's own
+        recovery after a broker restart is not to be relied on: it has left producers waiting
+        on a request never sent (every call then fails with _CONFLICT), blocked in
+        send_offsets_to_transaction past its timeout, and failing OUT_OF_ORDER_SEQUENCE_NUMBER
+        epoch bumps. A new producer with the same transactional.id fences the old one and aborts
+        what it left open, every time.
         Fenced: another process has our transactional.id, so this one must stop (crash-only)."""
         if _fenced(exc):
             raise ProducerFencedError(f"{self.group}-{self.instance} was fenced: {exc}") from exc
         now = time.monotonic()
-        if self._failing_since is None:
-            self._failing_since = now
-        fatal = _fatal(exc)
-        stuck = now - self._failing_since > STUCK_LIMIT_S
-        if (fatal or stuck) and not self._broken:
+        if isinstance(exc, KafkaException) and not self._broken:
             self._broken = True  # until a new producer, the state and the positions are in place
             self._broken_since = now
-            if not fatal:
-                log.warning("%s: every transaction failed for %.0f s (last: %s); replacing the "
-                            "producer", self.group, now - self._failing_since, exc)  # fmt: skip
         if not self._broken:
             self._rewind(first)
             return
@@ -493,7 +486,7 @@ class TransactionalProcessor(Runner):
             raise RecoveryFailedError(
                 f"{self.group}: could not replace a failed producer in {RECOVERY_LIMIT_S:.0f} s"
             ) from exc  # out of the loop: the process exits and the supervisor restarts it
-        log.warning("%s: producer replaced, starting over from what is committed", self.group)
+        log.warning("%s: replacing the producer, starting over from what is committed", self.group)
         # The new producer's init_transactions fences the old one first; dropping the old one
         # waits for its threads, which a wedged one may never end: watched like its calls.
         with self.watchdog.watch("replacing the producer", 60):
@@ -508,7 +501,7 @@ class TransactionalProcessor(Runner):
         committed = self.consumer.committed(held, timeout=30)
         self._seek({(c.topic, c.partition): c.offset if c.offset >= 0 else None for c in committed})
         self._broken = False
-        self._failing_since = time.monotonic()  # a new producer gets its own STUCK_LIMIT_S
+        log.warning("%s: producer replaced", self.group)
 
     def _usable(self) -> None:
         if self._broken:
@@ -563,7 +556,6 @@ class TransactionalProcessor(Runner):
         except BaseException as exc:
             self._abort(exc)
             raise
-        self._failing_since = None
         if self.state is not None and changes is not None:
             self.state.commit(changes)
         for record in batch:
@@ -592,9 +584,10 @@ class TransactionalProcessor(Runner):
             )
 
     def _abort(self, exc: BaseException) -> None:
-        if _fatal(exc):
-            return  # a fatal producer cannot abort: recover() replaces it
-        self.producer.abort_transaction(30)
+        if isinstance(exc, KafkaException):
+            return  # recover() replaces the producer, and the new one aborts what this left open
+        with self.watchdog.watch("abort_transaction", 30):
+            self.producer.abort_transaction(30)
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -630,7 +623,6 @@ class TransactionalProcessor(Runner):
                 if entry_now is not None:
                     self.state.rearm(key, entry_now)
             raise
-        self._failing_since = None
         self.state.commit(changes)
 
     def _partition_time(self, partition: int) -> float:
@@ -706,8 +698,8 @@ class Watchdog:
 
 
 class RecoveryFailedError(RuntimeError):
-    """Replacing a fatal or stuck producer kept failing (the committed offsets would not come,
-    say)."""
+    """Replacing a failed producer kept failing (the broker is still away, or the committed
+    offsets would not come, say)."""
 
 
 class ProducerFencedError(RuntimeError):
@@ -718,12 +710,6 @@ def _kafka_error(exc: BaseException) -> KafkaError | None:
     if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
         return exc.args[0]
     return None
-
-
-def _fatal(exc: BaseException) -> bool:
-    """A fatal producer cannot abort, or do anything else: it must be replaced."""
-    error = _kafka_error(exc)
-    return bool(error is not None and error.fatal())
 
 
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}

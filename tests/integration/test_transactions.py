@@ -1,0 +1,143 @@
+"""A transaction that fails in Kafka, on the real broker: the processor replaces its producer and
+starts over from what is committed, so every journey still ends exactly once.
+
+The failure is injected into commit_transaction (a broker restart makes it fail at random); the
+broker, the transactions and the fencing are real. Two cases: the commit never reached the
+broker (the transaction is left open), and the commit landed but the caller got an error (the
+outcome is unknown to it: a retry on the same producer would do the batch twice).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Producer
+from golive_contracts.events import OrderCancelled, OrderConfirmed
+from golive_eventing.app import make_serde
+from golive_eventing.producer import producer_config
+from golive_eventing.runner import TransactionalProcessor
+from golive_eventing.state import state_topic
+from golive_order.process_manager import GROUP, SettleOrders
+from golive_order.settings import OrderSettings
+from golive_platform.testing import Cluster
+
+from tests.conftest import Topics
+from tests.helpers import eventually, lag
+from tests.integration.test_payment import events_on
+from tests.integration.test_process_manager import _outcome, _placed, _publish
+
+pytestmark = pytest.mark.integration
+
+ORDERS = 20
+
+
+class _CommitFails(Producer):
+    """A transactional producer whose first commit of a transaction that ends a journey (writes
+    to `outputs`) raises a retriable KafkaError, after committing (`landed`) or without (the
+    transaction stays open on the broker)."""
+
+    def __init__(self, config: dict[str, Any], outputs: str, landed: bool) -> None:
+        super().__init__(config)
+        self.outputs = outputs
+        self.landed = landed
+        self.failed = False
+        self.ending = False
+
+    def begin_transaction(self, *args: Any) -> None:
+        self.ending = False
+        super().begin_transaction(*args)
+
+    def produce(self, *args: Any, **kwargs: Any) -> None:
+        self.ending |= kwargs.get("topic", args[0] if args else None) == self.outputs
+        super().produce(*args, **kwargs)
+
+    def commit_transaction(self, *args: Any) -> None:
+        if self.failed or not self.ending:
+            super().commit_transaction(*args)
+            return
+        self.failed = True
+        if self.landed:
+            super().commit_transaction(*args)
+        error = KafkaError(KafkaError.REQUEST_TIMED_OUT, "injected: commit outcome unknown")
+        raise KafkaException(error)
+
+
+class _Processor(TransactionalProcessor):
+    """The order process manager, its first producer one whose first commit fails."""
+
+    def __init__(self, settings: OrderSettings, landed: bool) -> None:
+        self.landed = landed
+        self.producers: list[Producer] = []
+        super().__init__(
+            settings, make_serde(settings), GROUP, [settings.orders_topic, settings.payments_topic],
+            SettleOrders(lambda: datetime.now(UTC), settings.version, timedelta(seconds=300)),
+            instance=settings.instance_id,
+            state_topic=state_topic(settings.orders_topic, GROUP),
+        )  # fmt: skip
+
+    def _new_producer(self) -> Producer:
+        if self.producers:
+            producer = super()._new_producer()
+        else:
+            transactional_id = f"{self.group}-{self.instance}"
+            config = producer_config(
+                self.settings,
+                transactional_id,
+                **{
+                    "transactional.id": transactional_id,
+                    "transaction.timeout.ms": self.TRANSACTION_TIMEOUT_MS,
+                },
+            )
+            producer = _CommitFails(config, self.settings.orders_topic, self.landed)
+            producer.init_transactions(30)
+        self.producers.append(producer)
+        return producer
+
+
+@pytest.fixture(params=[False, True], ids=["commit-lost", "commit-landed"])
+def processor(
+    request: pytest.FixtureRequest, cluster: Cluster, topics: Topics, unique: str
+) -> Iterator[_Processor]:
+    settings = OrderSettings.model_validate({**topics.env(cluster), "instance_id": unique})
+    found = _Processor(settings, landed=request.param)
+    thread = threading.Thread(target=found.run, name="processor", daemon=True)
+    thread.start()
+    yield found
+    found.stop()
+    thread.join(30)
+    assert not thread.is_alive(), "the processor did not stop"
+    found.producers.clear()  # the failed one too: its threads end with it
+
+
+def test_a_failed_commit_replaces_the_producer_and_every_order_ends_once(
+    processor: _Processor, cluster: Cluster, topics: Topics
+) -> None:
+    orders = [_placed() for _ in range(ORDERS)]
+    outcomes = [_outcome(o.order_id, authorized=i % 2 == 0) for i, o in enumerate(orders)]
+    _publish(cluster, topics, *orders, *outcomes)
+
+    def ended() -> list[OrderConfirmed | OrderCancelled] | None:
+        found = [
+            e for e in events_on(cluster, topics, topics.orders)
+            if isinstance(e, OrderConfirmed | OrderCancelled)
+        ]  # fmt: skip
+        return found if len({str(e.order_id) for e in found}) == ORDERS else None
+
+    eventually(ended, 60, f"{ORDERS} orders to end")
+    eventually(
+        lambda: lag(cluster.bootstrap_servers, GROUP, [topics.orders, topics.payments]) == 0,
+        30,
+        "the process manager to commit past every record",
+    )
+    found = ended()
+    assert found is not None
+    ends = sorted(str(e.order_id) for e in found)
+    assert ends == sorted(str(o.order_id) for o in orders), "an order ended twice, or not at all"
+    confirmed = {str(e.order_id) for e in found if isinstance(e, OrderConfirmed)}
+    assert confirmed == {str(o.order_id) for o in orders[::2]}
+    assert len(processor.producers) == 2, "the failed producer was not replaced"
+    assert isinstance(processor.producers[0], _CommitFails) and processor.producers[0].failed
