@@ -5,21 +5,29 @@ down, and then stopped), or on --bootstrap/--registry. The raw rates come from
 bench_platform.throughput in the same run; then N OrderPlaced events (the only event with
 personal fields, so the worst case) are captured desensitised, captured raw, and replayed at max.
 --profile then captures them once more under cProfile and prints where the time goes.
+
+The floor figures are what any capture writing this file format pays per record, whatever
+language does the rest: reading each message's fields out of confluent-kafka, base64 of the
+value, SHA-256 and gzip (level 1) of the lines; all but the first are C already. Beside them the
+budget: the time per record that capture may add to raw consume and still run at half its rate.
 """
 
 from __future__ import annotations
 
 import argparse
+import binascii
 import cProfile
+import hashlib
 import pstats
 import tempfile
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench_platform import bench_config, throughput, write_figures
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_cli.recorder.archive import read_capture
 from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
@@ -119,7 +127,9 @@ def measure(cluster: Cluster, records: int, profile: bool = False) -> dict[str, 
                              cluster.registry_url, [topics["orders"]], window, Tokeniser(DEV_KEY),
                              "dev", options)  # fmt: skip
             pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
-        loaded = read_capture(out)
+        loaded = read_capture(Path(tmp) / "capture_desensitised.jsonl.gz")
+        lines = [r.line() for r in loaded.records]
+        floor = floor_us(cluster, topics["orders"], lines)
         target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
         result = replay(loaded, cluster.bootstrap, cluster.registry_url,
                         topic_map={topics["orders"]: target["orders"]}, allow_any_target=True)  # fmt: skip
@@ -135,7 +145,48 @@ def measure(cluster: Cluster, records: int, profile: bool = False) -> dict[str, 
         ),
         "capture_raw_vs_raw_consume": round(rates["capture_raw"] / consume_rate, 2),
         "replay_vs_raw_produce": round(rates["replay_max"] / produce_rate, 2),
+        "capture_line_bytes": round(sum(map(len, lines)) / len(lines)),
+        "budget_us_per_record_for_half_raw_consume": round(1e6 / consume_rate, 2),
+        **{f"floor_us_per_record_{name}": round(us, 2) for name, us in floor.items()},
     }
+
+
+def floor_us(cluster: Cluster, topic: str, lines: list[bytes]) -> dict[str, float]:
+    """Microseconds per record of the steps every capture to this format pays (see the top)."""
+    count = len(lines)
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "bench-floor",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    seen, fields, values = 0, 0.0, []
+    deadline = time.monotonic() + 120
+    while seen < count and time.monotonic() < deadline:
+        batch = consumer.consume(10_000, timeout=0.5)
+        began = time.process_time()
+        for m in batch:
+            m.error(), m.topic(), m.partition(), m.offset(), m.timestamp(), m.key(), m.headers()
+            values.append(m.value() or b"")
+        fields += time.process_time() - began
+        seen += len(batch)
+    consumer.close()
+    began = time.process_time()
+    for value in values:
+        binascii.b2a_base64(value, newline=False)
+    b64 = time.process_time() - began
+    data = b"".join(lines)
+    began = time.process_time()
+    hashlib.sha256(data).hexdigest()
+    sha = time.process_time() - began
+    began = time.process_time()
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # gzip framing, as GzipFile level 1
+    for at in range(0, len(data), 1 << 20):
+        compressor.compress(data[at : at + (1 << 20)])
+    compressor.flush()
+    gz = time.process_time() - began
+    figures = {"message_fields": fields, "base64": b64, "sha256": sha, "gzip": gz}
+    out = {name: 1e6 * seconds / count for name, seconds in figures.items()}
+    out["total"] = sum(out.values())
+    return out
 
 
 if __name__ == "__main__":
