@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from golive_contracts.events import Event
 
 from golive_eventing import tracing
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 BUFFER_FULL_RETRY_S = 2.0
 
@@ -63,19 +66,49 @@ def produce_bounded(producer: Producer, **kwargs: Any) -> None:
 
 
 class EventProducer:
-    """Publishes events and tells the caller when (and where) the broker acknowledged them."""
+    """Publishes events and tells the caller when (and where) the broker acknowledged them.
+
+    A fatal producer error (librdkafka's idempotence guarantee broken, say) leaves the producer
+    refusing everything for good. The publish it hits fails like an unacknowledged one
+    (DeliveryFailedError: the caller answers 503 and the client retries with its key), and the
+    next publish goes through a new producer. The old one is flushed on a thread of its own, so
+    every message it still holds gets its delivery report and no caller waits for ever.
+    """
 
     def __init__(self, settings: KafkaSettings, serde: EventSerde, client_id: str) -> None:
         self.serde = serde
-        self._producer = Producer(producer_config(settings, client_id))
+        self.settings = settings
+        self.client_id = client_id
+        self._fatal: KafkaError | None = None
+        self._lock = threading.Lock()
+        self._producer = self._new_producer()
         self._running = True
         # Delivery callbacks run on this thread (librdkafka's), never on the event loop.
         self._poller = threading.Thread(target=self._poll, name=f"{client_id}-poll", daemon=True)
         self._poller.start()
 
+    def _new_producer(self) -> Producer:
+        return Producer(producer_config(self.settings, self.client_id, error_cb=self._on_error))
+
+    def _on_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal = error
+
     def _poll(self) -> None:
         while self._running:
             self._producer.poll(0.1)
+
+    def _replace_if_fatal(self) -> Producer:
+        with self._lock:
+            if self._fatal is not None:
+                log.error("%s: fatal producer error (%s); replacing the producer",
+                          self.client_id, self._fatal)  # fmt: skip
+                old, self._producer = self._producer, self._new_producer()
+                self._fatal = None
+                timeout_s = self.settings.delivery_timeout_ms / 1000 + 5
+                threading.Thread(target=old.flush, args=(timeout_s,),
+                                 name=f"{self.client_id}-retired", daemon=True).start()  # fmt: skip
+            return self._producer
 
     async def publish(self, event: Event, key: str) -> Delivered:
         loop = asyncio.get_running_loop()
@@ -105,15 +138,29 @@ class EventProducer:
 
     def _produce(self, event: Event, key: str, on_delivery: Any) -> None:
         topic = self.serde.topic_of(type(event))
+        value = self.serde.serialize(event)
+        producer = self._replace_if_fatal()
+
+        def delivered(err: KafkaError | None, msg: Message) -> None:
+            if err is not None and err.fatal():
+                self._fatal = err
+            on_delivery(err, msg)
+
         with tracing.producing(topic):
-            produce_bounded(
-                self._producer,
-                topic=topic,
-                key=key.encode(),
-                value=self.serde.serialize(event),
-                headers=record_headers(event),
-                on_delivery=on_delivery,
-            )
+            try:
+                produce_bounded(
+                    producer,
+                    topic=topic,
+                    key=key.encode(),
+                    value=value,
+                    headers=record_headers(event),
+                    on_delivery=delivered,
+                )
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                if error is not None and (error.fatal() or error.code() == KafkaError._FATAL):
+                    self._fatal = error
+                raise DeliveryFailedError(f"not produced: {exc}") from exc
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
