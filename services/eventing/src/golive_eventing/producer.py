@@ -51,6 +51,13 @@ def record_headers(event: Event) -> tracing.Headers:
     return tracing.inject([("event_type", event.type_name().encode())])
 
 
+def kafka_error(exc: BaseException) -> KafkaError | None:
+    """The KafkaError a KafkaException carries, if it carries one."""
+    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
+        return exc.args[0]
+    return None
+
+
 def produce_bounded(producer: Producer, **kwargs: Any) -> None:
     """produce(), and if the local queue is full, serve callbacks and retry for a bounded time."""
     deadline = time.monotonic() + BUFFER_FULL_RETRY_S
@@ -68,11 +75,12 @@ def produce_bounded(producer: Producer, **kwargs: Any) -> None:
 class EventProducer:
     """Publishes events and tells the caller when (and where) the broker acknowledged them.
 
-    A fatal producer error (librdkafka's idempotence guarantee broken, say) leaves the producer
-    refusing everything for good. The publish it hits fails like an unacknowledged one
-    (DeliveryFailedError: the caller answers 503 and the client retries with its key), and the
-    next publish goes through a new producer. The old one is flushed on a thread of its own, so
-    every message it still holds gets its delivery report and no caller waits for ever.
+    A fatal producer error (librdkafka's idempotence guarantee broken, say), reported to
+    error_cb, leaves the producer refusing everything for good. The publish it hits fails like
+    an unacknowledged one (DeliveryFailedError: the caller answers 503 and the client retries
+    with its key), and the next publish goes through a new producer. The old one is flushed on
+    a thread of its own, so every message it still holds gets its delivery report and no caller
+    waits for ever.
     """
 
     def __init__(self, settings: KafkaSettings, serde: EventSerde, client_id: str) -> None:
@@ -140,12 +148,6 @@ class EventProducer:
         topic = self.serde.topic_of(type(event))
         value = self.serde.serialize(event)
         producer = self._replace_if_fatal()
-
-        def delivered(err: KafkaError | None, msg: Message) -> None:
-            if err is not None and err.fatal():
-                self._fatal = err
-            on_delivery(err, msg)
-
         with tracing.producing(topic):
             try:
                 produce_bounded(
@@ -154,10 +156,11 @@ class EventProducer:
                     key=key.encode(),
                     value=value,
                     headers=record_headers(event),
-                    on_delivery=delivered,
+                    on_delivery=on_delivery,
                 )
             except KafkaException as exc:
-                error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+                # librdkafka reports a fatal error to error_cb; produce() after it fails _FATAL.
+                error = kafka_error(exc)
                 if error is not None and (error.fatal() or error.code() == KafkaError._FATAL):
                     self._fatal = error
                 raise DeliveryFailedError(f"not produced: {exc}") from exc

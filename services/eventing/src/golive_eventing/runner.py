@@ -37,7 +37,12 @@ from golive_contracts.events import Event
 from sqlalchemy.exc import OperationalError
 
 from golive_eventing import tracing
-from golive_eventing.producer import produce_bounded, producer_config, record_headers
+from golive_eventing.producer import (
+    kafka_error,
+    produce_bounded,
+    producer_config,
+    record_headers,
+)
 from golive_eventing.serde import EventSerde, PoisonRecordError, RegistryUnavailableError
 from golive_eventing.settings import KafkaSettings
 from golive_eventing.state import Changes, KeyedState
@@ -706,17 +711,11 @@ class ProducerFencedError(RuntimeError):
     """Another process took over this transactional.id: this one is a zombie and must exit."""
 
 
-def _kafka_error(exc: BaseException) -> KafkaError | None:
-    if isinstance(exc, KafkaException) and exc.args and isinstance(exc.args[0], KafkaError):
-        return exc.args[0]
-    return None
-
-
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 
 
 def _fenced(exc: BaseException) -> bool:
-    error = _kafka_error(exc)
+    error = kafka_error(exc)
     return error is not None and error.code() in FENCED
 
 
