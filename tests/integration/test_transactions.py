@@ -12,13 +12,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from golive_contracts.events import OrderCancelled, OrderConfirmed
 from golive_eventing.app import make_serde
-from golive_eventing.producer import producer_config
 from golive_eventing.runner import TransactionalProcessor
 from golive_eventing.state import state_topic
 from golive_order.process_manager import GROUP, SettleOrders
@@ -35,33 +34,36 @@ pytestmark = pytest.mark.integration
 ORDERS = 20
 
 
-class _CommitFails(Producer):
-    """A transactional producer whose first commit of a transaction that ends a journey (writes
-    to `outputs`) raises a retriable KafkaError, after committing (`landed`) or without (the
-    transaction stays open on the broker)."""
+class _CommitFails:
+    """The processor's own transactional producer, except that the first commit of a
+    transaction that ends a journey (writes to `outputs`) raises a retriable KafkaError, after
+    committing (`landed`) or without (the transaction stays open on the broker)."""
 
-    def __init__(self, config: dict[str, Any], outputs: str, landed: bool) -> None:
-        super().__init__(config)
+    def __init__(self, producer: Producer, outputs: str, landed: bool) -> None:
+        self.producer = producer
         self.outputs = outputs
         self.landed = landed
         self.failed = False
         self.ending = False
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.producer, name)
+
     def begin_transaction(self, *args: Any) -> None:
         self.ending = False
-        super().begin_transaction(*args)
+        self.producer.begin_transaction(*args)
 
     def produce(self, *args: Any, **kwargs: Any) -> None:
         self.ending |= kwargs.get("topic", args[0] if args else None) == self.outputs
-        super().produce(*args, **kwargs)
+        self.producer.produce(*args, **kwargs)
 
     def commit_transaction(self, *args: Any) -> None:
         if self.failed or not self.ending:
-            super().commit_transaction(*args)
+            self.producer.commit_transaction(*args)
             return
         self.failed = True
         if self.landed:
-            super().commit_transaction(*args)
+            self.producer.commit_transaction(*args)
         error = KafkaError(KafkaError.REQUEST_TIMED_OUT, "injected: commit outcome unknown")
         raise KafkaException(error)
 
@@ -71,7 +73,7 @@ class _Processor(TransactionalProcessor):
 
     def __init__(self, settings: OrderSettings, landed: bool) -> None:
         self.landed = landed
-        self.producers: list[Producer] = []
+        self.producers: list[Producer | _CommitFails] = []
         super().__init__(
             settings, make_serde(settings), GROUP, [settings.orders_topic, settings.payments_topic],
             SettleOrders(lambda: datetime.now(UTC), settings.version, timedelta(seconds=300)),
@@ -80,22 +82,13 @@ class _Processor(TransactionalProcessor):
         )  # fmt: skip
 
     def _new_producer(self) -> Producer:
+        producer = super()._new_producer()
         if self.producers:
-            producer = super()._new_producer()
-        else:
-            transactional_id = f"{self.group}-{self.instance}"
-            config = producer_config(
-                self.settings,
-                transactional_id,
-                **{
-                    "transactional.id": transactional_id,
-                    "transaction.timeout.ms": self.TRANSACTION_TIMEOUT_MS,
-                },
-            )
-            producer = _CommitFails(config, self.settings.orders_topic, self.landed)
-            producer.init_transactions(30)
-        self.producers.append(producer)
-        return producer
+            self.producers.append(producer)
+            return producer
+        failing = _CommitFails(producer, self.settings.orders_topic, self.landed)
+        self.producers.append(failing)
+        return cast(Producer, failing)  # it answers to every call the processor makes
 
 
 @pytest.fixture(params=[False, True], ids=["commit-lost", "commit-landed"])

@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 from pathlib import Path
 
 from confluent_kafka import Producer
@@ -135,19 +136,10 @@ class Services:
 
 def _runs(lines: Iterable[str]) -> list[str]:
     """Consecutive lines that differ only in their digits (times, ports, counters) as one."""
-    out: list[str] = []
-    shape, repeats = "", 0
-    for line in lines:
-        this = re.sub(r"\d+", "#", line)
-        if out and this == shape:
-            repeats += 1
-            continue
-        if repeats:
-            out[-1] += f"  [and {repeats} more like it]"
-        out.append(line)
-        shape, repeats = this, 0
-    if repeats:
-        out[-1] += f"  [and {repeats} more like it]"
+    out = []
+    for _, run in groupby(lines, key=lambda line: re.sub(r"\d+", "#", line)):
+        first, *more = run
+        out.append(f"{first}  [and {len(more)} more like it]" if more else first)
     return out
 
 
