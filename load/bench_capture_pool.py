@@ -16,8 +16,7 @@ import uuid
 from typing import Any
 
 from bench_platform import bench_config
-from bench_recorder import seed
-from confluent_kafka import Consumer, TopicPartition
+from bench_recorder import reader, seed
 from golive_cli.recorder.archive import CapturedRecord
 from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
 from golive_cli.recorder.environment import Cluster, make_topics
@@ -57,10 +56,7 @@ def rate(cluster: Cluster, topic: str, records: int, workers: int) -> float:
         )
     else:
         _start(cluster.registry_url)
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "enable.auto.commit": False,
-                         "group.id": f"bench-pool-{uuid.uuid4().hex[:8]}"})  # fmt: skip
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    consumer = reader(cluster, topic)
     started = time.monotonic()
     deadline = started + 300
     seen, done = 0, 0

@@ -151,13 +151,19 @@ def measure(cluster: Cluster, records: int, profile: bool = False) -> dict[str, 
     }
 
 
+def reader(cluster: Cluster, topic: str, **config: str) -> Consumer:
+    """A consumer assigned every partition of `topic` from its first offset (no group offsets)."""
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "enable.auto.commit": False,
+                         "group.id": f"bench-{uuid.uuid4().hex[:8]}", **config})  # fmt: skip
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    return consumer
+
+
 def floor_us(cluster: Cluster, topic: str, lines: list[bytes]) -> dict[str, float]:
     """Microseconds per record of the steps every capture to this format pays (see the top)."""
     count = len(lines)
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "bench-floor",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
-    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    consumer = reader(cluster, topic, **{"isolation.level": "read_committed"})
     seen, fields, values = 0, 0.0, []
     deadline = time.monotonic() + 120
     while seen < count and time.monotonic() < deadline:
