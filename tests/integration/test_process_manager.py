@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from confluent_kafka import Consumer
 from fastapi.testclient import TestClient
 from golive_contracts.envelope import event_id_for
 from golive_contracts.events import (
@@ -24,7 +26,7 @@ from golive_platform.testing import Cluster
 
 from tests.conftest import Topics, make_topics
 from tests.factories import order_placed, payment_outcome
-from tests.helpers import eventually, lag
+from tests.helpers import create_topic, eventually, lag
 from tests.integration.test_payment import events_on, publisher
 
 pytestmark = pytest.mark.integration
@@ -32,10 +34,16 @@ pytestmark = pytest.mark.integration
 TERMINAL = (OrderConfirmed, OrderCancelled)
 
 
+PAYMENT_TIMEOUT_S = 3.0
+
+
 @pytest.fixture
-def manager(cluster: Cluster, topics: Topics, unique: str) -> Iterator[TestClient]:
+def manager(
+    request: pytest.FixtureRequest, cluster: Cluster, topics: Topics, unique: str
+) -> Iterator[TestClient]:
+    timeout_s = getattr(request, "param", PAYMENT_TIMEOUT_S)
     settings = OrderSettings.model_validate(
-        {**topics.env(cluster), "instance_id": unique, "payment_timeout_s": 3.0}
+        {**topics.env(cluster), "instance_id": unique, "payment_timeout_s": timeout_s}
     )
     with TestClient(process_manager_app(settings)) as client:
         eventually(
@@ -119,6 +127,45 @@ def test_no_outcome_by_the_deadline_cancels_and_late_outcomes_change_nothing(
     by_order = _terminal(cluster, topics)
     assert [type(e) for e in by_order[str(forgotten.order_id)]] == [OrderCancelled]
     assert [type(e) for e in by_order[str(settled.order_id)]] == [OrderConfirmed]
+
+
+REBALANCE_TIMEOUT_S = 10.0
+
+
+@pytest.mark.parametrize("manager", [REBALANCE_TIMEOUT_S], indirect=True)
+def test_a_rebalance_after_an_order_was_read_does_not_stop_its_timer(
+    manager: TestClient, cluster: Cluster, topics: Topics, unique: str
+) -> None:
+    """Another member joins the group and leaves: every partition is revoked and assigned again,
+    and the manager resumes at its committed offsets with nothing new to read. Its timers must
+    still fire: a partition it has read to the end is caught up, not behind."""
+    forgotten = _placed()
+    published = time.time()  # its log time is later: the deadline is later than published + timeout
+    _publish(cluster, topics, forgotten)
+    eventually(
+        lambda: lag(cluster.bootstrap_servers, GROUP, [topics.orders]) == 0,
+        20,
+        "the process manager to commit past the order",
+    )
+    elsewhere = f"rebalance.{unique}"
+    create_topic(cluster.bootstrap_servers, elsewhere)
+    joiner = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": GROUP,
+                       "partition.assignment.strategy": "range"})  # fmt: skip
+    joiner.subscribe([elsewhere])
+
+    def joined() -> bool:
+        joiner.poll(0.1)
+        return bool(joiner.assignment())
+
+    eventually(joined, 30, "the joiner to be given a partition (the group rebalanced)")
+    joiner.close()  # and a second rebalance as it leaves
+    assert time.time() < published + REBALANCE_TIMEOUT_S, (
+        "the rebalance ended after the deadline: the test proves nothing; raise its timeout"
+    )
+    by_order = _wait_terminal(cluster, topics, 1)
+    [expired] = by_order[str(forgotten.order_id)]
+    assert isinstance(expired, OrderCancelled)
+    assert expired.reason == "payment_timeout"
 
 
 def test_an_instance_holding_no_partition_is_still_ready(cluster: Cluster, unique: str) -> None:

@@ -144,6 +144,9 @@ class Runner(ABC):
         self.joined = threading.Event()
         self.stopping = threading.Event()
         self.assignment: set[tuple[str, int]] = set()
+        # Partitions read to their end: an end-of-partition event since their last record,
+        # assignment or seek (only with enable.partition.eof, which the processors with timers set).
+        self.at_end: set[tuple[str, int]] = set()
         self.cooperative = assignment == "cooperative-sticky"
         self.consumer = Consumer(
             {
@@ -171,6 +174,7 @@ class Runner(ABC):
         else:
             consumer.assign(partitions)
         self.assignment |= {(p.topic, p.partition) for p in partitions}
+        self.at_end -= {(p.topic, p.partition) for p in partitions}
         self.joined.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -181,6 +185,7 @@ class Runner(ABC):
         else:
             consumer.unassign()
         self.assignment -= {(p.topic, p.partition) for p in partitions}
+        self.at_end -= {(p.topic, p.partition) for p in partitions}
         self.released(partitions)
 
     def start_positions(self, partitions: list[TopicPartition]) -> None:  # noqa: B027 (optional hook)
@@ -204,7 +209,7 @@ class Runner(ABC):
         attempt = 0
         try:
             while not self.stopping.is_set():
-                records = [m for m in self._next_messages() if _is_record(m)]
+                records = self._records(self._next_messages())
                 try:
                     # Decoding is part of the batch: a registry that does not answer is a
                     # transient fault like any other (pause, retry), never the loop's end.
@@ -237,6 +242,22 @@ class Runner(ABC):
             return []
         return [first, *self.consumer.consume(self.batch_size - 1, timeout=0)]
 
+    def _records(self, messages: list[Message]) -> list[Message]:
+        """The records among what the consumer returned, in order; an end-of-partition event
+        marks its partition read to the end, until its next record."""
+        records = []
+        for message in messages:
+            place = (message.topic() or "", message.partition() or 0)
+            error = message.error()
+            if error is None:
+                self.at_end.discard(place)
+                records.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                self.at_end.add(place)
+            else:
+                log.warning("%s: consumer error: %s", self.group, error)
+        return records
+
     def stop(self) -> None:
         self.stopping.set()
 
@@ -251,15 +272,14 @@ class Runner(ABC):
         self._rewind(first)
 
     def _rewind(self, first: dict[tuple[str, int], int]) -> None:
-        for (topic, partition), offset in first.items():
-            if (topic, partition) in self.assignment:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
+        self._seek(dict(first))
 
     def _seek(self, positions: dict[tuple[str, int], int | None]) -> None:
         for (topic, partition), offset in positions.items():
             if (topic, partition) in self.assignment:
                 start = OFFSET_BEGINNING if offset is None else offset
                 self.consumer.seek(TopicPartition(topic, partition, start))
+                self.at_end.discard((topic, partition))  # until its end-of-partition event
 
     @staticmethod
     def next_offsets(batch: Sequence[Consumed]) -> list[TopicPartition]:
@@ -438,6 +458,7 @@ class TransactionalProcessor(Runner):
         super().__init__(
             settings, serde, group, topics,
             assignment="range" if state_topic else "cooperative-sticky",
+            **{"enable.partition.eof": True},  # the timers' caught-up test (_partition_time)
         )  # fmt: skip
         self.decider = decider
         self.clock = clock
@@ -633,21 +654,22 @@ class TransactionalProcessor(Runner):
     def _partition_time(self, partition: int) -> float:
         """How far every input of this partition number has been read, in epoch seconds.
 
-        A caught-up input partition is at the wall clock; one with a backlog is at its last
-        record's timestamp. A timer fires only when all of them passed it, so a backlog (after a
-        restart, say) is read before anything is declared overdue.
+        An input partition read to its end is at the wall clock; one with a backlog is at its
+        last record's timestamp. A timer fires only when all of them passed it, so a backlog
+        (after a restart, say) is read before anything is declared overdue.
+
+        "Read to its end" is librdkafka's end-of-partition event, not position() against the
+        high watermark: after an assignment or a seek, position() is unknown (-1001) until a
+        record arrives, so a quiet partition looked behind for good and its timers never fired
+        after a rebalance. The event also comes past trailing transaction markers.
         """
         now = self.clock().timestamp()
-        times = []
-        for topic in self.topics:
-            place = TopicPartition(topic, partition)
-            _low, high = self.consumer.get_watermark_offsets(place, cached=True)
-            position = self.consumer.position([place])[0].offset
-            if high == 0 or (high > 0 and position >= high):
-                times.append(now)
-            else:
-                times.append(self._seen_ms.get((topic, partition), 0) / 1000)
-        return min(times)
+        return min(
+            now
+            if (topic, partition) in self.at_end
+            else self._seen_ms.get((topic, partition), 0) / 1000
+            for topic in self.topics
+        )
 
 
 class Watchdog:
@@ -727,12 +749,3 @@ def _first_offsets(records: Sequence[Message]) -> dict[tuple[str, int], int]:
         offset = record.offset() or 0
         first[place] = min(first.get(place, offset), offset)
     return first
-
-
-def _is_record(message: Message) -> bool:
-    error = message.error()
-    if error is None:
-        return True
-    if error.code() != KafkaError._PARTITION_EOF:
-        log.warning("consumer error: %s", error)
-    return False
