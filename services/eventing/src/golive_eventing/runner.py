@@ -517,7 +517,13 @@ class TransactionalProcessor(Runner):
         # waits for its threads, which a wedged one may never end: watched like its calls.
         with self.watchdog.watch("replacing the producer", 60):
             old, self.producer = self.producer, self._new_producer()
+            # Its transaction is aborted (fenced by the new producer): what it still holds is
+            # never to be delivered. Dropped here, not left to librdkafka's warning at teardown.
+            old.purge()
+            unsent = old.flush(0)
             del old
+        if unsent:
+            log.warning("%s: %d messages of the failed producer stayed unsent", self.group, unsent)
         if self.state is not None:
             numbers = {p for _, p in self.assignment}
             self.state.drop(numbers)
