@@ -72,8 +72,12 @@ def unique() -> str:
 
 @dataclass(frozen=True)
 class Topics:
+    """A test's own topics, and its own consumer groups: a group shared with a test on another
+    xdist worker would rebalance both (and, for a stateful processor, restore its state)."""
+
     orders: str
     payments: str
+    group_prefix: str
 
     def env(self, cluster: Cluster) -> dict[str, str]:
         """Settings for a service wired to these topics on this cluster."""
@@ -82,7 +86,12 @@ class Topics:
             "schema_registry_url": cluster.registry_url,
             "orders_topic": self.orders,
             "payments_topic": self.payments,
+            "kafka_group_prefix": self.group_prefix,
         }
+
+    def group(self, name: str) -> str:
+        """The consumer group id of the logical group `name` for these topics' services."""
+        return f"{self.group_prefix}{name}"
 
     def as_map(self) -> dict[str, str]:
         return {"orders": self.orders, "payments": self.payments}
@@ -90,7 +99,9 @@ class Topics:
 
 def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
     """Event topics and their dead-letter topics of one's own, with the schemas registered."""
-    topics = Topics(orders=f"orders.{suffix}", payments=f"payments.{suffix}")
+    topics = Topics(
+        orders=f"orders.{suffix}", payments=f"payments.{suffix}", group_prefix=f"{suffix}."
+    )
     names = [topics.orders, topics.payments]
     names += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
     names += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]

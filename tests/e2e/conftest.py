@@ -39,7 +39,7 @@ def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     }
     specs = [
         dataclasses.replace(s, env={**s.env, **where})
-        for s in service_specs(config, topics=topics.as_map())
+        for s in service_specs(config, topics=topics.as_map(), group_prefix=topics.group_prefix)
     ]
     platform = Platform(config, services=specs, echo=lambda _line: None)
     platform.start_services()

@@ -120,7 +120,7 @@ def test_no_outcome_by_the_deadline_cancels_and_late_outcomes_change_nothing(
     # A late authorisation and a repeated outcome: neither reopens nor re-ends a journey.
     _publish(cluster, topics, _outcome(forgotten.order_id, True), _outcome(settled.order_id, False))
     eventually(
-        lambda: lag(cluster.bootstrap_servers, GROUP, [topics.payments]) == 0,
+        lambda: lag(cluster.bootstrap_servers, topics.group(GROUP), [topics.payments]) == 0,
         20,
         "the process manager to read the late outcomes",
     )
@@ -143,13 +143,13 @@ def test_a_rebalance_after_an_order_was_read_does_not_stop_its_timer(
     published = time.time()  # its log time is later: the deadline is later than published + timeout
     _publish(cluster, topics, forgotten)
     eventually(
-        lambda: lag(cluster.bootstrap_servers, GROUP, [topics.orders]) == 0,
+        lambda: lag(cluster.bootstrap_servers, topics.group(GROUP), [topics.orders]) == 0,
         20,
         "the process manager to commit past the order",
     )
     elsewhere = f"rebalance.{unique}"
     create_topic(cluster.bootstrap_servers, elsewhere)
-    joiner = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": GROUP,
+    joiner = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": topics.group(GROUP),
                        "partition.assignment.strategy": "range"})  # fmt: skip
     joiner.subscribe([elsewhere])
 

@@ -122,7 +122,10 @@ def test_a_failed_commit_replaces_the_producer_and_every_order_ends_once(
 
     eventually(ended, 60, f"{ORDERS} orders to end")
     eventually(
-        lambda: lag(cluster.bootstrap_servers, GROUP, [topics.orders, topics.payments]) == 0,
+        lambda: (
+            lag(cluster.bootstrap_servers, topics.group(GROUP), [topics.orders, topics.payments])
+            == 0
+        ),
         30,
         "the process manager to commit past every record",
     )

@@ -58,7 +58,7 @@ class Services:
         }
         specs = {
             s.name: dataclasses.replace(s, env={**s.env, **where})
-            for s in service_specs(config, topics=topics.as_map())
+            for s in service_specs(config, topics=topics.as_map(), group_prefix=topics.group_prefix)
         }
         second = free_port()
         specs["payment-b"] = dataclasses.replace(

@@ -99,9 +99,9 @@ def test_a_duplicated_order_placed_and_a_replayed_partition_pay_once(
     # Replay a whole partition's inputs: every OrderPlaced of orders partition 0, byte for byte.
     replayed = _copy_partition(cluster, topics.orders, 0)
     assert replayed > 0
-    eventually(lambda: lag(cluster.bootstrap_servers, "payment", [topics.orders]) == 0, 30,
+    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("payment"), [topics.orders]) == 0, 30,
                "payment to read the duplicates", every_s=0.5)  # fmt: skip
-    eventually(lambda: lag(cluster.bootstrap_servers, "order-process-manager", [topics.orders, topics.payments]) == 0,
+    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("order-process-manager"), [topics.orders, topics.payments]) == 0,
                30, "the process manager to read them", every_s=0.5)  # fmt: skip
     found = outcome(cluster, topics)
     assert max(found.payments.values()) == 1, "a duplicate input made a second payment"
@@ -209,7 +209,7 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
     # Still poison: payment dead-letters them again; no other group takes them.
     eventually(lambda: len(_records(cluster, payment_dlq)) == 2 * before_payment, 30,
                "payment to dead-letter the redriven records again")  # fmt: skip
-    eventually(lambda: lag(cluster.bootstrap_servers, "order-projector", [topics.orders]) == 0, 30,
+    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0, 30,
                "the projector to pass them")  # fmt: skip
     assert len(_records(cluster, projector_dlq)) == before_projector
     again = _golive(
@@ -248,7 +248,7 @@ def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing
     found = _wait_settled(cluster, topics, orders)
     _exactly_once(found, orders)
     assert all(found.cancel_reasons[str(o.order_id)] == "payment_timeout" for o in orders)
-    eventually(lambda: lag(cluster.bootstrap_servers, "order-projector", [topics.orders]) == 0, 30,
+    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0, 30,
                "the orders read model to catch up")  # fmt: skip
     for order in orders:
         body = httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=10).json()
@@ -281,11 +281,17 @@ def test_rebuild_each_read_model_equals_the_live_one(
         ("order-projector", [topics.orders]),
         ("payment-projector", [topics.payments]),
     ):
-        eventually(partial(_caught_up, cluster, group, watched), 30, f"{group} to catch up")
+        eventually(
+            partial(_caught_up, cluster, topics.group(group), watched), 30, f"{group} to catch up"
+        )
     recorded = [topics.orders, topics.payments]
     recorded += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
     recorded += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
-    eventually(partial(_caught_up, cluster, "audit", recorded), 30, "the audit store to catch up")
+    eventually(
+        partial(_caught_up, cluster, topics.group("audit"), recorded),
+        30,
+        "the audit store to catch up",
+    )
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
         "SCHEMA_REGISTRY_URL": cluster.registry_url,

@@ -157,7 +157,7 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
     capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
                     [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev")  # fmt: skip
     loaded = read_capture(out)
-    target = Topics(orders=f"replayed.{unique}", payments=f"replayed-p.{unique}")
+    target = Topics(f"replayed.{unique}", f"replayed-p.{unique}", group_prefix=f"r{unique}.")
     make_topics(cluster, f"r{unique}")  # the target's dead-letter topics and the like
     from tests.helpers import create_topic  # noqa: PLC0415
 

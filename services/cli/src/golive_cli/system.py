@@ -19,16 +19,22 @@ def _script(name: str) -> str:
 
 
 def service_specs(
-    config: PlatformConfig, *, postgres: bool = False, topics: dict[str, str] | None = None
+    config: PlatformConfig,
+    *,
+    postgres: bool = False,
+    topics: dict[str, str] | None = None,
+    group_prefix: str = "",
 ) -> list[ServiceSpec]:
     """order API, order process manager, payment, audit; SQLite under the data dir, or each service
-    its own PostgreSQL database (golive_<service>) on the local server."""
+    its own PostgreSQL database (golive_<service>) on the local server. Other `topics` than the
+    default ones come with a `group_prefix` of their own (see KafkaSettings.kafka_group_prefix)."""
     names = topics or TOPICS
     common = {
         "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
         "SCHEMA_REGISTRY_URL": config.registry_url,
         "ORDERS_TOPIC": names["orders"],
         "PAYMENTS_TOPIC": names["payments"],
+        "KAFKA_GROUP_PREFIX": group_prefix,
     }
 
     def db(service: str) -> str:

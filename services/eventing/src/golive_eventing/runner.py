@@ -139,6 +139,7 @@ class Runner(ABC):
         self.settings = settings
         self.serde = serde
         self.group = group
+        self.group_id = settings.group_id(group)
         self.topics = list(topics)
         self.batch_size = batch_size
         self.joined = threading.Event()
@@ -151,7 +152,7 @@ class Runner(ABC):
         self.consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap_servers,
-                "group.id": group,
+                "group.id": self.group_id,
                 "client.id": f"{group}-consumer",
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
@@ -474,7 +475,7 @@ class TransactionalProcessor(Runner):
     def _new_producer(self) -> Producer:
         """init_transactions() with our transactional.id aborts whatever the last producer with
         that id left open (a crashed process, or this one's failed producer)."""
-        transactional_id = f"{self.group}-{self.instance}"
+        transactional_id = f"{self.group_id}-{self.instance}"
         producer = Producer(
             producer_config(
                 self.settings,
@@ -500,7 +501,7 @@ class TransactionalProcessor(Runner):
         what it left open, every time.
         Fenced: another process has our transactional.id, so this one must stop (crash-only)."""
         if _fenced(exc):
-            raise ProducerFencedError(f"{self.group}-{self.instance} was fenced: {exc}") from exc
+            raise ProducerFencedError(f"{self.group_id}-{self.instance} was fenced: {exc}") from exc
         now = time.monotonic()
         if isinstance(exc, KafkaException) and not self._broken:
             self._broken = True  # until a new producer, the state and the positions are in place

@@ -14,9 +14,18 @@ class KafkaSettings(BaseSettings):
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
     orders_topic: str = "orders"
     payments_topic: str = "payments"
+    # Prepended to every consumer group and transactional id this service uses. Environments
+    # that share a cluster have their own topics, and need their own groups too: a member of the
+    # same group on other topics still takes part in every rebalance (tests, golive regress).
+    kafka_group_prefix: str = ""
     # Bounded: an HTTP handler answers 503 instead of hanging when the broker is away.
     delivery_timeout_ms: int = 5000
     linger_ms: int = 1
+
+    def group_id(self, group: str) -> str:
+        """The consumer group id of the logical group `group` (DLQ and state topic names,
+        redrive headers and stored positions keep the logical name) in this environment."""
+        return f"{self.kafka_group_prefix}{group}"
 
     def topic_map(self) -> dict[str, str]:
         """Logical topic (as the contracts name it) -> the topic in this environment."""

@@ -51,6 +51,10 @@ class RunningSystem:
     topics: dict[str, str]  # logical -> this environment's topic
     order_url: str
     audit_url: str
+    group_prefix: str  # of its consumer groups and transactional ids
+
+    def group_id(self, group: str) -> str:
+        return f"{self.group_prefix}{group}"
 
 
 def make_topics(cluster: Cluster, suffix: str, partitions: int = 6) -> dict[str, str]:
@@ -87,7 +91,9 @@ def running_system(
     instance: str,
     customise: Customise | None = None,
 ) -> Iterator[RunningSystem]:
-    """The candidate build's four service processes on `topics`, stopped on exit."""
+    """The candidate build's four service processes on `topics`, stopped on exit. Their consumer
+    groups and transactional ids are prefixed with `instance`: the same cluster may run the real
+    services, and a group shared with them would rebalance both at every start and stop."""
     config = PlatformConfig(
         data_dir=data_dir,
         order_port=free_port(),
@@ -95,14 +101,14 @@ def running_system(
         payment_port=free_port(),
         audit_port=free_port(),
     )
-    # Own transactional ids: the same cluster may run the real services under the default ones.
+    group_prefix = f"{instance}."
     where = {
         "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap,
         "SCHEMA_REGISTRY_URL": cluster.registry_url,
         "INSTANCE_ID": instance,
     }
     specs = [dataclasses.replace(s, env={**s.env, **where})
-             for s in service_specs(config, topics=topics)]  # fmt: skip
+             for s in service_specs(config, topics=topics, group_prefix=group_prefix)]  # fmt: skip
     platform = Platform(config, services=customise(specs) if customise else specs,
                         echo=lambda _line: None)  # fmt: skip
     platform.start_services()
@@ -112,6 +118,7 @@ def running_system(
             topics,
             order_url=f"http://{config.host}:{config.order_port}",
             audit_url=f"http://{config.host}:{config.audit_port}",
+            group_prefix=group_prefix,
         )
     finally:
         platform.stop_services()

@@ -27,6 +27,7 @@ from golive_cli.recorder.environment import (
     GROUPS,
     Cluster,
     Customise,
+    RunningSystem,
     make_topics,
     running_system,
 )
@@ -65,12 +66,12 @@ def regress(
     topics = make_topics(cluster, suffix)
     with (
         tempfile.TemporaryDirectory(prefix="golive-regress-") as tmp,
-        running_system(cluster, topics, data_dir or Path(tmp), suffix, customise),
+        running_system(cluster, topics, data_dir or Path(tmp), suffix, customise) as system,
     ):
         replay(capture, cluster.bootstrap, cluster.registry_url,
                topic_map={r.topic: topics["orders"] for r in inputs},
                select=is_input, allow_any_target=True)  # fmt: skip
-        seen = _collect(cluster, topics, orders, timeout_s)
+        seen = _collect(system, orders, timeout_s)
     candidate = group_outputs(((k, e) for k, e in seen.events if e.type_name() != "OrderPlaced"),
                               orders)  # fmt: skip
     return Report(
@@ -91,8 +92,9 @@ class _Seen:
     last: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
-def _collect(cluster: Cluster, topics: dict[str, str], orders: set[str], timeout_s: float) -> _Seen:
+def _collect(system: RunningSystem, orders: set[str], timeout_s: float) -> _Seen:
     """Everything the services emit, until every journey ended and no group lags (bounded)."""
+    cluster, topics = system.cluster, system.topics
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "enable.auto.commit": False,
                          "group.id": f"golive-regress-{uuid.uuid4().hex[:8]}",
@@ -124,7 +126,7 @@ def _collect(cluster: Cluster, topics: dict[str, str], orders: set[str], timeout
             if (
                 orders <= seen.ended
                 and _caught_up(consumer, parts)
-                and _no_lag(admin, topics, seen)
+                and _no_lag(admin, system, seen)
             ):
                 break
     finally:
@@ -140,15 +142,15 @@ def _caught_up(consumer: Consumer, parts: Iterable[TopicPartition]) -> bool:
     return True
 
 
-def _no_lag(admin: AdminClient, topics: dict[str, str], seen: _Seen) -> bool:
+def _no_lag(admin: AdminClient, system: RunningSystem, seen: _Seen) -> bool:
     """Every group committed past the last record we saw (a commit marker may follow it)."""
     from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
 
     for logical, groups in GROUPS.items():
-        wanted = [TopicPartition(t, p) for (t, p) in seen.last if t == topics[logical]]
+        wanted = [TopicPartition(t, p) for (t, p) in seen.last if t == system.topics[logical]]
         if not wanted:
             continue
-        for group in groups:
+        for group in map(system.group_id, groups):
             request = [ConsumerGroupTopicPartitions(group, wanted)]
             result = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
             for tp in result.topic_partitions:
