@@ -520,11 +520,13 @@ class TransactionalProcessor(Runner):
             old, self.producer = self.producer, self._new_producer()
             # Its transaction is aborted (fenced by the new producer): what it still holds is
             # never to be delivered. Dropped here, not left to librdkafka's warning at teardown.
+            unsent = old.flush(0)  # how many it holds; a zero timeout waits for nothing
             old.purge()
-            unsent = old.flush(0)
             del old
         if unsent:
-            log.warning("%s: %d messages of the failed producer stayed unsent", self.group, unsent)
+            log.warning(
+                "%s: dropped %d unsent messages of the aborted transaction", self.group, unsent
+            )
         if self.state is not None:
             numbers = {p for _, p in self.assignment}
             self.state.drop(numbers)
