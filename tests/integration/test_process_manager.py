@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastapi.testclient import TestClient
 from golive_contracts.envelope import event_id_for
 from golive_contracts.events import (
@@ -19,6 +20,8 @@ from golive_contracts.events import (
     PaymentAuthorized,
     PaymentDeclined,
 )
+from golive_eventing.producer import Delivered, produce_bounded, record_headers
+from golive_eventing.serde import EventSerde
 from golive_order.bootstrap import process_manager_app
 from golive_order.process_manager import GROUP
 from golive_order.settings import OrderSettings
@@ -60,11 +63,11 @@ def _outcome(order_id: uuid.UUID, authorized: bool) -> PaymentAuthorized | Payme
     return payment_outcome(order_id, authorized, reason="expired_card", amount_minor=100)
 
 
-def _publish(cluster: Cluster, topics: Topics, *events: Event) -> None:
+def _publish(cluster: Cluster, topics: Topics, *events: Event) -> list[Delivered]:
     producer = publisher(cluster, topics)
-    for event in events:
-        producer.publish_sync(event, key=event.envelope.correlation_id)
+    delivered = [producer.publish_sync(e, key=e.envelope.correlation_id) for e in events]
     producer.close()
+    return delivered
 
 
 def _terminal(cluster: Cluster, topics: Topics) -> dict[str, list[Event]]:
@@ -166,6 +169,56 @@ def test_a_rebalance_after_an_order_was_read_does_not_stop_its_timer(
     [expired] = by_order[str(forgotten.order_id)]
     assert isinstance(expired, OrderCancelled)
     assert expired.reason == "payment_timeout"
+
+
+def test_an_outcome_in_a_transaction_open_at_the_deadline_holds_the_timer(
+    manager: TestClient, cluster: Cluster, topics: Topics, unique: str
+) -> None:
+    """A read_committed consumer reaches a partition's end at the first record of an open
+    transaction. The payment service authorised this order before its deadline, in a
+    transaction still open when the deadline passes: the order waits for the transaction and is
+    confirmed, not cancelled for a payment it was given in time."""
+    held = _placed()
+    published = time.time()
+    [partition] = {d.partition for d in _publish(cluster, topics, held)}
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    payment = Producer({"bootstrap.servers": cluster.bootstrap_servers, "partitioner": "murmur2_random",
+                        "transactional.id": f"open-payment-{unique}"})  # fmt: skip
+    payment.init_transactions(30)
+    payment.begin_transaction()
+    try:
+        outcome = _outcome(held.order_id, True)
+        delivered: list[Message] = []
+        produce_bounded(payment, topic=topics.payments, key=outcome.envelope.correlation_id.encode(),
+                        value=serde.serialize(outcome), headers=record_headers(outcome),
+                        on_delivery=lambda err, msg: delivered.append(msg))  # fmt: skip
+        payment.flush(10)
+        [logged] = delivered
+        assert logged.error() is None and logged.partition() == partition  # co-partitioned
+        assert logged.timestamp()[1] / 1000 < published + PAYMENT_TIMEOUT_S, (
+            "logged after the deadline"
+        )
+
+        # An order on another partition, placed later: once its timer fired, the held one's had to.
+        control = _placed()
+        other = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+        produce_bounded(other, topic=topics.orders, key=str(control.order_id).encode(), value=serde.serialize(control),
+                      headers=record_headers(control), partition=(partition + 1) % 3)  # fmt: skip
+        assert other.flush(10) == 0
+
+        def control_ended() -> dict[str, list[Event]] | None:
+            found = _terminal(cluster, topics)
+            return found if str(control.order_id) in found else None
+
+        by_order = eventually(control_ended, 30, "the order on the other partition to time out")
+        assert [type(e) for e in by_order[str(control.order_id)]] == [OrderCancelled]
+        assert str(held.order_id) not in by_order, "cancelled while its payment was in flight"
+        payment.commit_transaction(30)
+    except BaseException:
+        payment.abort_transaction(30)  # or it holds its partition for transaction.timeout.ms
+        raise
+    by_order = _wait_terminal(cluster, topics, 2)
+    assert [type(e) for e in by_order[str(held.order_id)]] == [OrderConfirmed]
 
 
 def test_an_instance_holding_no_partition_is_still_ready(cluster: Cluster, unique: str) -> None:

@@ -145,9 +145,10 @@ class Runner(ABC):
         self.joined = threading.Event()
         self.stopping = threading.Event()
         self.assignment: set[tuple[str, int]] = set()
-        # Partitions read to their end: an end-of-partition event since their last record,
-        # assignment or seek (only with enable.partition.eof, which the processors with timers set).
-        self.at_end: set[tuple[str, int]] = set()
+        # Where each partition's last end-of-partition event came, if none came since its last
+        # record, assignment or seek (only with enable.partition.eof, which the processors with
+        # timers set). See read_to_end: under read_committed that end may be a transaction's start.
+        self.at_end: dict[tuple[str, int], int] = {}
         self.cooperative = assignment == "cooperative-sticky"
         self.consumer = Consumer(
             {
@@ -175,7 +176,8 @@ class Runner(ABC):
         else:
             consumer.assign(partitions)
         self.assignment |= {(p.topic, p.partition) for p in partitions}
-        self.at_end -= {(p.topic, p.partition) for p in partitions}
+        for p in partitions:
+            self.at_end.pop((p.topic, p.partition), None)
         self.joined.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -186,7 +188,8 @@ class Runner(ABC):
         else:
             consumer.unassign()
         self.assignment -= {(p.topic, p.partition) for p in partitions}
-        self.at_end -= {(p.topic, p.partition) for p in partitions}
+        for p in partitions:
+            self.at_end.pop((p.topic, p.partition), None)
         self.released(partitions)
 
     def start_positions(self, partitions: list[TopicPartition]) -> None:  # noqa: B027 (optional hook)
@@ -245,19 +248,37 @@ class Runner(ABC):
 
     def _records(self, messages: list[Message]) -> list[Message]:
         """The records among what the consumer returned, in order; an end-of-partition event
-        marks its partition read to the end, until its next record."""
+        notes where its partition's end was, until its next record. An event fetched before a
+        revocation can be handed over after it: one for a partition not held is ignored."""
         records = []
         for message in messages:
             place = (message.topic() or "", message.partition() or 0)
             error = message.error()
             if error is None:
-                self.at_end.discard(place)
+                self.at_end.pop(place, None)
                 records.append(message)
             elif error.code() == KafkaError._PARTITION_EOF:
-                self.at_end.add(place)
+                if place in self.assignment:
+                    self.at_end[place] = message.offset() or 0
             else:
                 log.warning("%s: consumer error: %s", self.group, error)
         return records
+
+    def read_to_end(self, topic: str, partition: int) -> bool:
+        """Whether this partition has nothing left to read, open transactions included.
+
+        The end-of-partition event of a read_committed consumer comes at the last stable offset:
+        the first record of the oldest open transaction. What that transaction holds was logged
+        before now and may yet commit (a payment authorised before a deadline, say), so the
+        partition is at its end only once the event came at the high watermark, the log's end
+        as of the last fetch. A transaction left open by a crashed producer holds it until the
+        broker aborts it (transaction.timeout.ms).
+        """
+        end = self.at_end.get((topic, partition))
+        if end is None:
+            return False
+        _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        return end >= high
 
     def stop(self) -> None:
         self.stopping.set()
@@ -280,7 +301,7 @@ class Runner(ABC):
             if (topic, partition) in self.assignment:
                 start = OFFSET_BEGINNING if offset is None else offset
                 self.consumer.seek(TopicPartition(topic, partition, start))
-                self.at_end.discard((topic, partition))  # until its end-of-partition event
+                self.at_end.pop((topic, partition), None)  # until its end-of-partition event
 
     @staticmethod
     def next_offsets(batch: Sequence[Consumed]) -> list[TopicPartition]:
@@ -667,15 +688,16 @@ class TransactionalProcessor(Runner):
         last record's timestamp. A timer fires only when all of them passed it, so a backlog
         (after a restart, say) is read before anything is declared overdue.
 
-        "Read to its end" is librdkafka's end-of-partition event, not position() against the
-        high watermark: after an assignment or a seek, position() is unknown (-1001) until a
-        record arrives, so a quiet partition looked behind for good and its timers never fired
-        after a rebalance. The event also comes past trailing transaction markers.
+        "Read to its end" (read_to_end) is librdkafka's end-of-partition event at the high
+        watermark, not position() against it: after an assignment or a seek, position() is
+        unknown (-1001) until a record arrives, so a quiet partition looked behind for good and
+        its timers never fired after a rebalance. The event also comes past trailing
+        transaction markers.
         """
         now = self.clock().timestamp()
         return min(
             now
-            if (topic, partition) in self.at_end
+            if self.read_to_end(topic, partition)
             else self._seen_ms.get((topic, partition), 0) / 1000
             for topic in self.topics
         )
