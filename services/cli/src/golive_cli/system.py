@@ -34,7 +34,8 @@ def service_specs(
         "SCHEMA_REGISTRY_URL": config.registry_url,
         "ORDERS_TOPIC": names["orders"],
         "PAYMENTS_TOPIC": names["payments"],
-        "KAFKA_GROUP_PREFIX": group_prefix,
+        # Only when given: otherwise the prefix of the shell or .env stands.
+        **({"KAFKA_GROUP_PREFIX": group_prefix} if group_prefix else {}),
     }
 
     def db(service: str) -> str:

@@ -14,9 +14,11 @@ class KafkaSettings(BaseSettings):
     schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
     orders_topic: str = "orders"
     payments_topic: str = "payments"
-    # Prepended to every consumer group and transactional id this service uses. Environments
-    # that share a cluster have their own topics, and need their own groups too: a member of the
-    # same group on other topics still takes part in every rebalance (tests, golive regress).
+    # Prepended to the id of every consumer group this service joins, and to its transactional
+    # ids. Environments that share a cluster have their own topics, and need their own groups
+    # too: a member of the same group on other topics still takes part in every rebalance
+    # (tests, golive regress). Readers that only assign partitions (state restore, rebuild,
+    # redrive) join no group, so their group ids are left unprefixed.
     kafka_group_prefix: str = ""
     # Bounded: an HTTP handler answers 503 instead of hanging when the broker is away.
     delivery_timeout_ms: int = 5000

@@ -1,0 +1,17 @@
+"""The services' environment as `make run`, the e2e tests and golive regress start them."""
+
+from __future__ import annotations
+
+from golive_cli.system import service_specs
+from golive_platform.config import PlatformConfig
+
+
+def test_a_group_prefix_given_reaches_every_service() -> None:
+    specs = service_specs(PlatformConfig(), group_prefix="regress-1.")
+    assert {s.env["KAFKA_GROUP_PREFIX"] for s in specs} == {"regress-1."}
+
+
+def test_without_a_prefix_the_shells_stands() -> None:
+    """The launcher lays each spec's env over os.environ: an empty value would override the
+    KAFKA_GROUP_PREFIX an operator set for `make run`."""
+    assert all("KAFKA_GROUP_PREFIX" not in s.env for s in service_specs(PlatformConfig()))
