@@ -10,6 +10,10 @@ The floor figures are what any capture writing this file format pays per record,
 language does the rest: reading each message's fields out of confluent-kafka, base64 of the
 value, SHA-256 and gzip (level 1) of the lines; all but the first are C already. Beside them the
 budget: the time per record that capture may add to raw consume and still run at half its rate.
+
+Memory: `golive capture` and `golive replay` run as commands of their own on the same records,
+and on an empty window (what the command takes whatever it reads); their peak resident memory
+(wait4's ru_maxrss) says what a record costs. Both stream, so it should not grow with the window.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import argparse
 import binascii
 import cProfile
 import hashlib
+import os
 import pstats
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -134,6 +141,7 @@ def measure(cluster: Cluster, records: int, profile: bool = False) -> dict[str, 
         result = replay(loaded, cluster.bootstrap, cluster.registry_url,
                         topic_map={topics["orders"]: target["orders"]}, allow_any_target=True)  # fmt: skip
         rates["replay_max"] = result.total / result.seconds
+        memory = commands_peak_mb(cluster, topics["orders"], window, Path(tmp))
 
     return {
         "records": records,
@@ -148,7 +156,49 @@ def measure(cluster: Cluster, records: int, profile: bool = False) -> dict[str, 
         "capture_line_bytes": round(sum(map(len, lines)) / len(lines)),
         "budget_us_per_record_for_half_raw_consume": round(1e6 / consume_rate, 2),
         **{f"floor_us_per_record_{name}": round(us, 2) for name, us in floor.items()},
+        **memory,
     }
+
+
+def commands_peak_mb(cluster: Cluster, topic: str, window: Window, tmp: Path) -> dict[str, float]:
+    """Peak resident memory (MiB) of golive capture and golive replay, on the window and on an
+    empty one (a window before the records were written)."""
+    golive = str(Path(sys.executable).parent / "golive")
+    where = ["--bootstrap", cluster.bootstrap, "--registry", cluster.registry_url]
+    empty = Window(window.start - timedelta(hours=2), window.start - timedelta(hours=1))
+    target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")["orders"]
+    env = {k: v for k, v in os.environ.items() if k != "GOLIVE_CAPTURE_KEY"}  # --dev-key's
+    figures = {}
+    for name, span in (("empty_window", empty), ("window", window)):
+        out = tmp / f"{name}.jsonl.gz"
+        figures[f"capture_peak_mib_{name}"] = peak_mib(
+            [golive, "capture", "--from", span.start.isoformat(), "--to", span.end.isoformat(),
+             "--topics", topic, "--dev-key", "--no-complete-journeys", "--skew", "1",
+             "--out", str(out), *where], env)  # fmt: skip
+        figures[f"replay_peak_mib_{name}"] = peak_mib(
+            [golive, "replay", str(out), "--to", cluster.bootstrap, "--registry",
+             cluster.registry_url, "--topic-map", f"{topic}={target}", "--speed", "max",
+             "--allow-any-target"], env)  # fmt: skip
+    return figures
+
+
+# A small process between: Linux carries the peak of the process that forks into the child's
+# ru_maxrss (exec keeps it), so a child of this one would report at least this one's peak.
+_LAUNCH = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+    "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    "sys.exit(code)\n"
+)
+
+
+def peak_mib(argv: list[str], env: dict[str, str]) -> float:
+    """The peak resident memory of a command run to its end, its own (not this process's)."""
+    done = subprocess.run([sys.executable, "-c", _LAUNCH, *argv], env=env, capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[1:3])} exited {done.returncode}: {done.stderr[-500:]}")
+    return round(int(done.stdout.split()[-1]) / 1024, 1)
 
 
 def reader(cluster: Cluster, topic: str, **config: str) -> Consumer:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from golive_cli.recorder.archive import CaptureFileError, read_capture
+from golive_cli.recorder import capture as capture_module
+from golive_cli.recorder.archive import CaptureFile, CaptureFileError, read_capture
 from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
 from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
 from golive_cli.recorder.replay import ReplayError, mark_test_environment, replay
@@ -91,9 +92,18 @@ def seeded(cluster: Cluster, topics: Topics, unique: str) -> dict[str, OrderPlac
     return {"inside": inside, "late": late, "before": before, "after": after}
 
 
+@pytest.mark.parametrize("spool_batch", [capture_module.SPOOL_BATCH, 2], ids=["batch", "spilled"])
 def test_capture_reads_the_window_completes_journeys_and_counts_what_it_leaves_out(
-    cluster: Cluster, topics: Topics, seeded: dict[str, OrderPlaced], tmp_path: Path
+    cluster: Cluster,
+    topics: Topics,
+    seeded: dict[str, OrderPlaced],
+    tmp_path: Path,
+    spool_batch: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """With a spool batch of 2, every partition's records go to disk and back before the
+    journeys decide what is kept: the same capture either way."""
+    monkeypatch.setattr(capture_module, "SPOOL_BATCH", spool_batch)
     out = tmp_path / "window.jsonl.gz"
     manifest = capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
                                [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev",
@@ -116,6 +126,7 @@ def test_capture_reads_the_window_completes_journeys_and_counts_what_it_leaves_o
     assert all(len(s.schema) > 0 for s in loaded.schemas.values())
     for record in loaded.records:  # the original positions travel with each record
         assert record.topic == topics.orders and record.offset >= 0
+    assert [p.name for p in tmp_path.iterdir()] == [out.name], "a spool or temporary file left"
 
 
 def every_byte(path: Path) -> bytes:
@@ -156,7 +167,7 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
     out = tmp_path / "window.jsonl.gz"
     capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
                     [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev")  # fmt: skip
-    loaded = read_capture(out)
+    loaded = CaptureFile(out)  # streamed from disk, as golive replay does
     target = Topics(f"replayed.{unique}", f"replayed-p.{unique}", group_prefix=f"r{unique}.")
     make_topics(cluster, f"r{unique}")  # the target's dead-letter topics and the like
     from tests.helpers import create_topic  # noqa: PLC0415
@@ -192,6 +203,17 @@ def test_a_changed_or_cut_file_is_refused(
     (tmp_path / "cut.gz").write_bytes(gzip.compress(b"".join(lines[:-1])))
     with pytest.raises(CaptureFileError, match="checksum"):
         read_capture(tmp_path / "cut.gz")
+    with pytest.raises(CaptureFileError, match="checksum"):
+        CaptureFile(tmp_path / "cut.gz")  # refused before a record is read
     (tmp_path / "half.gz").write_bytes(out.read_bytes()[: len(out.read_bytes()) // 2])
     with pytest.raises(CaptureFileError, match="not a complete"):
         read_capture(tmp_path / "half.gz")
+
+    # Changed after it was opened and checked: the stream fails at its end, not silently.
+    opened = CaptureFile(out)
+    *head, last = lines
+    record = json.loads(last)
+    record["record"]["offset"] += 1
+    out.write_bytes(gzip.compress(b"".join([*head, json.dumps(record).encode() + b"\n"])))
+    with pytest.raises(CaptureFileError, match="changed while it was read"):
+        list(opened.iter_records())

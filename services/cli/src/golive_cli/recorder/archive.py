@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from itertools import islice
@@ -112,9 +112,14 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Capture:
+    """A capture in memory (regress reads it more than once; replay streams a CaptureFile)."""
+
     manifest: Manifest
     schemas: dict[int, EmbeddedSchema]
     records: list[CapturedRecord]
+
+    def iter_records(self) -> Iterator[CapturedRecord]:
+        return iter(self.records)
 
 
 def _b64(data: bytes) -> str:
@@ -137,24 +142,30 @@ def _batched(items: Iterable[CapturedRecord], size: int) -> Iterator[list[Captur
 def write_capture(
     path: Path,
     manifest: Manifest,
-    schemas: Iterable[EmbeddedSchema],
+    schemas: Mapping[int, EmbeddedSchema],
     records: Iterable[CapturedRecord],
 ) -> Manifest:
-    """Write the file atomically (temp file, then rename); fills in counts and the checksum."""
-    digest = hashlib.sha256()
+    """Write the file atomically (temp file, then rename), streaming `records` through a spool;
+    embeds the writer schemas among `schemas` that the records use, fills in counts and the
+    checksum. The manifest and the schemas come first in the file and are known last, so the
+    record lines wait in the spool (on disk, beside the file) and are read twice, to hash and
+    to compress."""
     counts: dict[str, int] = {}
+    used: set[int] = set()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryFile(dir=path.parent) as spool:
-        for schema in schemas:
-            line = _line({"schema": asdict(schema)})
-            digest.update(line)
-            spool.write(line)
-        for chunk in _batched(records, 1000):  # one write and one hash update per thousand
-            data = b"".join([record.line() for record in chunk])
-            digest.update(data)
-            spool.write(data)
+        for chunk in _batched(records, 1000):  # one write per thousand
+            spool.write(b"".join([record.line() for record in chunk]))
             for record in chunk:
                 counts[record.topic] = counts.get(record.topic, 0) + 1
+                used.add(record.schema_id)
+        if missing := used - schemas.keys():
+            raise ValueError(f"records use schema ids {sorted(missing)} not given")
+        head = b"".join(_line({"schema": asdict(s)}) for i, s in schemas.items() if i in used)
+        digest = hashlib.sha256(head)
+        spool.seek(0)
+        while block := spool.read(1 << 20):
+            digest.update(block)
         manifest.records = counts
         manifest.sha256 = digest.hexdigest()
         spool.seek(0)
@@ -163,6 +174,7 @@ def write_capture(
             with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
                                                            mtime=0) as out:  # fmt: skip
                 out.write(_line({"manifest": asdict(manifest)}))
+                out.write(head)
                 while block := spool.read(1 << 20):
                     out.write(block)
             Path(tmp).chmod(0o644)  # mkstemp makes it private; a capture is a shared artefact
@@ -202,30 +214,67 @@ def _manifest(path: Path, line: bytes) -> Manifest:
     return manifest
 
 
+def _schema(path: Path, number: int, line: bytes) -> EmbeddedSchema:
+    try:
+        return EmbeddedSchema(**json.loads(line)["schema"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CaptureFileError(f"{path}:{number}: malformed line ({exc})") from None
+
+
+def _record(path: Path, number: int, line: bytes) -> CapturedRecord:
+    try:
+        return CapturedRecord.from_json(json.loads(line)["record"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise CaptureFileError(f"{path}:{number}: malformed line ({exc})") from None
+
+
+_SCHEMA_LINE = b'{"schema"'
+
+
+class CaptureFile:
+    """A capture file checked whole against its manifest's checksum as it is opened (nothing
+    is used from a file that fails it), then streamed: `iter_records()` reads the records from
+    disk as they are used, so a capture of any size replays in bounded memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        lines = _lines(path)
+        first = next(lines, None)
+        if first is None:
+            raise CaptureFileError(f"{path}: empty file, not a capture")
+        self.manifest = _manifest(path, first)
+        self.schemas: dict[int, EmbeddedSchema] = {}
+        digest = hashlib.sha256()
+        for number, line in enumerate(lines, start=2):
+            digest.update(line)
+            if line.startswith(_SCHEMA_LINE):
+                schema = _schema(path, number, line)
+                self.schemas[schema.id] = schema
+        if digest.hexdigest() != self.manifest.sha256:
+            raise CaptureFileError(f"{path}: checksum mismatch: the file was changed or cut short")
+
+    def iter_records(self) -> Iterator[CapturedRecord]:
+        """The records in file order. The file is hashed again as it is read: one changed since
+        it was opened fails at its end."""
+        path = self.path
+        digest = hashlib.sha256()
+        lines = _lines(path)
+        next(lines, None)  # the manifest
+        for number, line in enumerate(lines, start=2):
+            digest.update(line)
+            if line.startswith(_SCHEMA_LINE):
+                continue
+            record = _record(path, number, line)
+            if record.schema_id not in self.schemas:
+                raise CaptureFileError(
+                    f"{path}:{number}: the record uses schema id {record.schema_id}, not embedded"
+                )
+            yield record
+        if digest.hexdigest() != self.manifest.sha256:
+            raise CaptureFileError(f"{path}: changed while it was read")
+
+
 def read_capture(path: Path) -> Capture:
-    """The whole capture, checked against its manifest's checksum before anything uses it."""
-    lines = _lines(path)
-    first = next(lines, None)
-    if first is None:
-        raise CaptureFileError(f"{path}: empty file, not a capture")
-    manifest = _manifest(path, first)
-    digest = hashlib.sha256()
-    schemas: dict[int, EmbeddedSchema] = {}
-    records: list[CapturedRecord] = []
-    for number, line in enumerate(lines, start=2):
-        digest.update(line)
-        try:
-            item = json.loads(line)
-            if "schema" in item:
-                schema = EmbeddedSchema(**item["schema"])
-                schemas[schema.id] = schema
-            else:
-                records.append(CapturedRecord.from_json(item["record"]))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CaptureFileError(f"{path}:{number}: malformed line ({exc})") from None
-    if digest.hexdigest() != manifest.sha256:
-        raise CaptureFileError(f"{path}: checksum mismatch: the file was changed or cut short")
-    missing = {r.schema_id for r in records} - schemas.keys()
-    if missing:
-        raise CaptureFileError(f"{path}: records use schema ids {sorted(missing)} not embedded")
-    return Capture(manifest, schemas, records)
+    """The whole capture in memory, checked against its manifest's checksum first."""
+    opened = CaptureFile(path)
+    return Capture(opened.manifest, opened.schemas, list(opened.iter_records()))

@@ -4,22 +4,30 @@ Producer timestamps are not monotonic within a partition, so each partition is r
 offsets_for_times(from - skew) and past `to` until a record is later than `to + skew` (or the end
 seen at start), and every record is filtered by its own timestamp. Topics are written in Kafka
 transactions: read_committed, and "done" is a position, because commit markers take offsets.
+
+What is read waits on disk, a spool per partition, until the journeys started in the window are
+known: a window of any length is captured in bounded memory (a batch per partition, and the keys
+of the journeys started in it).
 """
 
 from __future__ import annotations
 
 import heapq
+import marshal
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
 
-from golive_cli.recorder.archive import CapturedRecord, Manifest, write_capture
+from golive_cli.recorder.archive import CapturedRecord, EmbeddedSchema, Manifest, write_capture
 from golive_cli.recorder.desensitise import DesensitiseError, Tokeniser
 from golive_cli.recorder.rewrite import Rewriter, UndecodableError
 from golive_cli.recorder.wire import HEADER, SourceSchemas, WriterSchema, schema_id_of
@@ -28,6 +36,7 @@ from golive_cli.recorder.wire import HEADER, SourceSchemas, WriterSchema, schema
 JOURNEY_START = OrderPlaced.full_name()
 JOURNEY_END = frozenset({OrderConfirmed.full_name(), OrderCancelled.full_name()})
 MAX_SAMPLES = 5
+SPOOL_BATCH = 1000  # candidates a partition holds in memory before they go to its spool
 
 
 Place = tuple[str, int]  # (topic, partition)
@@ -69,6 +78,43 @@ class CaptureOptions:
 # A record read: (record, or None if undecodable; key; in the window; why undecodable). Kept or
 # dropped once the started journeys are known. A tuple: one is made per record.
 _Candidate = tuple[CapturedRecord | None, str | None, bool, str]
+
+
+class _Spool:
+    """One partition's candidates, in offset order, in a temporary file: batches of `batch`,
+    each a length and marshal's bytes. marshal, because it is the fastest codec for tuples of
+    bytes, ints and strings, and a spool never outlives the process that wrote it (an anonymous
+    file, unlinked as it is made: nothing else reads it)."""
+
+    def __init__(self, file: IO[bytes], batch: int = SPOOL_BATCH) -> None:
+        self._file = file
+        self._size = batch
+        self._batch: list[_Candidate] = []
+
+    def append(self, candidate: _Candidate) -> None:
+        self._batch.append(candidate)
+        if len(self._batch) >= self._size:
+            self._flush()
+
+    def _flush(self) -> None:
+        # marshal takes exact tuples only: a CapturedRecord goes as its fields.
+        data = marshal.dumps(
+            [(None if c[0] is None else tuple(c[0]), c[1], c[2], c[3]) for c in self._batch]
+        )
+        self._file.write(len(data).to_bytes(8, "little"))
+        self._file.write(data)
+        self._batch.clear()
+
+    def __iter__(self) -> Iterator[_Candidate]:
+        """Every candidate appended, in order (once: the spool is read from its start)."""
+        if self._batch:
+            self._flush()
+        self._file.seek(0)
+        make = CapturedRecord._make
+        while header := self._file.read(8):
+            batch = self._file.read(int.from_bytes(header, "little"))
+            for record, key, in_window, reason in marshal.loads(batch):  # noqa: S302 (our own file)
+                yield (None if record is None else make(record), key, in_window, reason)
 
 
 @dataclass
@@ -121,6 +167,96 @@ def _bytes(value: str | bytes | None) -> bytes:
     return value or b""
 
 
+@dataclass
+class WindowRead:
+    """A window read to its end and spooled: the manifest so far, the writer schemas seen, and
+    `records()`, which streams what is kept (and counts what is left out into the manifest)."""
+
+    manifest: Manifest
+    source: SourceSchemas
+    spools: dict[Place, _Spool]
+    journeys: _Journeys
+    options: CaptureOptions
+
+    def schemas(self) -> dict[int, EmbeddedSchema]:
+        """Every writer schema met, by source id (the file embeds those its records use)."""
+        return {s.id: s.embedded() for s in self.source.used()}
+
+    def _kept(self, c: _Candidate) -> bool:
+        return c[2] or (self.options.complete_journeys and c[1] in self.journeys.started)
+
+    def _partition(self, topic: str, spool: _Spool) -> Iterator[CapturedRecord]:
+        undecodable = self.manifest.undecodable
+        samples = self.manifest.undecodable_samples
+        for c in spool:
+            if not self._kept(c):
+                continue
+            if c[0] is not None:
+                yield c[0]
+                continue
+            undecodable[topic] = undecodable.get(topic, 0) + 1
+            if len(samples) < MAX_SAMPLES:
+                samples.append(f"{topic}: {c[3]}")
+
+    def records(self) -> Iterator[CapturedRecord]:
+        """Merged by timestamp; each partition's records stay in offset order (per-key order)."""
+        partitions = [self._partition(topic, spool) for (topic, _), spool in self.spools.items()]
+        return heapq.merge(*partitions, key=lambda r: r.timestamp_ms)
+
+
+@contextmanager
+def read_window(
+    bootstrap: str,
+    registry_url: str,
+    topics: Sequence[str],
+    window: Window,
+    tokeniser: Tokeniser | None,
+    options: CaptureOptions = CaptureOptions(),
+    spool_dir: Path | None = None,
+) -> Iterator[WindowRead]:
+    """Read the window (and the journeys started in it) into spools under `spool_dir` (the
+    system's temporary directory if None), removed when the block ends."""
+    schemas = SourceSchemas(registry_url)
+    recorder = Recorder(schemas, tokeniser)
+    journeys = _Journeys()
+    spools: dict[Place, _Spool] = {}
+    start_ms, end_ms = window.start_ms, window.end_ms
+    with ExitStack() as stack:
+        for msg, place, timestamp_ms in _window_messages(bootstrap, topics, window, options,
+                                                         journeys):  # fmt: skip
+            key = msg.key()
+            key_str = None if key is None else key.decode("utf-8", "replace")
+            in_window = start_ms <= timestamp_ms < end_ms
+            spool = spools.get(place)
+            if spool is None:
+                file = stack.enter_context(tempfile.TemporaryFile(dir=spool_dir))
+                spool = spools[place] = _Spool(file, SPOOL_BATCH)
+            try:
+                record, full_name = recorder.record(msg, place, timestamp_ms)
+            except (UndecodableError, DesensitiseError) as exc:
+                spool.append((None, key_str, in_window, str(exc)))
+                continue
+            if key_str is not None:
+                if full_name == JOURNEY_START and in_window:
+                    journeys.started.add(key_str)
+                elif full_name in JOURNEY_END:
+                    journeys.ended.add(key_str)
+            spool.append((record, key_str, in_window, ""))
+
+        manifest = Manifest(
+            source={"bootstrap": bootstrap, "registry": registry_url, "topics": ",".join(topics)},
+            window={
+                "from": window.start.isoformat(),
+                "to": window.end.isoformat(),
+                "complete_journeys": str(options.complete_journeys).lower(),
+            },
+            desensitised=tokeniser is not None,
+            key_id=None,
+            journeys={"started": len(journeys.started), "open": journeys.open()},
+        )
+        yield WindowRead(manifest, schemas, spools, journeys, options)
+
+
 def capture(
     bootstrap: str,
     registry_url: str,
@@ -129,57 +265,11 @@ def capture(
     tokeniser: Tokeniser | None,
     options: CaptureOptions = CaptureOptions(),
 ) -> tuple[Manifest, list[WriterSchema], list[CapturedRecord]]:
-    schemas = SourceSchemas(registry_url)
-    recorder = Recorder(schemas, tokeniser)
-    journeys = _Journeys()
-    read: dict[Place, list[_Candidate]] = {}
-    start_ms, end_ms = window.start_ms, window.end_ms
-    for msg, place, timestamp_ms in _window_messages(bootstrap, topics, window, options, journeys):
-        key = msg.key()
-        key_str = None if key is None else key.decode("utf-8", "replace")
-        in_window = start_ms <= timestamp_ms < end_ms
-        candidates = read.get(place)
-        if candidates is None:
-            candidates = read[place] = []
-        try:
-            record, full_name = recorder.record(msg, place, timestamp_ms)
-        except (UndecodableError, DesensitiseError) as exc:
-            candidates.append((None, key_str, in_window, str(exc)))
-            continue
-        if key_str is not None:
-            if full_name == JOURNEY_START and in_window:
-                journeys.started.add(key_str)
-            elif full_name in JOURNEY_END:
-                journeys.ended.add(key_str)
-        candidates.append((record, key_str, in_window, ""))
-
-    def kept(c: _Candidate) -> bool:
-        return c[2] or (options.complete_journeys and c[1] in journeys.started)
-
-    manifest = Manifest(
-        source={"bootstrap": bootstrap, "registry": registry_url, "topics": ",".join(topics)},
-        window={
-            "from": window.start.isoformat(),
-            "to": window.end.isoformat(),
-            "complete_journeys": str(options.complete_journeys).lower(),
-        },
-        desensitised=tokeniser is not None,
-        key_id=None,
-        journeys={"started": len(journeys.started), "open": journeys.open()},
-    )
-    for (topic, _), candidates in read.items():
-        for c in candidates:
-            if c[0] is None and kept(c):
-                manifest.undecodable[topic] = manifest.undecodable.get(topic, 0) + 1
-                if len(manifest.undecodable_samples) < MAX_SAMPLES:
-                    manifest.undecodable_samples.append(f"{topic}: {c[3]}")
-    per_partition = [
-        [c[0] for c in candidates if c[0] is not None and kept(c)] for candidates in read.values()
-    ]
-    # Merged by timestamp; each partition's records stay in offset order (per-key order).
-    records = list(heapq.merge(*per_partition, key=lambda r: r.timestamp_ms))
+    """The window in memory, for a reader that shows it (golive inspect); files stream instead."""
+    with read_window(bootstrap, registry_url, topics, window, tokeniser, options) as read:
+        records = list(read.records())
     used = {r.schema_id for r in records}
-    return manifest, [s for s in schemas.used() if s.id in used], records
+    return read.manifest, [s for s in read.source.used() if s.id in used], records
 
 
 def capture_to_file(
@@ -192,11 +282,12 @@ def capture_to_file(
     key_id: str | None,
     options: CaptureOptions = CaptureOptions(),
 ) -> Manifest:
-    manifest, schemas, records = capture(
-        bootstrap, registry_url, topics, window, tokeniser, options
-    )
-    manifest.key_id = key_id
-    return write_capture(path, manifest, [s.embedded() for s in schemas], records)
+    """Capture the window into `path`; the spools wait beside it, in its directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with read_window(bootstrap, registry_url, topics, window, tokeniser, options,
+                     spool_dir=path.parent) as read:  # fmt: skip
+        read.manifest.key_id = key_id
+        return write_capture(path, read.manifest, read.schemas(), read.records())
 
 
 def _window_messages(

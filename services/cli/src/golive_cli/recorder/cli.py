@@ -165,12 +165,12 @@ def replay_command(
     ] = False,
 ) -> None:
     """Publish a capture into a test environment, registering its schemas there."""
-    from golive_cli.recorder.archive import read_capture  # noqa: PLC0415
+    from golive_cli.recorder.archive import CaptureFile  # noqa: PLC0415
     from golive_cli.recorder.replay import parse_speed, parse_topic_map, replay  # noqa: PLC0415
 
     pace = parse_speed(speed)
     mapping = parse_topic_map(topic_map or [])
-    loaded = read_capture(file)
+    loaded = CaptureFile(file)  # checked now, streamed as it is published
     result = replay(loaded, to, registry or PlatformConfig().registry_url, topic_map=mapping,
                     speed=pace, keep_timestamps=keep_timestamps,
                     allow_any_target=allow_any_target)  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from golive_eventing.producer import produce_bounded
 from golive_eventing.serde import REGISTRY_UNREACHABLE
 
-from golive_cli.recorder.archive import Capture, CapturedRecord, EmbeddedSchema
+from golive_cli.recorder.archive import Capture, CapturedRecord, CaptureFile, EmbeddedSchema
 from golive_cli.recorder.wire import RegistryError, with_schema_id
 
 # A cluster declares itself a test environment by holding this (empty) topic. Replay refuses
@@ -115,7 +115,7 @@ Select = Callable[[CapturedRecord, EmbeddedSchema], bool]
 
 
 def replay(
-    capture: Capture,
+    capture: Capture | CaptureFile,
     bootstrap: str,
     registry_url: str,
     *,
@@ -127,9 +127,11 @@ def replay(
     marker: str = TEST_ENVIRONMENT_MARKER,
 ) -> ReplayResult:
     mapping = dict(topic_map or {})
-    records = [
-        r for r in capture.records if select is None or select(r, capture.schemas[r.schema_id])
-    ]
+    schemas = capture.schemas
+    if select is None:
+        sources = set(capture.manifest.records)  # every topic it holds a record of
+    else:
+        sources = {r.topic for r in capture.iter_records() if select(r, schemas[r.schema_id])}
     existing = topic_names(bootstrap)
     if not allow_any_target and marker not in existing:
         raise ReplayError(
@@ -137,17 +139,20 @@ def replay(
             "`golive environment mark-test --bootstrap ...` there if it is one, or pass "
             "--allow-any-target if you really mean to publish into it"
         )
-    missing = sorted({mapping.get(r.topic, r.topic) for r in records} - existing)
+    missing = sorted({mapping.get(t, t) for t in sources} - existing)
     if missing:
         raise ReplayError(
             f"target topics missing on {bootstrap}: {', '.join(missing)} (use --topic-map a=b)"
         )
-    return _publish(records, capture.schemas, bootstrap, TargetSchemas(registry_url),
+    records = (
+        r for r in capture.iter_records() if select is None or select(r, schemas[r.schema_id])
+    )
+    return _publish(records, schemas, bootstrap, TargetSchemas(registry_url),
                     mapping, speed, keep_timestamps)  # fmt: skip
 
 
 def _publish(
-    records: Sequence[CapturedRecord],
+    records: Iterable[CapturedRecord],
     schemas: Mapping[int, EmbeddedSchema],
     bootstrap: str,
     target: TargetSchemas,
@@ -172,9 +177,11 @@ def _publish(
 
     result = ReplayResult()
     started = time.monotonic()
-    first = records[0].timestamp_ms if records else 0
-    latest = first
+    first: int | None = None
+    latest = 0
     for record in records:
+        if first is None:
+            first = latest = record.timestamp_ms
         if speed is not None:
             latest = max(latest, record.timestamp_ms)  # timestamps may step back; time does not
             wait = started + (latest - first) / 1000 / speed - time.monotonic()
