@@ -7,12 +7,15 @@ import subprocess
 import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from golive_cli.main import app
 from golive_payment.rules import card_last4, decide_payment
+from golive_platform.testing import Cluster
+from typer.testing import CliRunner
 
 from tests.e2e.conftest import System
 from tests.factories import order_request
@@ -144,3 +147,37 @@ def test_order_api_survives_schemathesis(system: System) -> None:
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_inspect_shows_a_journey_from_kafka_and_from_the_audit_store(
+    system: System, cluster: Cluster
+) -> None:
+    """golive inspect, the incident runbook's first step: one journey as a timeline, in order,
+    personal fields masked unless asked, the same from Kafka as from the audit store."""
+    email = f"inspect-{uuid.uuid4().hex[:8]}@example.com"
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    with httpx.Client(base_url=system.order_url, timeout=30) as client:
+        answer = client.post("/orders", json=order_request(email=email),
+                             headers={"Idempotency-Key": str(uuid.uuid4())})  # fmt: skip
+        assert answer.status_code == 202
+        order_id = answer.json()["order_id"]
+    with httpx.Client(base_url=system.audit_url, timeout=30) as audit:
+        eventually(lambda: len(audit.get(f"/orders/{order_id}/timeline").json()) >= 3, 60,
+                   "the journey to end and be audited", every_s=0.2)  # fmt: skip
+    window = ["--from", start.isoformat(), "--to", (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
+              "--correlation-id", order_id]  # fmt: skip
+    kafka = ["--source", "kafka", "--bootstrap", cluster.bootstrap_servers,
+             "--registry", cluster.registry_url,
+             "--topics", f"{system.topics.orders},{system.topics.payments}"]  # fmt: skip
+    sources = {"kafka": kafka, "audit": ["--source", "audit", "--audit-url", system.audit_url]}
+    for name, where in sources.items():
+        shown = CliRunner().invoke(app, ["inspect", *window, *where])
+        assert shown.exit_code == 0, (name, shown.output)
+        lines = shown.output.splitlines()
+        assert lines[-1] == "3 events", (name, shown.output)
+        types = [line.split()[3] for line in lines[:-1]]
+        assert types == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"], (name, lines)
+        assert all(order_id in line for line in lines[:-1]), (name, lines)
+        assert email not in shown.output and "***" in lines[0], (name, lines[0])
+    personal = CliRunner().invoke(app, ["inspect", *window, *kafka, "--show-personal"])
+    assert personal.exit_code == 0 and email in personal.output, personal.output
