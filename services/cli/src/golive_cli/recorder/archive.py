@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import hashlib
 import json
 import os
@@ -21,6 +20,8 @@ from functools import lru_cache
 from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple
+
+from isal import igzip
 
 FORMAT = "golive-capture"
 VERSION = 1
@@ -171,8 +172,10 @@ def write_capture(
         spool.seek(0)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
-            with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1,
-                                                           mtime=0) as out:  # fmt: skip
+            # ISA-L's gzip (igzip): a standard gzip file, 4x zlib's speed at its level 1 for
+            # the same size (make bench-recorder measures both).
+            with os.fdopen(fd, "wb") as raw, igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=1,
+                                                             mtime=0) as out:  # fmt: skip
                 out.write(_line({"manifest": asdict(manifest)}))
                 out.write(head)
                 while block := spool.read(1 << 20):
@@ -187,7 +190,7 @@ def write_capture(
 
 def _lines(path: Path) -> Iterator[bytes]:
     try:
-        with gzip.open(path, "rb") as handle:
+        with igzip.open(path, "rb") as handle:
             yield from handle
     except FileNotFoundError:
         raise CaptureFileError(f"{path}: no such file") from None
