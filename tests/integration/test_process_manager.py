@@ -179,18 +179,20 @@ def test_an_outcome_in_a_transaction_open_at_the_deadline_holds_the_timer(
     transaction still open when the deadline passes: the order waits for the transaction and is
     confirmed, not cancelled for a payment it was given in time."""
     held = _placed()
-    published = time.time()
-    [partition] = {d.partition for d in _publish(cluster, topics, held)}
+    outcome = _outcome(held.order_id, True)
+    # Everything slow before the clock starts: the payment must be logged well before the deadline.
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    value = serde.serialize(outcome)
     payment = Producer({"bootstrap.servers": cluster.bootstrap_servers, "partitioner": "murmur2_random",
                         "transactional.id": f"open-payment-{unique}"})  # fmt: skip
     payment.init_transactions(30)
     payment.begin_transaction()
     try:
-        outcome = _outcome(held.order_id, True)
+        published = time.time()
+        [partition] = {d.partition for d in _publish(cluster, topics, held)}
         delivered: list[Message] = []
         produce_bounded(payment, topic=topics.payments, key=outcome.envelope.correlation_id.encode(),
-                        value=serde.serialize(outcome), headers=record_headers(outcome),
+                        value=value, headers=record_headers(outcome),
                         on_delivery=lambda err, msg: delivered.append(msg))  # fmt: skip
         payment.flush(10)
         [logged] = delivered

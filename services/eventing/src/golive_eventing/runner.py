@@ -55,6 +55,13 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 STALL_GRACE_S = 15.0
 # How long a processor tries to replace a failed producer in-process before it exits instead.
 RECOVERY_LIMIT_S = 60.0
+# The longest a fetch waits at a partition's end. Under read_committed the broker answers a
+# waiting fetch early only when the last stable offset moves, so a record appended inside an
+# open transaction reaches the cached high watermark up to this late (see read_to_end).
+FETCH_WAIT_MAX_MS = 500
+# A partition read to its end is this far behind the wall clock for timers: twice the above, so
+# any record logged before its time is already counted in the high watermark.
+END_GRACE_S = 2 * FETCH_WAIT_MAX_MS / 1000
 REDRIVE_HEADER = "redrive.group"
 # Faults that pass: the batch is rewound and retried after a pause, never dead-lettered.
 TRANSIENT = (RegistryUnavailableError, KafkaException, OperationalError)
@@ -161,6 +168,7 @@ class Runner(ABC):
                 "partition.assignment.strategy": assignment,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
+                "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
                 **consumer_extra,
             }
         )
@@ -272,7 +280,8 @@ class Runner(ABC):
         before now and may yet commit (a payment authorised before a deadline, say), so the
         partition is at its end only once the event came at the high watermark, the log's end
         as of the last fetch. A transaction left open by a crashed producer holds it until the
-        broker aborts it (transaction.timeout.ms).
+        broker aborts it (transaction.timeout.ms). The high watermark is the one of the last
+        fetch, which may be FETCH_WAIT_MAX_MS old: callers allow for that (END_GRACE_S).
         """
         end = self.at_end.get((topic, partition))
         if end is None:
@@ -684,8 +693,9 @@ class TransactionalProcessor(Runner):
     def _partition_time(self, partition: int) -> float:
         """How far every input of this partition number has been read, in epoch seconds.
 
-        An input partition read to its end is at the wall clock; one with a backlog is at its
-        last record's timestamp. A timer fires only when all of them passed it, so a backlog
+        An input partition read to its end is at the wall clock less END_GRACE_S (a record
+        appended since the last fetch is not counted yet); one with a backlog is at its last
+        record's timestamp. A timer fires only when all of them passed it, so a backlog
         (after a restart, say) is read before anything is declared overdue.
 
         "Read to its end" (read_to_end) is librdkafka's end-of-partition event at the high
@@ -694,7 +704,7 @@ class TransactionalProcessor(Runner):
         its timers never fired after a rebalance. The event also comes past trailing
         transaction markers.
         """
-        now = self.clock().timestamp()
+        now = self.clock().timestamp() - END_GRACE_S
         return min(
             now
             if self.read_to_end(topic, partition)
