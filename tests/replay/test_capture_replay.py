@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -178,6 +179,9 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
         replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
                topic_map={topics.orders: target.orders}, marker=marker)  # fmt: skip
     assert mark_test_environment(cluster.bootstrap_servers, marker)
+    with pytest.raises(ReplayError, match=f"target topics missing on .*: {topics.orders}x"):
+        replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
+               topic_map={topics.orders: f"{topics.orders}x"}, marker=marker)  # fmt: skip
     result = replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
                     topic_map={topics.orders: target.orders}, speed=None, marker=marker)  # fmt: skip
     assert result.published == {target.orders: 4}
@@ -208,6 +212,24 @@ def test_a_changed_or_cut_file_is_refused(
     (tmp_path / "half.gz").write_bytes(out.read_bytes()[: len(out.read_bytes()) // 2])
     with pytest.raises(CaptureFileError, match="not a complete"):
         read_capture(tmp_path / "half.gz")
+
+    damaged = bytearray(out.read_bytes())
+    for at in range(len(damaged) // 3, len(damaged) // 3 + 64):
+        damaged[at] ^= 0xFF
+    (tmp_path / "damaged.gz").write_bytes(bytes(damaged))
+    with pytest.raises(CaptureFileError):  # a message, not a traceback from the decompressor
+        CaptureFile(tmp_path / "damaged.gz")
+
+    # A record whose writer schema is not embedded, checksum and all: refused as it is opened.
+    manifest_line, *rest = lines
+    records_only = [line for line in rest if not line.startswith(b'{"schema"')]
+    forged = json.loads(manifest_line)
+    forged["manifest"]["sha256"] = hashlib.sha256(b"".join(records_only)).hexdigest()
+    (tmp_path / "forged.gz").write_bytes(
+        gzip.compress(b"".join([json.dumps(forged).encode() + b"\n", *records_only]))
+    )
+    with pytest.raises(CaptureFileError, match="not embedded"):
+        CaptureFile(tmp_path / "forged.gz")
 
     # Changed after it was opened and checked: the stream fails at its end, not silently.
     opened = CaptureFile(out)

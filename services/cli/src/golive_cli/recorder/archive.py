@@ -13,15 +13,16 @@ import binascii
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from isal import igzip
+from isal import igzip, isal_zlib
 
 FORMAT = "golive-capture"
 VERSION = 1
@@ -122,6 +123,9 @@ class Capture:
     def iter_records(self) -> Iterator[CapturedRecord]:
         return iter(self.records)
 
+    def topics(self) -> set[str]:
+        return {r.topic for r in self.records}
+
 
 def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
@@ -188,13 +192,17 @@ def write_capture(
     return manifest
 
 
+# Not gzip, cut short, or damaged inside (isal's stub types its error as an instance).
+_UNREADABLE = (OSError, EOFError, cast(type[Exception], isal_zlib.error))
+
+
 def _lines(path: Path) -> Iterator[bytes]:
     try:
         with igzip.open(path, "rb") as handle:
             yield from handle
     except FileNotFoundError:
         raise CaptureFileError(f"{path}: no such file") from None
-    except (OSError, EOFError) as exc:  # not gzip, or cut short
+    except _UNREADABLE as exc:
         raise CaptureFileError(f"{path}: not a complete gzip'd capture file ({exc})") from None
 
 
@@ -232,12 +240,17 @@ def _record(path: Path, number: int, line: bytes) -> CapturedRecord:
 
 
 _SCHEMA_LINE = b'{"schema"'
+# What the checking pass reads off a record line without parsing it: the writer puts these keys
+# outside every string (a header name with quotes in it is escaped; a topic name cannot have any).
+_SCHEMA_ID = re.compile(rb'"schema_id":(\d+)')
+_TOPIC = re.compile(rb'"topic":"([^"\\]*)"')
 
 
 class CaptureFile:
-    """A capture file checked whole against its manifest's checksum as it is opened (nothing
-    is used from a file that fails it), then streamed: `iter_records()` reads the records from
-    disk as they are used, so a capture of any size replays in bounded memory."""
+    """A capture file checked whole as it is opened: against its manifest's checksum, and every
+    record's schema embedded (nothing is published from a file that fails). Then streamed:
+    `iter_records()` reads the records from disk as they are used, so a capture of any size
+    replays in bounded memory."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -247,14 +260,31 @@ class CaptureFile:
             raise CaptureFileError(f"{path}: empty file, not a capture")
         self.manifest = _manifest(path, first)
         self.schemas: dict[int, EmbeddedSchema] = {}
+        self._topics: set[str] = set()
+        used: set[int] = set()
         digest = hashlib.sha256()
         for number, line in enumerate(lines, start=2):
             digest.update(line)
             if line.startswith(_SCHEMA_LINE):
                 schema = _schema(path, number, line)
                 self.schemas[schema.id] = schema
+                continue
+            schema_id, topic = _SCHEMA_ID.search(line), _TOPIC.search(line)
+            if schema_id is None or topic is None:  # not as the writer writes it: parse it
+                record = _record(path, number, line)
+                used.add(record.schema_id)
+                self._topics.add(record.topic)
+            else:
+                used.add(int(schema_id.group(1)))
+                self._topics.add(topic.group(1).decode())
         if digest.hexdigest() != self.manifest.sha256:
             raise CaptureFileError(f"{path}: checksum mismatch: the file was changed or cut short")
+        if missing := used - self.schemas.keys():
+            raise CaptureFileError(f"{path}: records use schema ids {sorted(missing)} not embedded")
+
+    def topics(self) -> set[str]:
+        """The topics its records come from."""
+        return set(self._topics)
 
     def iter_records(self) -> Iterator[CapturedRecord]:
         """The records in file order. The file is hashed again as it is read: one changed since

@@ -177,6 +177,7 @@ class WindowRead:
     spools: dict[Place, _Spool]
     journeys: _Journeys
     options: CaptureOptions
+    _merged: bool = False
 
     def schemas(self) -> dict[int, EmbeddedSchema]:
         """Every writer schema met, by source id (the file embeds those its records use)."""
@@ -199,7 +200,12 @@ class WindowRead:
                 samples.append(f"{topic}: {c[3]}")
 
     def records(self) -> Iterator[CapturedRecord]:
-        """Merged by timestamp; each partition's records stay in offset order (per-key order)."""
+        """Merged by timestamp; each partition's records stay in offset order (per-key order).
+        Once only, inside read_window's block: it counts what it leaves out into the manifest,
+        and the spools close with the block."""
+        if self._merged:
+            raise RuntimeError("the window's records were read already")
+        self._merged = True
         partitions = [self._partition(topic, spool) for (topic, _), spool in self.spools.items()]
         return heapq.merge(*partitions, key=lambda r: r.timestamp_ms)
 

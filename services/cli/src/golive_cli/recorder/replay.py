@@ -129,7 +129,7 @@ def replay(
     mapping = dict(topic_map or {})
     schemas = capture.schemas
     if select is None:
-        sources = set(capture.manifest.records)  # every topic it holds a record of
+        sources = capture.topics()
     else:
         sources = {r.topic for r in capture.iter_records() if select(r, schemas[r.schema_id])}
     existing = topic_names(bootstrap)
