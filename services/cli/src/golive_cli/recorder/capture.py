@@ -13,12 +13,13 @@ of the journeys started in it).
 from __future__ import annotations
 
 import heapq
+import io
 import marshal
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -81,15 +82,17 @@ _Candidate = tuple[CapturedRecord | None, str | None, bool, str]
 
 
 class _Spool:
-    """One partition's candidates, in offset order, in a temporary file: batches of `batch`,
-    each a length and marshal's bytes. marshal, because it is the fastest codec for tuples of
-    bytes, ints and strings, and a spool never outlives the process that wrote it (an anonymous
-    file, unlinked as it is made: nothing else reads it)."""
+    """One partition's candidates, in offset order, in batches of `batch` in a temporary file
+    that every partition's spool shares (one file descriptor, however many partitions): each
+    spool remembers where its batches are. A batch is marshal's bytes: the fastest codec for
+    tuples of bytes, ints and strings, and the file never outlives the process that wrote it (an
+    anonymous file, unlinked as it is made: nothing else reads it)."""
 
     def __init__(self, file: IO[bytes], batch: int = SPOOL_BATCH) -> None:
         self._file = file
         self._size = batch
         self._batch: list[_Candidate] = []
+        self._spans: list[tuple[int, int]] = []  # (position, length) of each batch written
 
     def append(self, candidate: _Candidate) -> None:
         self._batch.append(candidate)
@@ -101,18 +104,20 @@ class _Spool:
         data = marshal.dumps(
             [(None if c[0] is None else tuple(c[0]), c[1], c[2], c[3]) for c in self._batch]
         )
-        self._file.write(len(data).to_bytes(8, "little"))
+        position = self._file.seek(0, io.SEEK_END)
         self._file.write(data)
+        self._spans.append((position, len(data)))
         self._batch.clear()
 
     def __iter__(self) -> Iterator[_Candidate]:
-        """Every candidate appended, in order (once: the spool is read from its start)."""
+        """Every candidate appended, in order. Spools are read only once every spool is
+        written, and each batch is read whole, so spools read in turn (a merge) do not mix."""
         if self._batch:
             self._flush()
-        self._file.seek(0)
         make = CapturedRecord._make
-        while header := self._file.read(8):
-            batch = self._file.read(int.from_bytes(header, "little"))
+        for position, length in self._spans:
+            self._file.seek(position)
+            batch = self._file.read(length)
             for record, key, in_window, reason in marshal.loads(batch):  # noqa: S302 (our own file)
                 yield (None if record is None else make(record), key, in_window, reason)
 
@@ -227,7 +232,7 @@ def read_window(
     journeys = _Journeys()
     spools: dict[Place, _Spool] = {}
     start_ms, end_ms = window.start_ms, window.end_ms
-    with ExitStack() as stack:
+    with tempfile.TemporaryFile(dir=spool_dir) as file:
         for msg, place, timestamp_ms in _window_messages(bootstrap, topics, window, options,
                                                          journeys):  # fmt: skip
             key = msg.key()
@@ -235,7 +240,6 @@ def read_window(
             in_window = start_ms <= timestamp_ms < end_ms
             spool = spools.get(place)
             if spool is None:
-                file = stack.enter_context(tempfile.TemporaryFile(dir=spool_dir))
                 spool = spools[place] = _Spool(file, SPOOL_BATCH)
             try:
                 record, full_name = recorder.record(msg, place, timestamp_ms)
