@@ -18,7 +18,7 @@ import marshal
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,7 +44,7 @@ Place = tuple[str, int]  # (topic, partition)
 
 
 class CaptureError(RuntimeError):
-    """The window could not be captured (topic missing, broker silent, deadline passed)."""
+    """The window could not be captured (topic missing, broker silent, reading stalled)."""
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,11 @@ class CaptureOptions:
     skew: timedelta = timedelta(seconds=30)
     # How far past the window a started journey may run before the capture stops waiting for it.
     extend: timedelta = timedelta(minutes=5)
-    timeout_s: float = 300.0
+    # Seconds without progress (no position moved) before giving up: a broker gone silent. Not
+    # a limit on the whole capture: a long window takes as long as it takes. (An open
+    # transaction cannot stall it: the ends seen at the start are last stable offsets.)
+    stall_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
 
 
 # A record read: (record, or None if undecodable; key; in the window; why undecodable). Kept or
@@ -319,18 +323,25 @@ def _window_messages(
         ends = _assign(consumer, topics, window.start_ms - _ms(options.skew))
         paused: set[tuple[str, int]] = set()
         last_ts: dict[tuple[str, int], int] = {}
-        deadline = time.monotonic() + options.timeout_s
+        clock, stall_s = options.clock, options.stall_s
+        deadline = clock() + stall_s
+        before: dict[Place, int] = {}
         while True:
             horizon = window.end_ms + _ms(options.skew)
             if options.complete_journeys and journeys.open():
                 horizon += _ms(options.extend)
-            done = _done(consumer, ends, last_ts, horizon)
+            done, positions = _done(consumer, ends, last_ts, horizon)
             if done == set(ends):
                 return
             _pause_done(consumer, done, paused)
-            if time.monotonic() > deadline:
-                behind = ", ".join(f"{t}[{p}]" for t, p in sorted(set(ends) - done))
-                raise CaptureError(f"window not read in {options.timeout_s:.0f} s: {behind}")
+            if positions != before:  # progress, records or not (aborted ones are skipped)
+                before, deadline = positions, clock() + stall_s
+            elif clock() > deadline:
+                behind = ", ".join(f"{t}[{p}] at {positions[(t, p)]} of {ends[(t, p)][1]}"
+                                   for t, p in sorted(set(ends) - done))  # fmt: skip
+                raise CaptureError(
+                    f"nothing read for {stall_s:.0f} s, short of the end seen at the start: {behind}"
+                )
             for msg in consumer.consume(1000, timeout=0.2):
                 if msg.error() is not None:
                     continue
@@ -352,7 +363,9 @@ def _ms(delta: timedelta) -> int:
 def _assign(
     consumer: Consumer, topics: Sequence[str], from_ms: int
 ) -> dict[tuple[str, int], tuple[int, int]]:
-    """Assign every partition at its first offset at or after `from_ms`: (start, end) of each."""
+    """Assign every partition at its first offset at or after `from_ms`: (start, end) of each.
+    The end is what this read_committed consumer is told: the last stable offset, so what is
+    committed when the capture starts (a transaction still open then is not captured)."""
     wanted: list[TopicPartition] = []
     for topic in topics:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
@@ -376,16 +389,18 @@ def _done(
     ends: dict[tuple[str, int], tuple[int, int]],
     last_ts: dict[tuple[str, int], int],
     horizon_ms: int,
-) -> set[tuple[str, int]]:
-    positions = consumer.position([TopicPartition(t, p) for t, p in ends])
+) -> tuple[set[tuple[str, int]], dict[Place, int]]:
+    """The partitions read far enough, and where each one is."""
     done = set()
-    for tp in positions:
+    positions: dict[Place, int] = {}
+    for tp in consumer.position([TopicPartition(t, p) for t, p in ends]):
         place = (tp.topic, tp.partition)
         start, end = ends[place]
         position = tp.offset if tp.offset >= 0 else start  # nothing consumed yet: where it starts
+        positions[place] = position
         if position >= end or last_ts.get(place, 0) > horizon_ms:
             done.add(place)
-    return done
+    return done, positions
 
 
 def _pause_done(

@@ -123,6 +123,10 @@ def capture(
     extend: Annotated[
         float, typer.Option(help="Seconds past the window a journey may take to end.")
     ] = 300.0,
+    stall_timeout: Annotated[
+        float,
+        typer.Option(help="Seconds without progress before giving up (not a limit on the whole)."),
+    ] = 60.0,
     bootstrap: Bootstrap = None,
     registry: Registry = None,
 ) -> None:
@@ -138,7 +142,8 @@ def capture(
         key, key_id = capture_key(key_from_env(), dev=dev_key)
         tokeniser = Tokeniser(key)
     where = _where(bootstrap, registry)
-    options = CaptureOptions(complete_journeys, timedelta(seconds=skew), timedelta(seconds=extend))
+    options = CaptureOptions(complete_journeys, timedelta(seconds=skew), timedelta(seconds=extend),
+                             stall_s=stall_timeout)  # fmt: skip
     manifest = capture_to_file(out, where.bootstrap, where.registry_url, _topics(topics),
                                window, tokeniser, key_id, options)  # fmt: skip
     kind = "raw (personal data kept)" if raw else f"desensitised (key id {key_id})"
