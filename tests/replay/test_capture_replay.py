@@ -246,14 +246,16 @@ def test_a_long_capture_is_bounded_by_stalls_not_by_its_length(
     cluster: Cluster, topics: Topics, tmp_path: Path
 ) -> None:
     """The stall timeout counts from the last progress, not from the start. A clock that moves
-    a second at every look: 20,000 records take well over 6 looks, none of them 6 in a row
-    without progress."""
+    a second at every look: 60,000 records take 60 looks or more (a thousand a look at most),
+    and 30 looks in a row without progress would be 6 s of a silent broker."""
     at = ms(WINDOW_START + timedelta(seconds=1))
-    publish(cluster, topics, [(b"not the wire format", at, f"k{i}") for i in range(20_000)])
+    publish(cluster, topics, [(b"not the wire format", at, f"k{i}") for i in range(60_000)])
     ticks = itertools.count()
-    options = CaptureOptions(skew=timedelta(seconds=1), stall_s=6, clock=lambda: float(next(ticks)))
+    options = CaptureOptions(
+        skew=timedelta(seconds=1), stall_s=30, clock=lambda: float(next(ticks))
+    )
     manifest = capture_to_file(tmp_path / "long.jsonl.gz", cluster.bootstrap_servers,
                                cluster.registry_url, [topics.orders], WINDOW, None, None,
                                options)  # fmt: skip
-    assert manifest.undecodable == {topics.orders: 20_000}
-    assert next(ticks) > 6, "the capture took too few looks to prove anything"
+    assert manifest.undecodable == {topics.orders: 60_000}
+    assert next(ticks) > 30, "the capture took too few looks to prove anything"

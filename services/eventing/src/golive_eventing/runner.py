@@ -168,8 +168,8 @@ class Runner(ABC):
                 "partition.assignment.strategy": assignment,
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
-                "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
                 **consumer_extra,
+                "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,  # END_GRACE_S depends on it
             }
         )
         self._failures: dict[tuple[str, int, int], int] = {}

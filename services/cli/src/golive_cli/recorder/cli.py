@@ -125,7 +125,9 @@ def capture(
     ] = 300.0,
     stall_timeout: Annotated[
         float,
-        typer.Option(help="Seconds without progress before giving up (not a limit on the whole)."),
+        typer.Option(
+            min=1, help="Seconds without progress before giving up (not a limit on the whole)."
+        ),
     ] = 60.0,
     bootstrap: Bootstrap = None,
     registry: Registry = None,

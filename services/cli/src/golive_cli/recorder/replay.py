@@ -148,7 +148,7 @@ def replay(
         r for r in capture.iter_records() if select is None or select(r, schemas[r.schema_id])
     )
     return _publish(records, schemas, bootstrap, TargetSchemas(registry_url),
-                    mapping, speed, keep_timestamps)  # fmt: skip
+                    mapping, speed, keep_timestamps, sources)  # fmt: skip
 
 
 def _publish(
@@ -159,6 +159,7 @@ def _publish(
     mapping: Mapping[str, str],
     speed: float | None,
     keep_timestamps: bool,
+    sources: set[str],
 ) -> ReplayResult:
     producer = Producer({
         "bootstrap.servers": bootstrap,
@@ -187,6 +188,8 @@ def _publish(
             wait = started + (latest - first) / 1000 / speed - time.monotonic()
             if wait > 0:
                 producer.poll(wait)  # keep the relative timing, serving delivery reports meanwhile
+        if record.topic not in sources:  # the file changed since its topics were checked
+            raise ReplayError(f"a record from {record.topic}, a topic the capture did not hold")
         topic = mapping.get(record.topic, record.topic)
         extra: dict[str, Any] = {"timestamp": record.timestamp_ms} if keep_timestamps else {}
         origin = f"{record.topic}/{record.partition}/{record.offset}".encode()
