@@ -207,9 +207,16 @@ def _lines(path: Path) -> Iterator[bytes]:
 
 
 def read_manifest(path: Path) -> Manifest:
-    for first in _lines(path):
-        return _manifest(path, first)
-    raise CaptureFileError(f"{path}: empty file, not a capture")
+    return _opened(path)[0]
+
+
+def _opened(path: Path) -> tuple[Manifest, Iterator[tuple[int, bytes]]]:
+    """The manifest on line 1, and the lines after it with their numbers."""
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise CaptureFileError(f"{path}: empty file, not a capture")
+    return _manifest(path, first), enumerate(lines, start=2)
 
 
 def _manifest(path: Path, line: bytes) -> Manifest:
@@ -254,16 +261,12 @@ class CaptureFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        lines = _lines(path)
-        first = next(lines, None)
-        if first is None:
-            raise CaptureFileError(f"{path}: empty file, not a capture")
-        self.manifest = _manifest(path, first)
+        self.manifest, lines = _opened(path)
         self.schemas: dict[int, EmbeddedSchema] = {}
         self._topics: set[str] = set()
         used: set[int] = set()
         digest = hashlib.sha256()
-        for number, line in enumerate(lines, start=2):
+        for number, line in lines:
             digest.update(line)
             if line.startswith(_SCHEMA_LINE):
                 schema = _schema(path, number, line)
@@ -291,9 +294,8 @@ class CaptureFile:
         it was opened fails at its end."""
         path = self.path
         digest = hashlib.sha256()
-        lines = _lines(path)
-        next(lines, None)  # the manifest
-        for number, line in enumerate(lines, start=2):
+        _, lines = _opened(path)
+        for number, line in lines:
             digest.update(line)
             if line.startswith(_SCHEMA_LINE):
                 continue

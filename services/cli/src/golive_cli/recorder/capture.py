@@ -92,7 +92,7 @@ class _Spool:
     tuples of bytes, ints and strings, and the file never outlives the process that wrote it (an
     anonymous file, unlinked as it is made: nothing else reads it)."""
 
-    def __init__(self, file: IO[bytes], batch: int = SPOOL_BATCH) -> None:
+    def __init__(self, file: IO[bytes], batch: int) -> None:
         self._file = file
         self._size = batch
         self._batch: list[_Candidate] = []
