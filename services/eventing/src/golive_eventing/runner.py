@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -300,12 +300,9 @@ class Runner(ABC):
 
     def recover(self, first: dict[tuple[str, int], int], exc: BaseException) -> None:
         """After a failed batch (nothing of it committed): read it again, from `first`."""
-        self._rewind(first)
+        self._seek(first)
 
-    def _rewind(self, first: dict[tuple[str, int], int]) -> None:
-        self._seek(dict(first))
-
-    def _seek(self, positions: dict[tuple[str, int], int | None]) -> None:
+    def _seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
         for (topic, partition), offset in positions.items():
             if (topic, partition) in self.assignment:
                 start = OFFSET_BEGINNING if offset is None else offset
@@ -537,7 +534,7 @@ class TransactionalProcessor(Runner):
             self._broken = True  # until a new producer, the state and the positions are in place
             self._broken_since = now
         if not self._broken:
-            self._rewind(first)
+            self._seek(first)
             return
         if now - self._broken_since > RECOVERY_LIMIT_S:
             raise RecoveryFailedError(
