@@ -23,7 +23,14 @@ $(UV):
 	python3 -m pip install --user --quiet "uv==$(UV_VERSION)" \
 	  || python3 -m pip install --user --quiet --break-system-packages "uv==$(UV_VERSION)"
 
-.venv/.synced: $(UV) uv.lock pyproject.toml infra/local/pyproject.toml services/*/pyproject.toml
+NATIVE := services/recorder-native
+NATIVE_SOURCES := $(NATIVE)/Cargo.toml $(NATIVE)/Cargo.lock $(NATIVE)/golive_recorder_native.pyi \
+                  $(wildcard $(NATIVE)/src/*.rs)
+
+.venv/.synced: $(UV) uv.lock pyproject.toml infra/local/pyproject.toml services/*/pyproject.toml \
+               $(NATIVE_SOURCES)
+	@command -v cargo >/dev/null || { echo "error: cargo not found: the Rust toolchain builds" \
+	  "$(NATIVE) (golive capture's per-record work); install it with rustup (https://rustup.rs)" >&2; exit 1; }
 	$(UV) sync --frozen
 	@touch $@
 
@@ -60,18 +67,21 @@ postgres-install: install ## Install PostgreSQL's server (Debian's package) if n
 	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
 	  || { echo "error: PostgreSQL server binaries not found; install PostgreSQL or set GOLIVE_POSTGRES_BINDIR" >&2; exit 1; }
 
-lint: install ## ruff: lint and format check
+lint: install ## ruff, and rustfmt and clippy for the native crate: lint and format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	cd $(NATIVE) && cargo fmt --check && cargo clippy --release --all-targets --quiet -- -D warnings
 
-format: install ## ruff: fix what can be fixed, format
+format: install ## ruff and rustfmt: fix what can be fixed, format
 	$(RUN) ruff check --fix .
 	$(RUN) ruff format .
+	cd $(NATIVE) && cargo fmt
 
 types: install ## mypy --strict
 	$(RUN) mypy
 
 test: lint types postgres-install fetch ## Lint, type-check and run the whole suite against the real platform
+	cd $(NATIVE) && cargo test --release --quiet
 	@rc=0; $(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

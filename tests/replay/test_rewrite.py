@@ -8,6 +8,7 @@ long strings for multi-byte lengths) and both must write identical bytes.
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ from golive_cli.recorder.desensitise import DEV_KEY, DesensitiseError, Desensiti
 from golive_cli.recorder.rewrite import Rewriter, UndecodableError, write_long
 from golive_contracts.avro import avro_schema
 from golive_contracts.events import OrderPlaced
+from golive_recorder_native import json_string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -175,12 +177,50 @@ def test_personal_values_that_cannot_be_tokenised_are_refused_only_when_present(
     assert Rewriter(schema, None).rewrite(write_long(1) + write_long(12345))  # raw: kept
 
 
-def test_names_in_a_schema_never_become_code() -> None:
+def test_a_personal_fixed_wider_than_the_digest_is_refused_not_cut_short() -> None:
+    """Its token would be 32 bytes in a wider slot: bytes no consumer could read."""
+    schema = {"type": "record", "name": "R", "fields": [
+        {"name": "h", "type": {"type": "fixed", "name": "Wide", "size": 40}, "pii": True}]}  # fmt: skip
+    with pytest.raises(DesensitiseError, match="fixed of 40 bytes"):
+        Rewriter(schema, TOKENISER).rewrite(bytes(40))
+    with pytest.raises(DesensitiseError, match="fixed of 40 bytes"):
+        Desensitiser(TOKENISER).record(schema, {"h": bytes(40)})
+
+
+# Strings whose token depends on a pattern: emails and card tokens, at the patterns' edges
+# (Python's `$` before a final newline, its `\s` wider than Unicode's White_Space).
+EDGES = ["a@b.c", "a@b.c\n", "a@b.c\n\n", "a@.bc", "a@bc.", "a@b..c", "a@b@c.d", "@b.c", "a@b.",
+         "tok_abc_1234", "tok_abc_1234\n", "tok__1234", "tok_a_b_1234", "tok_abc_123", "tok_é_1234",
+         "tok_abc_١٢٣٤", "x", "", *(f"a{chr(c)}@b.c" for c in [*range(0x20), 0x7F, 0x85, 0xA0,
+         0x1680, 0x180E, *range(0x2000, 0x200C), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000, 0xFEFF])]  # fmt: skip
+STRING = {"type": "record", "name": "S", "fields": [{"name": "s", "type": "string", "pii": True}]}
+
+
+@pytest.mark.parametrize("value", EDGES)
+def test_native_string_tokens_are_the_tokenisers(value: str) -> None:
+    data = value.encode()
+    rewritten = Rewriter(STRING, TOKENISER).rewrite(write_long(len(data)) + data)
+    assert rewritten.decode()[1:] == TOKENISER.token(value)
+
+
+@given(st.text())
+def test_native_string_tokens_are_the_tokenisers_for_any_text(value: str) -> None:
+    test_native_string_tokens_are_the_tokenisers(value)
+    test_native_string_tokens_are_the_tokenisers(f"{value}@example.org")
+    test_native_string_tokens_are_the_tokenisers(f"tok_{value}_1234")
+
+
+@given(st.text())
+def test_native_json_strings_are_json_dumps(value: str) -> None:
+    assert json_string(value) == json.dumps(value)
+
+
+def test_names_in_a_schema_stay_data() -> None:
     hostile = "x'\nraise SystemExit('injected')\n#"
     schema = {"type": "record", "name": "R", "fields": [{"name": hostile, "type": "string"}]}
     rewriter = Rewriter(schema, TOKENISER)
     assert rewriter.rewrite(write_long(1) + b"a") == write_long(1) + b"a"
-    assert "\nraise SystemExit" not in rewriter.source
+    assert rewriter.program == ([("record", 0)], [[("string",)]])
 
 
 @given(

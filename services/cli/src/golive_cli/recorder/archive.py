@@ -1,5 +1,8 @@
 """The capture file: gzip'd JSON lines, one manifest line, the writer schemas, then the records.
 
+The gzip stream is in members (the manifest and schemas, then one per MiB of records), which
+every gzip reader reads as one stream: the records' members are compressed in parallel.
+
 Line 1 is `{"manifest": ...}`, then one `{"schema": ...}` line per writer schema, then one
 `{"record": ...}` line per record. Values and header values are base64 of the exact bytes
 (Avro in the registry's wire format, schema id as in the source registry). The manifest carries
@@ -14,8 +17,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from itertools import islice
@@ -150,11 +156,8 @@ def write_capture(
     schemas: Mapping[int, EmbeddedSchema],
     records: Iterable[CapturedRecord],
 ) -> Manifest:
-    """Write the file atomically (temp file, then rename), streaming `records` through a spool;
-    embeds the writer schemas among `schemas` that the records use, fills in counts and the
-    checksum. The manifest and the schemas come first in the file and are known last, so the
-    record lines wait in the spool (on disk, beside the file) and are read twice, to hash and
-    to compress."""
+    """Write `records` as a capture file: their lines wait in a spool (on disk, beside the
+    file) until their tally is known (see write_lines)."""
     counts: dict[str, int] = {}
     used: set[int] = set()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -164,32 +167,66 @@ def write_capture(
             for record in chunk:
                 counts[record.topic] = counts.get(record.topic, 0) + 1
                 used.add(record.schema_id)
-        if missing := used - schemas.keys():
-            raise ValueError(f"records use schema ids {sorted(missing)} not given")
-        head = b"".join(_line({"schema": asdict(s)}) for i, s in schemas.items() if i in used)
-        digest = hashlib.sha256(head)
         spool.seek(0)
-        while block := spool.read(1 << 20):
+        blocks = iter(lambda: spool.read(BLOCK_BYTES), b"")
+        return write_lines(path, manifest, schemas, (counts, used), blocks)
+
+
+BLOCK_BYTES = 1 << 20  # of lines: each is compressed on its own (a gzip member)
+COMPRESSORS = 2  # threads compressing blocks (ISA-L releases the GIL)
+
+
+def write_lines(
+    path: Path,
+    manifest: Manifest,
+    schemas: Mapping[int, EmbeddedSchema],
+    tally: tuple[Mapping[str, int], set[int]],
+    blocks: Iterable[bytes],
+) -> Manifest:
+    """Write the file atomically (temp file, then rename) from blocks of record lines (as
+    `CapturedRecord.line()` writes them) whose `tally` is known: the records per topic and the
+    schema ids they use. Embeds those schemas (from `schemas`), fills in counts and checksum.
+
+    The blocks are hashed in order as they come and compressed on `COMPRESSORS` threads, each
+    into a gzip member of its own (as pigz does; any gzip reader reads the members as one
+    stream), and wait in a temporary file: the manifest, with the checksum, comes first in the
+    file, in a member of its own with the schemas, written last."""
+    counts, used = tally
+    if missing := used - schemas.keys():
+        raise ValueError(f"records use schema ids {sorted(missing)} not given")
+    head = b"".join(_line({"schema": asdict(s)}) for i, s in schemas.items() if i in used)
+    digest = hashlib.sha256(head)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=path.parent) as members, \
+            ThreadPoolExecutor(COMPRESSORS, thread_name_prefix="golive-gzip") as pool:  # fmt: skip
+        pending: deque[Future[bytes]] = deque()
+        for block in blocks:
             digest.update(block)
-        manifest.records = counts
+            pending.append(pool.submit(_member, block))
+            while len(pending) > 2 * COMPRESSORS:  # bounded: a few blocks in flight
+                members.write(pending.popleft().result())
+        while pending:
+            members.write(pending.popleft().result())
+        manifest.records = dict(sorted(counts.items()))
         manifest.sha256 = digest.hexdigest()
-        spool.seek(0)
+        members.seek(0)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
-            # ISA-L's gzip (igzip): a standard gzip file, 4x zlib's speed at its level 1 for
-            # the same size (make bench-recorder measures both).
-            with os.fdopen(fd, "wb") as raw, igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=1,
-                                                             mtime=0) as out:  # fmt: skip
-                out.write(_line({"manifest": asdict(manifest)}))
-                out.write(head)
-                while block := spool.read(1 << 20):
-                    out.write(block)
+            with os.fdopen(fd, "wb") as out:
+                out.write(_member(_line({"manifest": asdict(manifest)}) + head))
+                shutil.copyfileobj(members, out, 1 << 20)
             Path(tmp).chmod(0o644)  # mkstemp makes it private; a capture is a shared artefact
             Path(tmp).replace(path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
     return manifest
+
+
+def _member(data: bytes) -> bytes:
+    """A gzip member, by ISA-L (igzip): 4x zlib's speed at its level 1 for the same size (make
+    bench-recorder measures both); mtime 0, so the same lines give the same bytes."""
+    return igzip.compress(data, 1, mtime=0)
 
 
 # Not gzip, cut short, or damaged inside (isal's stub types its error as an instance).

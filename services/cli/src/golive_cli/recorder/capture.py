@@ -5,39 +5,45 @@ offsets_for_times(from - skew) and past `to` until a record is later than `to + 
 seen at start), and every record is filtered by its own timestamp. Topics are written in Kafka
 transactions: read_committed, and "done" is a position, because commit markers take offsets.
 
-What is read waits on disk, a spool per partition, until the journeys started in the window are
-known: a window of any length is captured in bounded memory (a batch per partition, and the keys
-of the journeys started in it).
+Each batch consumed goes whole to the native window (services/recorder-native): every record is
+checked, desensitised and formatted as its file line there, then waits on disk, a spool per
+partition, until the journeys started in the window are known: a window of any length is
+captured in bounded memory (a batch per partition, and the keys of the journeys started in it).
+Python reads Kafka and the registry, compiles schemas (rewrite.py) and writes the file.
 """
 
 from __future__ import annotations
 
-import heapq
-import io
-import marshal
+import json
+import os
 import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
+from golive_recorder_native import Window as NativeWindow
 
-from golive_cli.recorder.archive import CapturedRecord, EmbeddedSchema, Manifest, write_capture
-from golive_cli.recorder.desensitise import DesensitiseError, Tokeniser
-from golive_cli.recorder.rewrite import Rewriter, UndecodableError
-from golive_cli.recorder.wire import HEADER, SourceSchemas, WriterSchema, schema_id_of
+from golive_cli.recorder.archive import (
+    BLOCK_BYTES,
+    CapturedRecord,
+    EmbeddedSchema,
+    Manifest,
+    write_lines,
+)
+from golive_cli.recorder.desensitise import Tokeniser
+from golive_cli.recorder.rewrite import Program, UndecodableError, compile_schema
+from golive_cli.recorder.wire import SourceSchemas, WriterSchema
 
 # A journey (correlation id = order id = record key) starts and ends with these events.
 JOURNEY_START = OrderPlaced.full_name()
 JOURNEY_END = frozenset({OrderConfirmed.full_name(), OrderCancelled.full_name()})
-MAX_SAMPLES = 5
-SPOOL_BATCH = 1000  # candidates a partition holds in memory before they go to its spool
+SPOOL_BATCH = 1000  # records a partition holds in memory before they go to its spool
 
 
 Place = tuple[str, int]  # (topic, partition)
@@ -80,143 +86,56 @@ class CaptureOptions:
     clock: Callable[[], float] = time.monotonic
 
 
-# A record read: (record, or None if undecodable; key; in the window; why undecodable). Kept or
-# dropped once the started journeys are known. A tuple: one is made per record.
-_Candidate = tuple[CapturedRecord | None, str | None, bool, str]
+def _resolver(schemas: SourceSchemas, desensitise: bool) -> Callable[[int], tuple[Program, int]]:
+    """What the native window asks once per schema id: the walk program of the writer schema,
+    and its role in journeys (0 none, 1 start, 2 end). UndecodableError: no such schema here."""
 
-
-class _Spool:
-    """One partition's candidates, in offset order, in batches of `batch` in a temporary file
-    that every partition's spool shares (one file descriptor, however many partitions): each
-    spool remembers where its batches are. A batch is marshal's bytes: the fastest codec for
-    tuples of bytes, ints and strings, and the file never outlives the process that wrote it (an
-    anonymous file, unlinked as it is made: nothing else reads it)."""
-
-    def __init__(self, file: IO[bytes], batch: int) -> None:
-        self._file = file
-        self._size = batch
-        self._batch: list[_Candidate] = []
-        self._spans: list[tuple[int, int]] = []  # (position, length) of each batch written
-
-    def append(self, candidate: _Candidate) -> None:
-        self._batch.append(candidate)
-        if len(self._batch) >= self._size:
-            self._flush()
-
-    def _flush(self) -> None:
-        # marshal takes exact tuples only: a CapturedRecord goes as its fields.
-        data = marshal.dumps(
-            [(None if c[0] is None else tuple(c[0]), c[1], c[2], c[3]) for c in self._batch]
+    def resolve(schema_id: int) -> tuple[Program, int]:
+        schema = schemas.get(schema_id)  # RegistryError (registry down) stops the capture
+        try:
+            program = compile_schema(schema.raw, desensitise=desensitise)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UndecodableError(f"schema id {schema_id} cannot be walked: {exc}") from exc
+        role = (
+            1 if schema.full_name == JOURNEY_START else 2 if schema.full_name in JOURNEY_END else 0
         )
-        position = self._file.seek(0, io.SEEK_END)
-        self._file.write(data)
-        self._spans.append((position, len(data)))
-        self._batch.clear()
+        return program, role
 
-    def __iter__(self) -> Iterator[_Candidate]:
-        """Every candidate appended, in order. Spools are read only once every spool is
-        written, and each batch is read whole, so spools read in turn (a merge) do not mix."""
-        if self._batch:
-            self._flush()
-        make = CapturedRecord._make
-        for position, length in self._spans:
-            self._file.seek(position)
-            batch = self._file.read(length)
-            for record, key, in_window, reason in marshal.loads(batch):  # noqa: S302 (our own file)
-                yield (None if record is None else make(record), key, in_window, reason)
-
-
-@dataclass
-class _Journeys:
-    started: set[str] = field(default_factory=set)
-    ended: set[str] = field(default_factory=set)
-
-    def open(self) -> int:
-        return len(self.started - self.ended)
-
-
-class Recorder:
-    """Turns consumed messages into captured records: checked and desensitised, never decoded.
-
-    Each writer schema is compiled once into a `Rewriter` (see rewrite.py). A raw capture still
-    walks every record, so one that does not decode is left out and counted either way.
-    """
-
-    def __init__(self, schemas: SourceSchemas, tokeniser: Tokeniser | None) -> None:
-        self.schemas = schemas
-        self.tokeniser = tokeniser
-        self._rewriters: dict[int, tuple[WriterSchema, Rewriter]] = {}
-
-    def record(self, msg: Message, place: Place, timestamp_ms: int) -> tuple[CapturedRecord, str]:
-        """The record and its writer schema's full name."""
-        value = msg.value()
-        schema_id = schema_id_of(value)
-        if schema_id not in self._rewriters:
-            schema = self.schemas.get(schema_id)
-            self._rewriters[schema_id] = (schema, Rewriter(schema.raw, self.tokeniser))
-        schema, rewriter = self._rewriters[schema_id]
-        assert value is not None
-        headers = msg.headers()
-        record = CapturedRecord(
-            place[0],
-            place[1],
-            msg.offset() or 0,
-            timestamp_ms,
-            msg.key(),
-            tuple((str(h[0]), _bytes(h[1])) for h in headers) if headers else (),
-            rewriter.rewrite(value, HEADER.size),
-            schema_id,
-        )
-        return record, schema.full_name
-
-
-def _bytes(value: str | bytes | None) -> bytes:
-    if isinstance(value, str):
-        return value.encode()
-    return value or b""
+    return resolve
 
 
 @dataclass
 class WindowRead:
-    """A window read to its end and spooled: the manifest so far, the writer schemas seen, and
-    `records()`, which streams what is kept (and counts what is left out into the manifest)."""
+    """A window read to its end, spooled and tallied: the manifest (what is kept, per topic,
+    and what is left out), the writer schemas seen, and `lines()`, which streams the kept
+    records' file lines."""
 
     manifest: Manifest
     source: SourceSchemas
-    spools: dict[Place, _Spool]
-    journeys: _Journeys
-    options: CaptureOptions
+    native: NativeWindow
+    counts: dict[str, int]
+    used: set[int]
     _merged: bool = False
 
     def schemas(self) -> dict[int, EmbeddedSchema]:
         """Every writer schema met, by source id (the file embeds those its records use)."""
         return {s.id: s.embedded() for s in self.source.used()}
 
-    def _kept(self, c: _Candidate) -> bool:
-        return c[2] or (self.options.complete_journeys and c[1] in self.journeys.started)
-
-    def _partition(self, topic: str, spool: _Spool) -> Iterator[CapturedRecord]:
-        undecodable = self.manifest.undecodable
-        samples = self.manifest.undecodable_samples
-        for c in spool:
-            if not self._kept(c):
-                continue
-            if c[0] is not None:
-                yield c[0]
-                continue
-            undecodable[topic] = undecodable.get(topic, 0) + 1
-            if len(samples) < MAX_SAMPLES:
-                samples.append(f"{topic}: {c[3]}")
-
-    def records(self) -> Iterator[CapturedRecord]:
-        """Merged by timestamp; each partition's records stay in offset order (per-key order).
-        Once only, inside read_window's block: it counts what it leaves out into the manifest,
-        and the spools close with the block."""
+    def lines(self) -> Iterator[bytes]:
+        """The kept records' capture-file lines, in blocks of about a MiB: merged by timestamp,
+        each partition's in offset order (per-key order). Once only, inside read_window's
+        block (the spools close with it)."""
         if self._merged:
             raise RuntimeError("the window's records were read already")
         self._merged = True
-        partitions = [self._partition(topic, spool) for (topic, _), spool in self.spools.items()]
-        return heapq.merge(*partitions, key=lambda r: r.timestamp_ms)
+        while block := self.native.lines(BLOCK_BYTES):
+            yield block
+
+    def records(self) -> Iterator[CapturedRecord]:
+        """The same, parsed (for a reader that shows them; a file takes the lines as they are)."""
+        for block in self.lines():
+            for line in block.splitlines():
+                yield CapturedRecord.from_json(json.loads(line)["record"])
 
 
 @contextmanager
@@ -232,31 +151,12 @@ def read_window(
     """Read the window (and the journeys started in it) into spools under `spool_dir` (the
     system's temporary directory if None), removed when the block ends."""
     schemas = SourceSchemas(registry_url)
-    recorder = Recorder(schemas, tokeniser)
-    journeys = _Journeys()
-    spools: dict[Place, _Spool] = {}
-    start_ms, end_ms = window.start_ms, window.end_ms
+    resolve = _resolver(schemas, desensitise=tokeniser is not None)
+    key = None if tokeniser is None else tokeniser.key
     with tempfile.TemporaryFile(dir=spool_dir) as file:
-        for msg, place, timestamp_ms in _window_messages(bootstrap, topics, window, options,
-                                                         journeys):  # fmt: skip
-            key = msg.key()
-            key_str = None if key is None else key.decode("utf-8", "replace")
-            in_window = start_ms <= timestamp_ms < end_ms
-            spool = spools.get(place)
-            if spool is None:
-                spool = spools[place] = _Spool(file, SPOOL_BATCH)
-            try:
-                record, full_name = recorder.record(msg, place, timestamp_ms)
-            except (UndecodableError, DesensitiseError) as exc:
-                spool.append((None, key_str, in_window, str(exc)))
-                continue
-            if key_str is not None:
-                if full_name == JOURNEY_START and in_window:
-                    journeys.started.add(key_str)
-                elif full_name in JOURNEY_END:
-                    journeys.ended.add(key_str)
-            spool.append((record, key_str, in_window, ""))
-
+        native = NativeWindow(key, resolve, os.dup(file.fileno()), SPOOL_BATCH, window.start_ms,
+                              window.end_ms)  # fmt: skip
+        _read(bootstrap, topics, window, options, native)
         manifest = Manifest(
             source={"bootstrap": bootstrap, "registry": registry_url, "topics": ",".join(topics)},
             window={
@@ -266,9 +166,13 @@ def read_window(
             },
             desensitised=tokeniser is not None,
             key_id=None,
-            journeys={"started": len(journeys.started), "open": journeys.open()},
+            journeys={"started": native.started, "open": native.open},
         )
-        yield WindowRead(manifest, schemas, spools, journeys, options)
+        native.merge(options.complete_journeys)
+        counts, used, undecodable, samples = native.tally()
+        manifest.undecodable = dict(sorted(undecodable.items()))
+        manifest.undecodable_samples = samples
+        yield WindowRead(manifest, schemas, native, counts, used)
 
 
 def capture(
@@ -282,8 +186,7 @@ def capture(
     """The window in memory, for a reader that shows it (golive inspect); files stream instead."""
     with read_window(bootstrap, registry_url, topics, window, tokeniser, options) as read:
         records = list(read.records())
-    used = {r.schema_id for r in records}
-    return read.manifest, [s for s in read.source.used() if s.id in used], records
+    return read.manifest, [s for s in read.source.used() if s.id in read.used], records
 
 
 def capture_to_file(
@@ -301,17 +204,19 @@ def capture_to_file(
     with read_window(bootstrap, registry_url, topics, window, tokeniser, options,
                      spool_dir=path.parent) as read:  # fmt: skip
         read.manifest.key_id = key_id
-        return write_capture(path, read.manifest, read.schemas(), read.records())
+        tally = (read.counts, read.used)
+        return write_lines(path, read.manifest, read.schemas(), tally, read.lines())
 
 
-def _window_messages(
+def _read(
     bootstrap: str,
     topics: Sequence[str],
     window: Window,
     options: CaptureOptions,
-    journeys: _Journeys,
-) -> Iterator[tuple[Message, Place, int]]:
-    """Every record of the window's partitions, with its (topic, partition) and timestamp."""
+    native: NativeWindow,
+) -> None:
+    """Every record of the window's partitions into `native`, batch by batch, until each
+    partition is read past the window (and the journeys started in it) or to its end."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": f"golive-capture-{uuid.uuid4().hex[:8]}",  # assigned, never committed
@@ -322,17 +227,17 @@ def _window_messages(
     try:
         ends = _assign(consumer, topics, window.start_ms - _ms(options.skew))
         paused: set[tuple[str, int]] = set()
-        last_ts: dict[tuple[str, int], int] = {}
         clock, stall_s = options.clock, options.stall_s
         deadline = clock() + stall_s
         before: dict[Place, int] = {}
         while True:
-            horizon = window.end_ms + _ms(options.skew)
-            if options.complete_journeys and journeys.open():
-                horizon += _ms(options.extend)
-            done, positions = _done(consumer, ends, last_ts, horizon)
+            done, positions = _done(consumer, ends, native, _horizon(window, options, native))
             if done == set(ends):
-                return
+                # The worker may be a few batches behind: a journey may have opened in them.
+                native.settle()
+                done, positions = _done(consumer, ends, native, _horizon(window, options, native))
+                if done == set(ends):
+                    return
             _pause_done(consumer, done, paused)
             if positions != before:  # progress, records or not (aborted ones are skipped)
                 before, deadline = positions, clock() + stall_s
@@ -342,18 +247,20 @@ def _window_messages(
                 raise CaptureError(
                     f"nothing read for {stall_s:.0f} s, short of the end seen at the start: {behind}"
                 )
-            for msg in consumer.consume(1000, timeout=0.2):
-                if msg.error() is not None:
-                    continue
-                place = (msg.topic() or "", msg.partition() or 0)
-                timestamp_ms = msg.timestamp()[1]
-                if timestamp_ms > last_ts.get(place, 0):
-                    last_ts[place] = timestamp_ms
-                yield msg, place, timestamp_ms
+            native.push(consumer.consume(1000, timeout=0.2))
     except KafkaException as exc:
         raise CaptureError(f"Kafka at {bootstrap}: {exc}") from exc
     finally:
         consumer.close()
+
+
+def _horizon(window: Window, options: CaptureOptions, native: NativeWindow) -> int:
+    """How late a record may be before its partition is read far enough: the window's end and
+    the skew, and the extension while a journey started in the window is open."""
+    horizon = window.end_ms + _ms(options.skew)
+    if options.complete_journeys and native.open:
+        horizon += _ms(options.extend)
+    return horizon
 
 
 def _ms(delta: timedelta) -> int:
@@ -387,10 +294,11 @@ def _assign(
 def _done(
     consumer: Consumer,
     ends: dict[tuple[str, int], tuple[int, int]],
-    last_ts: dict[tuple[str, int], int],
+    native: NativeWindow,
     horizon_ms: int,
 ) -> tuple[set[tuple[str, int]], dict[Place, int]]:
     """The partitions read far enough, and where each one is."""
+    last_ts = native.last_timestamps()
     done = set()
     positions: dict[Place, int] = {}
     for tp in consumer.position([TopicPartition(t, p) for t, p in ends]):

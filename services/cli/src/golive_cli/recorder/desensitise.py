@@ -20,17 +20,17 @@ from typing import Any
 
 from golive_contracts.fields import PII_KEY
 
+# One class for both paths: the native walker (capture) raises it too. A ValueError.
+from golive_recorder_native import DesensitiseError as DesensitiseError  # noqa: PLC0414
+
 KEY_ENV = "GOLIVE_CAPTURE_KEY"
 # Only with an explicit --dev-key: public, so its tokens protect nothing outside a laptop or CI.
 DEV_KEY = b"golive-dev-capture-key:not-a-secret"
 MIN_KEY_BYTES = 16
+DIGEST_BYTES = 32  # a personal fixed value's token is its digest cut to its width: at most this
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CARD_TOKEN = re.compile(r"^tok_[A-Za-z0-9]+_([0-9]{4})$")
-
-
-class DesensitiseError(ValueError):
-    """A personal field this build cannot tokenise safely: the record is left out, not leaked."""
 
 
 class MissingKeyError(ValueError):
@@ -67,6 +67,11 @@ class Tokeniser:
         self._key = key
         self.token = lru_cache(maxsize=65536)(self._token)
 
+    @property
+    def key(self) -> bytes:
+        """The HMAC key: what the native walker tokenises with (the same tokens)."""
+        return self._key
+
     def digest(self, value: bytes) -> bytes:
         return hmac.new(self._key, value, hashlib.sha256).digest()
 
@@ -84,6 +89,10 @@ class Tokeniser:
             return self.token(value)
         if isinstance(value, uuid.UUID):
             return uuid.UUID(bytes=self.digest(value.bytes)[:16], version=4)
+        if isinstance(value, bytes) and avro_type == "fixed" and len(value) > DIGEST_BYTES:
+            raise DesensitiseError(
+                f"cannot tokenise a personal fixed of {len(value)} bytes (at most 32)"
+            )
         if isinstance(value, bytes):
             return self.digest(value)[: len(value)] if avro_type == "fixed" else self.digest(value)
         if isinstance(value, int) and not isinstance(value, bool) and avro_type in ("int", "long"):
