@@ -6,7 +6,7 @@
 
 GOLDEN_CAPTURE ?= tests/replay/golden.jsonl.gz
 
-.PHONY: replay-regression replay-golden bench-recorder bench-capture-pool
+.PHONY: replay-regression replay-golden bench-recorder
 
 replay-regression: install fetch ## Regress this build against the golden capture (tests/replay/)
 	$(GOLIVE) regress $(GOLDEN_CAPTURE) --report var/replay-regression.json
@@ -16,6 +16,3 @@ replay-golden: install fetch ## Re-record the golden capture (after an intended 
 
 bench-recorder: install fetch ## Capture and replay throughput beside the raw consume/produce rates
 	$(RUN) python load/bench_recorder.py $(ARGS)
-
-bench-capture-pool: install fetch ## Capture's per-record work in 0-3 pool processes (the experiment in docs/recorder.md)
-	$(RUN) python load/bench_capture_pool.py $(ARGS)

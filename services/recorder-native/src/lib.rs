@@ -189,6 +189,8 @@ impl Rewriter {
 struct Window {
     reader: Option<reader::Reader>,
     merge: Option<Box<window::Merge>>,
+    /// (started, open) once read to the end.
+    journeys: (usize, usize),
     resolve: Py<PyAny>,
     desensitise: bool,
     schemas: FxHashMap<u32, Result<(), String>>,
@@ -198,7 +200,7 @@ struct Window {
 }
 
 fn stopped(_: reader::Stopped) -> PyErr {
-    PyRuntimeError::new_err("the capture worker stopped: merge() says why")
+    PyRuntimeError::new_err("the capture worker stopped")
 }
 
 impl Window {
@@ -294,6 +296,7 @@ impl Window {
         Ok(Window {
             reader: Some(reader::Reader::start(inner)?),
             merge: None,
+            journeys: (0, 0),
             resolve,
             desensitise: key.is_some(),
             schemas: FxHashMap::default(),
@@ -361,7 +364,13 @@ impl Window {
             batch.records.push(record);
         }
         let reader = self.reader()?;
-        py.detach(|| reader.batch(batch)).map_err(stopped)
+        if py.detach(|| reader.batch(batch)).is_err() {
+            // The worker stopped on an error (a spool write failed): that error, not this one.
+            let reader = self.reader.take().expect("checked above");
+            py.detach(|| reader.finish())?;
+            return Err(stopped(reader::Stopped));
+        }
+        Ok(())
     }
 
     /// The latest record timestamp read from each (topic, partition), 0 before any.
@@ -382,14 +391,20 @@ impl Window {
 
     /// Journeys started in the window (an OrderPlaced in it, by key).
     #[getter]
-    fn started(&self) -> PyResult<usize> {
-        Ok(self.reader()?.journeys().0)
+    fn started(&self) -> usize {
+        self.reader
+            .as_ref()
+            .map_or(self.journeys, reader::Reader::journeys)
+            .0
     }
 
     /// Journeys started in the window and not ended yet.
     #[getter]
-    fn open(&self) -> PyResult<usize> {
-        Ok(self.reader()?.journeys().1)
+    fn open(&self) -> usize {
+        self.reader
+            .as_ref()
+            .map_or(self.journeys, reader::Reader::journeys)
+            .1
     }
 
     /// Stop reading and tally what is kept (`tally()`); from now on `lines()` streams it.
@@ -398,7 +413,9 @@ impl Window {
             .reader
             .take()
             .ok_or_else(|| PyRuntimeError::new_err("the window is merged already"))?;
-        let merge = py.detach(|| reader.finish()?.merge(complete_journeys))?;
+        let window = py.detach(|| reader.finish())?;
+        self.journeys = (window.started(), window.open());
+        let merge = py.detach(|| window.merge(complete_journeys))?;
         self.merge = Some(Box::new(merge));
         Ok(())
     }

@@ -8,11 +8,9 @@ use std::collections::BinaryHeap;
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
+use base64_simd::{Out, STANDARD as B64};
 
 use crate::tokens::Tokens;
 use crate::walk::{Fail, Program, Scratch};
@@ -429,12 +427,16 @@ fn format_line(
             out.push(b'"');
         }
     }
-    write!(
-        out,
-        ",\"offset\":{},\"partition\":{},\"schema_id\":{},\"timestamp_ms\":{},\"topic\":{}",
-        msg.offset, partition, schema_id, msg.timestamp_ms, topic_json
-    )
-    .expect("writing to memory");
+    out.extend_from_slice(b",\"offset\":");
+    number(out, msg.offset);
+    out.extend_from_slice(b",\"partition\":");
+    number(out, partition);
+    out.extend_from_slice(b",\"schema_id\":");
+    number(out, schema_id);
+    out.extend_from_slice(b",\"timestamp_ms\":");
+    number(out, msg.timestamp_ms);
+    out.extend_from_slice(b",\"topic\":");
+    out.extend_from_slice(topic_json.as_bytes());
     out.extend_from_slice(b",\"value\":\"");
     b64(out, value);
     out.extend_from_slice(b"\"}}\n");
@@ -455,11 +457,13 @@ fn write_json_string(out: &mut Vec<u8>, text: &str) {
 
 fn b64(out: &mut Vec<u8>, data: &[u8]) {
     let start = out.len();
-    out.resize(start + data.len().div_ceil(3) * 4, 0);
-    let written = B64
-        .encode_slice(data, &mut out[start..])
-        .expect("sized for it");
-    out.truncate(start + written);
+    out.resize(start + B64.encoded_length(data.len()), 0);
+    let written = B64.encode(data, Out::from_slice(&mut out[start..])).len();
+    debug_assert_eq!(start + written, out.len());
+}
+
+fn number(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// `json.dumps(text)`: ASCII only, as Python's default `ensure_ascii` writes it.
