@@ -186,17 +186,16 @@ impl Window {
         Ok(())
     }
 
+    /// Journeys: a start in the window opens one (by key) unless its end was read already, an
+    /// end closes it. A key is nearly always new to the set it goes to: inserted, not looked up
+    /// first (an allocation wasted on a repeat, a hash saved on every other).
     fn journey(&mut self, key: &[u8], role: u8, in_window: bool) {
-        if role == START && in_window && !self.started.contains(key) {
-            self.started.insert(key.to_vec());
-            if !self.ended.contains(key) {
+        if role == START && in_window {
+            if self.started.insert(key.to_vec()) && !self.ended.contains(key) {
                 self.open += 1;
             }
-        } else if role == END && !self.ended.contains(key) {
-            self.ended.insert(key.to_vec());
-            if self.started.contains(key) {
-                self.open -= 1;
-            }
+        } else if role == END && self.ended.insert(key.to_vec()) && self.started.contains(key) {
+            self.open -= 1;
         }
     }
 
