@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import heapq
 import json
-import os
 import struct
 import tempfile
 from collections.abc import Iterator
@@ -25,12 +24,14 @@ from hypothesis import strategies as st
 
 pytestmark = pytest.mark.unit
 
-START, END, OTHER = 1, 2, 3  # schema ids: OrderPlaced-like, OrderConfirmed-like, neither
+START, END, OTHER, BROKEN = 1, 2, 3, 4  # OrderPlaced-like, OrderConfirmed-like, neither, bad
 SCHEMA = {"type": "record", "name": "E", "fields": [{"name": "s", "type": "string"}]}
 ROLE = {START: 1, END: 2, OTHER: 0}
 
 
 def resolve(schema_id: int) -> tuple[Program, int]:
+    if schema_id == BROKEN:  # a program this build cannot run (a fixed of negative size)
+        return ([("skip", -1)], []), 0
     if schema_id not in ROLE:
         raise UndecodableError(f"schema id {schema_id} is unknown")
     return compile_schema(SCHEMA, desensitise=False), ROLE[schema_id]
@@ -85,7 +86,7 @@ class Msg:
 def run(batches: list[list[Msg]], *, batch: int, start: int, end: int, complete: bool,
         ) -> tuple[list[bytes], Window]:  # fmt: skip
     with tempfile.TemporaryFile() as spool:
-        window = Window(None, resolve, os.dup(spool.fileno()), batch, start, end)
+        window = Window(None, resolve, spool.fileno(), batch, start, end)
         for messages in batches:
             window.push(messages)
         window.settle()
@@ -125,7 +126,7 @@ def test_journeys_decide_what_after_the_window_is_kept() -> None:
 
 def test_journeys_open_until_they_end() -> None:
     with tempfile.TemporaryFile() as spool:
-        window = Window(None, resolve, os.dup(spool.fileno()), 10, 0, 100)
+        window = Window(None, resolve, spool.fileno(), 10, 0, 100)
         window.push([Msg("t", 0, 0, 10, b"a", value(START)),
                      Msg("t", 1, 0, 20, b"b", value(END)),  # ended before it starts: closed
                      Msg("t", 0, 1, 30, b"b", value(START))])  # fmt: skip
@@ -144,16 +145,18 @@ def test_undecodable_records_kept_are_counted_not_written() -> None:
             Msg("t", 0, 3, 40, b"d", None),
             Msg("t", 0, 4, 500, b"e", b"\x01junk"),  # outside the window: not counted
             Msg("t", 0, 5, 50, b"f", value(OTHER), _error="broker said no"),  # skipped
-            Msg("t", 0, 6, 60, b"g", value(OTHER))]  # fmt: skip
+            Msg("t", 0, 6, 60, b"g", value(OTHER)),
+            Msg("t", 0, 7, 70, b"h", value(BROKEN))]  # fmt: skip
     lines, window = run([msgs], batch=2, start=0, end=100, complete=True)
     assert [json.loads(line)["record"]["offset"] for line in lines] == [6]
     _, _, undecodable, samples = window.tally()
-    assert undecodable == {"t": 4}
+    assert undecodable == {"t": 5}
     assert samples == [
         "t: magic byte 1 is not 0: not the registry's format",
         "t: schema id 99 is unknown",
         "t: a length of 1 runs past the record",
         "t: too short for the wire format (no magic byte and schema id)",
+        "t: can't convert negative int to unsigned",
     ]
 
 

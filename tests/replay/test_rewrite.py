@@ -164,6 +164,10 @@ def test_blocks_with_a_byte_size_are_read() -> None:
     expected = [TOKENISER.scalar("long", 7), TOKENISER.scalar("long", 300)]
     assert fastavro.schemaless_reader(io.BytesIO(rewritten), fastavro.parse_schema(schema),
                                       None) == {"xs": expected}  # fmt: skip
+    # The tokens change the items' size, so the block's size goes: a positive count instead,
+    # as fastavro writes it (a reader skipping by the old size would land mid-record).
+    assert rewritten == reference(schema, fastavro.parse_schema(schema), data)
+    assert rewritten.startswith(write_long(2))
 
 
 def test_personal_values_that_cannot_be_tokenised_are_refused_only_when_present() -> None:
@@ -175,6 +179,31 @@ def test_personal_values_that_cannot_be_tokenised_are_refused_only_when_present(
     with pytest.raises(DesensitiseError, match="timestamp-micros"):
         rewriter.rewrite(write_long(1) + write_long(12345))
     assert Rewriter(schema, None).rewrite(write_long(1) + write_long(12345))  # raw: kept
+
+
+NODE = {"type": "record", "name": "Node", "fields": [{"name": "next", "type": ["null", "Node"]}]}
+
+
+def test_nesting_deeper_than_the_limit_is_undecodable_not_a_crash() -> None:
+    """A recursive schema lets each byte nest a level deeper: 100,000 levels overflowed the
+    walk's stack (a segfault) before the limit."""
+    for key in (TOKENISER, None):
+        assert Rewriter(NODE, key).rewrite(write_long(1) * 999 + write_long(0))
+        with pytest.raises(UndecodableError, match="nested more than 1000 deep"):
+            Rewriter(NODE, key).rewrite(write_long(1) * 100_000 + write_long(0))
+    endless = {"type": "record", "name": "R", "fields": [{"name": "r", "type": "R"}]}
+    with pytest.raises(UndecodableError, match="nested"):
+        Rewriter(endless, None).rewrite(b"")
+
+
+def test_a_small_record_cannot_ask_for_billions_of_empty_items() -> None:
+    schema = {"type": "record", "name": "R", "fields": [
+        {"name": "xs", "type": {"type": "array", "items": "null"}}]}  # fmt: skip
+    assert Rewriter(schema, None).rewrite(write_long(2) + write_long(0))  # two nulls: fine
+    # 30,000 blocks of 100,000 nulls each, in 90 kB: three billion items.
+    many = write_long(100_000) * 30_000 + write_long(0) + bytes(10_000)
+    with pytest.raises(UndecodableError, match="more values than a record of its size"):
+        Rewriter(schema, None).rewrite(many)
 
 
 def test_a_personal_fixed_wider_than_the_digest_is_refused_not_cut_short() -> None:

@@ -8,10 +8,10 @@ mod walk;
 mod window;
 
 use std::fs::File;
-use std::os::fd::FromRawFd;
+use std::os::fd::BorrowedFd;
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOverflowError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PySet, PyString, PyTuple};
@@ -131,6 +131,15 @@ fn check_records(ops: &[Op], count: usize, bad: &mut bool) {
     }
 }
 
+/// What a schema that cannot be compiled into a program raises (resolve's UndecodableError, or
+/// a program with a bad op or size): its records are undecodable, the capture goes on.
+fn walkable_error(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance_of::<UndecodableError>(py)
+        || err.is_instance_of::<PyValueError>(py)
+        || err.is_instance_of::<PyTypeError>(py)
+        || err.is_instance_of::<PyOverflowError>(py)
+}
+
 fn raise(fail: Fail) -> PyErr {
     match fail {
         Fail::Undecodable(reason) => UndecodableError::new_err(reason),
@@ -199,11 +208,18 @@ struct Window {
     last: Option<(String, i32, usize)>,
 }
 
-fn stopped(_: reader::Stopped) -> PyErr {
-    PyRuntimeError::new_err("the capture worker stopped")
-}
-
 impl Window {
+    /// The worker stopped on an error (a spool write failed): that error, not the channel's.
+    fn worker_error(&mut self, py: Python<'_>) -> PyErr {
+        match self.reader.take() {
+            Some(reader) => match py.detach(|| reader.finish()) {
+                Err(err) => err.into(),
+                Ok(_) => PyRuntimeError::new_err("the capture worker stopped"),
+            },
+            None => PyRuntimeError::new_err("the capture worker stopped"),
+        }
+    }
+
     fn reader(&self) -> PyResult<&reader::Reader> {
         self.reader.as_ref().ok_or_else(|| {
             PyRuntimeError::new_err("the window is merged: nothing more can be read into it")
@@ -226,25 +242,27 @@ impl Window {
         if let Some(known) = self.schemas.get(&id) {
             return Ok(known.clone().map(|()| id));
         }
-        let known = match self.resolve.bind(py).call1((id,)) {
-            Ok(found) => {
-                let (compiled, role): (Bound<PyAny>, u8) = found.extract()?;
-                let compiled = program(&compiled, self.desensitise)?;
-                self.reader()?
-                    .program(id, compiled, role)
-                    .map_err(stopped)?;
+        let found = self.resolve.bind(py).call1((id,)).and_then(|found| {
+            let (compiled, role): (Bound<PyAny>, u8) = found.extract()?;
+            Ok((program(&compiled, self.desensitise)?, role))
+        });
+        let known = match found {
+            Ok((compiled, role)) => {
+                let reader = self.reader()?;
+                if py.detach(|| reader.program(id, compiled, role)).is_err() {
+                    return Err(self.worker_error(py));
+                }
                 Ok(())
             }
-            Err(err) if err.is_instance_of::<UndecodableError>(py) => {
-                Err(err.value(py).str()?.to_string())
-            }
+            // No such schema, or one this build cannot walk: its records are left out, counted.
+            Err(err) if walkable_error(py, &err) => Err(err.value(py).str()?.to_string()),
             Err(err) => return Err(err),
         };
         self.schemas.insert(id, known.clone());
         Ok(known.map(|()| id))
     }
 
-    fn place(&mut self, topic: &str, partition: i32) -> PyResult<usize> {
+    fn place(&mut self, py: Python<'_>, topic: &str, partition: i32) -> PyResult<usize> {
         if let Some((t, p, i)) = &self.last {
             if t == topic && *p == partition {
                 return Ok(*i);
@@ -254,7 +272,10 @@ impl Window {
         let i = match self.places.get(&key) {
             Some(&i) => i,
             None => {
-                self.reader()?.place(topic, partition).map_err(stopped)?;
+                let reader = self.reader()?;
+                if py.detach(|| reader.place(topic, partition)).is_err() {
+                    return Err(self.worker_error(py));
+                }
                 self.last_ts.push((topic.to_owned(), partition, 0));
                 self.places.insert(key, self.last_ts.len() - 1);
                 self.last_ts.len() - 1
@@ -289,9 +310,9 @@ impl Window {
                 "spool_fd must be an open file descriptor",
             ));
         }
-        // Safety: the caller hands over a descriptor of its own (os.dup of the spool's), which
-        // this window now owns and closes.
-        let file = unsafe { File::from_raw_fd(spool_fd) };
+        // Safety: the caller's open file, borrowed only to duplicate it: the window owns the
+        // duplicate (and closes it), the caller keeps its own.
+        let file = File::from(unsafe { BorrowedFd::borrow_raw(spool_fd) }.try_clone_to_owned()?);
         let inner = window::Window::new(key.map(Tokens::new), file, batch, start_ms, end_ms);
         Ok(Window {
             reader: Some(reader::Reader::start(inner)?),
@@ -333,7 +354,7 @@ impl Window {
             let key_obj = msg.call_method0(intern!(py, "key"))?;
             let value_obj = msg.call_method0(intern!(py, "value"))?;
             let headers_obj = msg.call_method0(intern!(py, "headers"))?;
-            let place = self.place(topic, partition)?;
+            let place = self.place(py, topic, partition)?;
             let last_ts = &mut self.last_ts[place].2;
             *last_ts = (*last_ts).max(timestamp.1);
             let value = optional_bytes(&value_obj)?;
@@ -365,10 +386,7 @@ impl Window {
         }
         let reader = self.reader()?;
         if py.detach(|| reader.batch(batch)).is_err() {
-            // The worker stopped on an error (a spool write failed): that error, not this one.
-            let reader = self.reader.take().expect("checked above");
-            py.detach(|| reader.finish())?;
-            return Err(stopped(reader::Stopped));
+            return Err(self.worker_error(py));
         }
         Ok(())
     }
@@ -384,9 +402,12 @@ impl Window {
 
     /// Wait until the worker has spooled every batch pushed: `started` and `open` are exact
     /// afterwards (before, they may lag a few batches behind).
-    fn settle(&self, py: Python<'_>) -> PyResult<()> {
+    fn settle(&mut self, py: Python<'_>) -> PyResult<()> {
         let reader = self.reader()?;
-        py.detach(|| reader.settle()).map_err(stopped)
+        if py.detach(|| reader.settle()).is_err() {
+            return Err(self.worker_error(py));
+        }
+        Ok(())
     }
 
     /// Journeys started in the window (an OrderPlaced in it, by key).

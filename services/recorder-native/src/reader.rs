@@ -17,8 +17,8 @@ const QUEUED_BATCHES: usize = 4;
 /// A byte range of a batch's arena.
 #[derive(Clone, Copy)]
 pub struct Span {
-    start: u32,
-    len: u32,
+    start: usize,
+    len: usize,
 }
 
 pub struct Record {
@@ -44,8 +44,8 @@ pub struct Batch {
 impl Batch {
     pub fn put(&mut self, data: &[u8]) -> Span {
         let span = Span {
-            start: self.arena.len() as u32,
-            len: data.len() as u32,
+            start: self.arena.len(),
+            len: data.len(),
         };
         self.arena.extend_from_slice(data);
         span
@@ -61,7 +61,7 @@ impl Batch {
     }
 
     fn bytes(&self, span: Span) -> &[u8] {
-        &self.arena[span.start as usize..(span.start + span.len) as usize]
+        &self.arena[span.start..span.start + span.len]
     }
 }
 
@@ -94,6 +94,8 @@ impl Reader {
         let shared = Arc::clone(&progress);
         let worker = std::thread::Builder::new()
             .name("golive-capture".into())
+            // The walk recurses, at most walk::MAX_DEPTH levels of a few hundred bytes each.
+            .stack_size(8 << 20)
             .spawn(move || work(window, queue, &shared))?;
         Ok(Reader {
             jobs,

@@ -63,7 +63,21 @@ struct Walker<'a> {
     program: &'a Program,
     tokens: Option<&'a mut Tokens>,
     scratch: &'a mut Scratch,
+    /// Records nested inside each other here: only a record can contain itself, so only
+    /// records can nest without end.
+    depth: usize,
+    /// Ops left before the record counts as hostile (see STEPS_PER_BYTE).
+    steps: usize,
 }
+
+/// Records nested deeper than this make a record undecodable: a recursive schema lets every byte
+/// of a record nest one level further, and the walk recurses (the old Python walker, a call per
+/// record, hit its recursion limit, 1,000, there too).
+pub const MAX_DEPTH: usize = 1000;
+/// Ops a record may take per byte, beyond a base: items of no width (nulls, empty records)
+/// cost no bytes, so a small record could otherwise ask for billions of them.
+const STEPS_PER_BYTE: usize = 64;
+const STEPS_BASE: usize = 65_536;
 
 impl Program {
     /// Walk `value` from `start`. With tokens: true, and `out` holds the value with every
@@ -86,6 +100,8 @@ impl Program {
             program: self,
             tokens,
             scratch,
+            depth: 0,
+            steps: STEPS_BASE + STEPS_PER_BYTE * value.len(),
         };
         walker.seq(&self.root)?;
         if !desensitise {
@@ -110,6 +126,17 @@ impl<'a> Walker<'a> {
             self.op(op)?;
         }
         Ok(())
+    }
+
+    /// A record's `ops`, one level deeper.
+    fn nested(&mut self, ops: &[Op]) -> Step {
+        if self.depth >= MAX_DEPTH {
+            return undecodable(format!("values nested more than {MAX_DEPTH} deep"));
+        }
+        self.depth += 1;
+        let walked = self.seq(ops);
+        self.depth -= 1;
+        walked
     }
 
     fn byte(&mut self) -> Result<u8, Fail> {
@@ -183,7 +210,19 @@ impl<'a> Walker<'a> {
             .push((at, until, from, self.scratch.fresh.len()));
     }
 
+    /// One more value walked (an op, or an item of an array or map, which may have none).
+    fn step(&mut self) -> Step {
+        match self.steps.checked_sub(1) {
+            Some(left) => {
+                self.steps = left;
+                Ok(())
+            }
+            None => undecodable("more values than a record of its size can hold"),
+        }
+    }
+
     fn op(&mut self, op: &Op) -> Step {
+        self.step()?;
         match op {
             Op::Skip(width) => self.skip(*width)?,
             Op::Varint => while self.byte()? & 0x80 != 0 {},
@@ -215,7 +254,7 @@ impl<'a> Walker<'a> {
             Op::Map(key, value) => self.blocks(Some(key), value)?,
             Op::Record(index) => {
                 let program = self.program;
-                self.seq(&program.records[*index])?;
+                self.nested(&program.records[*index])?;
             }
             Op::TokenString => {
                 let at = self.p;
@@ -264,27 +303,36 @@ impl<'a> Walker<'a> {
         Ok(())
     }
 
-    /// Arrays and maps: blocks of items; a negative count is followed by the block's size.
+    /// Arrays and maps: blocks of items; a negative count is followed by the block's size in
+    /// bytes. Desensitised items may change size, so such a block is rewritten with its count
+    /// made positive and no size (as fastavro writes every block): readers that skip a block by
+    /// its size must not skip by the size of the original.
     fn blocks(&mut self, key: Option<&Op>, item: &[Op]) -> Step {
         loop {
+            let at = self.p;
             let mut count = self.long()?;
             if count == 0 {
-                return Ok(());
+                break;
             }
             if count < 0 {
                 count = -count;
                 self.long()?;
+                if self.tokens.is_some() {
+                    self.edit(at, self.p, |_, out| write_long(count, out));
+                }
             }
             let limit = self.buf.len() as i128;
             if count > limit {
                 return undecodable(format!("block of items {count} of {limit}"));
             }
             for _ in 0..count {
+                self.step()?;
                 if let Some(key) = key {
                     self.op(key)?;
                 }
                 self.seq(item)?;
             }
         }
+        Ok(())
     }
 }

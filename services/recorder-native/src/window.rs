@@ -153,7 +153,7 @@ impl Window {
         entry.push(u8::from(in_window));
         match msg.key {
             Some(key) => put_bytes(entry, key),
-            None => entry.extend_from_slice(&u32::MAX.to_le_bytes()),
+            None => entry.extend_from_slice(&NONE.to_le_bytes()),
         }
         match outcome {
             Err(reason) => put_bytes(entry, reason.as_bytes()),
@@ -166,7 +166,7 @@ impl Window {
                 entry.extend_from_slice(&ts.to_le_bytes());
                 entry.extend_from_slice(&schema_id.to_le_bytes());
                 let length_at = entry.len();
-                entry.extend_from_slice(&[0; 4]);
+                entry.extend_from_slice(&[0; 8]);
                 format_line(
                     entry,
                     &spot.topic_json,
@@ -175,8 +175,8 @@ impl Window {
                     schema_id,
                     value,
                 );
-                let length = (entry.len() - length_at - 4) as u32;
-                entry[length_at..length_at + 4].copy_from_slice(&length.to_le_bytes());
+                let length = (entry.len() - length_at - 8) as u64;
+                entry[length_at..length_at + 8].copy_from_slice(&length.to_le_bytes());
             }
         }
         spot.in_tail += 1;
@@ -365,8 +365,8 @@ impl Merge {
             let schema_id = u32::from_le_bytes(chunk[at + 8..at + 12].try_into().expect("4 bytes"));
             at += 12;
             let length =
-                u32::from_le_bytes(chunk[at..at + 4].try_into().expect("4 bytes")) as usize;
-            at += 4;
+                u64::from_le_bytes(chunk[at..at + 8].try_into().expect("8 bytes")) as usize;
+            at += 8;
             reader.at = at + length;
             if kept {
                 self.heads[i] = Some(Head {
@@ -381,15 +381,18 @@ impl Merge {
     }
 }
 
+/// A length that says "none" (a record without a key).
+const NONE: u64 = u64::MAX;
+
 fn put_bytes(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(data.len() as u64).to_le_bytes());
     out.extend_from_slice(data);
 }
 
 fn take_bytes<'a>(chunk: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
-    let len = u32::from_le_bytes(chunk[*at..*at + 4].try_into().expect("4 bytes"));
-    *at += 4;
-    if len == u32::MAX {
+    let len = u64::from_le_bytes(chunk[*at..*at + 8].try_into().expect("8 bytes"));
+    *at += 8;
+    if len == NONE {
         return None;
     }
     let data = &chunk[*at..*at + len as usize];

@@ -15,7 +15,6 @@ Python reads Kafka and the registry, compiles schemas (rewrite.py) and writes th
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -159,7 +158,7 @@ def read_window(
     resolve = _resolver(schemas, desensitise=tokeniser is not None)
     key = None if tokeniser is None else tokeniser.key
     with tempfile.TemporaryFile(dir=spool_dir) as file:
-        native = NativeWindow(key, resolve, os.dup(file.fileno()), SPOOL_BATCH, window.start_ms,
+        native = NativeWindow(key, resolve, file.fileno(), SPOOL_BATCH, window.start_ms,
                               window.end_ms)  # fmt: skip
         try:
             _read(bootstrap, topics, window, options, native)
