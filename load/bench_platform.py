@@ -82,18 +82,24 @@ def throughput(bootstrap: str, count: int) -> tuple[float, float]:
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "fetch.queue.backoff.ms": 10})  # fmt: skip
     consumer.subscribe([topic])
+    consume_rate = drain(consumer, count, time.monotonic())
+    return produce_rate, consume_rate
+
+
+def drain(consumer: Consumer, count: int, started: float) -> float:
+    """Consume `count` records (at most 120 s), close the consumer: records per second since
+    `started`."""
     seen = 0
-    started = time.monotonic()
     deadline = started + 120
     while seen < count and time.monotonic() < deadline:
         seen += sum(
             1 for m in consumer.consume(num_messages=10_000, timeout=0.5) if m.error() is None
         )
-    consume_rate = seen / (time.monotonic() - started)
+    rate = seen / (time.monotonic() - started)
     consumer.close()
     if seen < count:
         raise SystemExit(f"consumed only {seen} of {count} records in 120 s")
-    return produce_rate, consume_rate
+    return rate
 
 
 def write_figures(config: PlatformConfig, name: str, figures: dict[str, Any]) -> None:

@@ -50,7 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench_platform import bench_config, throughput, write_figures
+from bench_platform import bench_config, drain, throughput, write_figures
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_cli.recorder.archive import COMPRESS_LEVEL, read_capture
@@ -270,15 +270,7 @@ def consume_rate_of(cluster: Cluster, topic: str, count: int) -> float:
     read_committed), timed from the consumer's creation, as capture is timed from its start."""
     began = time.monotonic()
     consumer = reader(cluster, topic, **{"isolation.level": "read_committed"})
-    seen = 0
-    deadline = began + 120
-    while seen < count and time.monotonic() < deadline:
-        seen += sum(1 for m in consumer.consume(10_000, timeout=0.5) if m.error() is None)
-    rate = seen / (time.monotonic() - began)
-    consumer.close()
-    if seen < count:
-        raise SystemExit(f"consumed only {seen} of {count} records in 120 s")
-    return rate
+    return drain(consumer, count, began)
 
 
 def floor_us(cluster: Cluster, topic: str, lines: list[bytes]) -> dict[str, float]:

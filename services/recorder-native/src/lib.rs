@@ -68,23 +68,6 @@ fn ops(items: &Bound<'_, PyAny>) -> PyResult<Vec<Op>> {
     items.try_iter()?.map(|item| op(&item?)).collect()
 }
 
-fn needs_tokens(ops: &[Op]) -> bool {
-    ops.iter().any(|op| match op {
-        Op::TokenString
-        | Op::TokenUuid
-        | Op::TokenInt
-        | Op::TokenLong
-        | Op::TokenBytes
-        | Op::TokenFixed(_) => true,
-        Op::Union(branches) => branches.iter().any(|b| needs_tokens(b)),
-        Op::Array(item) => needs_tokens(item),
-        Op::Map(key, value) => {
-            needs_tokens(std::slice::from_ref(key.as_ref())) || needs_tokens(value)
-        }
-        _ => false,
-    })
-}
-
 /// A program from golive_cli.recorder.rewrite.compile(): (root ops, ops of each record type).
 fn program(compiled: &Bound<'_, PyAny>, desensitise: bool) -> PyResult<Program> {
     let (root, records): (Bound<PyAny>, Bound<PyAny>) = compiled.extract()?;
@@ -96,18 +79,24 @@ fn program(compiled: &Bound<'_, PyAny>, desensitise: bool) -> PyResult<Program> 
             .collect::<PyResult<_>>()?,
     };
     let count = program.records.len();
-    let mut bad = false;
-    check_records(&program.root, count, &mut bad);
-    program
-        .records
-        .iter()
-        .for_each(|r| check_records(r, count, &mut bad));
-    if bad {
+    let (mut undefined, mut tokenising) = (false, false);
+    for ops in std::iter::once(&program.root).chain(&program.records) {
+        walk::each_op(ops, &mut |op| match op {
+            Op::Record(i) if *i >= count => undefined = true,
+            Op::TokenString
+            | Op::TokenUuid
+            | Op::TokenInt
+            | Op::TokenLong
+            | Op::TokenBytes
+            | Op::TokenFixed(_) => tokenising = true,
+            _ => {}
+        });
+    }
+    if undefined {
         return Err(PyValueError::new_err(
             "the program refers to a record type it does not define",
         ));
     }
-    let tokenising = needs_tokens(&program.root) || program.records.iter().any(|r| needs_tokens(r));
     if tokenising && !desensitise {
         return Err(PyValueError::new_err(
             "the program tokenises personal values but no key was given",
@@ -116,26 +105,11 @@ fn program(compiled: &Bound<'_, PyAny>, desensitise: bool) -> PyResult<Program> 
     Ok(program)
 }
 
-fn check_records(ops: &[Op], count: usize, bad: &mut bool) {
-    for op in ops {
-        match op {
-            Op::Record(i) if *i >= count => *bad = true,
-            Op::Union(branches) => branches.iter().for_each(|b| check_records(b, count, bad)),
-            Op::Array(item) => check_records(item, count, bad),
-            Op::Map(key, value) => {
-                check_records(std::slice::from_ref(key.as_ref()), count, bad);
-                check_records(value, count, bad);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// What a schema that cannot be compiled into a program raises (resolve's UndecodableError, or
-/// a program with a bad op or size): its records are undecodable, the capture goes on.
+/// What a schema that cannot be compiled into a program raises (resolve's UndecodableError, a
+/// ValueError, or a program with a bad op or size): its records are undecodable, the capture
+/// goes on.
 fn walkable_error(py: Python<'_>, err: &PyErr) -> bool {
-    err.is_instance_of::<UndecodableError>(py)
-        || err.is_instance_of::<PyValueError>(py)
+    err.is_instance_of::<PyValueError>(py)
         || err.is_instance_of::<PyTypeError>(py)
         || err.is_instance_of::<PyOverflowError>(py)
 }

@@ -37,7 +37,8 @@ impl Tokens {
             out.extend_from_slice(found);
             return;
         }
-        let framed = framed(self.token(text).as_bytes());
+        let mut framed = Vec::new();
+        put_framed(&mut framed, self.token(text).as_bytes());
         out.extend_from_slice(&framed);
         if self.strings.len() >= CACHE_LIMIT {
             self.strings.clear();
@@ -95,11 +96,10 @@ pub fn write_long(value: i128, out: &mut Vec<u8>) {
     out.push(n as u8);
 }
 
-pub fn framed(token: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(token.len() + 2);
-    write_long(token.len() as i128, &mut out);
+/// Appends `token` as Avro writes bytes and strings: its length, then itself.
+pub fn put_framed(out: &mut Vec<u8>, token: &[u8]) {
+    write_long(token.len() as i128, out);
     out.extend_from_slice(token);
-    out
 }
 
 /// What Python's `$` matches before: the end, or a newline that ends the string.

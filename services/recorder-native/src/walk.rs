@@ -3,7 +3,9 @@
 //! by golive_cli.recorder.rewrite into `Op`s (which fields are personal, names resolved), so
 //! no schema rule lives here, only the encoding.
 
-use crate::tokens::{format_uuid, parse_canonical_uuid, parse_uuid, write_long, Tokens};
+use crate::tokens::{
+    format_uuid, parse_canonical_uuid, parse_uuid, put_framed, write_long, Tokens,
+};
 
 pub enum Op {
     /// boolean, float, double, or a public fixed: a known width.
@@ -29,6 +31,23 @@ pub enum Op {
     TokenFixed(usize),
     /// A personal value that cannot be tokenised (an enum, a timestamp): the record is refused.
     Refuse(String),
+}
+
+/// Calls `visit` on every op in `ops` and in the ops nested inside them (union branches, items,
+/// map keys and values); not into the record types `Op::Record` refers to.
+pub fn each_op(ops: &[Op], visit: &mut impl FnMut(&Op)) {
+    for op in ops {
+        visit(op);
+        match op {
+            Op::Union(branches) => branches.iter().for_each(|branch| each_op(branch, visit)),
+            Op::Array(item) => each_op(item, visit),
+            Op::Map(key, value) => {
+                each_op(std::slice::from_ref(key.as_ref()), visit);
+                each_op(value, visit);
+            }
+            _ => {}
+        }
+    }
 }
 
 pub struct Program {
@@ -268,9 +287,7 @@ impl<'a> Walker<'a> {
                 let (s, e) = self.span()?;
                 let value = self.uuid(s, e)?;
                 self.edit(at, e, |tokens, out| {
-                    let token = format_uuid(&tokens.uuid(&value));
-                    write_long(token.len() as i128, out);
-                    out.extend_from_slice(token.as_bytes());
+                    put_framed(out, format_uuid(&tokens.uuid(&value)).as_bytes());
                 });
             }
             Op::TokenInt | Op::TokenLong => {
@@ -285,10 +302,7 @@ impl<'a> Walker<'a> {
                 let at = self.p;
                 let (s, e) = self.span()?;
                 let raw = &self.buf[s..e];
-                self.edit(at, e, |tokens, out| {
-                    write_long(32, out);
-                    out.extend_from_slice(&tokens.digest(raw));
-                });
+                self.edit(at, e, |tokens, out| put_framed(out, &tokens.digest(raw)));
             }
             Op::TokenFixed(width) => {
                 let at = self.p;
