@@ -223,9 +223,10 @@ def write_lines(
     return manifest
 
 
-# ISA-L's level 2: on capture lines (base64 in JSON), 14% faster than its level 1 and 3% smaller
-# (125 MB of lines: 318 ms and 39.8 MB against 371 ms and 40.9 MB; level 3 took 623 ms).
-COMPRESS_LEVEL = 2
+# ISA-L's level 1: on capture lines (base64 in JSON) 8 to 12% less CPU than its level 2, for
+# files 3% larger (125 MB of lines, four alternated runs: 306 to 353 ms against 330 to 388 ms);
+# make bench-recorder measures both.
+COMPRESS_LEVEL = 1
 
 
 def _member(data: bytes) -> bytes:

@@ -45,7 +45,7 @@ JOURNEY_END = frozenset({OrderConfirmed.full_name(), OrderCancelled.full_name()}
 # A consumer that reads faster than librdkafka refills its queue: once the queue's thresholds
 # are met, librdkafka (2.x) postpones the partition's next fetch by fetch.queue.backoff.ms,
 # 1000 by default. Reading 200,000 records (104 MB) that stalled it for a second at a time:
-# 110,000/s against 477,000/s with 10 ms (docs/recorder.md).
+# 104,456/s against 392,538/s with 10 ms (make bench-recorder; docs/recorder.md).
 BULK_READ = {"fetch.queue.backoff.ms": 10}
 SPOOL_BATCH = 1000  # records a partition holds in memory before they go to its spool
 
