@@ -49,6 +49,15 @@ def server_properties(config: PlatformConfig, log_dirs: Path) -> dict[str, str]:
         "group.initial.rebalance.delay.ms": "0",
         "num.partitions": "1",
         "log.retention.check.interval.ms": "300000",
+        # A controlled shutdown moves leadership to another replica; on the only broker there is
+        # none, so every partition goes leaderless while the coordinators still answer. A
+        # transaction committed in that window gets PrepareCommit, then its markers are skipped
+        # ("partitions likely deleted") and it is logged complete: its records stay pending
+        # until a later transaction of the same producer resolves them, committed or aborted.
+        # That lost acknowledged commits and duplicated payments after a restart
+        # (docs/reliability.md, "A broker stopped mid-commit"). Without it the broker stops
+        # serving first, and on restart completes what its transaction log says.
+        "controlled.shutdown.enable": "false",
     }
 
 

@@ -1,0 +1,139 @@
+"""A broker stopped (SIGTERM) while transactions commit keeps every acknowledged one, whole.
+
+The local platform's single broker once lost them: a controlled shutdown left every partition
+leaderless while the transaction coordinator still answered, so a commit in that window was
+logged complete with its markers skipped; its records stayed pending until a later transaction
+of the same producer resolved them, committed or aborted. That is what duplicated payments and
+stalled the process manager in test_outages (docs/reliability.md, "A broker stopped
+mid-commit"). golive_platform.kafka turns controlled shutdown off.
+
+The window is a fraction of a second of each stop, so one stop catches the regression about one
+time in five: this runs under `make stress-outage`, not `make test`.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from golive_platform import process
+from golive_platform.testing import Cluster, suite_config
+
+from tests.helpers import create_topic, eventually, free_port, service_ports
+from tests.instances import Broker
+
+pytestmark = [pytest.mark.reliability, pytest.mark.stress]
+
+PRODUCERS = 6
+STOPS = 2
+COMMITS_BEFORE_STOP = 300
+quiet = logging.getLogger("tests.broker-restart")  # librdkafka's refused connections go here
+
+
+@pytest.fixture
+def broker(cluster: Cluster, tmp_path: Path, keep_logs: Callable[[Path], None]) -> Iterator[Broker]:
+    if cluster.source != "local":
+        pytest.skip("stops and starts a broker process of the local platform")
+    config = suite_config(
+        data_dir=tmp_path / "broker-instance",
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        **service_ports(),
+    )
+    keep_logs(config.data_dir)
+    found = Broker(config)
+    found.start()
+    create_topic(config.bootstrap_servers, "padding", partitions=60)  # more to hand over
+    yield found
+    process.stop(config.run_dir, found.node.name, config.stop_timeout_s)
+
+
+def _commit_until(bootstrap: str, topic: str, transactional_id: str, stop: threading.Event,
+                  acknowledged: set[str]) -> None:  # fmt: skip
+    """Transactions of one record on each of the topic's three partitions, until the broker
+    goes; each acknowledged one is named in `acknowledged`."""
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
+                         "linger.ms": 1, "logger": quiet})  # fmt: skip
+    producer.init_transactions(30)
+    number = 0
+    while not stop.is_set():
+        number += 1
+        name = f"{transactional_id}:{number}"
+        try:
+            producer.begin_transaction()
+            for partition in range(3):
+                producer.produce(topic, name.encode(), partition=partition)
+            producer.commit_transaction(10)
+        except KafkaException:
+            return  # the broker is stopping
+        acknowledged.add(name)
+
+
+def _at_least(acknowledged: set[str], count: int) -> bool:
+    return len(acknowledged) >= count
+
+
+def _committed(bootstrap: str, topic: str) -> dict[str, set[int]]:
+    """Each transaction's records as read_committed consumers see them: name -> partitions."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "broker-restart-reader",
+                         "isolation.level": "read_committed", "enable.partition.eof": True,
+                         "enable.auto.commit": False, "logger": quiet})  # fmt: skip
+    seen: dict[str, set[int]] = collections.defaultdict(set)
+    at_end: set[int] = set()
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+        deadline = time.monotonic() + 30
+        while len(at_end) < 3:
+            assert time.monotonic() < deadline, f"{topic} not read to its end"
+            for message in consumer.consume(1000, timeout=0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        at_end.add(message.partition() or 0)
+                    continue
+                seen[(message.value() or b"").decode()].add(message.partition() or 0)
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_transactions_committed_as_the_broker_stops_stay_whole(broker: Broker) -> None:
+    bootstrap = broker.config.bootstrap_servers
+    for stop_number in range(STOPS):
+        topic = f"stop-{stop_number}-{uuid.uuid4().hex[:8]}"
+        create_topic(bootstrap, topic, partitions=3)
+        ids = [f"{topic}-{i}" for i in range(PRODUCERS)]
+        stop, acknowledged = threading.Event(), set[str]()
+        writers = [
+            threading.Thread(target=_commit_until, args=(bootstrap, topic, i, stop, acknowledged))
+            for i in ids
+        ]
+        for writer in writers:
+            writer.start()
+        eventually(partial(_at_least, acknowledged, COMMITS_BEFORE_STOP), 60, "commits to start")
+        broker.stop()  # SIGTERM while they commit
+        stop.set()
+        for writer in writers:
+            writer.join(30)
+        broker.start()
+        for transactional_id in ids:  # what a processor does next: a new epoch, then commits
+            producer = Producer({"bootstrap.servers": bootstrap,
+                                 "transactional.id": transactional_id, "logger": quiet})  # fmt: skip
+            producer.init_transactions(60)
+            producer.begin_transaction()
+            for partition in range(3):
+                producer.produce(topic, b"after", partition=partition)
+            producer.commit_transaction(30)
+
+        seen = _committed(bootstrap, topic)
+        seen.pop("after", None)
+        assert sorted(n for n, parts in seen.items() if len(parts) != 3) == [], "partly committed"
+        assert sorted(acknowledged - set(seen)) == [], "acknowledged, then lost"
