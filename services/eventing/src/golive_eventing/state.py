@@ -77,8 +77,13 @@ class KeyedState:
     def restore(self, partitions: Iterable[int], timeout_s: float = 60.0) -> int:
         """Read these changelog partitions from the start to their end; the count of records read.
 
-        A crashed owner's open transaction holds the end back until the broker aborts it
-        (transaction.timeout.ms), so the timeout must be longer than that.
+        The end is the high watermark, not the end-of-partition event of a read_committed
+        consumer, which comes at the last stable offset: the start of the oldest transaction
+        still open. What that transaction holds may yet commit, so a restore that stopped there
+        would decide blind. A crashed owner's open transaction holds the end back until the
+        broker aborts it (transaction.timeout.ms), so the timeout must be longer than that; one
+        that never ends (a hanging transaction, docs/runbooks/hanging-transaction.md) fails the
+        restore, naming the partition and the offsets, instead of deciding twice.
         """
         wanted = sorted(set(partitions))
         if not wanted:
@@ -94,31 +99,53 @@ class KeyedState:
             }
         )
         read = 0
+        stable: dict[int, int] = {}  # partition -> where its last end-of-partition event came
         try:
             consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in wanted])
-            at_end: set[int] = set()
             deadline = time.monotonic() + timeout_s
-            while len(at_end) < len(wanted):
+            while not self._read_to_end(consumer, stable, wanted):
                 if time.monotonic() > deadline:
-                    missing = sorted(set(wanted) - at_end)
-                    raise StateRestoreError(
-                        f"{self.topic}: partitions {missing} not read to their end in {timeout_s}s"
-                    )
+                    raise StateRestoreError(self._stuck(consumer, stable, wanted, timeout_s))
                 for message in consumer.consume(1000, timeout=0.5):
                     error = message.error()
+                    partition = message.partition() or 0
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
-                            at_end.add(message.partition() or 0)
+                            stable[partition] = message.offset() or 0
                         else:
                             log.warning("%s: restore: %s", self.topic, error)
                         continue
-                    at_end.discard(message.partition() or 0)  # more arrived after an EOF
-                    self._load(message.partition() or 0, message.key(), message.value())
+                    stable.pop(partition, None)  # more arrived after an end-of-partition event
+                    self._load(partition, message.key(), message.value())
                     read += 1
         finally:
             consumer.close()
         log.info("%s: restored %d records from partitions %s", self.topic, read, wanted)
         return read
+
+    def _read_to_end(self, consumer: Consumer, stable: dict[int, int], wanted: list[int]) -> bool:
+        """Every partition's last end-of-partition event came at its high watermark."""
+        return all(
+            p in stable
+            and stable[p]
+            >= consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)[1]
+            for p in wanted
+        )
+
+    def _stuck(
+        self, consumer: Consumer, stable: dict[int, int], wanted: list[int], timeout_s: float
+    ) -> str:
+        behind = []
+        for p in wanted:
+            high = consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)[1]
+            if p not in stable:
+                behind.append(f"{p} (not read to its end)")
+            elif stable[p] < high:
+                behind.append(f"{p} (a transaction open from offset {stable[p]}, end {high})")
+        return (
+            f"{self.topic}: partitions {', '.join(behind)} not read to their end in {timeout_s:g} s;"
+            " a transaction that stays open is a hanging one: docs/runbooks/hanging-transaction.md"
+        )
 
     def drop(self, partitions: Iterable[int]) -> None:
         """Forget the keys of partitions this instance no longer owns."""
