@@ -30,6 +30,7 @@ from golive_eventing.producer import record_headers
 from golive_eventing.serde import EventSerde, PoisonRecordError
 from golive_platform import process
 from golive_platform.config import PlatformConfig
+from golive_platform.kafka import KafkaNode, server_log
 from golive_platform.platform import Platform
 from golive_platform.services import ServiceSpec
 from golive_platform.testing import Cluster
@@ -116,20 +117,24 @@ class Services:
     def log_tails(self, lines: int = 12) -> str:
         """The last lines of every process's log in this run dir (services, and a test's own
         broker or registry), health checks left out and runs of the same line (a client retrying
-        a connection, say) told once with their count: for a failed fault test's message, as a CI
-        machine keeps nothing else of the run."""
+        a connection, say) told once with their count: for a failed fault test's message. The
+        whole logs are kept too (tests/reliability/conftest.py says where)."""
         parts = []
         for pid_file in sorted(self.config.run_dir.glob("*.json")):
             running = process.read(self.config.run_dir, pid_file.stem)
-            if running is None or not Path(running.log).exists():
+            if running is None:
+                continue
+            # The broker's stdout holds only JVM start-up failures; its own log is server.log.
+            log = server_log(self.config) if running.name == KafkaNode.name else Path(running.log)
+            if not log.exists():
                 continue
             kept = _runs(
                 line[:300]
-                for line in Path(running.log).read_text(errors="replace").splitlines()
+                for line in log.read_text(errors="replace").splitlines()
                 if '"GET /' not in line
             )
             state = "running" if running.alive else "exited"
-            parts.append(f"--- {running.name} ({state}), {running.log} (last {lines} lines)\n"
+            parts.append(f"--- {running.name} ({state}), {log} (last {lines} lines)\n"
                          + "\n".join(kept[-lines:]))  # fmt: skip
         return "\n".join(parts)
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,13 @@ def topics(cluster: Cluster) -> Topics:
 
 @pytest.fixture(scope="module")
 def system(
-    cluster: Cluster, topics: Topics, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster,
+    topics: Topics,
+    tmp_path_factory: pytest.TempPathFactory,
+    keep_logs: Callable[[Path], None],
 ) -> Iterator[Services]:
-    config = suite_config(
-        data_dir=tmp_path_factory.mktemp("faults"),
-        **service_ports(),
-    )
+    config = suite_config(data_dir=tmp_path_factory.mktemp("faults"), **service_ports())
+    keep_logs(config.data_dir)
     services = Services.on(cluster, topics, config, PAYMENT_TIMEOUT_S=str(DEADLINE_S))
     services.start("order", "order-pm", "payment", "audit")
     try:

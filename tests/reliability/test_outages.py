@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -114,7 +114,9 @@ def _settled(
 
 
 @pytest.fixture
-def own_broker(cluster: Cluster, tmp_path: Path) -> Iterator[Broker]:
+def own_broker(
+    cluster: Cluster, tmp_path: Path, keep_logs: Callable[[Path], None]
+) -> Iterator[Broker]:
     if cluster.source != "local":
         pytest.skip("stops and starts a broker process of the local platform")
     config = suite_config(
@@ -123,6 +125,7 @@ def own_broker(cluster: Cluster, tmp_path: Path) -> Iterator[Broker]:
         kafka_controller_port=free_port(),
         **service_ports(),
     )
+    keep_logs(config.data_dir)
     broker = Broker(config)
     broker.start()
     yield broker
@@ -194,10 +197,13 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
 
 
 @pytest.fixture
-def registry(cluster: Cluster, tmp_path: Path) -> Iterator[Registry]:
+def registry(
+    cluster: Cluster, tmp_path: Path, keep_logs: Callable[[Path], None]
+) -> Iterator[Registry]:
     if cluster.source != "local":
         pytest.skip("restarts a registry process of the local platform")
     found = own_registry(cluster, tmp_path / "registry-instance", **service_ports())
+    keep_logs(found.config.data_dir)
     found.start()
     yield found
     process.stop(found.config.run_dir, found.node.name, found.config.stop_timeout_s)

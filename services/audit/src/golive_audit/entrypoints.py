@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uvicorn
+from golive_eventing.app import serve
 
 from golive_audit.service import AuditSettings, audit_app
 
 
 def main() -> None:
     settings = AuditSettings()
-    uvicorn.run(
-        audit_app(settings), host=settings.audit_host, port=settings.audit_port, log_level="warning"
-    )
+    serve(audit_app(settings), settings.audit_host, settings.audit_port)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+import uvicorn
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
@@ -104,3 +106,14 @@ def runner_lifespan(
             close()
 
     return lifespan
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run a service process: warnings and errors logged with a UTC time, then uvicorn."""
+    logging.Formatter.converter = time.gmtime
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S",
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)

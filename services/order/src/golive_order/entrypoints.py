@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uvicorn
+from golive_eventing.app import serve
 
 from golive_order.bootstrap import order_app, process_manager_app
 from golive_order.settings import OrderSettings
@@ -10,16 +10,9 @@ from golive_order.settings import OrderSettings
 
 def api() -> None:
     settings = OrderSettings()
-    uvicorn.run(
-        order_app(settings), host=settings.order_host, port=settings.order_port, log_level="warning"
-    )
+    serve(order_app(settings), settings.order_host, settings.order_port)
 
 
 def process_manager() -> None:
     settings = OrderSettings()
-    uvicorn.run(
-        process_manager_app(settings),
-        host=settings.order_host,
-        port=settings.order_process_manager_port,
-        log_level="warning",
-    )
+    serve(process_manager_app(settings), settings.order_host, settings.order_process_manager_port)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import uvicorn
+from golive_eventing.app import serve
 
 from golive_payment.service import PaymentSettings, payment_app
 
 
 def main() -> None:
     settings = PaymentSettings()
-    uvicorn.run(
-        payment_app(settings),
-        host=settings.payment_host,
-        port=settings.payment_port,
-        log_level="warning",
-    )
+    serve(payment_app(settings), settings.payment_host, settings.payment_port)
