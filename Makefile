@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
-        bench-platform bench postgres-install demo wrk-install soak
+        bench-platform bench postgres-install demo wrk-install soak stress-outage
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -96,6 +96,11 @@ bench: install fetch wrk-install ## Orders through the whole system beside the r
 
 soak: install fetch ## Orders at a fixed rate for 10 minutes with a fault a minute; every order must end once (ARGS="--minutes 3")
 	$(RUN) python load/soak.py $(ARGS)
+
+N ?= 20
+stress-outage: install postgres-install fetch ## The outage and fault tests N times in a row (N=20); prints how many runs passed
+	@rc=0; pipelines/stress-outage.sh $(N) $(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider -m 'reliability or stress' $(PYTEST_ARGS) || rc=$$?; \
+	  $(MAKE) --no-print-directory ci-cluster-down; exit $$rc
 
 wrk-install: ## Install wrk (Debian's package), the HTTP load tool of make bench, if it is missing
 	@command -v wrk >/dev/null \
