@@ -15,7 +15,8 @@ for i in $(seq "$runs"); do
   if "$@" tests/reliability > "$out" 2>&1; then
     passed=$((passed + 1)); result=passed
   else
-    result="FAILED ($(grep -E '^FAILED|^ERROR' "$out" | cut -c1-160 | paste -sd ';' -), see $out)"
+    failed=$(grep -E '^(FAILED|ERROR) ' "$out" | cut -c1-160 | paste -sd ';' -)
+    result="FAILED (${failed:-$(tail -n 1 "$out" | cut -c1-200)}; see $out)"
   fi
   echo "run $i/$runs: $result in $(( $(date +%s) - start ))s"
 done
