@@ -143,7 +143,7 @@ def measure(
     cluster: Cluster, records: int, profile: bool = False, rounds: int = 3
 ) -> dict[str, float]:
     produce_rate, consume_rate = throughput(cluster.bootstrap, records)
-    topics = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
+    topics = dict(make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}").topics)
     start = datetime.now(UTC) - timedelta(seconds=1)
     seed(cluster, topics, records)
     window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
@@ -183,7 +183,7 @@ def measure(
         loaded = read_capture(Path(tmp) / "capture_desensitised.jsonl.gz")
         lines = [r.line() for r in loaded.records]
         floor = floor_us(cluster, topics["orders"], lines)
-        target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")
+        target = dict(make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}").topics)
         result = replay(loaded, cluster.bootstrap, cluster.registry_url,
                         topic_map={topics["orders"]: target["orders"]}, allow_any_target=True)  # fmt: skip
         rates["replay_max"] = result.total / result.seconds
@@ -221,7 +221,7 @@ def commands_peak_mb(cluster: Cluster, topic: str, window: Window, tmp: Path) ->
     golive = str(Path(sys.executable).parent / "golive")
     where = ["--bootstrap", cluster.bootstrap, "--registry", cluster.registry_url]
     empty = Window(window.start - timedelta(hours=2), window.start - timedelta(hours=1))
-    target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}")["orders"]
+    target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}").topic("orders")
     env = {k: v for k, v in os.environ.items() if k != "GOLIVE_CAPTURE_KEY"}  # --dev-key's
     figures = {}
     for name, span in (("empty_window", empty), ("window", window)):

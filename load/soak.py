@@ -30,7 +30,7 @@ from golive_platform.platform import Platform  # noqa: E402
 from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
 
-from tests.conftest import Topics, make_topics  # noqa: E402
+from tests.helpers import Topics, make_topics  # noqa: E402
 from tests.instances import Broker  # noqa: E402
 from tests.reliability.harness import (  # noqa: E402
     Outcome,

@@ -7,16 +7,10 @@ import gc
 import os
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
-from golive_eventing.runner import dlq_topic
-from golive_eventing.schemas import register_all
-from golive_eventing.state import state_topic
 from golive_platform.testing import (
     Cluster,
     choose_source,
@@ -25,12 +19,7 @@ from golive_platform.testing import (
     provide_cluster,
 )
 
-GROUPS = {
-    "orders": ["payment", "order-projector", "order-process-manager"],
-    "payments": ["order-process-manager", "payment-projector"],
-}
-STATEFUL = ["payment", "order-process-manager"]  # their state changelogs: orders.<group>.state
-
+from tests.helpers import Topics, make_topics
 
 _SHARED = pytest.StashKey[contextlib.ExitStack]()
 
@@ -68,54 +57,6 @@ def cluster() -> Iterator[Cluster]:
 def unique() -> str:
     """A suffix for this test's own topics and consumer groups."""
     return uuid.uuid4().hex[:12]
-
-
-@dataclass(frozen=True)
-class Topics:
-    """A test's own topics, and its own consumer groups: a group shared with a test on another
-    xdist worker would rebalance both (and, for a stateful processor, restore its state)."""
-
-    orders: str
-    payments: str
-    group_prefix: str
-
-    def env(self, cluster: Cluster) -> dict[str, str]:
-        """Settings for a service wired to these topics on this cluster."""
-        return {
-            "kafka_bootstrap_servers": cluster.bootstrap_servers,
-            "schema_registry_url": cluster.registry_url,
-            "orders_topic": self.orders,
-            "payments_topic": self.payments,
-            "kafka_group_prefix": self.group_prefix,
-        }
-
-    def group(self, name: str) -> str:
-        """The consumer group id of the logical group `name` for these topics' services."""
-        return f"{self.group_prefix}{name}"
-
-    def as_map(self) -> dict[str, str]:
-        return {"orders": self.orders, "payments": self.payments}
-
-
-def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
-    """Event topics and their dead-letter topics of one's own, with the schemas registered."""
-    topics = Topics(
-        orders=f"orders.{suffix}", payments=f"payments.{suffix}", group_prefix=f"{suffix}."
-    )
-    names = [topics.orders, topics.payments]
-    names += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
-    names += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
-    new = [NewTopic(n, partitions, 1) for n in names]
-    new += [
-        NewTopic(state_topic(topics.orders, g), partitions, 1, config={"cleanup.policy": "compact"})
-        for g in STATEFUL
-    ]
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
-    futures = admin.create_topics(new, operation_timeout=15)
-    for future in futures.values():
-        future.result(timeout=20)
-    register_all(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
-    return topics
 
 
 @pytest.fixture

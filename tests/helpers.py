@@ -4,19 +4,26 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from confluent_kafka.admin import AdminClient, NewTopic
+from golive_cli.system import Cluster as Where
+from golive_cli.system import create_topics
+from golive_contracts.topology import ORDERS, PAYMENTS, Names
 from golive_platform.process import free_port
+from golive_platform.testing import Cluster
 
 if TYPE_CHECKING:
     from confluent_kafka import Message
 
 __all__ = [
+    "Topics",
     "create_topic",
     "eventually",
     "free_port",
     "lag",
+    "make_topics",
     "read_messages",
     "read_topic",
     "service_ports",
@@ -31,6 +38,51 @@ SERVICE_PORTS = ("order_port", "order_process_manager_port", "payment_port", "au
 def service_ports() -> dict[str, int]:
     """Free ports for the four services, as suite_config overrides: a test's own instances."""
     return {name: free_port() for name in SERVICE_PORTS}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """A test's own topics and consumer groups (golive_contracts.topology.Names): a group shared
+    with a test on another xdist worker would rebalance both (and, for a stateful processor,
+    restore its state)."""
+
+    names: Names
+
+    @property
+    def orders(self) -> str:
+        return self.names.topic(ORDERS)
+
+    @property
+    def payments(self) -> str:
+        return self.names.topic(PAYMENTS)
+
+    @property
+    def group_prefix(self) -> str:
+        return self.names.group_prefix
+
+    def env(self, cluster: Cluster) -> dict[str, str]:
+        """Settings for a service wired to these topics on this cluster."""
+        return {
+            "kafka_bootstrap_servers": cluster.bootstrap_servers,
+            "schema_registry_url": cluster.registry_url,
+            "orders_topic": self.orders,
+            "payments_topic": self.payments,
+            "kafka_group_prefix": self.group_prefix,
+        }
+
+    def group(self, name: str) -> str:
+        """The consumer group id of the logical group `name` for these topics' services."""
+        return self.names.group_id(name)
+
+    def as_map(self) -> dict[str, str]:
+        return dict(self.names.topics)
+
+
+def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
+    """Every topic the topology derives, of one's own, with the schemas registered."""
+    names = Names.suffixed(suffix)
+    create_topics(Where(cluster.bootstrap_servers, cluster.registry_url), names, partitions)
+    return Topics(names)
 
 
 def eventually(

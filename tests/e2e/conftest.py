@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from golive_cli.system import service_specs
+from golive_cli.system import Cluster as Where
+from golive_cli.system import service_specs, started
 from golive_platform.config import PlatformConfig
-from golive_platform.platform import Platform
 from golive_platform.testing import Cluster, suite_config
 
-from tests.conftest import Topics, make_topics
-from tests.helpers import service_ports
+from tests.helpers import Topics, make_topics, service_ports
 
 
 @dataclass(frozen=True)
@@ -29,21 +27,9 @@ class System:
 @pytest.fixture(scope="module")
 def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     topics = make_topics(cluster, f"e2e{uuid.uuid4().hex[:8]}", partitions=6)
-    config = suite_config(
-        data_dir=tmp_path_factory.mktemp("system"),
-        **service_ports(),
-    )
-    where = {
-        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
-        "SCHEMA_REGISTRY_URL": cluster.registry_url,
-    }
-    specs = [
-        dataclasses.replace(s, env={**s.env, **where})
-        for s in service_specs(config, topics=topics.as_map(), group_prefix=topics.group_prefix)
-    ]
-    platform = Platform(config, services=specs, echo=lambda _line: None)
-    platform.start_services()
-    try:
+    config = suite_config(data_dir=tmp_path_factory.mktemp("system"), **service_ports())
+    where = Where(cluster.bootstrap_servers, cluster.registry_url)
+    with started(config, service_specs(config, where, topics.names)):
         yield System(
             config,
             topics,
@@ -51,5 +37,3 @@ def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             payment_url=f"http://127.0.0.1:{config.payment_port}",
             audit_url=f"http://127.0.0.1:{config.audit_port}",
         )
-    finally:
-        platform.stop_services()

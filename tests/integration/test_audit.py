@@ -11,12 +11,11 @@ import pytest
 from confluent_kafka import Producer
 from fastapi.testclient import TestClient
 from golive_audit.service import AuditSettings, audit_app
-from golive_eventing.runner import dlq_topic
+from golive_contracts.topology import dlq_topic
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
 from tests.factories import order_placed
-from tests.helpers import eventually
+from tests.helpers import Topics, eventually
 from tests.integration.test_payment import publisher
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,8 @@ from golive_order.bootstrap import order_app
 from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
 from tests.factories import order_request
-from tests.helpers import eventually, read_topic
+from tests.helpers import Topics, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,8 @@ from golive_eventing.settings import KafkaSettings
 from golive_payment.service import PaymentSettings, payment_app
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
 from tests.factories import order_placed
-from tests.helpers import eventually, read_topic
+from tests.helpers import Topics, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -27,9 +27,8 @@ from golive_order.process_manager import GROUP
 from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics, make_topics
 from tests.factories import order_placed, payment_outcome
-from tests.helpers import create_topic, eventually, lag
+from tests.helpers import Topics, create_topic, eventually, lag, make_topics
 from tests.integration.test_payment import events_on, publisher
 
 pytestmark = pytest.mark.integration

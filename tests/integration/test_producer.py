@@ -18,9 +18,8 @@ from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
 from tests.factories import order_placed
-from tests.helpers import read_topic
+from tests.helpers import Topics, read_topic
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from golive_contracts.events import OrderPlaced
 from golive_eventing.serde import EventSerde, PoisonRecordError, SchemaNotRegisteredError
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
 from tests.factories import order_placed
+from tests.helpers import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -17,15 +17,14 @@ from typing import Any, cast
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from golive_contracts.events import OrderCancelled, OrderConfirmed
+from golive_contracts.topology import state_topic
 from golive_eventing.app import make_serde
 from golive_eventing.runner import TransactionalProcessor
-from golive_eventing.state import state_topic
 from golive_order.process_manager import GROUP, SettleOrders
 from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
-from tests.helpers import eventually, lag
+from tests.helpers import Topics, eventually, lag
 from tests.integration.test_payment import events_on
 from tests.integration.test_process_manager import _outcome, _placed, _publish
 

@@ -22,9 +22,8 @@ from golive_order.settings import OrderSettings
 from golive_payment.service import PaymentSettings, payment_app
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
 from tests.factories import order_placed
-from tests.helpers import eventually
+from tests.helpers import Topics, eventually
 from tests.upcasting import encode_v1, fixture_bytes, read_as_current, v1_schema_text
 
 pytestmark = pytest.mark.integration

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_cli.system import Cluster as Where
 from golive_cli.system import service_specs
 from golive_contracts.events import (
     Event,
@@ -35,9 +36,8 @@ from golive_platform.platform import Platform
 from golive_platform.services import ServiceSpec
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics
 from tests.factories import order_placed
-from tests.helpers import free_port, read_topic
+from tests.helpers import Topics, free_port, read_topic
 
 CARDS = ("tok_visa_4242", "tok_visa_4242", "tok_visa_4242", "tok_visa_9995", "tok_visa_0002")
 
@@ -52,15 +52,8 @@ class Services:
 
     @classmethod
     def on(cls, cluster: Cluster, topics: Topics, config: PlatformConfig, **env: str) -> Services:
-        where = {
-            "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
-            "SCHEMA_REGISTRY_URL": cluster.registry_url,
-            **env,
-        }
-        specs = {
-            s.name: dataclasses.replace(s, env={**s.env, **where})
-            for s in service_specs(config, topics=topics.as_map(), group_prefix=topics.group_prefix)
-        }
+        where = Where(cluster.bootstrap_servers, cluster.registry_url)
+        specs = {s.name: s for s in service_specs(config, where, topics.names, env=env)}
         second = free_port()
         specs["payment-b"] = dataclasses.replace(
             specs["payment"],

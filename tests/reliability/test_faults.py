@@ -18,12 +18,20 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from confluent_kafka import Consumer, Producer, TopicPartition
+from golive_contracts import topology
 from golive_contracts.events import PaymentDeclined
-from golive_eventing.runner import dlq_topic
+from golive_contracts.topology import dlq_topic
 from golive_platform.testing import Cluster, suite_config
 
-from tests.conftest import GROUPS, Topics, make_topics
-from tests.helpers import eventually, lag, read_messages, read_topic, service_ports
+from tests.helpers import (
+    Topics,
+    eventually,
+    lag,
+    make_topics,
+    read_messages,
+    read_topic,
+    service_ports,
+)
 from tests.reliability.harness import (
     Services,
     all_settled,
@@ -286,8 +294,7 @@ def test_rebuild_each_read_model_equals_the_live_one(
             partial(_caught_up, cluster, topics.group(group), watched), 30, f"{group} to catch up"
         )
     recorded = [topics.orders, topics.payments]
-    recorded += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
-    recorded += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
+    recorded += [t for g in topology.GROUPS for t in topics.names.dead_letter_topics(g)]
     eventually(
         partial(_caught_up, cluster, topics.group("audit"), recorded),
         30,
@@ -336,8 +343,7 @@ def test_the_audit_store_holds_every_record_exactly_once(
     """After everything above: every committed record of the event topics and their DLQs, once;
     redriven copies addressed to another group are not the recorder's to keep."""
     names = [topics.orders, topics.payments]
-    names += [dlq_topic(topics.orders, g) for g in GROUPS["orders"]]
-    names += [dlq_topic(topics.payments, g) for g in GROUPS["payments"]]
+    names += [t for g in topology.GROUPS for t in topics.names.dead_letter_topics(g)]
     expected = set()
     for topic in names:
         expected |= {(topic, p, o) for p, o in _positions(cluster, topic)}

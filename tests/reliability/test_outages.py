@@ -18,16 +18,15 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from golive_contracts import topology
 from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
-from golive_eventing.runner import dlq_topic
 from golive_eventing.serde import EventSerde
 from golive_platform import process
 from golive_platform.testing import Cluster, suite_config
 
-from tests.conftest import GROUPS, Topics, make_topics
 from tests.factories import order_placed, order_request
-from tests.helpers import eventually, free_port, read_topic, service_ports
+from tests.helpers import Topics, eventually, free_port, make_topics, read_topic, service_ports
 from tests.instances import Broker, Registry, own_registry
 from tests.reliability.harness import Outcome, Services, outcome, serde_for
 from tests.upcasting import encode_v1, v1_schema_text
@@ -269,13 +268,8 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
                 lambda: _settled(own, topics, order_ids), 60, "every order to end", every_s=1.0
             )
         _exactly_once(found, order_ids)
-        for topic, groups in (
-            (topics.orders, GROUPS["orders"]),
-            (topics.payments, GROUPS["payments"]),
-        ):
-            for group in groups:
-                dlq = dlq_topic(topic, group)
-                assert read_topic(cluster.bootstrap_servers, dlq) == [], f"{dlq} is not empty"
+        for dlq in (t for g in topology.GROUPS for t in topics.names.dead_letter_topics(g)):
+            assert read_topic(cluster.bootstrap_servers, dlq) == [], f"{dlq} is not empty"
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{services.log_tails()}") from None
     finally:

@@ -21,13 +21,13 @@ from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
 from golive_cli.recorder.replay import ReplayError, mark_test_environment, replay
 from golive_contracts.envelope import Envelope, event_id_for
 from golive_contracts.events import Address, Event, OrderConfirmed, OrderPlaced
+from golive_contracts.topology import ORDERS, PAYMENTS, Names
 from golive_eventing.serde import EventSerde
 from golive_payment.rules import card_last4
 from golive_platform.testing import Cluster
 
-from tests.conftest import Topics, make_topics
 from tests.factories import order_placed
-from tests.helpers import read_topic
+from tests.helpers import Topics, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -170,8 +170,7 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
     capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
                     [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev")  # fmt: skip
     loaded = CaptureFile(out)  # streamed from disk, as golive replay does
-    target = Topics(f"replayed.{unique}", f"replayed-p.{unique}", group_prefix=f"r{unique}.")
-    make_topics(cluster, f"r{unique}")  # the target's dead-letter topics and the like
+    target = Topics(Names({ORDERS: f"replayed.{unique}", PAYMENTS: f"replayed-p.{unique}"}))
     from tests.helpers import create_topic  # noqa: PLC0415
 
     create_topic(cluster.bootstrap_servers, target.orders, partitions=2)

@@ -29,6 +29,9 @@ WINDOW = ["--from", "2026-11-24T10:00:00Z", "--to", "2026-11-24T10:05:00Z"]
         (["replay", "missing.gz", "--to", "127.0.0.1:1", "--topic-map", "orders"], "source=target"),
         (["regress", "missing.gz"], "missing.gz: no such file"),
         (["inspect", *WINDOW, "--source", "s3"], "--source 's3'"),
+        (["dlq", "redrive", "--topic", "orders", "--group", "payments"],
+         "no consumer group 'payments': one of order-projector, payment,"),
+        (["dlq", "redrive", "--topic", "orders", "--group", "audit"], "no dead letters"),
     ],
 )  # fmt: skip
 def test_bad_input_is_named(

@@ -46,11 +46,11 @@ def recorded(
     """A real run: orders over HTTP through the four processes, captured desensitised."""
     where = Cluster(cluster.bootstrap_servers, cluster.registry_url)
     suffix = f"rec{uuid.uuid4().hex[:8]}"
-    topics = make_topics(where, suffix)
+    names = make_topics(where, suffix)
     start = datetime.now(UTC) - timedelta(seconds=1)
     cards: dict[str, str] = {}
     with (
-        running_system(where, topics, tmp_path_factory.mktemp("recorded"), suffix) as system,
+        running_system(where, names, tmp_path_factory.mktemp("recorded"), suffix) as system,
         httpx.Client(base_url=system.order_url, timeout=10) as client,
     ):
         for i, card in enumerate(CARDS):
@@ -66,7 +66,7 @@ def recorded(
         eventually(ended, 30, "every order to be confirmed or cancelled")
     out = tmp_path_factory.mktemp("capture") / "run.jsonl.gz"
     window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
-    capture_to_file(out, where.bootstrap, where.registry_url, list(topics.values()), window,
+    capture_to_file(out, where.bootstrap, where.registry_url, list(names.topics.values()), window,
                     Tokeniser(DEV_KEY), "dev", CaptureOptions(skew=timedelta(seconds=5)))  # fmt: skip
     return out, cards
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from golive_cli.system import service_specs
+from golive_contracts.topology import Names
 from golive_platform.config import PlatformConfig
 
 
-def test_a_group_prefix_given_reaches_every_service() -> None:
-    specs = service_specs(PlatformConfig(), group_prefix="regress-1.")
+def test_names_of_ones_own_reach_every_service() -> None:
+    specs = service_specs(PlatformConfig(), names=Names.suffixed("regress-1"))
     assert {s.env["KAFKA_GROUP_PREFIX"] for s in specs} == {"regress-1."}
+    assert {s.env["ORDERS_TOPIC"] for s in specs} == {"orders.regress-1"}
+    assert {s.env["PAYMENTS_TOPIC"] for s in specs} == {"payments.regress-1"}
 
 
 def test_without_a_prefix_the_shells_stands() -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
+from golive_contracts import topology
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
 from golive_eventing.db import create_tables, make_engine
@@ -21,7 +22,7 @@ from pydantic_settings import SettingsConfigDict
 from golive_audit import recorder
 
 SERVICE = "audit"
-GROUP = "audit"
+GROUP = topology.AUDIT.name
 VERSION = "0.1.0"
 
 

@@ -1,19 +1,21 @@
-"""The event interface as an AsyncAPI 3 document, generated from the contracts and infra/topics.yaml.
+"""The event interface as an AsyncAPI 3 document, generated from the contracts, the topology and
+infra/topics.yaml.
 
-What AsyncAPI calls operations are Golive's writers (each topic's owner, per topics.yaml) and its
-consumer groups (SUBSCRIPTIONS below; a test holds them to the services' own group names).
+What AsyncAPI calls operations are Golive's writers (each topic's writer) and its consumer groups
+(golive_contracts.topology); channels carry topics.yaml's sizing and retention.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from golive_contracts import topology
 from golive_contracts.avro import committed_versions, subject_for
 from golive_contracts.events import EVENT_TYPES, Event
+from golive_contracts.topology import Group, dlq_topic
 from golive_platform.topics import Catalogue, TopicSpec, resolve
 
 AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
@@ -21,64 +23,10 @@ KAFKA_BINDING = "0.5.0"
 DLQ_SUFFIX = ".dlq"
 
 
-@dataclass(frozen=True)
-class Subscription:
-    """A consumer group: which service runs it, on which event topics, for which events."""
-
-    service: str
-    group: str
-    topics: tuple[str, ...]
-    events: tuple[str, ...]  # type names; empty: every event on those topics
-    dead_letters: bool = True  # writes <topic>.<group>.dlq
-    description: str = ""
-
-
-SUBSCRIPTIONS = (
-    Subscription(
-        "order",
-        "order-projector",
-        ("orders",),
-        (),
-        description="The orders read model (GET /orders).",
-    ),
-    Subscription(
-        "payment",
-        "payment",
-        ("orders",),
-        ("OrderPlaced",),
-        description="Decides each order's payment, in a Kafka transaction per batch.",
-    ),
-    Subscription(
-        "payment",
-        "payment-projector",
-        ("payments",),
-        (),
-        description="The payments read model (GET /payments/{order_id}).",
-    ),
-    Subscription(
-        "order",
-        "order-process-manager",
-        ("orders", "payments"),
-        (),
-        description="Ends every journey once: confirms or cancels on the payment outcome, "
-        "cancels with payment_timeout at the deadline (state in its changelog).",
-    ),
-    Subscription(
-        "audit",
-        "audit",
-        ("orders", "payments"),
-        (),
-        dead_letters=False,
-        description="The black-box recorder: every record, raw and decoded, and the "
-        "dead-letter topics.",
-    ),
-)
-
-
 def document(
     catalogue: Catalogue,
     events: Sequence[type[Event]] = EVENT_TYPES,
-    subscriptions: Sequence[Subscription] = SUBSCRIPTIONS,
+    groups: Sequence[Group] = topology.GROUPS,
 ) -> dict[str, Any]:
     """The AsyncAPI 3.0 document; the same inputs always give the same document."""
     production = {spec.name: spec for spec in resolve(catalogue, "production")}
@@ -94,7 +42,7 @@ def document(
         channels[_id(name)] = _channel(spec, described[name], by_topic[source])
     operations: dict[str, Any] = {}
     for topic, carried in by_topic.items():
-        owner = production[topic].owner
+        owner = topology.topic(topic).writer
         operations[f"{owner}Sends{_cap(_id(topic))}"] = {
             "action": "send",
             "title": f"{owner} writes {topic}",
@@ -102,27 +50,29 @@ def document(
             "channel": {"$ref": f"#/channels/{_id(topic)}"},
             "messages": [_message_ref(topic, e) for e in carried],
         }
-    for sub in subscriptions:
-        for topic in sub.topics:
-            carried = [e for e in by_topic[topic] if not sub.events or e.type_name() in sub.events]
-            operations[f"{_camel(sub.group)}Receives{_cap(_id(topic))}"] = {
+    for sub in groups:
+        for topic in sub.reads:
+            carried = [
+                e for e in by_topic[topic] if not sub.handles or e.type_name() in sub.handles
+            ]
+            operations[f"{_camel(sub.name)}Receives{_cap(_id(topic))}"] = {
                 "action": "receive",
-                "title": f"{sub.service} ({sub.group}) reads {topic}",
+                "title": f"{sub.service} ({sub.name}) reads {topic}",
                 "summary": sub.description,
                 "channel": {"$ref": f"#/channels/{_id(topic)}"},
                 "messages": [_message_ref(topic, e) for e in carried],
                 "bindings": {
                     "kafka": {
-                        "groupId": {"type": "string", "enum": [sub.group]},
+                        "groupId": {"type": "string", "enum": [sub.name]},
                         "bindingVersion": KAFKA_BINDING,
                     }
                 },
             }
-            dlq = f"{topic}.{sub.group}{DLQ_SUFFIX}"
+            dlq = dlq_topic(topic, sub.name)
             if sub.dead_letters and _id(dlq) in channels:
-                operations[f"{_camel(sub.group)}DeadLetters{_cap(_id(topic))}"] = {
+                operations[f"{_camel(sub.name)}DeadLetters{_cap(_id(topic))}"] = {
                     "action": "send",
-                    "title": f"{sub.group} dead-letters {topic}",
+                    "title": f"{sub.name} dead-letters {topic}",
                     "summary": "Records it could not process after bounded retries, unchanged, "
                     "with error, source topic, partition and offset in headers.",
                     "channel": {"$ref": f"#/channels/{_id(dlq)}"},
@@ -130,12 +80,12 @@ def document(
         if not sub.dead_letters:  # the recorder also reads every dead-letter topic
             for channel_id, channel in channels.items():
                 if channel["address"].endswith(DLQ_SUFFIX):
-                    operations[f"{_camel(sub.group)}Receives{_cap(channel_id)}"] = {
+                    operations[f"{_camel(sub.name)}Receives{_cap(channel_id)}"] = {
                         "action": "receive",
                         "channel": {"$ref": f"#/channels/{channel_id}"},
                         "bindings": {
                             "kafka": {
-                                "groupId": {"type": "string", "enum": [sub.group]},
+                                "groupId": {"type": "string", "enum": [sub.name]},
                                 "bindingVersion": KAFKA_BINDING,
                             }
                         },

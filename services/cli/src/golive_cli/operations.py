@@ -17,11 +17,13 @@ from confluent_kafka import (
 )
 from golive_audit.service import AuditSettings
 from golive_audit.service import read_model as audit_read_model
+from golive_contracts import topology
+from golive_contracts.topology import dlq_topic
 from golive_eventing.app import make_serde
 from golive_eventing.db import create_tables, make_engine
 from golive_eventing.producer import producer_config
 from golive_eventing.rebuild import Progress, ReadModel, Rebuilt, rebuild
-from golive_eventing.runner import REDRIVE_HEADER, dlq_topic
+from golive_eventing.runner import REDRIVE_HEADER
 from golive_eventing.settings import KafkaSettings
 from golive_order.bootstrap import read_model as order_read_model
 from golive_order.settings import OrderSettings
@@ -91,6 +93,7 @@ def redrive(
 
     Progress is the consumer group `<group>.redrive` on the DLQ: each dead letter goes back once.
     """
+    _dead_lettering(group)
     dlq = dlq_topic(topic, group)
     consumer = Consumer(
         {
@@ -154,6 +157,16 @@ def redrive(
         return Redriven(dlq, sum(by_source.values()), by_source)
     finally:
         consumer.close()
+
+
+def _dead_lettering(group: str) -> None:
+    """A group of the topology that dead-letters, or a PlatformError naming the ones there are."""
+    try:
+        declared = topology.group(group)
+    except KeyError as exc:
+        raise PlatformError(str(exc.args[0])) from None
+    if not declared.dead_letters:
+        raise PlatformError(f"{group!r} keeps every record, undecodable ones too: no dead letters")
 
 
 def _send_back(producer: Producer | None, message: Message, topic: str, group: str) -> str:

@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 from golive_contracts.avro import subject_for
 from golive_contracts.events import EVENT_TYPES, Event
+from golive_contracts.topology import Names
 
 from golive_cli.schema_gate import (
     Earlier,
@@ -23,7 +24,6 @@ from golive_cli.schema_gate import (
 )
 
 LEVEL = "FULL_TRANSITIVE"
-LOGICAL_TOPICS = {"orders": "orders", "payments": "payments"}
 
 
 def run_check(
@@ -45,7 +45,7 @@ def run_check(
         checked.append(f"the versions committed at {against_ref} and in the working tree")
         problems += found
     if registry_url is not None:
-        subjects, found = check_against_registry(registry_url, topics or LOGICAL_TOPICS)
+        subjects, found = check_against_registry(registry_url, topics or dict(Names().topics))
         checked.append(f"the registry at {registry_url}")
         problems += [p for p in found if p not in problems]
     if problems:

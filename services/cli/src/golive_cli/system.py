@@ -1,16 +1,41 @@
-"""The composition root of `make run`: which service processes start, with what settings."""
+"""The running system, described once: which service processes, with which settings, on which
+cluster and names. `make run` starts it; so do the e2e and fault tests and `golive regress`, each
+on topics and consumer groups of its own (golive_contracts.topology.Names)."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+from golive_contracts.topology import Names
 from golive_platform.config import PlatformConfig
 from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
 from golive_platform.services import ServiceSpec
 
-TOPICS = {"orders": "orders", "payments": "payments"}
+DATABASES = ("golive_order", "golive_payment", "golive_audit")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A broker and its schema registry."""
+
+    bootstrap: str
+    registry_url: str
+
+    @classmethod
+    def of(cls, config: PlatformConfig) -> Cluster:
+        """The local platform of `config`."""
+        return cls(config.bootstrap_servers, config.registry_url)
+
+
+class TopicSetupError(RuntimeError):
+    """An environment's topics could not be made."""
 
 
 def _script(name: str) -> str:
@@ -20,22 +45,25 @@ def _script(name: str) -> str:
 
 def service_specs(
     config: PlatformConfig,
+    cluster: Cluster | None = None,
+    names: Names | None = None,
     *,
     postgres: bool = False,
-    topics: dict[str, str] | None = None,
-    group_prefix: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> list[ServiceSpec]:
     """order API, order process manager, payment, audit; SQLite under the data dir, or each service
-    its own PostgreSQL database (golive_<service>) on the local server. Other `topics` than the
-    default ones come with a `group_prefix` of their own (see KafkaSettings.kafka_group_prefix)."""
-    names = topics or TOPICS
+    its own PostgreSQL database (golive_<service>) on the local server. The cluster defaults to the
+    platform of `config`, the names to the topology's own; a group prefix is set only when the
+    names have one (otherwise the shell's or .env's stands). `env` goes to every process."""
+    at = cluster or Cluster.of(config)
+    names = names or Names()
     common = {
-        "KAFKA_BOOTSTRAP_SERVERS": config.bootstrap_servers,
-        "SCHEMA_REGISTRY_URL": config.registry_url,
-        "ORDERS_TOPIC": names["orders"],
-        "PAYMENTS_TOPIC": names["payments"],
-        # Only when given: otherwise the prefix of the shell or .env stands.
-        **({"KAFKA_GROUP_PREFIX": group_prefix} if group_prefix else {}),
+        "KAFKA_BOOTSTRAP_SERVERS": at.bootstrap,
+        "SCHEMA_REGISTRY_URL": at.registry_url,
+        "ORDERS_TOPIC": names.topic("orders"),
+        "PAYMENTS_TOPIC": names.topic("payments"),
+        **({"KAFKA_GROUP_PREFIX": names.group_prefix} if names.group_prefix else {}),
+        **(env or {}),
     }
 
     def db(service: str) -> str:
@@ -43,19 +71,57 @@ def service_specs(
             return f"postgresql://golive@{config.host}:{config.postgres_port}/golive_{service}"
         return f"sqlite:///{config.data_dir / 'services' / f'{service}.db'}"
 
+    def spec(name: str, script: str, port: int, **own: str) -> ServiceSpec:
+        return ServiceSpec(name, [_script(script)], port, env={**common, **own})
+
     return [
-        ServiceSpec("order", [_script("golive-order")], config.order_port,
-                    env={**common, "ORDER_DATABASE_URL": db("order"), "ORDER_PORT": str(config.order_port)}),
-        ServiceSpec("order-pm", [_script("golive-order-process-manager")], config.order_process_manager_port,
-                    env={**common, "ORDER_PROCESS_MANAGER_PORT": str(config.order_process_manager_port)}),
-        ServiceSpec("payment", [_script("golive-payment")], config.payment_port,
-                    env={**common, "PAYMENT_DATABASE_URL": db("payment"), "PAYMENT_PORT": str(config.payment_port)}),
-        ServiceSpec("audit", [_script("golive-audit")], config.audit_port,
-                    env={**common, "AUDIT_DATABASE_URL": db("audit"), "AUDIT_PORT": str(config.audit_port)}),
+        spec("order", "golive-order", config.order_port,
+             ORDER_DATABASE_URL=db("order"), ORDER_PORT=str(config.order_port)),
+        spec("order-pm", "golive-order-process-manager", config.order_process_manager_port,
+             ORDER_PROCESS_MANAGER_PORT=str(config.order_process_manager_port)),
+        spec("payment", "golive-payment", config.payment_port,
+             PAYMENT_DATABASE_URL=db("payment"), PAYMENT_PORT=str(config.payment_port)),
+        spec("audit", "golive-audit", config.audit_port,
+             AUDIT_DATABASE_URL=db("audit"), AUDIT_PORT=str(config.audit_port)),
     ]  # fmt: skip
 
 
-DATABASES = ("golive_order", "golive_payment", "golive_audit")
+def create_topics(
+    cluster: Cluster, names: Names, partitions: int, replication: int = 1
+) -> list[str]:
+    """Every topic the topology derives for these names (event topics, dead letters, compacted
+    changelogs), then the committed schemas registered for them; the topics' names. For an
+    environment of one's own on a shared cluster; `golive topics apply` manages the real ones."""
+    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+    from golive_eventing.schemas import register_all  # noqa: PLC0415
+
+    needs = names.needs()
+    compacted = {"cleanup.policy": "compact"}
+    new = [
+        NewTopic(n.name, partitions, replication, config=compacted if n.compacted else {})
+        for n in needs
+    ]
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    try:
+        for future in admin.create_topics(new, operation_timeout=15).values():
+            future.result(timeout=20)
+    except KafkaException as exc:
+        raise TopicSetupError(f"could not create topics on {cluster.bootstrap}: {exc}") from exc
+    register_all(SchemaRegistryClient({"url": cluster.registry_url}), dict(names.topics))
+    return [n.name for n in needs]
+
+
+@contextmanager
+def started(
+    config: PlatformConfig, specs: list[ServiceSpec], echo: Echo = lambda _line: None
+) -> Iterator[Platform]:
+    """These service processes, started together and ready; stopped on exit."""
+    platform = Platform(config, services=specs, echo=echo)
+    platform.start_services()
+    try:
+        yield platform
+    finally:
+        platform.stop_services()
 
 
 def prepare_postgres(config: PlatformConfig) -> None:
@@ -65,15 +131,16 @@ def prepare_postgres(config: PlatformConfig) -> None:
         ensure_database(config, name)
 
 
-def register_schemas(config: PlatformConfig, topics: dict[str, str] | None = None) -> None:
+def register_schemas(config: PlatformConfig) -> None:
     """Services never auto-register: the project registers every committed schema version first."""
     from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
     from golive_eventing.schemas import register_all  # noqa: PLC0415
 
-    register_all(SchemaRegistryClient({"url": config.registry_url}), topics or TOPICS)
+    register_all(SchemaRegistryClient({"url": config.registry_url}), dict(Names().topics))
 
 
 def system(config: PlatformConfig, *, with_postgres: bool = False, echo: Echo = print) -> Platform:
+    """`make run`: the platform and every service process on the default names."""
     return Platform(
         config,
         with_postgres=with_postgres,

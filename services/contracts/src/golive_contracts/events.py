@@ -8,9 +8,7 @@ from typing import ClassVar
 
 from golive_contracts.envelope import Envelope, Record
 from golive_contracts.fields import personal, public
-
-ORDERS = "orders"
-PAYMENTS = "payments"
+from golive_contracts.topology import ORDERS, PAYMENTS
 
 
 class Event(Record):

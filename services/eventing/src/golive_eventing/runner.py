@@ -34,6 +34,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 from golive_contracts.events import Event
+from golive_contracts.topology import dlq_topic
 from sqlalchemy.exc import OperationalError
 
 from golive_eventing import tracing
@@ -65,10 +66,6 @@ END_GRACE_S = 2 * FETCH_WAIT_MAX_MS / 1000
 REDRIVE_HEADER = "redrive.group"
 # Faults that pass: the batch is rewound and retried after a pause, never dead-lettered.
 TRANSIENT = (RegistryUnavailableError, KafkaException, OperationalError)
-
-
-def dlq_topic(topic: str, group: str) -> str:
-    return f"{topic}.{group}.dlq"
 
 
 @dataclass(frozen=True)
@@ -502,7 +499,7 @@ class TransactionalProcessor(Runner):
     def _new_producer(self) -> Producer:
         """init_transactions() with our transactional.id aborts whatever the last producer with
         that id left open (a crashed process, or this one's failed producer)."""
-        transactional_id = f"{self.group_id}-{self.instance}"
+        transactional_id = self.settings.names.transactional_id(self.group, self.instance)
         producer = Producer(
             producer_config(
                 self.settings,
@@ -528,7 +525,8 @@ class TransactionalProcessor(Runner):
         what it left open, every time.
         Fenced: another process has our transactional.id, so this one must stop (crash-only)."""
         if _fenced(exc):
-            raise ProducerFencedError(f"{self.group_id}-{self.instance} was fenced: {exc}") from exc
+            fenced = self.settings.names.transactional_id(self.group, self.instance)
+            raise ProducerFencedError(f"{fenced} was fenced: {exc}") from exc
         now = time.monotonic()
         if isinstance(exc, KafkaException) and not self._broken:
             self._broken = True  # until a new producer, the state and the positions are in place

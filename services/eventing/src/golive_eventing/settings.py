@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from golive_contracts.topology import ORDERS, PAYMENTS, Names
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,11 +25,17 @@ class KafkaSettings(BaseSettings):
     delivery_timeout_ms: int = 5000
     linger_ms: int = 1
 
+    @property
+    def names(self) -> Names:
+        """This environment's topics and group prefix (golive_contracts.topology.Names)."""
+        topics = {ORDERS: self.orders_topic, PAYMENTS: self.payments_topic}
+        return Names(topics, self.kafka_group_prefix)
+
     def group_id(self, group: str) -> str:
         """The consumer group id of the logical group `group` (DLQ and state topic names,
         redrive headers and stored positions keep the logical name) in this environment."""
-        return f"{self.kafka_group_prefix}{group}"
+        return self.names.group_id(group)
 
     def topic_map(self) -> dict[str, str]:
         """Logical topic (as the contracts name it) -> the topic in this environment."""
-        return {"orders": self.orders_topic, "payments": self.payments_topic}
+        return dict(self.names.topics)

@@ -35,10 +35,6 @@ FORMAT_VERSION = 1
 Value = dict[str, Any]
 
 
-def state_topic(topic: str, group: str) -> str:
-    return f"{topic}.{group}.state"
-
-
 class StateRestoreError(RuntimeError):
     """The changelog could not be read to its end in time: the processor must not decide blind."""
 

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from golive_contracts import topology
 from golive_contracts.envelope import order_id_for
 from golive_contracts.events import Address, OrderLine
 from golive_eventing.app import RunnerThreads, add_health, runner_lifespan
@@ -31,7 +32,7 @@ from golive_order.models import OrderAccepted, OrderCreate, OrderPage, OrderPubl
 from golive_order.settings import OrderSettings
 
 SERVICE = "order"
-PROJECTOR_GROUP = "order-projector"
+PROJECTOR_GROUP = topology.ORDER_PROJECTOR.name
 IN_FLIGHT_WAIT_S = 10.0
 RETRY_AFTER_S = "1"
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
+from golive_contracts.topology import state_topic
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
 from golive_eventing.db import make_engine
@@ -13,7 +14,6 @@ from golive_eventing.health import service_readiness
 from golive_eventing.producer import EventProducer
 from golive_eventing.rebuild import ReadModel
 from golive_eventing.runner import ProjectionRunner, TransactionalProcessor
-from golive_eventing.state import state_topic
 
 from golive_order import store
 from golive_order.api import PROJECTOR_GROUP, SERVICE, OrderService, create_app

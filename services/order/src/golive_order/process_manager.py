@@ -21,6 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from golive_contracts import topology
 from golive_contracts.events import (
     BY_FULL_NAME,
     Event,
@@ -42,7 +43,7 @@ from golive_order.domain import (
     decide,
 )
 
-GROUP = "order-process-manager"
+GROUP = topology.ORDER_PROCESS_MANAGER.name
 SERVICE = "order-process-manager"
 AWAITING_ORDER = "AWAITING_ORDER"
 

@@ -17,8 +17,10 @@ from typing import Any
 
 from fastapi import FastAPI, HTTPException
 from fastapi.concurrency import run_in_threadpool
+from golive_contracts import topology
 from golive_contracts.envelope import GOLIVE_NAMESPACE, Envelope, event_id_for
 from golive_contracts.events import Event, OrderPlaced, PaymentAuthorized, PaymentDeclined
+from golive_contracts.topology import state_topic
 from golive_eventing import tracing
 from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
 from golive_eventing.db import (
@@ -38,7 +40,7 @@ from golive_eventing.runner import (
     TransactionalProcessor,
 )
 from golive_eventing.settings import KafkaSettings
-from golive_eventing.state import Changes, state_topic
+from golive_eventing.state import Changes
 from pydantic import BaseModel
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
@@ -47,8 +49,8 @@ from sqlalchemy.engine import Connection, Engine
 from golive_payment.rules import card_last4, decide_payment
 
 SERVICE = "payment"
-PROCESSOR_GROUP = "payment"
-PROJECTOR_GROUP = "payment-projector"
+PROCESSOR_GROUP = topology.PAYMENT.name
+PROJECTOR_GROUP = topology.PAYMENT_PROJECTOR.name
 VERSION = "0.1.0"
 
 

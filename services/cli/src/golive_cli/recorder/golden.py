@@ -73,16 +73,16 @@ def main() -> None:
     args = parser.parse_args()
     with _cluster_for_regress(args.bootstrap, args.registry) as cluster:
         suffix = f"golden-{uuid.uuid4().hex[:8]}"
-        topics = make_topics(cluster, suffix)
+        names = make_topics(cluster, suffix)
         start = datetime.now(UTC) - timedelta(seconds=1)
         with (
             tempfile.TemporaryDirectory(prefix="golive-golden-") as tmp,
-            running_system(cluster, topics, Path(tmp), suffix) as system,
+            running_system(cluster, names, Path(tmp), suffix) as system,
         ):
             ids = place_orders(system.order_url)
         window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
         manifest = capture_to_file(args.out, cluster.bootstrap, cluster.registry_url,
-                                   list(topics.values()), window, Tokeniser(DEV_KEY), "dev",
+                                   list(names.topics.values()), window, Tokeniser(DEV_KEY), "dev",
                                    CaptureOptions(skew=timedelta(seconds=5)))  # fmt: skip
     print(f"{args.out}: {len(ids)} orders, {manifest.records}")
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_contracts import topology
 from golive_contracts.events import BY_FULL_NAME, Event
 from golive_eventing.serde import EventSerde, PoisonRecordError
 
@@ -24,7 +25,6 @@ from golive_cli.recorder.archive import Capture, CapturedRecord, EmbeddedSchema
 from golive_cli.recorder.capture import JOURNEY_END, JOURNEY_START
 from golive_cli.recorder.diff import Report, decode_captured, differences, group_outputs
 from golive_cli.recorder.environment import (
-    GROUPS,
     Cluster,
     Customise,
     RunningSystem,
@@ -63,13 +63,13 @@ def regress(
     not_replayable = len({key for key, _ in recorded_events} - orders)
 
     suffix = f"regress-{uuid.uuid4().hex[:8]}"
-    topics = make_topics(cluster, suffix)
+    names = make_topics(cluster, suffix)
     with (
         tempfile.TemporaryDirectory(prefix="golive-regress-") as tmp,
-        running_system(cluster, topics, data_dir or Path(tmp), suffix, customise) as system,
+        running_system(cluster, names, data_dir or Path(tmp), suffix, customise) as system,
     ):
         replay(capture, cluster.bootstrap, cluster.registry_url,
-               topic_map={r.topic: topics["orders"] for r in inputs},
+               topic_map={r.topic: names.topic(topology.ORDERS) for r in inputs},
                select=is_input, allow_any_target=True)  # fmt: skip
         seen = _collect(system, orders, timeout_s)
     candidate = group_outputs(((k, e) for k, e in seen.events if e.type_name() != "OrderPlaced"),
@@ -94,7 +94,7 @@ class _Seen:
 
 def _collect(system: RunningSystem, orders: set[str], timeout_s: float) -> _Seen:
     """Everything the services emit, until every journey ended and no group lags (bounded)."""
-    cluster, topics = system.cluster, system.topics
+    cluster, topics = system.cluster, dict(system.names.topics)
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
     consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "enable.auto.commit": False,
                          "group.id": f"golive-regress-{uuid.uuid4().hex[:8]}",
@@ -146,11 +146,12 @@ def _no_lag(admin: AdminClient, system: RunningSystem, seen: _Seen) -> bool:
     """Every group committed past the last record we saw (a commit marker may follow it)."""
     from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
 
-    for logical, groups in GROUPS.items():
-        wanted = [TopicPartition(t, p) for (t, p) in seen.last if t == system.topics[logical]]
+    for event_topic in topology.TOPICS:
+        name = system.names.topic(event_topic.name)
+        wanted = [TopicPartition(t, p) for (t, p) in seen.last if t == name]
         if not wanted:
             continue
-        for group in map(system.group_id, groups):
+        for group in (system.names.group_id(g.name) for g in topology.readers(event_topic.name)):
             request = [ConsumerGroupTopicPartitions(group, wanted)]
             result = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
             for tp in result.topic_partitions:

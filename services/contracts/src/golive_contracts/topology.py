@@ -1,0 +1,187 @@
+"""Who writes each topic and who reads it: the one place Golive's wiring is declared.
+
+Everything else is derived from here: the dead-letter and state topics, consumer group and
+transactional ids, the topics an environment needs (`make run`, the tests, `golive regress`),
+the AsyncAPI operations, the DLQ tooling; infra/topics.yaml adds sizing and retention and a test
+holds it to this. Names here are logical: an environment maps them to its own topics and puts
+its prefix in front of group and transactional ids (`Names`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+ORDERS = "orders"
+PAYMENTS = "payments"
+
+
+class Kind(StrEnum):
+    PROCESSOR = "processor"  # consume, decide, produce: one Kafka transaction per batch
+    PROJECTION = "projection"  # a read model: rows and offsets in one database transaction
+    RECORDER = "recorder"  # the audit store: every record of every topic, dead letters too
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    writer: str  # the one service that writes it
+    description: str
+
+
+@dataclass(frozen=True)
+class Group:
+    """A consumer group: the service that runs it, what it reads and writes."""
+
+    name: str
+    service: str
+    process: str  # the process it runs in (golive_cli.system's names)
+    kind: Kind
+    reads: tuple[str, ...]
+    writes: tuple[str, ...] = ()
+    handles: tuple[str, ...] = ()  # event type names it acts on; empty: every event it reads
+    stateful: bool = False  # keeps per-key state in <first input>.<group>.state
+    description: str = ""
+
+    @property
+    def dead_letters(self) -> bool:
+        """Processors and projections dead-letter what they cannot process; the recorder keeps
+        everything, undecodable records included."""
+        return self.kind is not Kind.RECORDER
+
+
+def dlq_topic(topic: str, group: str) -> str:
+    return f"{topic}.{group}.dlq"
+
+
+def state_topic(topic: str, group: str) -> str:
+    return f"{topic}.{group}.state"
+
+
+TOPICS = (
+    Topic(ORDERS, "order", "Order journey events (OrderPlaced, OrderConfirmed, OrderCancelled)."),
+    Topic(PAYMENTS, "payment", "Payment outcomes (PaymentAuthorized, PaymentDeclined)."),
+)
+
+ORDER_PROJECTOR = Group(
+    name="order-projector",
+    service="order",
+    process="order",
+    kind=Kind.PROJECTION,
+    reads=(ORDERS,),
+    description="The orders read model (GET /orders).",
+)
+PAYMENT = Group(
+    name="payment",
+    service="payment",
+    process="payment",
+    kind=Kind.PROCESSOR,
+    reads=(ORDERS,),
+    writes=(PAYMENTS,),
+    handles=("OrderPlaced",),
+    stateful=True,
+    description="Decides each order's payment, in a Kafka transaction per batch.",
+)
+PAYMENT_PROJECTOR = Group(
+    name="payment-projector",
+    service="payment",
+    process="payment",
+    kind=Kind.PROJECTION,
+    reads=(PAYMENTS,),
+    description="The payments read model (GET /payments/{order_id}).",
+)
+ORDER_PROCESS_MANAGER = Group(
+    name="order-process-manager",
+    service="order",
+    process="order-pm",
+    kind=Kind.PROCESSOR,
+    reads=(ORDERS, PAYMENTS),
+    writes=(ORDERS,),
+    stateful=True,
+    description="Ends every journey once: confirms or cancels on the payment outcome, cancels "
+    "with payment_timeout at the deadline (state in its changelog).",
+)
+AUDIT = Group(
+    name="audit",
+    service="audit",
+    process="audit",
+    kind=Kind.RECORDER,
+    reads=(ORDERS, PAYMENTS),
+    description="The black-box recorder: every record, raw and decoded, and the dead-letter "
+    "topics.",
+)
+
+GROUPS = (ORDER_PROJECTOR, PAYMENT, PAYMENT_PROJECTOR, ORDER_PROCESS_MANAGER, AUDIT)
+
+
+def group(name: str) -> Group:
+    found = next((g for g in GROUPS if g.name == name), None)
+    if found is None:
+        raise KeyError(f"no consumer group {name!r}: one of {', '.join(g.name for g in GROUPS)}")
+    return found
+
+
+def topic(name: str) -> Topic:
+    found = next((t for t in TOPICS if t.name == name), None)
+    if found is None:
+        raise KeyError(f"no event topic {name!r}: one of {', '.join(t.name for t in TOPICS)}")
+    return found
+
+
+def readers(topic_name: str) -> tuple[Group, ...]:
+    return tuple(g for g in GROUPS if topic_name in g.reads)
+
+
+@dataclass(frozen=True)
+class TopicNeed:
+    """A topic an environment must have, and who writes it."""
+
+    name: str
+    writer: str
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class Names:
+    """One environment's names: its event topics (logical name -> topic) and the prefix of its
+    consumer group and transactional ids. Environments sharing a cluster (the tests, `golive
+    regress` beside `make run`) have topics of their own and need groups of their own too: a
+    member of the same group on other topics still takes part in every rebalance. Dead-letter
+    and state topics derive from the environment's topic and the logical group; readers that
+    only assign partitions (state restore, rebuild, redrive) join no group and keep the logical
+    name."""
+
+    topics: Mapping[str, str] = field(default_factory=lambda: {t.name: t.name for t in TOPICS})
+    group_prefix: str = ""
+
+    @classmethod
+    def suffixed(cls, suffix: str) -> Names:
+        """Topics and groups of one's own: `orders.<suffix>`, groups `<suffix>.<group>`."""
+        return cls({t.name: f"{t.name}.{suffix}" for t in TOPICS}, f"{suffix}.")
+
+    def topic(self, logical: str) -> str:
+        return self.topics[logical]
+
+    def group_id(self, group_name: str) -> str:
+        return f"{self.group_prefix}{group_name}"
+
+    def transactional_id(self, group_name: str, instance: str) -> str:
+        return f"{self.group_id(group_name)}-{instance}"
+
+    def dead_letter_topics(self, of: Group) -> tuple[str, ...]:
+        return tuple(dlq_topic(self.topic(t), of.name) for t in of.reads) if of.dead_letters else ()
+
+    def state_topic(self, of: Group) -> str | None:
+        return state_topic(self.topic(of.reads[0]), of.name) if of.stateful else None
+
+    def needs(self) -> list[TopicNeed]:
+        """Every topic this environment must have: event topics, each group's dead letters,
+        each stateful group's changelog (compacted)."""
+        found = [TopicNeed(self.topic(t.name), t.writer) for t in TOPICS]
+        for g in GROUPS:
+            found += [TopicNeed(name, g.service) for name in self.dead_letter_topics(g)]
+            state = self.state_topic(g)
+            if state is not None:
+                found.append(TopicNeed(state, g.service, compacted=True))
+        return found
