@@ -34,28 +34,56 @@ ECHO_PORT = 38099
 def bench_config() -> PlatformConfig:
     return PlatformConfig(
         data_dir="var/bench-system",  # type: ignore[arg-type]
-        kafka_port=39092, kafka_controller_port=39093, registry_port=38081, registry_management_port=39001,
-        postgres_port=35433, order_port=38000, order_process_manager_port=38010, payment_port=38020,
+        kafka_port=39092,
+        kafka_controller_port=39093,
+        registry_port=38081,
+        registry_management_port=39001,
+        postgres_port=35433,
+        order_port=38000,
+        order_process_manager_port=38010,
+        payment_port=38020,
         audit_port=38030,
-    )  # fmt: skip
+    )
 
 
 def order_body(n: int) -> dict[str, Any]:
     card = "tok_visa_0002" if n % 5 == 0 else "tok_visa_4242"
     return {
-        "customer_id": f"bench-{n % 50}", "email": f"b{n}@example.com", "currency": "EUR", "card_token": card,
-        "shipping_address": {"name": "B", "line1": "L", "city": "C", "postal_code": "1", "country": "NL"},
+        "customer_id": f"bench-{n % 50}",
+        "email": f"b{n}@example.com",
+        "currency": "EUR",
+        "card_token": card,
+        "shipping_address": {
+            "name": "B",
+            "line1": "L",
+            "city": "C",
+            "postal_code": "1",
+            "country": "NL",
+        },
         "lines": [{"sku": "SKU-1", "quantity": 1, "unit_price_minor": 1000 + n % 100}],
-    }  # fmt: skip
+    }
 
 
 def wrk(url: str, seconds: float, connections: int) -> tuple[float, int]:
     """POST /orders-shaped load from wrk (C, two threads): req/s of 2xx answers, and their count."""
     script = Path(__file__).with_name("post_orders.lua")
     done = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "-s", str(script), url],
-        capture_output=True, text=True, timeout=seconds + 60, check=True,
-    )  # fmt: skip
+        [
+            "wrk",
+            "-t2",
+            f"-c{connections}",
+            f"-d{int(seconds)}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
     line = next(x for x in done.stdout.splitlines() if x.startswith("WRK_RESULT"))
     fields = dict(kv.split("=") for kv in line.split()[1:])
     ok = int(fields["requests"]) - int(fields["errors"]) - int(fields["non2xx"])
@@ -94,8 +122,14 @@ def outcome_times(
 ) -> dict[str, float]:
     """Record timestamps (s) of OrderConfirmed/OrderCancelled, read from the topic: for the given
     orders, or (order_ids None) for `want` orders whose outcome was written after `since`."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4()}",
-                         "auto.offset.reset": "earliest", "isolation.level": "read_committed"})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe([topic])
     found: dict[str, float] = {}
     deadline = time.monotonic() + timeout_s
@@ -180,17 +214,25 @@ def main() -> None:
         platform.down()
 
     echo_rate = figures["echo_req_per_s"]
-    print(f"raw Kafka (512 B, acks=all)    produce {figures['raw_produce_msgs_per_s']:>8} msg/s   "
-          f"consume {figures['raw_consume_msgs_per_s']:>8} msg/s")  # fmt: skip
+    print(
+        f"raw Kafka (512 B, acks=all)    produce {figures['raw_produce_msgs_per_s']:>8} msg/s   "
+        f"consume {figures['raw_consume_msgs_per_s']:>8} msg/s"
+    )
     print(f"bare FastAPI echo (OrderCreate) {echo_rate:>7} req/s   (reference)")
-    print(f"POST /orders                    {figures['post_orders_req_per_s']:>7} req/s   "
-          f"{figures['post_orders_req_per_s'] / echo_rate:.2f} x echo (target >= 0.6)")  # fmt: skip
-    print(f"sustained placed-to-outcome     {figures['sustained_orders_per_s']:>7} orders/s "
-          f"{figures['sustained_orders_per_s'] / echo_rate:.2f} x echo (target >= 0.25); "
-          f"{figures['open_at_end_of_load']} journeys open when the load stopped, the last ended "
-          f"{figures['last_outcome_after_load_s']} s later")  # fmt: skip
-    print(f"journey at {figures['latency_rate_per_s']}/s            p50 {figures['journey_p50_ms']} ms  "
-          f"p99 {figures['journey_p99_ms']} ms  ({figures['latency_samples']} orders; targets 20 / 100 ms)")  # fmt: skip
+    print(
+        f"POST /orders                    {figures['post_orders_req_per_s']:>7} req/s   "
+        f"{figures['post_orders_req_per_s'] / echo_rate:.2f} x echo (target >= 0.6)"
+    )
+    print(
+        f"sustained placed-to-outcome     {figures['sustained_orders_per_s']:>7} orders/s "
+        f"{figures['sustained_orders_per_s'] / echo_rate:.2f} x echo (target >= 0.25); "
+        f"{figures['open_at_end_of_load']} journeys open when the load stopped, the last ended "
+        f"{figures['last_outcome_after_load_s']} s later"
+    )
+    print(
+        f"journey at {figures['latency_rate_per_s']}/s            p50 {figures['journey_p50_ms']} ms  "
+        f"p99 {figures['journey_p99_ms']} ms  ({figures['latency_samples']} orders; targets 20 / 100 ms)"
+    )
     print(f"whole stack resident            {figures['stack_rss_mb']:>7} MB  (target < 2048)")
     write_figures(config, "orders", figures)
 

@@ -56,12 +56,25 @@ def resident_mb(platform: Platform) -> dict[str, float]:
 
 def throughput(bootstrap: str, count: int) -> tuple[float, float]:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
-    spec = TopicSpec(topic, "bench", False, 6, 1, {"retention.ms": "-1", "cleanup.policy": "delete",
-                                                    "min.insync.replicas": "1"})  # fmt: skip
+    spec = TopicSpec(
+        topic,
+        "bench",
+        False,
+        6,
+        1,
+        {"retention.ms": "-1", "cleanup.policy": "delete", "min.insync.replicas": "1"},
+    )
     apply(admin_client(bootstrap), [spec])
     payload = os.urandom(RECORD_BYTES)
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                         "linger.ms": 5, "compression.type": "none"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 5,
+            "compression.type": "none",
+        }
+    )
     started = time.monotonic()
     for i in range(count):
         while True:
@@ -78,9 +91,15 @@ def throughput(bootstrap: str, count: int) -> tuple[float, float]:
     # fetch.queue.backoff.ms: librdkafka's default (1000) stalls a consumer that drains its queue
     # a second at a time (golive_cli.recorder.capture.BULK_READ); 200,000 records read at
     # 104,456/s with it and 392,538/s with 10 ms (make bench-recorder).
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.queue.backoff.ms": 10})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": 10,
+        }
+    )
     consumer.subscribe([topic])
     consume_rate = drain(consumer, count, time.monotonic())
     return produce_rate, consume_rate
@@ -149,8 +168,10 @@ def main() -> None:
         f"warm start to ready   {warm:6.1f} s   {figures['warm_start_parts_s']}   (target < 30 s)"
     )
     total = sum(loaded.values())
-    print(f"resident memory       {total:6.0f} MB  idle {figures['rss_idle_mb']}, after load "
-          f"{figures['rss_after_load_mb']}   (target < 1200 MB)")  # fmt: skip
+    print(
+        f"resident memory       {total:6.0f} MB  idle {figures['rss_idle_mb']}, after load "
+        f"{figures['rss_after_load_mb']}   (target < 1200 MB)"
+    )
     print(
         f"produce, acks=all     {produce_rate:8.0f} msg/s  ({RECORD_BYTES} B, idempotent, linger 5 ms)"
     )

@@ -69,21 +69,43 @@ def order(i: int) -> OrderPlaced:
     order_id = order_id_for(key)
     now = datetime.now(UTC)
     return OrderPlaced(
-        envelope=Envelope(event_id=event_id_for(key, "OrderPlaced"), event_type="OrderPlaced",
-                          occurred_at=now, correlation_id=str(order_id), causation_id=key,
-                          producer="bench", producer_version="0"),
-        order_id=order_id, customer_id=f"customer-{i % 5000}", email=f"user{i % 5000}@example.org",
-        shipping_address=Address(name=f"Name {i}", line1=f"Street {i}", city="Utrecht",
-                                 postal_code="3511AA", country="NL"),
+        envelope=Envelope(
+            event_id=event_id_for(key, "OrderPlaced"),
+            event_type="OrderPlaced",
+            occurred_at=now,
+            correlation_id=str(order_id),
+            causation_id=key,
+            producer="bench",
+            producer_version="0",
+        ),
+        order_id=order_id,
+        customer_id=f"customer-{i % 5000}",
+        email=f"user{i % 5000}@example.org",
+        shipping_address=Address(
+            name=f"Name {i}",
+            line1=f"Street {i}",
+            city="Utrecht",
+            postal_code="3511AA",
+            country="NL",
+        ),
         lines=[OrderLine(sku="BOOK-1", quantity=1, unit_price_minor=1250)],
-        currency="EUR", total_minor=1250, card_token=f"tok_bench{i}_4242", placed_at=now,
-    )  # fmt: skip
+        currency="EUR",
+        total_minor=1250,
+        card_token=f"tok_bench{i}_4242",
+        placed_at=now,
+    )
 
 
 def seed(cluster: Cluster, topics: dict[str, str], count: int) -> None:
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
-    producer = Producer({"bootstrap.servers": cluster.bootstrap, "linger.ms": 5,
-                         "enable.idempotence": True, "acks": "all"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "linger.ms": 5,
+            "enable.idempotence": True,
+            "acks": "all",
+        }
+    )
     template = [serde.serialize(order(i)) for i in range(1000)]
     for i in range(count):
         while True:
@@ -107,18 +129,24 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=3, help="captures of each kind (median)")
     parser.add_argument(
-        "--data-dir", type=Path,
+        "--data-dir",
+        type=Path,
         help="the bench instance's data (Kafka's log); default: a new directory on tmpfs",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     where: dict[str, str] = {}
     if args.bootstrap:
-        figures = measure(Cluster(args.bootstrap, args.registry or PlatformConfig().registry_url),
-                          args.records, args.profile, args.rounds)  # fmt: skip
+        figures = measure(
+            Cluster(args.bootstrap, args.registry or PlatformConfig().registry_url),
+            args.records,
+            args.profile,
+            args.rounds,
+        )
     else:
         shm = Path("/dev/shm")  # noqa: S108 (a new private directory in it)
-        data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="golive-bench-recorder-",
-                                                          dir=shm if shm.is_dir() else None))  # fmt: skip
+        data_dir = args.data_dir or Path(
+            tempfile.mkdtemp(prefix="golive-bench-recorder-", dir=shm if shm.is_dir() else None)
+        )
         data_dir = data_dir.absolute()
         config = bench_config().model_copy(update={"data_dir": data_dir})
         platform = Platform(config, echo=lambda _line: None)
@@ -163,29 +191,50 @@ def measure(
             ):
                 out = Path(tmp) / f"{name}.jsonl.gz"
                 began = time.monotonic()
-                manifest = capture_to_file(out, cluster.bootstrap, cluster.registry_url,
-                                           [topics["orders"]], window, tokeniser, "dev",
-                                           options)  # fmt: skip
+                manifest = capture_to_file(
+                    out,
+                    cluster.bootstrap,
+                    cluster.registry_url,
+                    [topics["orders"]],
+                    window,
+                    tokeniser,
+                    "dev",
+                    options,
+                )
                 captured = sum(manifest.records.values())
                 assert captured == records, f"captured {captured} of {records}"
                 runs.setdefault(name, []).append(captured / (time.monotonic() - began))
         rates = {name: statistics.median(values) for name, values in runs.items()}
         same_records_rate = rates.pop("same_records")
         # What capture.BULK_READ changes: the same reader with librdkafka's default backoff.
-        default_backoff_rate = consume_rate_of(cluster, topics["orders"], records,
-                                               **{"fetch.queue.backoff.ms": "1000"})  # fmt: skip
+        default_backoff_rate = consume_rate_of(
+            cluster, topics["orders"], records, **{"fetch.queue.backoff.ms": "1000"}
+        )
         if profile:  # after the timed runs: the profiler slows what it watches
             profiler = cProfile.Profile()
-            profiler.runcall(capture_to_file, Path(tmp) / "profiled.jsonl.gz", cluster.bootstrap,
-                             cluster.registry_url, [topics["orders"]], window, Tokeniser(DEV_KEY),
-                             "dev", options)  # fmt: skip
+            profiler.runcall(
+                capture_to_file,
+                Path(tmp) / "profiled.jsonl.gz",
+                cluster.bootstrap,
+                cluster.registry_url,
+                [topics["orders"]],
+                window,
+                Tokeniser(DEV_KEY),
+                "dev",
+                options,
+            )
             pstats.Stats(profiler).sort_stats("tottime").print_stats(20)
         loaded = read_capture(Path(tmp) / "capture_desensitised.jsonl.gz")
         lines = [r.line() for r in loaded.records]
         floor = floor_us(cluster, topics["orders"], lines)
         target = dict(make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}").topics)
-        result = replay(loaded, cluster.bootstrap, cluster.registry_url,
-                        topic_map={topics["orders"]: target["orders"]}, allow_any_target=True)  # fmt: skip
+        result = replay(
+            loaded,
+            cluster.bootstrap,
+            cluster.registry_url,
+            topic_map={topics["orders"]: target["orders"]},
+            allow_any_target=True,
+        )
         rates["replay_max"] = result.total / result.seconds
         memory = commands_peak_mb(cluster, topics["orders"], window, Path(tmp))
 
@@ -227,13 +276,42 @@ def commands_peak_mb(cluster: Cluster, topic: str, window: Window, tmp: Path) ->
     for name, span in (("empty_window", empty), ("window", window)):
         out = tmp / f"{name}.jsonl.gz"
         figures[f"capture_peak_mib_{name}"] = peak_mib(
-            [golive, "capture", "--from", span.start.isoformat(), "--to", span.end.isoformat(),
-             "--topics", topic, "--dev-key", "--no-complete-journeys", "--skew", "1",
-             "--out", str(out), *where], env)  # fmt: skip
+            [
+                golive,
+                "capture",
+                "--from",
+                span.start.isoformat(),
+                "--to",
+                span.end.isoformat(),
+                "--topics",
+                topic,
+                "--dev-key",
+                "--no-complete-journeys",
+                "--skew",
+                "1",
+                "--out",
+                str(out),
+                *where,
+            ],
+            env,
+        )
         figures[f"replay_peak_mib_{name}"] = peak_mib(
-            [golive, "replay", str(out), "--to", cluster.bootstrap, "--registry",
-             cluster.registry_url, "--topic-map", f"{topic}={target}", "--speed", "max",
-             "--allow-any-target"], env)  # fmt: skip
+            [
+                golive,
+                "replay",
+                str(out),
+                "--to",
+                cluster.bootstrap,
+                "--registry",
+                cluster.registry_url,
+                "--topic-map",
+                f"{topic}={target}",
+                "--speed",
+                "max",
+                "--allow-any-target",
+            ],
+            env,
+        )
     return figures
 
 
@@ -249,8 +327,9 @@ _LAUNCH = (
 
 def peak_mib(argv: list[str], env: dict[str, str]) -> float:
     """The peak resident memory of a command run to its end, its own (not this process's)."""
-    done = subprocess.run([sys.executable, "-c", _LAUNCH, *argv], env=env, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, *argv], env=env, capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv[1:3])} exited {done.returncode}: {done.stderr[-500:]}")
     return round(int(done.stdout.split()[-1]) / 1024, 1)
@@ -259,9 +338,15 @@ def peak_mib(argv: list[str], env: dict[str, str]) -> float:
 def reader(cluster: Cluster, topic: str, **config: str) -> Consumer:
     """A consumer assigned every partition of `topic` from its first offset (no group offsets),
     tuned as capture's is (BULK_READ): the reference is the best a plain consumer does."""
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "enable.auto.commit": False,
-                         "group.id": f"bench-{uuid.uuid4().hex[:8]}", **BULK_READ,
-                         **config})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "enable.auto.commit": False,
+            "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+            **BULK_READ,
+            **config,
+        }
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     return consumer

@@ -7,8 +7,8 @@ import uuid
 
 import uvicorn
 from fastapi import FastAPI
-from golive_order.domain import OrderStatus
-from golive_order.models import OrderAccepted, OrderCreate
+from golive_order.domain.order import OrderStatus
+from golive_order.entrypoints.models import OrderAccepted, OrderCreate
 
 app = FastAPI()
 

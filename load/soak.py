@@ -81,11 +81,17 @@ def main() -> int:
     args = parser.parse_args()
 
     config = suite_config(
-        data_dir=ROOT / "var" / "soak-platform", kafka_port=29092, kafka_controller_port=29093,
-        registry_port=28081, registry_management_port=29001, postgres_port=25433,
-        order_port=free_port(), order_process_manager_port=free_port(), payment_port=free_port(),
+        data_dir=ROOT / "var" / "soak-platform",
+        kafka_port=29092,
+        kafka_controller_port=29093,
+        registry_port=28081,
+        registry_management_port=29001,
+        postgres_port=25433,
+        order_port=free_port(),
+        order_process_manager_port=free_port(),
+        payment_port=free_port(),
         audit_port=free_port(),
-    )  # fmt: skip
+    )
     platform = Platform(config, echo=lambda _line: None)
     started_platform = platform.ensure_up()
     try:
@@ -118,8 +124,13 @@ def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
                 what, name, kill = FAULTS[len(faults) % len(FAULTS)]
                 at = time.monotonic() - began
                 _inject(services, broker, name, kill=kill)
-                faults.append({"fault": what, "at_s": round(at, 1),
-                               "back_after_s": round(time.monotonic() - began - at, 1)})  # fmt: skip
+                faults.append(
+                    {
+                        "fault": what,
+                        "at_s": round(at, 1),
+                        "back_after_s": round(time.monotonic() - began - at, 1),
+                    }
+                )
                 print(f"{at:6.1f}s  {what}: back after {faults[-1]['back_after_s']} s", flush=True)
                 next_fault += args.fault_every
         published_s = time.monotonic() - began

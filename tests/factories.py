@@ -9,6 +9,7 @@ from typing import Any
 from golive_contracts.envelope import Envelope, event_id_for, order_id_for
 from golive_contracts.events import (
     Address,
+    OrderConfirmed,
     OrderLine,
     OrderPlaced,
     PaymentAuthorized,
@@ -24,18 +25,28 @@ def order_request(
     body: dict[str, Any] = {
         "customer_id": customer,
         "email": "ada@example.com",
-        "shipping_address": {"name": "Ada Lovelace", "line1": "Main 1", "city": "Utrecht",
-                             "postal_code": "3511AA", "country": "NL"},
+        "shipping_address": {
+            "name": "Ada Lovelace",
+            "line1": "Main 1",
+            "city": "Utrecht",
+            "postal_code": "3511AA",
+            "country": "NL",
+        },
         "lines": [{"sku": "BOOK-1", "quantity": 2, "unit_price_minor": 1250}],
         "currency": currency,
         "card_token": card,
-    }  # fmt: skip
+    }
     body.update(overrides)
     return body
 
 
-def order_placed(key: str | None = None, card: str = "tok_visa_4242", total_minor: int = 2500,
-                 currency: str = "EUR", placed_at: datetime = NOW) -> OrderPlaced:  # fmt: skip
+def order_placed(
+    key: str | None = None,
+    card: str = "tok_visa_4242",
+    total_minor: int = 2500,
+    currency: str = "EUR",
+    placed_at: datetime = NOW,
+) -> OrderPlaced:
     key = key or str(uuid.uuid4())
     order_id = order_id_for(key)
     return OrderPlaced(
@@ -66,10 +77,50 @@ def payment_outcome(
     order_id: uuid.UUID, authorized: bool, reason: str = "card_declined", amount_minor: int = 2599
 ) -> PaymentAuthorized | PaymentDeclined:
     event_type = "PaymentAuthorized" if authorized else "PaymentDeclined"
-    envelope = Envelope(event_id=uuid.uuid4(), event_type=event_type, occurred_at=NOW,
-                        correlation_id=str(order_id), producer="test", producer_version="test")  # fmt: skip
+    envelope = Envelope(
+        event_id=uuid.uuid4(),
+        event_type=event_type,
+        occurred_at=NOW,
+        correlation_id=str(order_id),
+        producer="test",
+        producer_version="test",
+    )
     if authorized:
-        return PaymentAuthorized(envelope=envelope, order_id=order_id, payment_id=uuid.uuid4(),
-                                 amount_minor=amount_minor, currency="EUR")  # fmt: skip
-    return PaymentDeclined(envelope=envelope, order_id=order_id, payment_id=uuid.uuid4(),
-                           amount_minor=amount_minor, currency="EUR", reason=reason)  # fmt: skip
+        return PaymentAuthorized(
+            envelope=envelope,
+            order_id=order_id,
+            payment_id=uuid.uuid4(),
+            amount_minor=amount_minor,
+            currency="EUR",
+        )
+    return PaymentDeclined(
+        envelope=envelope,
+        order_id=order_id,
+        payment_id=uuid.uuid4(),
+        amount_minor=amount_minor,
+        currency="EUR",
+        reason=reason,
+    )
+
+
+def placed_now() -> OrderPlaced:
+    """An order placed just now (deadlines run from the log time; placed_at is for show)."""
+    return order_placed(placed_at=datetime.now(UTC))
+
+
+def outcome_for(order_id: uuid.UUID, authorized: bool) -> PaymentAuthorized | PaymentDeclined:
+    """A payment outcome for an order: authorised, or declined expired_card."""
+    return payment_outcome(order_id, authorized, reason="expired_card", amount_minor=100)
+
+
+def order_confirmed(order_id: uuid.UUID) -> OrderConfirmed:
+    """An OrderConfirmed as another writer might have written it."""
+    envelope = Envelope(
+        event_id=uuid.uuid4(),
+        event_type="OrderConfirmed",
+        occurred_at=NOW,
+        correlation_id=str(order_id),
+        producer="test",
+        producer_version="test",
+    )
+    return OrderConfirmed(envelope=envelope, order_id=order_id)

@@ -8,9 +8,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_cli.system import Cluster as Where
 from golive_cli.system import create_topics
+from golive_contracts.events import Event
 from golive_contracts.topology import ORDERS, PAYMENTS, Names
+from golive_eventing.producer import Delivered, EventProducer
+from golive_eventing.serde import EventSerde
+from golive_eventing.settings import KafkaSettings
 from golive_platform.process import free_port
 from golive_platform.testing import Cluster
 
@@ -20,10 +25,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Topics",
     "create_topic",
+    "events_on",
     "eventually",
     "free_port",
     "lag",
     "make_topics",
+    "publish_events",
+    "publisher",
     "read_messages",
     "read_topic",
     "service_ports",
@@ -113,8 +121,14 @@ def read_messages(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[M
     """Every record of a topic as read_committed consumers see it, read to the end it had."""
     from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "test-reader", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "test-reader",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ends = {
@@ -158,8 +172,14 @@ def lag(bootstrap: str, group: str, topics: list[str]) -> int:
 
     config = {"bootstrap.servers": bootstrap, "enable.auto.commit": False}
     consumer = Consumer({**config, "group.id": group})
-    reader = Consumer({**config, "group.id": f"{group}-lag-probe", "enable.partition.eof": True,
-                       "isolation.level": "read_committed"})  # fmt: skip
+    reader = Consumer(
+        {
+            **config,
+            "group.id": f"{group}-lag-probe",
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
     try:
         places = [
             TopicPartition(topic, p)
@@ -188,3 +208,24 @@ def lag(bootstrap: str, group: str, topics: list[str]) -> int:
     finally:
         consumer.close()
         reader.close()
+
+
+def events_on(cluster: Cluster, topics: Topics, topic: str) -> list[Event]:
+    """Every committed event of one of these topics, decoded."""
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    return [serde.deserialize(v) for _, v in read_topic(cluster.bootstrap_servers, topic)]
+
+
+def publisher(cluster: Cluster, topics: Topics) -> EventProducer:
+    """The services' own producer, on these topics."""
+    settings = KafkaSettings.model_validate(topics.env(cluster))
+    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    return EventProducer(settings, serde, client_id="test-publisher")
+
+
+def publish_events(cluster: Cluster, topics: Topics, *events: Event) -> list[Delivered]:
+    """Each event on its topic, keyed by its journey, acknowledged one by one."""
+    producer = publisher(cluster, topics)
+    delivered = [producer.publish_sync(e, key=e.envelope.correlation_id) for e in events]
+    producer.close()
+    return delivered

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 from fastapi.testclient import TestClient
-from golive_audit.service import AuditSettings, audit_app
+from golive_audit.bootstrap import audit_app
+from golive_audit.settings import AuditSettings
 from golive_contracts.topology import dlq_topic
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
-from tests.helpers import Topics, eventually
-from tests.integration.test_payment import publisher
+from tests.helpers import Topics, eventually, publisher
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,12 @@ def test_recorder_keeps_events_poison_and_dead_letters(
     producer.close()
     raw = Producer({"bootstrap.servers": cluster.bootstrap_servers})
     raw.produce(topics.orders, key=b"poison-key", value=b"not avro at all")
-    raw.produce(dlq_topic(topics.orders, "payment"), key=str(first.order_id).encode(), value=b"\x00dead",
-                headers=[("dlq.error", b"boom")])  # fmt: skip
+    raw.produce(
+        dlq_topic(topics.orders, "payment"),
+        key=str(first.order_id).encode(),
+        value=b"\x00dead",
+        headers=[("dlq.error", b"boom")],
+    )
     assert raw.flush(10) == 0
 
     def recorded() -> list[dict[str, Any]] | None:

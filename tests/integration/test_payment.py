@@ -5,30 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastapi.testclient import TestClient
 from golive_contracts.events import Event, PaymentAuthorized, PaymentDeclined
-from golive_eventing.producer import EventProducer
-from golive_eventing.serde import EventSerde
-from golive_eventing.settings import KafkaSettings
-from golive_payment.service import PaymentSettings, payment_app
+from golive_payment.bootstrap import payment_app
+from golive_payment.settings import PaymentSettings
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
-from tests.helpers import Topics, eventually, read_topic
+from tests.helpers import Topics, events_on, eventually, publisher
 
 pytestmark = pytest.mark.integration
-
-
-def events_on(cluster: Cluster, topics: Topics, topic: str) -> list[Event]:
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
-    return [serde.deserialize(v) for _, v in read_topic(cluster.bootstrap_servers, topic)]
-
-
-def publisher(cluster: Cluster, topics: Topics) -> EventProducer:
-    settings = KafkaSettings.model_validate(topics.env(cluster))
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
-    return EventProducer(settings, serde, client_id="test-publisher")
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import Consumer, Message, Producer
@@ -16,24 +14,29 @@ from golive_contracts.events import (
     Event,
     OrderCancelled,
     OrderConfirmed,
-    OrderPlaced,
-    PaymentAuthorized,
-    PaymentDeclined,
 )
-from golive_eventing.producer import Delivered, produce_bounded, record_headers
+from golive_contracts.topology import ORDER_PROCESS_MANAGER
+from golive_eventing.producer import produce_bounded, record_headers
 from golive_eventing.serde import EventSerde
 from golive_order.bootstrap import process_manager_app
-from golive_order.process_manager import GROUP
 from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
-from tests.factories import order_placed, payment_outcome
-from tests.helpers import Topics, create_topic, eventually, lag, make_topics
-from tests.integration.test_payment import events_on, publisher
+from tests.factories import outcome_for, placed_now
+from tests.helpers import (
+    Topics,
+    create_topic,
+    events_on,
+    eventually,
+    lag,
+    make_topics,
+    publish_events,
+)
 
 pytestmark = pytest.mark.integration
 
 TERMINAL = (OrderConfirmed, OrderCancelled)
+PROCESS_MANAGER = ORDER_PROCESS_MANAGER.name
 
 
 PAYMENT_TIMEOUT_S = 3.0
@@ -52,21 +55,6 @@ def manager(
             lambda: client.get("/readyz").status_code == 200, 30, "the process manager to be ready"
         )
         yield client
-
-
-def _placed() -> OrderPlaced:
-    return order_placed(placed_at=datetime.now(UTC))
-
-
-def _outcome(order_id: uuid.UUID, authorized: bool) -> PaymentAuthorized | PaymentDeclined:
-    return payment_outcome(order_id, authorized, reason="expired_card", amount_minor=100)
-
-
-def _publish(cluster: Cluster, topics: Topics, *events: Event) -> list[Delivered]:
-    producer = publisher(cluster, topics)
-    delivered = [producer.publish_sync(e, key=e.envelope.correlation_id) for e in events]
-    producer.close()
-    return delivered
 
 
 def _terminal(cluster: Cluster, topics: Topics) -> dict[str, list[Event]]:
@@ -88,12 +76,15 @@ def _wait_terminal(cluster: Cluster, topics: Topics, count: int) -> dict[str, li
 def test_outcomes_confirm_or_cancel_even_when_they_come_first(
     manager: TestClient, cluster: Cluster, topics: Topics
 ) -> None:
-    paid, refused, early = _placed(), _placed(), _placed()
-    paid_outcome, refused_outcome = _outcome(paid.order_id, True), _outcome(refused.order_id, False)
-    early_outcome = _outcome(early.order_id, True)
+    paid, refused, early = placed_now(), placed_now(), placed_now()
+    paid_outcome, refused_outcome = (
+        outcome_for(paid.order_id, True),
+        outcome_for(refused.order_id, False),
+    )
+    early_outcome = outcome_for(early.order_id, True)
     # The two topics are read independently: an outcome may be seen before its OrderPlaced.
-    _publish(cluster, topics, early_outcome, paid, refused, paid_outcome, refused_outcome)
-    _publish(cluster, topics, early)
+    publish_events(cluster, topics, early_outcome, paid, refused, paid_outcome, refused_outcome)
+    publish_events(cluster, topics, early)
 
     by_order = _wait_terminal(cluster, topics, 3)
     [confirmed] = by_order[str(paid.order_id)]
@@ -112,17 +103,21 @@ def test_outcomes_confirm_or_cancel_even_when_they_come_first(
 def test_no_outcome_by_the_deadline_cancels_and_late_outcomes_change_nothing(
     manager: TestClient, cluster: Cluster, topics: Topics
 ) -> None:
-    forgotten, settled = _placed(), _placed()
-    _publish(cluster, topics, forgotten, settled, _outcome(settled.order_id, True))
+    forgotten, settled = placed_now(), placed_now()
+    publish_events(cluster, topics, forgotten, settled, outcome_for(settled.order_id, True))
 
     by_order = _wait_terminal(cluster, topics, 2)
     [expired] = by_order[str(forgotten.order_id)]
     assert isinstance(expired, OrderCancelled)
     assert expired.reason == "payment_timeout"
     # A late authorisation and a repeated outcome: neither reopens nor re-ends a journey.
-    _publish(cluster, topics, _outcome(forgotten.order_id, True), _outcome(settled.order_id, False))
+    publish_events(
+        cluster, topics, outcome_for(forgotten.order_id, True), outcome_for(settled.order_id, False)
+    )
     eventually(
-        lambda: lag(cluster.bootstrap_servers, topics.group(GROUP), [topics.payments]) == 0,
+        lambda: (
+            lag(cluster.bootstrap_servers, topics.group(PROCESS_MANAGER), [topics.payments]) == 0
+        ),
         20,
         "the process manager to read the late outcomes",
     )
@@ -141,18 +136,23 @@ def test_a_rebalance_after_an_order_was_read_does_not_stop_its_timer(
     """Another member joins the group and leaves: every partition is revoked and assigned again,
     and the manager resumes at its committed offsets with nothing new to read. Its timers must
     still fire: a partition it has read to the end is caught up, not behind."""
-    forgotten = _placed()
+    forgotten = placed_now()
     published = time.time()  # its log time is later: the deadline is later than published + timeout
-    _publish(cluster, topics, forgotten)
+    publish_events(cluster, topics, forgotten)
     eventually(
-        lambda: lag(cluster.bootstrap_servers, topics.group(GROUP), [topics.orders]) == 0,
+        lambda: lag(cluster.bootstrap_servers, topics.group(PROCESS_MANAGER), [topics.orders]) == 0,
         20,
         "the process manager to commit past the order",
     )
     elsewhere = f"rebalance.{unique}"
     create_topic(cluster.bootstrap_servers, elsewhere)
-    joiner = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": topics.group(GROUP),
-                       "partition.assignment.strategy": "range"})  # fmt: skip
+    joiner = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": topics.group(PROCESS_MANAGER),
+            "partition.assignment.strategy": "range",
+        }
+    )
     joiner.subscribe([elsewhere])
 
     def joined() -> bool:
@@ -177,22 +177,32 @@ def test_an_outcome_in_a_transaction_open_at_the_deadline_holds_the_timer(
     transaction. The payment service authorised this order before its deadline, in a
     transaction still open when the deadline passes: the order waits for the transaction and is
     confirmed, not cancelled for a payment it was given in time."""
-    held = _placed()
-    outcome = _outcome(held.order_id, True)
+    held = placed_now()
+    outcome = outcome_for(held.order_id, True)
     # Everything slow before the clock starts: the payment must be logged well before the deadline.
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
     value = serde.serialize(outcome)
-    payment = Producer({"bootstrap.servers": cluster.bootstrap_servers, "partitioner": "murmur2_random",
-                        "transactional.id": f"open-payment-{unique}"})  # fmt: skip
+    payment = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "partitioner": "murmur2_random",
+            "transactional.id": f"open-payment-{unique}",
+        }
+    )
     payment.init_transactions(30)
     payment.begin_transaction()
     try:
         published = time.time()
-        [partition] = {d.partition for d in _publish(cluster, topics, held)}
+        [partition] = {d.partition for d in publish_events(cluster, topics, held)}
         delivered: list[Message] = []
-        produce_bounded(payment, topic=topics.payments, key=outcome.envelope.correlation_id.encode(),
-                        value=value, headers=record_headers(outcome),
-                        on_delivery=lambda err, msg: delivered.append(msg))  # fmt: skip
+        produce_bounded(
+            payment,
+            topic=topics.payments,
+            key=outcome.envelope.correlation_id.encode(),
+            value=value,
+            headers=record_headers(outcome),
+            on_delivery=lambda err, msg: delivered.append(msg),
+        )
         payment.flush(10)
         [logged] = delivered
         assert logged.error() is None and logged.partition() == partition  # co-partitioned
@@ -201,10 +211,16 @@ def test_an_outcome_in_a_transaction_open_at_the_deadline_holds_the_timer(
         )
 
         # An order on another partition, placed later: once its timer fired, the held one's had to.
-        control = _placed()
+        control = placed_now()
         other = Producer({"bootstrap.servers": cluster.bootstrap_servers})
-        produce_bounded(other, topic=topics.orders, key=str(control.order_id).encode(), value=serde.serialize(control),
-                      headers=record_headers(control), partition=(partition + 1) % 3)  # fmt: skip
+        produce_bounded(
+            other,
+            topic=topics.orders,
+            key=str(control.order_id).encode(),
+            value=serde.serialize(control),
+            headers=record_headers(control),
+            partition=(partition + 1) % 3,
+        )
         assert other.flush(10) == 0
 
         def control_ended() -> dict[str, list[Event]] | None:

@@ -57,6 +57,8 @@ def test_a_fatal_producer_is_replaced_and_the_next_publish_lands(
 
     assert len(producer.made) == 2, "the fatal producer was not replaced"
     assert delivered.topic == topics.orders
-    landed = [serde.deserialize(value) for _, value in read_topic(cluster.bootstrap_servers,
-                                                                  topics.orders)]  # fmt: skip
+    landed = [
+        serde.deserialize(value)
+        for _, value in read_topic(cluster.bootstrap_servers, topics.orders)
+    ]
     assert [e.envelope.event_id for e in landed] == [accepted.envelope.event_id]

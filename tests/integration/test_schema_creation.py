@@ -6,7 +6,7 @@ import threading
 
 import pytest
 from golive_eventing.db import create_tables, make_engine
-from golive_payment.service import metadata
+from golive_payment.adapters.payments import metadata
 
 pytestmark = pytest.mark.integration
 

@@ -50,8 +50,10 @@ def test_poison_records_are_named_for_what_they_are(serde: EventSerde) -> None:
 
 
 def test_services_never_register_schemas(cluster: Cluster, unique: str) -> None:
-    unregistered = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}),
-                              {"orders": f"orders.nowhere.{unique}", "payments": f"payments.nowhere.{unique}"})  # fmt: skip
+    unregistered = EventSerde(
+        SchemaRegistryClient({"url": cluster.registry_url}),
+        {"orders": f"orders.nowhere.{unique}", "payments": f"payments.nowhere.{unique}"},
+    )
     with pytest.raises(SchemaNotRegisteredError, match="golive schemas register"):
         unregistered.serialize(order_placed())
     subjects = SchemaRegistryClient({"url": cluster.registry_url}).get_subjects()

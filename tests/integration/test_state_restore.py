@@ -22,8 +22,12 @@ def _changelog(cluster: Cluster) -> tuple[KeyedState, Producer]:
     it (its transactional id fresh, so nothing of an earlier run is aborted or fenced)."""
     topic = f"orders.{uuid.uuid4().hex[:12]}.group.state"
     create_topic(cluster.bootstrap_servers, topic, configs={"cleanup.policy": "compact"})
-    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers,
-                         "transactional.id": f"restore-test-{uuid.uuid4()}"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "transactional.id": f"restore-test-{uuid.uuid4()}",
+        }
+    )
     producer.init_transactions(30)
     producer.begin_transaction()
     producer.produce(topic, key=b"committed", value=b'{"v": 1, "status": "PLACED"}', partition=0)

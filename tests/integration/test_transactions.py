@@ -11,22 +11,23 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from golive_contracts.events import OrderCancelled, OrderConfirmed
-from golive_contracts.topology import state_topic
+from golive_contracts.topology import ORDER_PROCESS_MANAGER as PROCESS_MANAGER
 from golive_eventing.app import make_serde
-from golive_eventing.runner import TransactionalProcessor
-from golive_order.process_manager import GROUP, SettleOrders
+from golive_eventing.processor import TransactionalProcessor
+from golive_eventing.recovery import Transactions
+from golive_order.domain.settlement import Settlement
+from golive_order.entrypoints.consumers import SettleOrders
 from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
-from tests.helpers import Topics, eventually, lag
-from tests.integration.test_payment import events_on
-from tests.integration.test_process_manager import _outcome, _placed, _publish
+from tests.factories import outcome_for, placed_now
+from tests.helpers import Topics, events_on, eventually, lag, publish_events
 
 pytestmark = pytest.mark.integration
 
@@ -67,27 +68,42 @@ class _CommitFails:
         raise KafkaException(error)
 
 
-class _Processor(TransactionalProcessor):
-    """The order process manager, its first producer one whose first commit fails."""
+class _Transactions(Transactions):
+    """The process manager's transactional producers, the first one's first commit failing."""
 
     def __init__(self, settings: OrderSettings, landed: bool) -> None:
         self.landed = landed
         self.producers: list[Producer | _CommitFails] = []
-        super().__init__(
-            settings, make_serde(settings), GROUP, [settings.orders_topic, settings.payments_topic],
-            SettleOrders(lambda: datetime.now(UTC), settings.version, timedelta(seconds=300)),
-            instance=settings.instance_id,
-            state_topic=state_topic(settings.orders_topic, GROUP),
-        )  # fmt: skip
+        super().__init__(settings, PROCESS_MANAGER.name, settings.instance_id)
 
     def _new_producer(self) -> Producer:
         producer = super()._new_producer()
         if self.producers:
             self.producers.append(producer)
             return producer
-        failing = _CommitFails(producer, self.settings.orders_topic, self.landed)
+        orders = self.settings.orders_topic
+        failing = _CommitFails(producer, orders, self.landed)
         self.producers.append(failing)
         return cast(Producer, failing)  # it answers to every call the processor makes
+
+
+class _Processor(TransactionalProcessor[Settlement]):
+    """The order process manager, its first producer one whose first commit fails."""
+
+    def __init__(self, settings: OrderSettings, landed: bool) -> None:
+        self.failing = _Transactions(settings, landed)
+        super().__init__(
+            settings,
+            make_serde(settings),
+            PROCESS_MANAGER,
+            SettleOrders(settings.version, timedelta(seconds=300)),
+            settings.instance_id,
+            transactions=self.failing,
+        )
+
+    @property
+    def producers(self) -> list[Producer | _CommitFails]:
+        return self.failing.producers
 
 
 @pytest.fixture(params=[False, True], ids=["commit-lost", "commit-landed"])
@@ -108,21 +124,26 @@ def processor(
 def test_a_failed_commit_replaces_the_producer_and_every_order_ends_once(
     processor: _Processor, cluster: Cluster, topics: Topics
 ) -> None:
-    orders = [_placed() for _ in range(ORDERS)]
-    outcomes = [_outcome(o.order_id, authorized=i % 2 == 0) for i, o in enumerate(orders)]
-    _publish(cluster, topics, *orders, *outcomes)
+    orders = [placed_now() for _ in range(ORDERS)]
+    outcomes = [outcome_for(o.order_id, authorized=i % 2 == 0) for i, o in enumerate(orders)]
+    publish_events(cluster, topics, *orders, *outcomes)
 
     def ended() -> list[OrderConfirmed | OrderCancelled] | None:
         found = [
-            e for e in events_on(cluster, topics, topics.orders)
+            e
+            for e in events_on(cluster, topics, topics.orders)
             if isinstance(e, OrderConfirmed | OrderCancelled)
-        ]  # fmt: skip
+        ]
         return found if len({str(e.order_id) for e in found}) == ORDERS else None
 
     eventually(ended, 60, f"{ORDERS} orders to end")
     eventually(
         lambda: (
-            lag(cluster.bootstrap_servers, topics.group(GROUP), [topics.orders, topics.payments])
+            lag(
+                cluster.bootstrap_servers,
+                topics.group(PROCESS_MANAGER.name),
+                [topics.orders, topics.payments],
+            )
             == 0
         ),
         30,

@@ -14,12 +14,14 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from fastapi.testclient import TestClient
-from golive_audit.service import AuditSettings, audit_app
+from golive_audit.bootstrap import audit_app
+from golive_audit.settings import AuditSettings
 from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
 from golive_order.bootstrap import order_app, process_manager_app
 from golive_order.settings import OrderSettings
-from golive_payment.service import PaymentSettings, payment_app
+from golive_payment.bootstrap import payment_app
+from golive_payment.settings import PaymentSettings
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
@@ -40,14 +42,23 @@ def services(
     """The four services of today's build on this test's topics, each on its own SQLite file."""
     env = {**topics.env(cluster), "instance_id": unique}
     apps = {
-        "order": order_app(OrderSettings.model_validate(
-            {**env, "order_database_url": f"sqlite:///{tmp_path / 'order.db'}"})),
+        "order": order_app(
+            OrderSettings.model_validate(
+                {**env, "order_database_url": f"sqlite:///{tmp_path / 'order.db'}"}
+            )
+        ),
         "manager": process_manager_app(OrderSettings.model_validate(env)),
-        "payment": payment_app(PaymentSettings.model_validate(
-            {**env, "payment_database_url": f"sqlite:///{tmp_path / 'payment.db'}"})),
-        "audit": audit_app(AuditSettings.model_validate(
-            {**env, "audit_database_url": f"sqlite:///{tmp_path / 'audit.db'}"})),
-    }  # fmt: skip
+        "payment": payment_app(
+            PaymentSettings.model_validate(
+                {**env, "payment_database_url": f"sqlite:///{tmp_path / 'payment.db'}"}
+            )
+        ),
+        "audit": audit_app(
+            AuditSettings.model_validate(
+                {**env, "audit_database_url": f"sqlite:///{tmp_path / 'audit.db'}"}
+            )
+        ),
+    }
     with ExitStack() as stack:
         clients = {name: stack.enter_context(TestClient(app)) for name, app in apps.items()}
         for name, client in clients.items():

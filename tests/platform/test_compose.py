@@ -15,9 +15,13 @@ pytestmark = pytest.mark.unit
 CONFIG = PlatformConfig()
 # Settings that differ by design: Docker's listeners, paths and quorum addresses.
 NETWORK_KEYS = {
-    "controller.quorum.voters", "listeners", "advertised.listeners", "listener.security.protocol.map",
-    "inter.broker.listener.name", "log.dirs",
-}  # fmt: skip
+    "controller.quorum.voters",
+    "listeners",
+    "advertised.listeners",
+    "listener.security.protocol.map",
+    "inter.broker.listener.name",
+    "log.dirs",
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +90,12 @@ def test_every_long_running_service_has_a_healthcheck(compose: dict[str, Any]) -
 def test_services_run_after_the_schemas_are_registered(compose: dict[str, Any]) -> None:
     assert compose["schemas"]["command"] == ["golive", "schemas", "register"]
     assert compose["schemas"]["depends_on"]["registry"]["condition"] == "service_healthy"
-    ports = {"order": CONFIG.order_port, "order-pm": CONFIG.order_process_manager_port,
-             "payment": CONFIG.payment_port, "audit": CONFIG.audit_port}  # fmt: skip
+    ports = {
+        "order": CONFIG.order_port,
+        "order-pm": CONFIG.order_process_manager_port,
+        "payment": CONFIG.payment_port,
+        "audit": CONFIG.audit_port,
+    }
     for service, port in ports.items():
         spec = compose[service]
         assert spec["depends_on"]["schemas"]["condition"] == "service_completed_successfully", (

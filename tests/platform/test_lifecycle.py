@@ -27,9 +27,16 @@ pytestmark = pytest.mark.slow
 
 
 def _isolated(tmp_path: Path, **overrides: object) -> PlatformConfig:
-    ports = {name: free_port() for name in (
-        "kafka_port", "kafka_controller_port", "registry_port", "registry_management_port",
-        "postgres_port")}  # fmt: skip
+    ports = {
+        name: free_port()
+        for name in (
+            "kafka_port",
+            "kafka_controller_port",
+            "registry_port",
+            "registry_management_port",
+            "postgres_port",
+        )
+    }
     ports |= service_ports()
     return suite_config(data_dir=tmp_path / "platform", **{**ports, **overrides})
 
@@ -218,9 +225,14 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
 def _runs_on_postgresql(config: PlatformConfig) -> None:
     status = golive(config, "platform", "status")
     assert [line.split()[:2] for line in status.stdout.splitlines()] == [
-        ["kafka", "ready"], ["postgres", "ready"], ["registry", "ready"], ["order", "ready"],
-        ["order-pm", "ready"], ["payment", "ready"], ["audit", "ready"],
-    ]  # fmt: skip
+        ["kafka", "ready"],
+        ["postgres", "ready"],
+        ["registry", "ready"],
+        ["order", "ready"],
+        ["order-pm", "ready"],
+        ["payment", "ready"],
+        ["audit", "ready"],
+    ]
     with psycopg.connect(config.postgres_url) as conn:
         names = {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
     assert {"golive_order", "golive_payment", "golive_audit"} <= names
@@ -231,8 +243,11 @@ def _runs_on_postgresql(config: PlatformConfig) -> None:
     )
     assert placed.status_code == 202
     order_id = placed.json()["order_id"]
-    eventually(lambda: httpx.get(f"{order_url}/orders/{order_id}").json()["status"] == "CONFIRMED", 30,
-               "the order to be confirmed on PostgreSQL")  # fmt: skip
+    eventually(
+        lambda: httpx.get(f"{order_url}/orders/{order_id}").json()["status"] == "CONFIRMED",
+        30,
+        "the order to be confirmed on PostgreSQL",
+    )
     with psycopg.connect(
         f"postgresql://golive@127.0.0.1:{config.postgres_port}/golive_order"
     ) as conn:

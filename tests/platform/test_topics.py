@@ -29,11 +29,19 @@ REPO_CATALOGUE = PlatformConfig().topics_file
 
 def _catalogue(**topic_overrides: object) -> Catalogue:
     raw = {
-        "defaults": {"partitions": 3, "replication_factor": 3, "min_insync_replicas": 2,
-                     "retention_ms": -1, "cleanup_policy": "delete"},
-        "environments": {"local": {"replication_factor": 1, "min_insync_replicas": 1}, "production": {}},
+        "defaults": {
+            "partitions": 3,
+            "replication_factor": 3,
+            "min_insync_replicas": 2,
+            "retention_ms": -1,
+            "cleanup_policy": "delete",
+        },
+        "environments": {
+            "local": {"replication_factor": 1, "min_insync_replicas": 1},
+            "production": {},
+        },
         "topics": [],
-    }  # fmt: skip
+    }
     catalogue = Catalogue.model_validate(raw)
     return catalogue.model_copy(update=topic_overrides)
 
@@ -178,8 +186,13 @@ def test_apply_reports_and_fixes_config_drift(admin: AdminClient, unique: str) -
     name = f"test.drift.{unique}"
     specs = _specs(_topic(name))
     apply(admin, specs)
-    drift = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
-        ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])  # fmt: skip
+    drift = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        name,
+        incremental_configs=[
+            ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)
+        ],
+    )
     admin.incremental_alter_configs([drift])[drift].result(timeout=10)
     eventually(lambda: _retention(admin, name) == "3600000", 10, "the drift to be visible")
 

@@ -111,7 +111,7 @@ class Services:
         """The last lines of every process's log in this run dir (services, and a test's own
         broker or registry), health checks left out and runs of the same line (a client retrying
         a connection, say) told once with their count: for a failed fault test's message. The
-        whole logs are kept too (tests/reliability/conftest.py says where)."""
+        whole logs are kept too (tests/plugins/logs.py says where)."""
         parts = []
         for pid_file in sorted(self.config.run_dir.glob("*.json")):
             running = process.read(self.config.run_dir, pid_file.stem)
@@ -127,8 +127,10 @@ class Services:
                 if '"GET /' not in line
             )
             state = "running" if running.alive else "exited"
-            parts.append(f"--- {running.name} ({state}), {log} (last {lines} lines)\n"
-                         + "\n".join(kept[-lines:]))  # fmt: skip
+            parts.append(
+                f"--- {running.name} ({state}), {log} (last {lines} lines)\n"
+                + "\n".join(kept[-lines:])
+            )
         return "\n".join(parts)
 
 
@@ -158,8 +160,14 @@ def publish(
 ) -> None:
     """Publish (keyed by journey), paced at `per_second` if given; every record acknowledged."""
     serde = serde_for(cluster, topics)
-    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers, "enable.idempotence": True,
-                         "partitioner": "murmur2_random", "linger.ms": 5})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "enable.idempotence": True,
+            "partitioner": "murmur2_random",
+            "linger.ms": 5,
+        }
+    )
     started = time.monotonic()
     for i, event in enumerate(events):
         if per_second is not None:

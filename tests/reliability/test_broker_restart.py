@@ -56,12 +56,19 @@ def broker(cluster: Cluster, tmp_path: Path, keep_logs: Callable[[Path], None]) 
     process.stop(config.run_dir, found.node.name, config.stop_timeout_s)
 
 
-def _commit_until(bootstrap: str, topic: str, transactional_id: str, stop: threading.Event,
-                  acknowledged: set[str]) -> None:  # fmt: skip
+def _commit_until(
+    bootstrap: str, topic: str, transactional_id: str, stop: threading.Event, acknowledged: set[str]
+) -> None:
     """Transactions of one record on each of the topic's three partitions, until the broker
     goes; each acknowledged one is named in `acknowledged`."""
-    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id,
-                         "linger.ms": 1, "logger": quiet})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "transactional.id": transactional_id,
+            "linger.ms": 1,
+            "logger": quiet,
+        }
+    )
     producer.init_transactions(30)
     number = 0
     while not stop.is_set():
@@ -83,9 +90,16 @@ def _at_least(acknowledged: set[str], count: int) -> bool:
 
 def _committed(bootstrap: str, topic: str) -> dict[str, set[int]]:
     """Each transaction's records as read_committed consumers see them: name -> partitions."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "broker-restart-reader",
-                         "isolation.level": "read_committed", "enable.partition.eof": True,
-                         "enable.auto.commit": False, "logger": quiet})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "broker-restart-reader",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            "logger": quiet,
+        }
+    )
     seen: dict[str, set[int]] = collections.defaultdict(set)
     at_end: set[int] = set()
     try:
@@ -125,8 +139,13 @@ def test_transactions_committed_as_the_broker_stops_stay_whole(broker: Broker) -
             writer.join(30)
         broker.start()
         for transactional_id in ids:  # what a processor does next: a new epoch, then commits
-            producer = Producer({"bootstrap.servers": bootstrap,
-                                 "transactional.id": transactional_id, "logger": quiet})  # fmt: skip
+            producer = Producer(
+                {
+                    "bootstrap.servers": bootstrap,
+                    "transactional.id": transactional_id,
+                    "logger": quiet,
+                }
+            )
             producer.init_transactions(60)
             producer.begin_transaction()
             for partition in range(3):

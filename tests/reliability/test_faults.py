@@ -108,18 +108,39 @@ def test_a_duplicated_order_placed_and_a_replayed_partition_pay_once(
     # Replay a whole partition's inputs: every OrderPlaced of orders partition 0, byte for byte.
     replayed = _copy_partition(cluster, topics.orders, 0)
     assert replayed > 0
-    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("payment"), [topics.orders]) == 0, 30,
-               "payment to read the duplicates", every_s=0.5)  # fmt: skip
-    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("order-process-manager"), [topics.orders, topics.payments]) == 0,
-               30, "the process manager to read them", every_s=0.5)  # fmt: skip
+    eventually(
+        lambda: lag(cluster.bootstrap_servers, topics.group("payment"), [topics.orders]) == 0,
+        30,
+        "payment to read the duplicates",
+        every_s=0.5,
+    )
+    eventually(
+        lambda: (
+            lag(
+                cluster.bootstrap_servers,
+                topics.group("order-process-manager"),
+                [topics.orders, topics.payments],
+            )
+            == 0
+        ),
+        30,
+        "the process manager to read them",
+        every_s=0.5,
+    )
     found = outcome(cluster, topics)
     assert max(found.payments.values()) == 1, "a duplicate input made a second payment"
     assert max(found.terminal.values()) == 1, "a duplicate input ended a journey twice"
 
 
 def _copy_partition(cluster: Cluster, topic: str, partition: int) -> int:
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": "test-replay",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "group.id": "test-replay",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     producer = Producer(
         {"bootstrap.servers": cluster.bootstrap_servers, "enable.idempotence": True}
     )
@@ -134,8 +155,13 @@ def _copy_partition(cluster: Cluster, topic: str, partition: int) -> int:
                 headers = {str(h[0]): _text(h[1]) for h in msg.headers() or []}
                 placed = headers.get("event_type") == "OrderPlaced"
                 if msg.error() is None and placed and (msg.offset() or 0) < high:
-                    producer.produce(topic, key=msg.key(), value=msg.value(), headers=msg.headers(),
-                                     partition=partition)  # fmt: skip
+                    producer.produce(
+                        topic,
+                        key=msg.key(),
+                        value=msg.value(),
+                        headers=msg.headers(),
+                        partition=partition,
+                    )
                     copied += 1
         assert producer.flush(30) == 0
         return copied
@@ -175,8 +201,11 @@ def test_poison_records_go_to_each_groups_dlq_and_the_line_keeps_moving(
             assert headers["dlq.group"] == group
             assert {"dlq.error", "dlq.source.partition", "dlq.source.offset"} <= headers.keys()
     # The journey each belonged to still ends: payment declined it as unprocessable.
-    declined = eventually(lambda: _declined_unprocessable(cluster, topics, set(keys.values())), 20,
-                          "unprocessable declines")  # fmt: skip
+    declined = eventually(
+        lambda: _declined_unprocessable(cluster, topics, set(keys.values())),
+        20,
+        "unprocessable declines",
+    )
     assert declined == set(keys.values())
 
 
@@ -216,10 +245,18 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
     done = _golive(["dlq", "redrive", "--topic", topics.orders, "--group", "payment"], env)
     assert f"redrove {before_payment} record(s)" in done.stdout
     # Still poison: payment dead-letters them again; no other group takes them.
-    eventually(lambda: len(_records(cluster, payment_dlq)) == 2 * before_payment, 30,
-               "payment to dead-letter the redriven records again")  # fmt: skip
-    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0, 30,
-               "the projector to pass them")  # fmt: skip
+    eventually(
+        lambda: len(_records(cluster, payment_dlq)) == 2 * before_payment,
+        30,
+        "payment to dead-letter the redriven records again",
+    )
+    eventually(
+        lambda: (
+            lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0
+        ),
+        30,
+        "the projector to pass them",
+    )
     assert len(_records(cluster, projector_dlq)) == before_projector
     again = _golive(
         ["dlq", "redrive", "--topic", topics.orders, "--group", "payment", "--dry-run"], env
@@ -234,8 +271,12 @@ def _golive(
 
     done = subprocess.run(
         [str(Path(sys.executable).parent / "golive"), *args],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     if ok:
         assert done.returncode == 0, f"golive {' '.join(args)}: {done.stdout}\n{done.stderr}"
     return done
@@ -257,8 +298,13 @@ def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing
     found = _wait_settled(cluster, topics, orders)
     _exactly_once(found, orders)
     assert all(found.cancel_reasons[str(o.order_id)] == "payment_timeout" for o in orders)
-    eventually(lambda: lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0, 30,
-               "the orders read model to catch up")  # fmt: skip
+    eventually(
+        lambda: (
+            lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0
+        ),
+        30,
+        "the orders read model to catch up",
+    )
     for order in orders:
         body = httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=10).json()
         assert (body["status"], body["cancel_reason"]) == ("CANCELLED", "payment_timeout")
@@ -319,9 +365,13 @@ def test_rebuild_each_read_model_equals_the_live_one(
     [order] = new_orders(1)
     publish(cluster, topics, [order])
     eventually(
-        lambda: httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=5).status_code == 200,
-        30, "a new order in the rebuilt read model",
-    )  # fmt: skip
+        lambda: (
+            httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=5).status_code
+            == 200
+        ),
+        30,
+        "a new order in the rebuilt read model",
+    )
 
 
 def _rows(url: str, table: str, order_by: str) -> list[tuple[Any, ...]]:

@@ -241,8 +241,10 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
         with httpx.Client(base_url=services.url("order"), timeout=ANSWER_WITHIN_S) as client:
 
             def place_all(count: int, phase: str) -> list[str]:
-                answers = [place(client, f"reg-{uuid.uuid4()}", order_request(), phase)
-                           for _ in range(count)]  # fmt: skip
+                answers = [
+                    place(client, f"reg-{uuid.uuid4()}", order_request(), phase)
+                    for _ in range(count)
+                ]
                 assert [a.status for a in answers] == [202] * count, phase
                 return [a.order_id for a in answers if a.order_id]
 
@@ -256,8 +258,12 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
             registry.stop()
             eventually(lambda: not registry_ready(), 10, "/readyz to report the registry down")
             down = place_all(10, "registry down")
-            eventually(lambda: _settled(own, topics, down, reader), 60,
-                       "orders without a registry", every_s=0.5)  # fmt: skip
+            eventually(
+                lambda: _settled(own, topics, down, reader),
+                60,
+                "orders without a registry",
+                every_s=0.5,
+            )
             waiting = _publish_v1(own, topics, v1.schema_id)
 
             registry.start()

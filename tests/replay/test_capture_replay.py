@@ -23,7 +23,7 @@ from golive_contracts.envelope import Envelope, event_id_for
 from golive_contracts.events import Address, Event, OrderConfirmed, OrderPlaced
 from golive_contracts.topology import ORDERS, PAYMENTS, Names
 from golive_eventing.serde import EventSerde
-from golive_payment.rules import card_last4
+from golive_payment.domain.rules import card_last4
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
@@ -42,27 +42,45 @@ def ms(at: datetime) -> int:
 
 def placed(key: str, secret: str, card_last: str = "4242") -> OrderPlaced:
     """An order carrying personal values unique to this test, so finding one proves a leak."""
-    return order_placed(key=key).model_copy(update={
-        "customer_id": f"cust-{secret}", "email": f"ada.{secret}@secret-mail.org",
-        "card_token": f"tok_{secret}_{card_last}",
-        "shipping_address": Address(name=f"Ada {secret}", line1=f"Lane {secret}",
-                                    city=f"City{secret}", postal_code=f"P{secret[:6]}", country="NL"),
-    })  # fmt: skip
+    return order_placed(key=key).model_copy(
+        update={
+            "customer_id": f"cust-{secret}",
+            "email": f"ada.{secret}@secret-mail.org",
+            "card_token": f"tok_{secret}_{card_last}",
+            "shipping_address": Address(
+                name=f"Ada {secret}",
+                line1=f"Lane {secret}",
+                city=f"City{secret}",
+                postal_code=f"P{secret[:6]}",
+                country="NL",
+            ),
+        }
+    )
 
 
 def confirmed(order: OrderPlaced) -> OrderConfirmed:
     cause = str(order.envelope.event_id)
-    envelope = Envelope(event_id=event_id_for(cause, "OrderConfirmed"), event_type="OrderConfirmed",
-                        occurred_at=order.placed_at, correlation_id=str(order.order_id),
-                        causation_id=cause, producer="test", producer_version="test")  # fmt: skip
+    envelope = Envelope(
+        event_id=event_id_for(cause, "OrderConfirmed"),
+        event_type="OrderConfirmed",
+        occurred_at=order.placed_at,
+        correlation_id=str(order.order_id),
+        causation_id=cause,
+        producer="test",
+        producer_version="test",
+    )
     return OrderConfirmed(envelope=envelope, order_id=order.order_id)
 
 
 def publish(cluster: Cluster, topics: Topics, timed: list[tuple[Event | bytes, int, str]]) -> None:
     """One Kafka transaction, as the services write (commit markers take offsets)."""
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
-    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers,
-                         "transactional.id": f"test-{uuid.uuid4().hex[:8]}"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": cluster.bootstrap_servers,
+            "transactional.id": f"test-{uuid.uuid4().hex[:8]}",
+        }
+    )
     producer.init_transactions(30)
     producer.begin_transaction()
     for item, timestamp, key in timed:
@@ -79,18 +97,26 @@ def seeded(cluster: Cluster, topics: Topics, unique: str) -> dict[str, OrderPlac
     before = placed(f"before-{unique}", f"s{unique}c")
     after = placed(f"after-{unique}", f"s{unique}d")
     t = WINDOW_START
-    publish(cluster, topics, [
-        (before, ms(t - timedelta(minutes=5)), str(before.order_id)),
-        (confirmed(before), ms(t + timedelta(seconds=5)), str(before.order_id)),  # in the window
-        # Same partition, timestamps out of order: the in-window record comes after a later one.
-        (after, ms(t + timedelta(minutes=3)), str(after.order_id)),
-        (inside, ms(t + timedelta(seconds=10)), str(inside.order_id)),
-        (late, ms(t + timedelta(seconds=50)), str(late.order_id)),
-        (b"not the wire format", ms(t + timedelta(seconds=20)), "poison"),
-        # The journey that started inside ends after the window: captured to complete it.
-        (confirmed(late), ms(t + timedelta(minutes=2)), str(late.order_id)),
-        (confirmed(after), ms(t + timedelta(minutes=3, seconds=1)), str(after.order_id)),
-    ])  # fmt: skip
+    publish(
+        cluster,
+        topics,
+        [
+            (before, ms(t - timedelta(minutes=5)), str(before.order_id)),
+            (
+                confirmed(before),
+                ms(t + timedelta(seconds=5)),
+                str(before.order_id),
+            ),  # in the window
+            # Same partition, timestamps out of order: the in-window record comes after a later one.
+            (after, ms(t + timedelta(minutes=3)), str(after.order_id)),
+            (inside, ms(t + timedelta(seconds=10)), str(inside.order_id)),
+            (late, ms(t + timedelta(seconds=50)), str(late.order_id)),
+            (b"not the wire format", ms(t + timedelta(seconds=20)), "poison"),
+            # The journey that started inside ends after the window: captured to complete it.
+            (confirmed(late), ms(t + timedelta(minutes=2)), str(late.order_id)),
+            (confirmed(after), ms(t + timedelta(minutes=3, seconds=1)), str(after.order_id)),
+        ],
+    )
     return {"inside": inside, "late": late, "before": before, "after": after}
 
 
@@ -107,12 +133,20 @@ def test_capture_reads_the_window_completes_journeys_and_counts_what_it_leaves_o
     journeys decide what is kept: the same capture either way."""
     monkeypatch.setattr(capture_module, "SPOOL_BATCH", spool_batch)
     out = tmp_path / "window.jsonl.gz"
-    manifest = capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
-                               [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev",
-                               CaptureOptions(skew=timedelta(minutes=1)))  # fmt: skip
+    manifest = capture_to_file(
+        out,
+        cluster.bootstrap_servers,
+        cluster.registry_url,
+        [topics.orders, topics.payments],
+        WINDOW,
+        Tokeniser(DEV_KEY),
+        "dev",
+        CaptureOptions(skew=timedelta(minutes=1)),
+    )
     loaded = read_capture(out)
-    kinds = [(r.key_str(), loaded.schemas[r.schema_id].full_name.rsplit(".")[-1])
-             for r in loaded.records]  # fmt: skip
+    kinds = [
+        (r.key_str(), loaded.schemas[r.schema_id].full_name.rsplit(".")[-1]) for r in loaded.records
+    ]
     order = {name: str(event.order_id) for name, event in seeded.items()}
     assert kinds == [
         (order["before"], "OrderConfirmed"),
@@ -149,8 +183,16 @@ def test_no_personal_value_appears_anywhere_in_a_desensitised_capture(
     secrets = []
     for event in seeded.values():
         a = event.shipping_address
-        secrets += [event.customer_id, event.email, event.card_token, a.name, a.line1, a.city,
-                    a.postal_code, event.card_token.split("_")[1]]  # fmt: skip
+        secrets += [
+            event.customer_id,
+            event.email,
+            event.card_token,
+            a.name,
+            a.line1,
+            a.city,
+            a.postal_code,
+            event.card_token.split("_")[1],
+        ]
     where = (cluster.bootstrap_servers, cluster.registry_url, [topics.orders, topics.payments])
     safe, raw = tmp_path / "safe.jsonl.gz", tmp_path / "raw.jsonl.gz"
     capture_to_file(safe, *where, WINDOW, Tokeniser(DEV_KEY), "dev")
@@ -167,8 +209,15 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
     cluster: Cluster, topics: Topics, seeded: dict[str, OrderPlaced], tmp_path: Path, unique: str
 ) -> None:
     out = tmp_path / "window.jsonl.gz"
-    capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url,
-                    [topics.orders, topics.payments], WINDOW, Tokeniser(DEV_KEY), "dev")  # fmt: skip
+    capture_to_file(
+        out,
+        cluster.bootstrap_servers,
+        cluster.registry_url,
+        [topics.orders, topics.payments],
+        WINDOW,
+        Tokeniser(DEV_KEY),
+        "dev",
+    )
     loaded = CaptureFile(out)  # streamed from disk, as golive replay does
     target = Topics(Names({ORDERS: f"replayed.{unique}", PAYMENTS: f"replayed-p.{unique}"}))
     from tests.helpers import create_topic  # noqa: PLC0415
@@ -176,19 +225,37 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
     create_topic(cluster.bootstrap_servers, target.orders, partitions=2)
     marker = f"_golive.test-environment.{unique}"
     with pytest.raises(ReplayError, match="not declared a test environment"):
-        replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
-               topic_map={topics.orders: target.orders}, marker=marker)  # fmt: skip
+        replay(
+            loaded,
+            cluster.bootstrap_servers,
+            cluster.registry_url,
+            topic_map={topics.orders: target.orders},
+            marker=marker,
+        )
     assert mark_test_environment(cluster.bootstrap_servers, marker)
     with pytest.raises(ReplayError, match=f"target topics missing on .*: {topics.orders}x"):
-        replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
-               topic_map={topics.orders: f"{topics.orders}x"}, marker=marker)  # fmt: skip
-    result = replay(loaded, cluster.bootstrap_servers, cluster.registry_url,
-                    topic_map={topics.orders: target.orders}, speed=None, marker=marker)  # fmt: skip
+        replay(
+            loaded,
+            cluster.bootstrap_servers,
+            cluster.registry_url,
+            topic_map={topics.orders: f"{topics.orders}x"},
+            marker=marker,
+        )
+    result = replay(
+        loaded,
+        cluster.bootstrap_servers,
+        cluster.registry_url,
+        topic_map={topics.orders: target.orders},
+        speed=None,
+        marker=marker,
+    )
     assert result.published == {target.orders: 4}
 
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), target.as_map())
-    got = [(key, serde.deserialize(value)) for key, value in read_topic(cluster.bootstrap_servers,
-                                                                        target.orders)]  # fmt: skip
+    got = [
+        (key, serde.deserialize(value))
+        for key, value in read_topic(cluster.bootstrap_servers, target.orders)
+    ]
     late = str(seeded["late"].order_id)
     assert [type(e).__name__ for k, e in got if k == late] == ["OrderPlaced", "OrderConfirmed"]
     inside = next(
@@ -201,8 +268,15 @@ def test_a_changed_or_cut_file_is_refused(
     cluster: Cluster, topics: Topics, seeded: dict[str, OrderPlaced], tmp_path: Path
 ) -> None:
     out = tmp_path / "window.jsonl.gz"
-    capture_to_file(out, cluster.bootstrap_servers, cluster.registry_url, [topics.orders],
-                    WINDOW, Tokeniser(DEV_KEY), "dev")  # fmt: skip
+    capture_to_file(
+        out,
+        cluster.bootstrap_servers,
+        cluster.registry_url,
+        [topics.orders],
+        WINDOW,
+        Tokeniser(DEV_KEY),
+        "dev",
+    )
     lines = gzip.decompress(out.read_bytes()).splitlines(keepends=True)
     (tmp_path / "cut.gz").write_bytes(gzip.compress(b"".join(lines[:-1])))
     with pytest.raises(CaptureFileError, match="checksum"):
@@ -253,8 +327,15 @@ def test_a_long_capture_is_bounded_by_stalls_not_by_its_length(
     options = CaptureOptions(
         skew=timedelta(seconds=1), stall_s=30, clock=lambda: float(next(ticks))
     )
-    manifest = capture_to_file(tmp_path / "long.jsonl.gz", cluster.bootstrap_servers,
-                               cluster.registry_url, [topics.orders], WINDOW, None, None,
-                               options)  # fmt: skip
+    manifest = capture_to_file(
+        tmp_path / "long.jsonl.gz",
+        cluster.bootstrap_servers,
+        cluster.registry_url,
+        [topics.orders],
+        WINDOW,
+        None,
+        None,
+        options,
+    )
     assert manifest.undecodable == {topics.orders: 60_000}
     assert next(ticks) > 30, "the capture took too few looks to prove anything"

@@ -18,7 +18,7 @@ from golive_cli.recorder.desensitise import (
 )
 from golive_contracts.avro import avro_schema
 from golive_contracts.events import OrderPlaced
-from golive_payment.rules import card_last4
+from golive_payment.domain.rules import card_last4
 from pydantic import EmailStr, TypeAdapter
 
 from tests.factories import order_placed
@@ -48,8 +48,10 @@ def test_personal_fields_are_replaced_and_public_ones_kept() -> None:
     assert token.shipping_address.name != original.shipping_address.name
     assert token.shipping_address.country == original.shipping_address.country  # pii: false inside
     assert (token.order_id, token.total_minor, token.lines) == (
-        original.order_id, original.total_minor, original.lines
-    )  # fmt: skip
+        original.order_id,
+        original.total_minor,
+        original.lines,
+    )
     assert token.envelope == original.envelope
 
 
@@ -70,9 +72,17 @@ def test_the_same_value_maps_to_the_same_token_with_the_same_key_only() -> None:
 
 
 def test_a_personal_field_that_cannot_be_tokenised_is_refused_not_passed_through() -> None:
-    schema: dict[str, Any] = {"type": "record", "name": "R", "fields": [
-        {"name": "born", "type": {"type": "long", "logicalType": "timestamp-micros"}, "pii": True}
-    ]}  # fmt: skip
+    schema: dict[str, Any] = {
+        "type": "record",
+        "name": "R",
+        "fields": [
+            {
+                "name": "born",
+                "type": {"type": "long", "logicalType": "timestamp-micros"},
+                "pii": True,
+            }
+        ],
+    }
     with pytest.raises(DesensitiseError, match="timestamp-micros"):
         Desensitiser(Tokeniser(DEV_KEY)).record(schema, {"born": 1})
     assert json.dumps(schema)  # unchanged schema is still plain JSON

@@ -79,12 +79,26 @@ class Msg:
 
     def record(self, schema_id: int) -> CapturedRecord:
         headers = tuple((n, v or b"") for n, v in self._headers or ())
-        return CapturedRecord(self._topic, self._partition, self._offset, self._timestamp,
-                              self._key, headers, self._value or b"", schema_id)  # fmt: skip
+        return CapturedRecord(
+            self._topic,
+            self._partition,
+            self._offset,
+            self._timestamp,
+            self._key,
+            headers,
+            self._value or b"",
+            schema_id,
+        )
 
 
-def run(batches: list[list[Msg]], *, batch: int, start: int, end: int, complete: bool,
-        ) -> tuple[list[bytes], Window]:  # fmt: skip
+def run(
+    batches: list[list[Msg]],
+    *,
+    batch: int,
+    start: int,
+    end: int,
+    complete: bool,
+) -> tuple[list[bytes], Window]:
     with tempfile.TemporaryFile() as spool:
         window = Window(None, resolve, spool.fileno(), batch, start, end)
         for messages in batches:
@@ -98,9 +112,11 @@ def run(batches: list[list[Msg]], *, batch: int, start: int, end: int, complete:
 
 
 def test_lines_are_the_records_lines_merged_by_timestamp_each_partition_in_order() -> None:
-    a = [Msg("t", 0, 10, 300, b"k1", value(OTHER), [("trace", b"1"), ('q"é', None)]),
-         Msg("t", 0, 11, 100, None, value(OTHER)),  # earlier than the one before it
-         Msg("t", 0, 12, 500, b"k2", value(OTHER))]  # fmt: skip
+    a = [
+        Msg("t", 0, 10, 300, b"k1", value(OTHER), [("trace", b"1"), ('q"é', None)]),
+        Msg("t", 0, 11, 100, None, value(OTHER)),  # earlier than the one before it
+        Msg("t", 0, 12, 500, b"k2", value(OTHER)),
+    ]
     b = [Msg("u", 3, 7, 200, b"k3", value(OTHER)), Msg("u", 3, 8, 400, b"k4", value(OTHER))]
     for size in (1000, 2):  # everything in memory; spilled to the spool every two records
         lines, _ = run([a[:2], b, a[2:]], batch=size, start=0, end=1000, complete=False)
@@ -110,11 +126,13 @@ def test_lines_are_the_records_lines_merged_by_timestamp_each_partition_in_order
 
 
 def test_journeys_decide_what_after_the_window_is_kept() -> None:
-    msgs = [Msg("t", 0, 0, 50, b"in", value(START)),  # starts a journey in the window
-            Msg("t", 0, 1, 60, b"early", value(OTHER)),
-            Msg("t", 0, 2, 150, b"in", value(END)),  # after the window, its journey: kept
-            Msg("t", 0, 3, 160, b"late", value(START)),  # after the window: starts nothing
-            Msg("t", 0, 4, 170, b"late", value(END))]  # fmt: skip
+    msgs = [
+        Msg("t", 0, 0, 50, b"in", value(START)),  # starts a journey in the window
+        Msg("t", 0, 1, 60, b"early", value(OTHER)),
+        Msg("t", 0, 2, 150, b"in", value(END)),  # after the window, its journey: kept
+        Msg("t", 0, 3, 160, b"late", value(START)),  # after the window: starts nothing
+        Msg("t", 0, 4, 170, b"late", value(END)),
+    ]
     lines, window = run([msgs], batch=2, start=0, end=100, complete=True)
     assert [json.loads(line)["record"]["offset"] for line in lines] == [0, 1, 2]
     counts, used, undecodable, samples = window.tally()
@@ -127,9 +145,13 @@ def test_journeys_decide_what_after_the_window_is_kept() -> None:
 def test_journeys_open_until_they_end() -> None:
     with tempfile.TemporaryFile() as spool:
         window = Window(None, resolve, spool.fileno(), 10, 0, 100)
-        window.push([Msg("t", 0, 0, 10, b"a", value(START)),
-                     Msg("t", 1, 0, 20, b"b", value(END)),  # ended before it starts: closed
-                     Msg("t", 0, 1, 30, b"b", value(START))])  # fmt: skip
+        window.push(
+            [
+                Msg("t", 0, 0, 10, b"a", value(START)),
+                Msg("t", 1, 0, 20, b"b", value(END)),  # ended before it starts: closed
+                Msg("t", 0, 1, 30, b"b", value(START)),
+            ]
+        )
         window.settle()
         assert (window.started, window.open) == (2, 1)
         window.push([Msg("t", 0, 2, 40, b"a", value(END))])
@@ -139,14 +161,16 @@ def test_journeys_open_until_they_end() -> None:
 
 
 def test_undecodable_records_kept_are_counted_not_written() -> None:
-    msgs = [Msg("t", 0, 0, 10, b"a", b"\x01junk"),  # not the wire format
-            Msg("t", 0, 1, 20, b"b", value(99)),  # an id the registry does not know
-            Msg("t", 0, 2, 30, b"c", value(OTHER)[:-1]),  # cut short
-            Msg("t", 0, 3, 40, b"d", None),
-            Msg("t", 0, 4, 500, b"e", b"\x01junk"),  # outside the window: not counted
-            Msg("t", 0, 5, 50, b"f", value(OTHER), _error="broker said no"),  # skipped
-            Msg("t", 0, 6, 60, b"g", value(OTHER)),
-            Msg("t", 0, 7, 70, b"h", value(BROKEN))]  # fmt: skip
+    msgs = [
+        Msg("t", 0, 0, 10, b"a", b"\x01junk"),  # not the wire format
+        Msg("t", 0, 1, 20, b"b", value(99)),  # an id the registry does not know
+        Msg("t", 0, 2, 30, b"c", value(OTHER)[:-1]),  # cut short
+        Msg("t", 0, 3, 40, b"d", None),
+        Msg("t", 0, 4, 500, b"e", b"\x01junk"),  # outside the window: not counted
+        Msg("t", 0, 5, 50, b"f", value(OTHER), _error="broker said no"),  # skipped
+        Msg("t", 0, 6, 60, b"g", value(OTHER)),
+        Msg("t", 0, 7, 70, b"h", value(BROKEN)),
+    ]
     lines, window = run([msgs], batch=2, start=0, end=100, complete=True)
     assert [json.loads(line)["record"]["offset"] for line in lines] == [6]
     _, _, undecodable, samples = window.tally()
@@ -171,11 +195,15 @@ def test_a_window_reads_once_and_merges_once() -> None:
 
 def messages() -> st.SearchStrategy[list[Msg]]:
     msg = st.builds(
-        Msg, st.sampled_from(["t", "u"]), st.integers(0, 2), st.integers(0, 2**40),
-        st.integers(0, 2**41), st.none() | st.binary(max_size=8),
+        Msg,
+        st.sampled_from(["t", "u"]),
+        st.integers(0, 2),
+        st.integers(0, 2**40),
+        st.integers(0, 2**41),
+        st.none() | st.binary(max_size=8),
         st.builds(value, st.sampled_from([START, END, OTHER]), st.text(max_size=20)),
         st.lists(st.tuples(st.text(max_size=5), st.none() | st.binary(max_size=5)), max_size=2),
-    )  # fmt: skip
+    )
     return st.lists(msg, max_size=40)
 
 

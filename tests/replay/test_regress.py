@@ -26,17 +26,18 @@ pytestmark = pytest.mark.e2e
 CARDS = ["tok_visa_4242", "tok_mc_1111", "tok_visa_0002", "tok_amex_1111", "tok_visa_5556"]
 # The candidate build's changed rule, applied inside its payment process: cards ending 1111 decline.
 STRICTER_PAYMENT = (
-    "import golive_payment.rules as rules; rules.TEST_CARDS['1111'] = 'card_declined'; "
-    "from golive_payment.entrypoints import main; main()"
+    "import golive_payment.domain.rules as rules; rules.TEST_CARDS['1111'] = 'card_declined'; "
+    "from golive_payment.bootstrap import main; main()"
 )
 
 
 def stricter_payment(specs: list[ServiceSpec]) -> list[ServiceSpec]:
     return [
         dataclasses.replace(s, argv=[sys.executable, "-c", STRICTER_PAYMENT])
-        if s.name == "payment" else s
+        if s.name == "payment"
+        else s
         for s in specs
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +55,11 @@ def recorded(
         httpx.Client(base_url=system.order_url, timeout=10) as client,
     ):
         for i, card in enumerate(CARDS):
-            answer = client.post("/orders", json=order_request(customer=f"c-{i}", card=card),
-                                 headers={"Idempotency-Key": f"{suffix}-{i}"})  # fmt: skip
+            answer = client.post(
+                "/orders",
+                json=order_request(customer=f"c-{i}", card=card),
+                headers={"Idempotency-Key": f"{suffix}-{i}"},
+            )
             assert answer.status_code == 202, answer.text
             cards[answer.json()["order_id"]] = card
 
@@ -66,8 +70,16 @@ def recorded(
         eventually(ended, 30, "every order to be confirmed or cancelled")
     out = tmp_path_factory.mktemp("capture") / "run.jsonl.gz"
     window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
-    capture_to_file(out, where.bootstrap, where.registry_url, list(names.topics.values()), window,
-                    Tokeniser(DEV_KEY), "dev", CaptureOptions(skew=timedelta(seconds=5)))  # fmt: skip
+    capture_to_file(
+        out,
+        where.bootstrap,
+        where.registry_url,
+        list(names.topics.values()),
+        window,
+        Tokeniser(DEV_KEY),
+        "dev",
+        CaptureOptions(skew=timedelta(seconds=5)),
+    )
     return out, cards
 
 
@@ -75,8 +87,9 @@ def test_the_same_build_replays_to_no_differences(
     cluster: ProvidedCluster, recorded: tuple[Path, dict[str, str]]
 ) -> None:
     path, cards = recorded
-    report = regress(read_capture(path), Cluster(cluster.bootstrap_servers, cluster.registry_url),
-                     timeout_s=60)  # fmt: skip
+    report = regress(
+        read_capture(path), Cluster(cluster.bootstrap_servers, cluster.registry_url), timeout_s=60
+    )
     assert report.orders == len(cards) == report.terminal
     assert report.ok, report.text()
 
@@ -85,8 +98,12 @@ def test_a_changed_payment_rule_names_exactly_the_orders_whose_outcome_changed(
     cluster: ProvidedCluster, recorded: tuple[Path, dict[str, str]]
 ) -> None:
     path, cards = recorded
-    report = regress(read_capture(path), Cluster(cluster.bootstrap_servers, cluster.registry_url),
-                     timeout_s=60, customise=stricter_payment)  # fmt: skip
+    report = regress(
+        read_capture(path),
+        Cluster(cluster.bootstrap_servers, cluster.registry_url),
+        timeout_s=60,
+        customise=stricter_payment,
+    )
     expected = sorted(order for order, card in cards.items() if card.endswith("1111"))
     assert report.changed_orders() == expected, report.text()
     kinds = {(d.at, d.recorded, d.candidate) for d in report.differences}

@@ -52,7 +52,11 @@ def test_every_field_is_classified_in_the_schema(event: type[Event]) -> None:
 def test_personal_data_is_marked_as_such() -> None:
     fields = _fields(avro_schema(OrderPlaced))
     assert {name for name, f in fields.items() if f["pii"]} == {
-        "customer_id", "email", "shipping_address", "card_token"}  # fmt: skip
+        "customer_id",
+        "email",
+        "shipping_address",
+        "card_token",
+    }
     address = _fields(fields["shipping_address"]["type"])
     assert address["name"]["pii"] and address["line1"]["pii"] and not address["country"]["pii"]
 
@@ -72,8 +76,15 @@ def test_the_envelope_is_in_every_record() -> None:
         envelope = _fields(avro_schema(event))["envelope"]["type"]
         assert envelope == "dev.golive.events.Envelope" or envelope["name"] == "Envelope"
         if isinstance(envelope, dict):
-            assert set(_fields(envelope)) == {"event_id", "event_type", "occurred_at", "correlation_id",
-                                              "causation_id", "producer", "producer_version"}  # fmt: skip
+            assert set(_fields(envelope)) == {
+                "event_id",
+                "event_type",
+                "occurred_at",
+                "correlation_id",
+                "causation_id",
+                "producer",
+                "producer_version",
+            }
 
 
 def test_subjects_let_several_event_types_share_a_topic() -> None:

@@ -21,7 +21,12 @@ def _docs(path: Path) -> list[dict[str, object]]:
 def test_render_fills_every_image_and_keeps_consumers_up(tmp_path: Path) -> None:
     written = render(SOURCE, tmp_path, version="1.4.0", registry="ghcr.io/acme/")
     assert {p.name for p in written} == {
-        "config.yaml", "order.yaml", "payment.yaml", "audit.yaml", "order-process-manager.yaml"}  # fmt: skip
+        "config.yaml",
+        "order.yaml",
+        "payment.yaml",
+        "audit.yaml",
+        "order-process-manager.yaml",
+    }
     for path in written:
         assert "${" not in path.read_text(), path
     for service in ("order", "payment", "audit"):

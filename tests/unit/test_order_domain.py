@@ -15,7 +15,7 @@ from golive_contracts.events import (
     PaymentAuthorized,
     PaymentDeclined,
 )
-from golive_order.domain import (
+from golive_order.domain.order import (
     Context,
     OrderState,
     OrderStatus,

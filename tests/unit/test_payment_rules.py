@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from golive_payment.rules import Decision, card_last4, decide_payment
+from golive_payment.domain.rules import Decision, card_last4, decide_payment
 
 pytestmark = pytest.mark.unit
 

@@ -62,8 +62,10 @@ def test_every_workflow_job_is_bounded_and_actions_are_pinned_by_sha() -> None:
     assert WORKFLOW["permissions"] == {"contents": "read"}
     for name, job in WORKFLOW["jobs"].items():
         assert 0 < job["timeout-minutes"] <= 30, name
-    for path in [ROOT / ".github" / "workflows" / "ci.yml",
-                 ROOT / ".github" / "actions" / "setup" / "action.yml"]:  # fmt: skip
+    for path in [
+        ROOT / ".github" / "workflows" / "ci.yml",
+        ROOT / ".github" / "actions" / "setup" / "action.yml",
+    ]:
         for use in re.findall(r"uses: (\S+)", path.read_text()):
             assert use.startswith("./") or re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", use), use
 

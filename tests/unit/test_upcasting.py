@@ -6,13 +6,19 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from golive_audit.recorder import row_for
+from golive_audit.adapters.store import row_for
 from golive_contracts.events import OrderPlaced, PaymentAuthorized
-from golive_eventing.runner import Consumed
-from golive_eventing.settings import KafkaSettings
-from golive_eventing.state import KeyedState
-from golive_order.domain import Context, OrderState, OrderStatus, SettlePayment, decide, evolve
-from golive_payment.service import AuthorizeOrders
+from golive_eventing.memory import InMemory
+from golive_eventing.records import Consumed
+from golive_order.domain.order import (
+    Context,
+    OrderState,
+    OrderStatus,
+    SettlePayment,
+    decide,
+    evolve,
+)
+from golive_payment.entrypoints.consumers import AuthorizeOrders
 
 from tests.factories import NOW
 from tests.upcasting import FIXTURE, encode_v1, fixture_bytes, read_as_current
@@ -36,10 +42,7 @@ def test_the_domain_evolves_and_decides_on_a_v1_order() -> None:
     placed = read_as_current(fixture_bytes())
     state = evolve(OrderState(), placed)
     assert state == OrderState(order_id=placed.order_id, status=OrderStatus.PLACED)
-    state_store = KeyedState(KafkaSettings(), "orders.payment.state", "payment").begin()
-    (payment,) = AuthorizeOrders(lambda: NOW).decide(
-        placed, _consumed(placed, fixture_bytes()), state_store
-    )
+    (payment,) = InMemory(AuthorizeOrders(), lambda: NOW).receive(placed)
     assert isinstance(payment, PaymentAuthorized)
     assert payment.amount_minor == placed.total_minor
     (confirmed,) = decide(SettlePayment(payment), state, Context(NOW, "order", "test"))

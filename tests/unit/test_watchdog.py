@@ -11,7 +11,7 @@ pytestmark = pytest.mark.unit
 
 BLOCKS = """
 import time
-from golive_eventing.runner import Watchdog
+from golive_eventing.recovery import Watchdog
 watchdog = Watchdog("payment", grace_s=0.2)
 for _ in range(3):  # calls that return in time, one after another, leave the process alone
     with watchdog.watch("commit_transaction", timeout_s=0.2):
@@ -24,8 +24,9 @@ print("returned")
 
 def _run(seconds: float) -> subprocess.CompletedProcess[str]:
     code = BLOCKS.format(seconds=seconds)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_a_call_blocked_past_its_timeout_exits_70_naming_it() -> None:

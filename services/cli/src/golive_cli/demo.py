@@ -23,12 +23,17 @@ def _body(card: str, currency: str, quantity: int, price: int, n: int) -> dict[s
     return {
         "customer_id": f"demo-{n % 3}",
         "email": f"customer{n}@example.com",
-        "shipping_address": {"name": "Demo Customer", "line1": "Kafkastraat 1", "city": "Utrecht",
-                             "postal_code": "3511AA", "country": "NL"},
+        "shipping_address": {
+            "name": "Demo Customer",
+            "line1": "Kafkastraat 1",
+            "city": "Utrecht",
+            "postal_code": "3511AA",
+            "country": "NL",
+        },
         "lines": [{"sku": f"DEMO-{n}", "quantity": quantity, "unit_price_minor": price}],
         "currency": currency,
         "card_token": card,
-    }  # fmt: skip
+    }
 
 
 def run_demo(order_url: str, audit_url: str, timeout_s: float, echo: Any) -> int:
@@ -36,8 +41,11 @@ def run_demo(order_url: str, audit_url: str, timeout_s: float, echo: Any) -> int
     placed: list[tuple[str, str]] = []
     with httpx.Client(timeout=15) as http:
         for n, (label, card, currency, quantity, price) in enumerate(CASES):
-            answer = http.post(f"{order_url}/orders", json=_body(card, currency, quantity, price, n),
-                               headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"})  # fmt: skip
+            answer = http.post(
+                f"{order_url}/orders",
+                json=_body(card, currency, quantity, price, n),
+                headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"},
+            )
             if answer.status_code != 202:
                 echo(f"{label}: HTTP {answer.status_code} {answer.text}")
                 return 1

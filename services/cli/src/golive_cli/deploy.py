@@ -70,11 +70,16 @@ def render(
         service = name.removesuffix(".yaml")
         try:
             text = template.substitute(
-                VERSION=version, TAG=version, REVISION=revision_id(version),
-                REGISTRY=registry.rstrip("/"), KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+                VERSION=version,
+                TAG=version,
+                REVISION=revision_id(version),
+                REGISTRY=registry.rstrip("/"),
+                KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                 SCHEMA_REGISTRY_URL=registry_url,
-                TRAFFIC=_traffic_block(service, version, previous) if service in KNATIVE_SERVICES else "",
-            )  # fmt: skip
+                TRAFFIC=_traffic_block(service, version, previous)
+                if service in KNATIVE_SERVICES
+                else "",
+            )
         except (KeyError, ValueError) as exc:
             raise DeployError(f"{source / name}: unfilled placeholder {exc}") from exc
         (out / name).write_text(text)
@@ -114,36 +119,68 @@ def rollout_plan(manifests: Path, version: str, previous: str) -> list[Step]:
             _kubectl("patch", f"ksvc/{service}", *_traffic((blue, 100, "current"))),
         )
         steps += [
-            Step(f"{service}: green revision at 0%",
-                 _kubectl("apply", "-f", str(manifests / f"{service}.yaml")), undo=back),
-            Step(f"{service}: green ready",
-                 _kubectl("wait", "--for=condition=Ready", f"revision/{green}", "--timeout=180s")),
-        ]  # fmt: skip
+            Step(
+                f"{service}: green revision at 0%",
+                _kubectl("apply", "-f", str(manifests / f"{service}.yaml")),
+                undo=back,
+            ),
+            Step(
+                f"{service}: green ready",
+                _kubectl("wait", "--for=condition=Ready", f"revision/{green}", "--timeout=180s"),
+            ),
+        ]
     for service in KNATIVE_SERVICES:
         green, blue = f"{service}-{new}", f"{service}-{old}"
-        back = Step(f"{service}: traffic back to blue",
-                    _kubectl("patch", f"ksvc/{service}",
-                             *_traffic((blue, 100, "current"), (green, 0, "failed"))))  # fmt: skip
+        back = Step(
+            f"{service}: traffic back to blue",
+            _kubectl(
+                "patch", f"ksvc/{service}", *_traffic((blue, 100, "current"), (green, 0, "failed"))
+            ),
+        )
         steps.append(
-            Step(f"{service}: 100% to green, blue kept at 0% for rollback",
-                 _kubectl("patch", f"ksvc/{service}",
-                          *_traffic((green, 100, "current"), (blue, 0, "blue"))), undo=back),
-        )  # fmt: skip
+            Step(
+                f"{service}: 100% to green, blue kept at 0% for rollback",
+                _kubectl(
+                    "patch",
+                    f"ksvc/{service}",
+                    *_traffic((green, 100, "current"), (blue, 0, "blue")),
+                ),
+                undo=back,
+            ),
+        )
     for deployment in DEPLOYMENTS:
-        back = Step(f"{deployment}: previous version back",
-                    _kubectl("rollout", "undo", f"deployment/{deployment}"))  # fmt: skip
+        back = Step(
+            f"{deployment}: previous version back",
+            _kubectl("rollout", "undo", f"deployment/{deployment}"),
+        )
         steps += [
-            Step(f"{deployment}: new version",
-                 _kubectl("apply", "-f", str(manifests / f"{deployment}.yaml")), undo=back),
-            Step(f"{deployment}: rolled out and ready",
-                 _kubectl("rollout", "status", f"deployment/{deployment}", "--timeout=180s")),
-        ]  # fmt: skip
+            Step(
+                f"{deployment}: new version",
+                _kubectl("apply", "-f", str(manifests / f"{deployment}.yaml")),
+                undo=back,
+            ),
+            Step(
+                f"{deployment}: rolled out and ready",
+                _kubectl("rollout", "status", f"deployment/{deployment}", "--timeout=180s"),
+            ),
+        ]
     steps.append(
-        Step("the new version answers through the cluster",
-             _kubectl("run", f"smoke-{new}", "--rm", "-i", "--restart=Never",
-                      "--image=curlimages/curl:8.11.1", "--", "curl", "-fsS",
-                      f"http://audit.{NAMESPACE}.svc.cluster.local/readyz")),
-    )  # fmt: skip
+        Step(
+            "the new version answers through the cluster",
+            _kubectl(
+                "run",
+                f"smoke-{new}",
+                "--rm",
+                "-i",
+                "--restart=Never",
+                "--image=curlimages/curl:8.11.1",
+                "--",
+                "curl",
+                "-fsS",
+                f"http://audit.{NAMESPACE}.svc.cluster.local/readyz",
+            ),
+        ),
+    )
     return steps
 
 

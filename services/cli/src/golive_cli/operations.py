@@ -15,20 +15,20 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
-from golive_audit.service import AuditSettings
-from golive_audit.service import read_model as audit_read_model
+from golive_audit.bootstrap import read_model as audit_read_model
+from golive_audit.settings import AuditSettings
 from golive_contracts import topology
 from golive_contracts.topology import dlq_topic
 from golive_eventing.app import make_serde
 from golive_eventing.db import create_tables, make_engine
 from golive_eventing.producer import producer_config
 from golive_eventing.rebuild import Progress, ReadModel, Rebuilt, rebuild
-from golive_eventing.runner import REDRIVE_HEADER
+from golive_eventing.records import REDRIVE_HEADER
 from golive_eventing.settings import KafkaSettings
 from golive_order.bootstrap import read_model as order_read_model
 from golive_order.settings import OrderSettings
-from golive_payment.service import PaymentSettings
-from golive_payment.service import read_model as payment_read_model
+from golive_payment.bootstrap import read_model as payment_read_model
+from golive_payment.settings import PaymentSettings
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 

@@ -53,8 +53,10 @@ def run_check(
         for problem in problems:
             echo(f"  {problem}")
         return 1
-    echo(f"schema gate passed: {len(subjects)} subjects FULL_TRANSITIVE compatible with "
-         + " and ".join(checked))  # fmt: skip
+    echo(
+        f"schema gate passed: {len(subjects)} subjects FULL_TRANSITIVE compatible with "
+        + " and ".join(checked)
+    )
     return 0
 
 
@@ -88,22 +90,38 @@ def check_against_registry(
             ]
             found = compare(subject, item.schema, earlier)
             if not found and not _registry_accepts(client, subject, item.schema):
-                found = [Problem(subject, "", "registry rejects",
-                                 f"the registry at {url} finds it incompatible with a registered "
-                                 "version; our rules found nothing: report it")]  # fmt: skip
+                found = [
+                    Problem(
+                        subject,
+                        "",
+                        "registry rejects",
+                        f"the registry at {url} finds it incompatible with a registered "
+                        "version; our rules found nothing: report it",
+                    )
+                ]
             level = (_get(client, f"/config/{quote(subject)}") or {}).get("compatibilityLevel")
             if level != LEVEL:
-                found.append(Problem(subject, "", "compatibility level",
-                                     f"the registry enforces {level or 'its global default'} on this "
-                                     f"subject, not {LEVEL}: run `golive schemas register`"))  # fmt: skip
+                found.append(
+                    Problem(
+                        subject,
+                        "",
+                        "compatibility level",
+                        f"the registry enforces {level or 'its global default'} on this "
+                        f"subject, not {LEVEL}: run `golive schemas register`",
+                    )
+                )
             problems += found
     return subjects, problems
 
 
 def _registry_accepts(client: httpx.Client, subject: str, schema: dict[str, Any]) -> bool:
     """The registry's verdict on registering `schema` now (under the subject's own level)."""
-    answer = _call(client, "POST", f"/compatibility/subjects/{quote(subject)}/versions",
-                   json={"schema": json.dumps(schema)})  # fmt: skip
+    answer = _call(
+        client,
+        "POST",
+        f"/compatibility/subjects/{quote(subject)}/versions",
+        json={"schema": json.dumps(schema)},
+    )
     return bool(answer.json().get("is_compatible"))
 
 

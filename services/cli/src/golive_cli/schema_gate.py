@@ -71,8 +71,15 @@ def compare(subject: str, current: Schema, earlier: Sequence[Earlier]) -> list[P
         old = avro.schema.parse(json.dumps(version.schema))
         problems = _record_diff(subject, new, old, "", version.label)
         if not problems and not (_compatible(new, old) and _compatible(old, new)):
-            problems = [Problem(subject, "", "incompatible", f"with {version.label}: "
-                                + "; ".join(_messages(new, old) + _messages(old, new)))]  # fmt: skip
+            problems = [
+                Problem(
+                    subject,
+                    "",
+                    "incompatible",
+                    f"with {version.label}: "
+                    + "; ".join(_messages(new, old) + _messages(old, new)),
+                )
+            ]
         for problem in problems:
             first, also = found.setdefault((problem.field, problem.rule), (problem, []))
             if first is not problem:
@@ -100,9 +107,15 @@ def unclassified(subject: str, schema: Any, path: str = "") -> list[Problem]:
     for field in schema.get("fields", []) if schema.get("type") == "record" else []:
         name = _join(path, field["name"])
         if not isinstance(field.get(PII_KEY), bool):
-            problems.append(Problem(subject, name, "unclassified field",
-                                    "declare it with personal() or public(): every field says "
-                                    "whether it holds personal data"))  # fmt: skip
+            problems.append(
+                Problem(
+                    subject,
+                    name,
+                    "unclassified field",
+                    "declare it with personal() or public(): every field says "
+                    "whether it holds personal data",
+                )
+            )
         problems += unclassified(subject, field["type"], name)
     return problems
 
@@ -129,9 +142,14 @@ def _record_diff(
     ):
         return []
     if new.fullname != old.fullname:
-        return [Problem(subject, path, "record renamed",
-                        f"{old.fullname} in {label} is {new.fullname} now: readers resolve "
-                        "records by name")]  # fmt: skip
+        return [
+            Problem(
+                subject,
+                path,
+                "record renamed",
+                f"{old.fullname} in {label} is {new.fullname} now: readers resolve records by name",
+            )
+        ]
     new_fields = {f.name: f for f in new.fields}
     old_fields = {f.name: f for f in old.fields}
     removed = [f for name, f in old_fields.items() if name not in new_fields and not f.has_default]
@@ -139,23 +157,41 @@ def _record_diff(
     problems: list[Problem] = []
     if len(removed) == 1 and len(added) == 1:
         was, now = removed[0], added[0]
-        problems.append(Problem(subject, _join(path, was.name), "field renamed",
-                                f"{was.name} in {label} is {now.name} now: Avro matches fields by "
-                                f"name, so readers of {label} lose {was.name} and new readers find "
-                                f"no {now.name} in old records; keep the name, or add {now.name} "
-                                f"with a default beside it"))  # fmt: skip
+        problems.append(
+            Problem(
+                subject,
+                _join(path, was.name),
+                "field renamed",
+                f"{was.name} in {label} is {now.name} now: Avro matches fields by "
+                f"name, so readers of {label} lose {was.name} and new readers find "
+                f"no {now.name} in old records; keep the name, or add {now.name} "
+                f"with a default beside it",
+            )
+        )
     else:
-        problems += [Problem(subject, _join(path, f.name), "field removed without a default",
-                             f"readers of {label} need {f.name} and it had no default there; "
-                             "keep the field (it may be deprecated in its doc)")
-                     for f in removed]  # fmt: skip
-        problems += [Problem(subject, _join(path, f.name), "field added without a default",
-                             f"records written with {label} have no {f.name}; give it a "
-                             "default")
-                     for f in added]  # fmt: skip
+        problems += [
+            Problem(
+                subject,
+                _join(path, f.name),
+                "field removed without a default",
+                f"readers of {label} need {f.name} and it had no default there; "
+                "keep the field (it may be deprecated in its doc)",
+            )
+            for f in removed
+        ]
+        problems += [
+            Problem(
+                subject,
+                _join(path, f.name),
+                "field added without a default",
+                f"records written with {label} have no {f.name}; give it a default",
+            )
+            for f in added
+        ]
     for name in (n for n in new_fields if n in old_fields):
-        problems += _field_diff(subject, new_fields[name].type, old_fields[name].type,
-                                _join(path, name), label)  # fmt: skip
+        problems += _field_diff(
+            subject, new_fields[name].type, old_fields[name].type, _join(path, name), label
+        )
     return problems
 
 
@@ -176,8 +212,14 @@ def _field_diff(
         if reads_old
         else f"it cannot read records written with {label}"
     )
-    return [Problem(subject, path, "type changed",
-                    f"{_describe(old)} in {label} is {_describe(new)} now: {who}")]  # fmt: skip
+    return [
+        Problem(
+            subject,
+            path,
+            "type changed",
+            f"{_describe(old)} in {label} is {_describe(new)} now: {who}",
+        )
+    ]
 
 
 def _describe(schema: avro.schema.Schema) -> str:
@@ -233,15 +275,23 @@ def uncommitted(current: Iterable[Current]) -> list[Problem]:
         ):
             continue
         latest = versions[-1].name if versions else "none"
-        problems.append(Problem(item.subject, "", "schema not committed",
-                                f"the model's schema is not the latest committed version "
-                                f"({latest}); run `golive schemas write` and commit the new file"))  # fmt: skip
+        problems.append(
+            Problem(
+                item.subject,
+                "",
+                "schema not committed",
+                f"the model's schema is not the latest committed version "
+                f"({latest}); run `golive schemas write` and commit the new file",
+            )
+        )
     return problems
 
 
 def working_tree_versions(item: Current) -> list[Earlier]:
-    return [Earlier(f"{p.stem} (working tree)", json.loads(p.read_text()))
-            for p in committed_versions(item.event.topic, item.event)]  # fmt: skip
+    return [
+        Earlier(f"{p.stem} (working tree)", json.loads(p.read_text()))
+        for p in committed_versions(item.event.topic, item.event)
+    ]
 
 
 # -- the versions at a git ref -----------------------------------------------------------------
@@ -274,13 +324,25 @@ def immutable(at_ref: Mapping[str, Mapping[str, Schema]], ref: str) -> list[Prob
         for version, schema in sorted(versions.items()):
             path = SCHEMA_DIR / subject / f"{version}.avsc"
             if not path.exists():
-                problems.append(Problem(subject, "", "version deleted",
-                                        f"{version} exists at {ref}: registered versions stay in "
-                                        "the repo, events written with them are on the topics"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        subject,
+                        "",
+                        "version deleted",
+                        f"{version} exists at {ref}: registered versions stay in "
+                        "the repo, events written with them are on the topics",
+                    )
+                )
             elif json.loads(path.read_text()) != schema:
-                problems.append(Problem(subject, "", "version rewritten",
-                                        f"{version} differs from {ref}: a registered version never "
-                                        "changes; add the change as a new version"))  # fmt: skip
+                problems.append(
+                    Problem(
+                        subject,
+                        "",
+                        "version rewritten",
+                        f"{version} differs from {ref}: a registered version never "
+                        "changes; add the change as a new version",
+                    )
+                )
     return problems
 
 
@@ -296,8 +358,9 @@ def check_against_ref(
     for item in current:
         if item.schema is None:
             continue
-        earlier = [Earlier(f"{v} at {ref}", s)
-                   for v, s in sorted(at_ref.get(item.subject, {}).items())]  # fmt: skip
+        earlier = [
+            Earlier(f"{v} at {ref}", s) for v, s in sorted(at_ref.get(item.subject, {}).items())
+        ]
         earlier += working_tree_versions(item)
         problems += compare(item.subject, item.schema, _distinct(earlier))
     return [c.subject for c in current], problems

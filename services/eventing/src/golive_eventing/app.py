@@ -15,7 +15,7 @@ from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
 from golive_eventing.health import Readiness
-from golive_eventing.runner import Runner
+from golive_eventing.loop import Runner
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 

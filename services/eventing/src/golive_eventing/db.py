@@ -22,14 +22,17 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, create_engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from golive_eventing.runner import Consumed, PositionsMovedError, ProjectionStore
+from golive_eventing.errors import PositionsMovedError, StoreUnavailableError
+from golive_eventing.projection import ProjectionStore
+from golive_eventing.records import Consumed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,8 +80,13 @@ def retried(
 def create_tables(metadata: MetaData, engine: Engine, attempts: int = 3) -> None:
     """create_all, safe when several instances of a service start at once on one database:
     the one that loses the race to CREATE a table gets "already exists" and simply looks again."""
-    retried(lambda: metadata.create_all(engine), DBAPIError, "creating tables", pause_s=0.2,
-            attempts=attempts)  # fmt: skip
+    retried(
+        lambda: metadata.create_all(engine),
+        DBAPIError,
+        "creating tables",
+        pause_s=0.2,
+        attempts=attempts,
+    )
 
 
 def insert_or_ignore(engine: Engine, table: Table) -> Any:
@@ -134,6 +142,18 @@ def store_offsets(
             )
 
 
+def database_check(engine: Engine) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # any failure to run a query means "not ready"
+            return False
+        return True
+
+    return check
+
+
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything the read models store is UTC."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -160,9 +180,24 @@ class SqlProjection(ProjectionStore):
     def positions(
         self, consumer: str, partitions: Sequence[tuple[str, int]]
     ) -> dict[tuple[str, int], int]:
-        return stored_positions(self.engine, self.offsets, consumer, partitions)
+        try:
+            return stored_positions(self.engine, self.offsets, consumer, partitions)
+        except OperationalError as exc:
+            raise StoreUnavailableError(f"{self.engine.url.database}: {exc}") from exc
 
     def apply(
+        self,
+        consumer: str,
+        batch: Sequence[Consumed],
+        offsets: Sequence[TopicPartition],
+        expected: dict[tuple[str, int], int | None],
+    ) -> None:
+        try:
+            self._apply(consumer, batch, offsets, expected)
+        except OperationalError as exc:
+            raise StoreUnavailableError(f"{self.engine.url.database}: {exc}") from exc
+
+    def _apply(
         self,
         consumer: str,
         batch: Sequence[Consumed],

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 
 import httpx
 from confluent_kafka.admin import AdminClient
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
-from golive_eventing.runner import Runner
+from golive_eventing.loop import Runner
 from golive_eventing.settings import KafkaSettings
 
 Check = Callable[[], bool]
@@ -44,18 +42,6 @@ def registry_check(settings: KafkaSettings) -> Check:
     return check
 
 
-def database_check(engine: Engine) -> Check:
-    def check() -> bool:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:  # any failure to run a query means "not ready"
-            return False
-        return True
-
-    return check
-
-
 @dataclass
 class Readiness:
     """Named checks, evaluated at most once per `ttl_s` so probes stay cheap."""
@@ -72,14 +58,15 @@ class Readiness:
 
 
 def service_readiness(
-    settings: KafkaSettings, runners: Sequence[Runner], engine: Engine | None = None
+    settings: KafkaSettings, runners: Sequence[Runner], database: Check | None = None
 ) -> Readiness:
-    """The checks every service answers /readyz with: broker, registry, database, its consumers."""
+    """The checks every service answers /readyz with: broker, registry, database (its adapter's
+    check, golive_eventing.db.database_check), its consumers."""
     checks: dict[str, Check] = {
         "broker": broker_check(settings),
         "registry": registry_check(settings),
     }
-    if engine is not None:
-        checks["database"] = database_check(engine)
+    if database is not None:
+        checks["database"] = database
     checks["consumer"] = lambda: all(runner.joined.is_set() for runner in runners)
     return Readiness(checks)

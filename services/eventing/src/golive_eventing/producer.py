@@ -109,13 +109,20 @@ class EventProducer:
     def _replace_if_fatal(self) -> Producer:
         with self._lock:
             if self._fatal is not None:
-                log.error("%s: fatal producer error (%s); replacing the producer",
-                          self.client_id, self._fatal)  # fmt: skip
+                log.error(
+                    "%s: fatal producer error (%s); replacing the producer",
+                    self.client_id,
+                    self._fatal,
+                )
                 old, self._producer = self._producer, self._new_producer()
                 self._fatal = None
                 timeout_s = self.settings.delivery_timeout_ms / 1000 + 5
-                threading.Thread(target=old.flush, args=(timeout_s,),
-                                 name=f"{self.client_id}-retired", daemon=True).start()  # fmt: skip
+                threading.Thread(
+                    target=old.flush,
+                    args=(timeout_s,),
+                    name=f"{self.client_id}-retired",
+                    daemon=True,
+                ).start()
             return self._producer
 
     async def publish(self, event: Event, key: str) -> Delivered:

@@ -27,7 +27,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import quoted_name
 
 from golive_eventing.db import SqlProjection, retried
-from golive_eventing.runner import Consumed, ProjectionStore, Runner, decode
+from golive_eventing.projection import ProjectionStore
+from golive_eventing.records import Consumed, decode, next_offsets
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 
@@ -163,7 +164,7 @@ def _replay(
                 batch.append(decode(message, serde, group))
             if not batch:
                 continue
-            offsets = Runner.next_offsets(batch)
+            offsets = next_offsets(batch)
             applied = [r for r in batch if not r.skip]
             store.apply(
                 group,

@@ -200,6 +200,3 @@ class KeyedState:
     def rearm(self, key: str, entry: Entry) -> None:
         """A due key that could not fire yet (its partition's time has not passed it)."""
         heapq.heappush(self._timers, (float(entry.value["due_at"]), key))
-
-    def next_due(self) -> float | None:
-        return self._timers[0][0] if self._timers else None

@@ -1,4 +1,5 @@
-"""Wiring: settings -> database, registry, producer, consumer loops -> the app. Tests wire their own."""
+"""The one place the order service is wired: settings -> databases, registry, producer, consumer
+loops, routes -> the apps; and the console entry points that serve them."""
 
 from __future__ import annotations
 
@@ -6,18 +7,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
-from golive_contracts.topology import state_topic
+from golive_contracts import topology
 from golive_eventing import tracing
-from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan
-from golive_eventing.db import make_engine
+from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan, serve
+from golive_eventing.db import database_check, make_engine
 from golive_eventing.health import service_readiness
+from golive_eventing.processor import TransactionalProcessor
 from golive_eventing.producer import EventProducer
+from golive_eventing.projection import ProjectionRunner
 from golive_eventing.rebuild import ReadModel
-from golive_eventing.runner import ProjectionRunner, TransactionalProcessor
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from golive_order import store
-from golive_order.api import PROJECTOR_GROUP, SERVICE, OrderService, create_app
-from golive_order.process_manager import GROUP, SettleOrders
+from golive_order.adapters import keys, orders
+from golive_order.entrypoints import http
+from golive_order.entrypoints.consumers import SettleOrders
 from golive_order.settings import OrderSettings
 
 
@@ -26,58 +29,76 @@ def utc_now() -> datetime:
 
 
 def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
-    tracing.setup(SERVICE)
+    """The order API and, in the same process, the orders read model's projection."""
+    tracing.setup(http.SERVICE)
     engine = make_engine(settings.order_database_url)
     keys_engine = make_engine(settings.keys_database_url)
-    store.create_schema(engine, keys_engine)
+    orders.create_schema(engine)
+    keys.create_schema(keys_engine)
     serde = make_serde(settings)
-    producer = EventProducer(settings, serde, client_id=f"{SERVICE}-api-{settings.instance_id}")
-    projector = ProjectionRunner(
-        settings, serde, PROJECTOR_GROUP, [settings.orders_topic], store.OrderProjection(engine)
+    producer = EventProducer(
+        settings, serde, client_id=f"{http.SERVICE}-api-{settings.instance_id}"
     )
-    readiness = service_readiness(settings, [projector], engine)
-    service = OrderService(
+    projector = ProjectionRunner(
+        settings, serde, topology.ORDER_PROJECTOR, orders.OrderProjection(engine)
+    )
+    lifespan = runner_lifespan(RunnerThreads([projector]), producer.close)
+    app = FastAPI(title="Golive order API", version=settings.version, lifespan=lifespan)
+    app.state.ordering = http.Ordering(
         settings=settings,
         engine=engine,
         producer=producer,
-        keys=store.IdempotencyStore(keys_engine, settings.idempotency_lease_s),
-        readiness=readiness,
-        runners=RunnerThreads([projector]),
+        keys=keys.IdempotencyStore(keys_engine, settings.idempotency_lease_s),
         clock=clock,
     )
-    return create_app(service)
+    app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_exception_handler(StarletteHTTPException, http.unparseable_body_is_422)
+    add_health(app, service_readiness(settings, [projector], database_check(engine)))
+    app.include_router(http.router)
+    return app
 
 
 def process_manager_app(
     settings: OrderSettings, clock: Callable[[], datetime] = utc_now
 ) -> FastAPI:
-    """The process manager in its own process; HTTP only for health."""
-    tracing.setup("order-process-manager")
-    serde = make_serde(settings)
+    """The order process manager in its own process; HTTP only for health."""
+    tracing.setup(topology.ORDER_PROCESS_MANAGER.name)
     processor = TransactionalProcessor(
-        settings, serde, GROUP, [settings.orders_topic, settings.payments_topic],
-        SettleOrders(clock, settings.version, timedelta(seconds=settings.payment_timeout_s)),
-        instance=settings.instance_id,
-        state_topic=state_topic(settings.orders_topic, GROUP),
+        settings,
+        make_serde(settings),
+        topology.ORDER_PROCESS_MANAGER,
+        SettleOrders(settings.version, timedelta(seconds=settings.payment_timeout_s)),
+        settings.instance_id,
         clock=clock,
-    )  # fmt: skip
-    runners = RunnerThreads([processor])
-    readiness = service_readiness(settings, [processor])
+    )
     app = FastAPI(
         title="Golive order process manager",
         version=settings.version,
-        lifespan=runner_lifespan(runners),
+        lifespan=runner_lifespan(RunnerThreads([processor])),
     )
-    add_health(app, readiness)
+    add_health(app, service_readiness(settings, [processor]))
     return app
 
 
 def read_model(settings: OrderSettings) -> ReadModel:
+    """The orders read model, for `golive rebuild order`."""
     return ReadModel(
         name="order",
         database_url=settings.order_database_url,
-        metadata=store.metadata,
-        projection=store.OrderProjection,
-        group=PROJECTOR_GROUP,
+        metadata=orders.metadata,
+        projection=orders.OrderProjection,
+        group=topology.ORDER_PROJECTOR.name,
         topics=lambda: [settings.orders_topic],
     )
+
+
+def api() -> None:
+    """golive-order: the API and its read model."""
+    settings = OrderSettings()
+    serve(order_app(settings), settings.order_host, settings.order_port)
+
+
+def process_manager() -> None:
+    """golive-order-process-manager."""
+    settings = OrderSettings()
+    serve(process_manager_app(settings), settings.order_host, settings.order_process_manager_port)

@@ -24,7 +24,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from itertools import islice
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -144,34 +143,6 @@ def _line(obj: dict[str, Any]) -> bytes:
     return (json.dumps(obj, separators=(",", ":"), sort_keys=True) + "\n").encode()
 
 
-def _batched(items: Iterable[CapturedRecord], size: int) -> Iterator[list[CapturedRecord]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def write_capture(
-    path: Path,
-    manifest: Manifest,
-    schemas: Mapping[int, EmbeddedSchema],
-    records: Iterable[CapturedRecord],
-) -> Manifest:
-    """Write `records` as a capture file: their lines wait in a spool (on disk, beside the
-    file) until their tally is known (see write_lines)."""
-    counts: dict[str, int] = {}
-    used: set[int] = set()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=path.parent) as spool:
-        for chunk in _batched(records, 1000):  # one write per thousand
-            spool.write(b"".join([record.line() for record in chunk]))
-            for record in chunk:
-                counts[record.topic] = counts.get(record.topic, 0) + 1
-                used.add(record.schema_id)
-        spool.seek(0)
-        blocks = iter(lambda: spool.read(BLOCK_BYTES), b"")
-        return write_lines(path, manifest, schemas, (counts, used), blocks)
-
-
 BLOCK_BYTES = 1 << 20  # of lines: each is compressed on its own (a gzip member)
 COMPRESSORS = 2  # threads compressing blocks (ISA-L releases the GIL)
 
@@ -197,8 +168,10 @@ def write_lines(
     head = b"".join(_line({"schema": asdict(s)}) for i, s in schemas.items() if i in used)
     digest = hashlib.sha256(head)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryFile(dir=path.parent) as members, \
-            ThreadPoolExecutor(COMPRESSORS, thread_name_prefix="golive-gzip") as pool:  # fmt: skip
+    with (
+        tempfile.TemporaryFile(dir=path.parent) as members,
+        ThreadPoolExecutor(COMPRESSORS, thread_name_prefix="golive-gzip") as pool,
+    ):
         pending: deque[Future[bytes]] = deque()
         for block in blocks:
             digest.update(block)
@@ -247,10 +220,6 @@ def _lines(path: Path) -> Iterator[bytes]:
         raise CaptureFileError(f"{path}: no such file") from None
     except _UNREADABLE as exc:
         raise CaptureFileError(f"{path}: not a complete gzip'd capture file ({exc})") from None
-
-
-def read_manifest(path: Path) -> Manifest:
-    return _opened(path)[0]
 
 
 def _opened(path: Path) -> tuple[Manifest, Iterator[tuple[int, bytes]]]:

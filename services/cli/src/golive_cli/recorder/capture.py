@@ -158,8 +158,9 @@ def read_window(
     resolve = _resolver(schemas, desensitise=tokeniser is not None)
     key = None if tokeniser is None else tokeniser.key
     with tempfile.TemporaryFile(dir=spool_dir) as file:
-        native = NativeWindow(key, resolve, file.fileno(), SPOOL_BATCH, window.start_ms,
-                              window.end_ms)  # fmt: skip
+        native = NativeWindow(
+            key, resolve, file.fileno(), SPOOL_BATCH, window.start_ms, window.end_ms
+        )
         try:
             _read(bootstrap, topics, window, options, native)
             native.merge(options.complete_journeys)
@@ -209,8 +210,9 @@ def capture_to_file(
 ) -> Manifest:
     """Capture the window into `path`; the spools wait beside it, in its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with read_window(bootstrap, registry_url, topics, window, tokeniser, options,
-                     spool_dir=path.parent) as read:  # fmt: skip
+    with read_window(
+        bootstrap, registry_url, topics, window, tokeniser, options, spool_dir=path.parent
+    ) as read:
         read.manifest.key_id = key_id
         tally = (read.counts, read.used)
         return write_lines(path, read.manifest, read.schemas(), tally, read.lines())
@@ -225,14 +227,16 @@ def _read(
 ) -> None:
     """Every record of the window's partitions into `native`, batch by batch, until each
     partition is read past the window (and the journeys started in it) or to its end."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": f"golive-capture-{uuid.uuid4().hex[:8]}",  # assigned, never committed
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": False,
-        **BULK_READ,
-    })  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"golive-capture-{uuid.uuid4().hex[:8]}",  # assigned, never committed
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": False,
+            **BULK_READ,
+        }
+    )
     try:
         ends = _assign(consumer, topics, window.start_ms - _ms(options.skew))
         paused: set[tuple[str, int]] = set()
@@ -251,8 +255,10 @@ def _read(
             if positions != before:  # progress, records or not (aborted ones are skipped)
                 before, deadline = positions, clock() + stall_s
             elif clock() > deadline:
-                behind = ", ".join(f"{t}[{p}] at {positions[(t, p)]} of {ends[(t, p)][1]}"
-                                   for t, p in sorted(set(ends) - done))  # fmt: skip
+                behind = ", ".join(
+                    f"{t}[{p}] at {positions[(t, p)]} of {ends[(t, p)][1]}"
+                    for t, p in sorted(set(ends) - done)
+                )
                 raise CaptureError(
                     f"nothing read for {stall_s:.0f} s, short of the end seen at the start: {behind}"
                 )

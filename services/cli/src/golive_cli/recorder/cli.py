@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import wraps
 from pathlib import Path
@@ -41,21 +40,37 @@ def expected() -> tuple[type[Exception], ...]:
     from golive_cli.recorder.replay import ReplayError  # noqa: PLC0415
     from golive_cli.recorder.wire import RegistryError  # noqa: PLC0415
 
-    return (CaptureError, CaptureFileError, ReplayError, RegistryError, MissingKeyError,
-            DesensitiseError, EnvironmentSetupError, PlatformError, ValueError,
-            KafkaException, SchemaRegistryError, httpx.HTTPError, *REGISTRY_UNREACHABLE)  # fmt: skip
+    return (
+        CaptureError,
+        CaptureFileError,
+        ReplayError,
+        RegistryError,
+        MissingKeyError,
+        DesensitiseError,
+        EnvironmentSetupError,
+        PlatformError,
+        ValueError,
+        KafkaException,
+        SchemaRegistryError,
+        httpx.HTTPError,
+        *REGISTRY_UNREACHABLE,
+    )
 
 
 Bootstrap = Annotated[
     str | None,
-    typer.Option("--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS",
-                 help="Kafka (default: the local platform)."),
-]  # fmt: skip
+    typer.Option(
+        "--bootstrap", envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka (default: the local platform)."
+    ),
+]
 Registry = Annotated[
     str | None,
-    typer.Option("--registry", envvar="SCHEMA_REGISTRY_URL",
-                 help="Schema registry, Confluent API (default: the local platform's)."),
-]  # fmt: skip
+    typer.Option(
+        "--registry",
+        envvar="SCHEMA_REGISTRY_URL",
+        help="Schema registry, Confluent API (default: the local platform's).",
+    ),
+]
 From = Annotated[str, typer.Option("--from", help="Window start, ISO 8601 with zone.")]
 To = Annotated[str, typer.Option("--to", help="Window end (exclusive), ISO 8601 with zone.")]
 Topics = Annotated[str, typer.Option("--topics", help="Comma-separated topics to read.")]
@@ -144,16 +159,28 @@ def capture(
         key, key_id = capture_key(key_from_env(), dev=dev_key)
         tokeniser = Tokeniser(key)
     where = _where(bootstrap, registry)
-    options = CaptureOptions(complete_journeys, timedelta(seconds=skew), timedelta(seconds=extend),
-                             stall_s=stall_timeout)  # fmt: skip
-    manifest = capture_to_file(out, where.bootstrap, where.registry_url, _topics(topics),
-                               window, tokeniser, key_id, options)  # fmt: skip
+    options = CaptureOptions(
+        complete_journeys, timedelta(seconds=skew), timedelta(seconds=extend), stall_s=stall_timeout
+    )
+    manifest = capture_to_file(
+        out,
+        where.bootstrap,
+        where.registry_url,
+        _topics(topics),
+        window,
+        tokeniser,
+        key_id,
+        options,
+    )
     kind = "raw (personal data kept)" if raw else f"desensitised (key id {key_id})"
-    typer.echo(f"captured {sum(manifest.records.values())} records {manifest.records} into {out}, "
-               f"{kind}; journeys {manifest.journeys}")  # fmt: skip
+    typer.echo(
+        f"captured {sum(manifest.records.values())} records {manifest.records} into {out}, "
+        f"{kind}; journeys {manifest.journeys}"
+    )
     if manifest.undecodable:
-        typer.echo(f"left out, undecodable: {manifest.undecodable} e.g. "
-                   f"{manifest.undecodable_samples[0]}")  # fmt: skip
+        typer.echo(
+            f"left out, undecodable: {manifest.undecodable} e.g. {manifest.undecodable_samples[0]}"
+        )
 
 
 def replay_command(
@@ -178,32 +205,20 @@ def replay_command(
     pace = parse_speed(speed)
     mapping = parse_topic_map(topic_map or [])
     loaded = CaptureFile(file)  # checked now, streamed as it is published
-    result = replay(loaded, to, registry or PlatformConfig().registry_url, topic_map=mapping,
-                    speed=pace, keep_timestamps=keep_timestamps,
-                    allow_any_target=allow_any_target)  # fmt: skip
+    result = replay(
+        loaded,
+        to,
+        registry or PlatformConfig().registry_url,
+        topic_map=mapping,
+        speed=pace,
+        keep_timestamps=keep_timestamps,
+        allow_any_target=allow_any_target,
+    )
     rate = result.total / result.seconds if result.seconds else 0.0
-    typer.echo(f"replayed {result.total} records {result.published} in {result.seconds:.1f} s "
-               f"({rate:.0f}/s)")  # fmt: skip
-
-
-@contextmanager
-def _cluster_for_regress(bootstrap: str | None, registry: str | None) -> Iterator[Cluster]:
-    """The given cluster; else the local platform's Kafka and registry, started if down."""
-    from golive_platform.platform import Platform  # noqa: PLC0415
-
-    from golive_cli.recorder.environment import Cluster  # noqa: PLC0415
-
-    if bootstrap:
-        yield Cluster(bootstrap, registry or PlatformConfig().registry_url)
-        return
-    config = PlatformConfig()
-    platform = Platform(config, echo=lambda _line: None)
-    started = platform.ensure_up()
-    try:
-        yield Cluster(config.bootstrap_servers, registry or config.registry_url)
-    finally:
-        if started:
-            platform.down()
+    typer.echo(
+        f"replayed {result.total} records {result.published} in {result.seconds:.1f} s "
+        f"({rate:.0f}/s)"
+    )
 
 
 def regress(
@@ -217,10 +232,11 @@ def regress(
 ) -> None:
     """Run this build's services on fresh topics, feed the capture's orders, diff the outputs."""
     from golive_cli.recorder.archive import read_capture  # noqa: PLC0415
+    from golive_cli.recorder.environment import cluster_for_regress  # noqa: PLC0415
     from golive_cli.recorder.regress import regress as run_regress  # noqa: PLC0415
 
     loaded = read_capture(file)
-    with _cluster_for_regress(bootstrap, registry) as cluster:
+    with cluster_for_regress(bootstrap, registry) as cluster:
         result = run_regress(loaded, cluster, name=str(file), timeout_s=timeout)
     typer.echo(result.text())
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -248,14 +264,21 @@ def inspect(
     window = window_of(start, end)
     if source == "kafka":
         where = _where(bootstrap, registry)
-        rows = timeline.from_kafka(where.bootstrap, where.registry_url, _topics(topics), window,
-                                   key=key, correlation_id=correlation_id,
-                                   show_personal=show_personal)  # fmt: skip
+        rows = timeline.from_kafka(
+            where.bootstrap,
+            where.registry_url,
+            _topics(topics),
+            window,
+            key=key,
+            correlation_id=correlation_id,
+            show_personal=show_personal,
+        )
     elif source == "audit":
         config = PlatformConfig()
         url = audit_url or f"http://{config.host}:{config.audit_port}"
-        rows = timeline.from_audit(url, window, key=key, correlation_id=correlation_id,
-                                   show_personal=show_personal)  # fmt: skip
+        rows = timeline.from_audit(
+            url, window, key=key, correlation_id=correlation_id, show_personal=show_personal
+        )
     else:
         raise ValueError(f"--source {source!r}: use kafka or audit")
     for row in rows:

@@ -19,10 +19,12 @@ from golive_contracts.events import BY_FULL_NAME, Event
 from golive_cli.recorder.archive import CapturedRecord, EmbeddedSchema
 from golive_cli.recorder.wire import split
 
-VOLATILE = frozenset({
-    "envelope.occurred_at",  # the wall clock of the run
-    "envelope.producer_version",  # the candidate is a new build by definition
-})  # fmt: skip
+VOLATILE = frozenset(
+    {
+        "envelope.occurred_at",  # the wall clock of the run
+        "envelope.producer_version",  # the candidate is a new build by definition
+    }
+)
 
 # order id -> logical topic -> that order's events on the topic, in offset order
 Outputs = dict[str, dict[str, list[dict[str, Any]]]]
@@ -146,8 +148,10 @@ class Report:
             f"  ignored as volatile: {', '.join(self.volatile)}",
         ]
         if self.not_replayable:
-            lines.append(f"  {self.not_replayable} recorded journeys not replayable "
-                         "(their OrderPlaced is outside the capture)")  # fmt: skip
+            lines.append(
+                f"  {self.not_replayable} recorded journeys not replayable "
+                "(their OrderPlaced is outside the capture)"
+            )
         by_order: dict[str, list[Difference]] = {}
         for diff in self.differences:
             by_order.setdefault(diff.order_id, []).append(diff)

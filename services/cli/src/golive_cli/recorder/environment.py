@@ -14,7 +14,14 @@ from golive_platform.services import ServiceSpec
 
 from golive_cli.system import Cluster, TopicSetupError, create_topics, service_specs, started
 
-__all__ = ["Cluster", "EnvironmentSetupError", "RunningSystem", "make_topics", "running_system"]
+__all__ = [
+    "Cluster",
+    "EnvironmentSetupError",
+    "RunningSystem",
+    "cluster_for_regress",
+    "make_topics",
+    "running_system",
+]
 
 Customise = Callable[[list[ServiceSpec]], list[ServiceSpec]]
 
@@ -68,3 +75,22 @@ def running_system(
             order_url=f"http://{config.host}:{config.order_port}",
             audit_url=f"http://{config.host}:{config.audit_port}",
         )
+
+
+@contextmanager
+def cluster_for_regress(bootstrap: str | None, registry: str | None) -> Iterator[Cluster]:
+    """The given cluster; else the local platform's Kafka and registry, started if down (and
+    stopped after, if this started it)."""
+    from golive_platform.platform import Platform  # noqa: PLC0415
+
+    if bootstrap:
+        yield Cluster(bootstrap, registry or PlatformConfig().registry_url)
+        return
+    config = PlatformConfig()
+    platform = Platform(config, echo=lambda _line: None)
+    started = platform.ensure_up()
+    try:
+        yield Cluster(config.bootstrap_servers, registry or config.registry_url)
+    finally:
+        if started:
+            platform.down()

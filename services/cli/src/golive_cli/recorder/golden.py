@@ -18,11 +18,10 @@ from typing import Any
 import httpx
 
 from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
-from golive_cli.recorder.cli import _cluster_for_regress
 from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
-from golive_cli.recorder.environment import make_topics, running_system
+from golive_cli.recorder.environment import cluster_for_regress, make_topics, running_system
 
-# (currency, unit price in minor units, card): one order for each rule in golive_payment.rules
+# (currency, unit price in minor units, card): one order for each rule in golive_payment.domain.rules
 ORDERS = [
     ("EUR", 1250, "tok_visa_4242"),
     ("USD", 1999, "tok_mc_5556"),
@@ -42,18 +41,26 @@ def order_body(i: int, currency: str, price: int, card: str) -> dict[str, Any]:
         "email": f"golden{i % 3}@example.org",
         "currency": currency,
         "card_token": card,
-        "shipping_address": {"name": f"Golden {i}", "line1": f"Main {i}", "city": "Utrecht",
-                             "postal_code": "3511AA", "country": "NL"},
+        "shipping_address": {
+            "name": f"Golden {i}",
+            "line1": f"Main {i}",
+            "city": "Utrecht",
+            "postal_code": "3511AA",
+            "country": "NL",
+        },
         "lines": [{"sku": f"GOLD-{i}", "quantity": 3, "unit_price_minor": price}],
-    }  # fmt: skip
+    }
 
 
 def place_orders(order_url: str, timeout_s: float = 60.0) -> list[str]:
     with httpx.Client(base_url=order_url, timeout=10) as client:
         ids = []
         for i, (currency, price, card) in enumerate(ORDERS):
-            answer = client.post("/orders", json=order_body(i, currency, price, card),
-                                 headers={"Idempotency-Key": f"golden-{i}"})  # fmt: skip
+            answer = client.post(
+                "/orders",
+                json=order_body(i, currency, price, card),
+                headers={"Idempotency-Key": f"golden-{i}"},
+            )
             answer.raise_for_status()
             ids.append(answer.json()["order_id"])
         deadline = time.monotonic() + timeout_s
@@ -71,7 +78,7 @@ def main() -> None:
     parser.add_argument("--bootstrap")
     parser.add_argument("--registry")
     args = parser.parse_args()
-    with _cluster_for_regress(args.bootstrap, args.registry) as cluster:
+    with cluster_for_regress(args.bootstrap, args.registry) as cluster:
         suffix = f"golden-{uuid.uuid4().hex[:8]}"
         names = make_topics(cluster, suffix)
         start = datetime.now(UTC) - timedelta(seconds=1)
@@ -81,9 +88,16 @@ def main() -> None:
         ):
             ids = place_orders(system.order_url)
         window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
-        manifest = capture_to_file(args.out, cluster.bootstrap, cluster.registry_url,
-                                   list(names.topics.values()), window, Tokeniser(DEV_KEY), "dev",
-                                   CaptureOptions(skew=timedelta(seconds=5)))  # fmt: skip
+        manifest = capture_to_file(
+            args.out,
+            cluster.bootstrap,
+            cluster.registry_url,
+            list(names.topics.values()),
+            window,
+            Tokeniser(DEV_KEY),
+            "dev",
+            CaptureOptions(skew=timedelta(seconds=5)),
+        )
     print(f"{args.out}: {len(ids)} orders, {manifest.records}")
 
 

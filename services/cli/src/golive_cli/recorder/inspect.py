@@ -69,8 +69,9 @@ def from_kafka(
     correlation_id: str | None = None,
     show_personal: bool = False,
 ) -> list[Row]:
-    _, schemas, records = capture(bootstrap, registry_url, topics, window, None,
-                                  CaptureOptions(complete_journeys=False))  # fmt: skip
+    _, schemas, records = capture(
+        bootstrap, registry_url, topics, window, None, CaptureOptions(complete_journeys=False)
+    )
     by_id: dict[int, WriterSchema] = {s.id: s for s in schemas}
     masker = None if show_personal else Desensitiser(_Mask())
     rows = []
@@ -79,13 +80,15 @@ def from_kafka(
         payload = schema.decode(split(record.value)[1])
         if masker is not None:
             payload = masker.record(schema.raw, payload)
-        rows.append(Row(
-            datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
-            f"{record.topic}[{record.partition}]@{record.offset}",
-            record.key_str(),
-            schema.full_name.rsplit(".", 1)[-1],
-            payload,
-        ))  # fmt: skip
+        rows.append(
+            Row(
+                datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
+                f"{record.topic}[{record.partition}]@{record.offset}",
+                record.key_str(),
+                schema.full_name.rsplit(".", 1)[-1],
+                payload,
+            )
+        )
     return [r for r in rows if _matches(r, key, correlation_id)]
 
 
@@ -97,8 +100,12 @@ def from_audit(
     correlation_id: str | None = None,
     show_personal: bool = False,
 ) -> list[Row]:
-    params: dict[str, Any] = {"from": window.start.isoformat(), "to": window.end.isoformat(),
-                              "limit": 1000, "cursor": 0}  # fmt: skip
+    params: dict[str, Any] = {
+        "from": window.start.isoformat(),
+        "to": window.end.isoformat(),
+        "limit": 1000,
+        "cursor": 0,
+    }
     if key is not None:
         params["key"] = key
     if correlation_id is not None:

@@ -68,12 +68,18 @@ def regress(
         tempfile.TemporaryDirectory(prefix="golive-regress-") as tmp,
         running_system(cluster, names, data_dir or Path(tmp), suffix, customise) as system,
     ):
-        replay(capture, cluster.bootstrap, cluster.registry_url,
-               topic_map={r.topic: names.topic(topology.ORDERS) for r in inputs},
-               select=is_input, allow_any_target=True)  # fmt: skip
+        replay(
+            capture,
+            cluster.bootstrap,
+            cluster.registry_url,
+            topic_map={r.topic: names.topic(topology.ORDERS) for r in inputs},
+            select=is_input,
+            allow_any_target=True,
+        )
         seen = _collect(system, orders, timeout_s)
-    candidate = group_outputs(((k, e) for k, e in seen.events if e.type_name() != "OrderPlaced"),
-                              orders)  # fmt: skip
+    candidate = group_outputs(
+        ((k, e) for k, e in seen.events if e.type_name() != "OrderPlaced"), orders
+    )
     return Report(
         capture=name,
         orders=len(orders),
@@ -96,9 +102,14 @@ def _collect(system: RunningSystem, orders: set[str], timeout_s: float) -> _Seen
     """Everything the services emit, until every journey ended and no group lags (bounded)."""
     cluster, topics = system.cluster, dict(system.names.topics)
     serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
-    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "enable.auto.commit": False,
-                         "group.id": f"golive-regress-{uuid.uuid4().hex[:8]}",
-                         "isolation.level": "read_committed"})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "enable.auto.commit": False,
+            "group.id": f"golive-regress-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+        }
+    )
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     seen = _Seen()
     parts = [

@@ -147,8 +147,16 @@ def replay(
     records = (
         r for r in capture.iter_records() if select is None or select(r, schemas[r.schema_id])
     )
-    return _publish(records, schemas, bootstrap, TargetSchemas(registry_url),
-                    mapping, speed, keep_timestamps, sources)  # fmt: skip
+    return _publish(
+        records,
+        schemas,
+        bootstrap,
+        TargetSchemas(registry_url),
+        mapping,
+        speed,
+        keep_timestamps,
+        sources,
+    )
 
 
 def _publish(
@@ -161,14 +169,16 @@ def _publish(
     keep_timestamps: bool,
     sources: set[str],
 ) -> ReplayResult:
-    producer = Producer({
-        "bootstrap.servers": bootstrap,
-        "client.id": "golive-replay",
-        "enable.idempotence": True,  # per-partition order holds across retries
-        "acks": "all",
-        "partitioner": "murmur2_random",  # the services' partitioner (ADR 0005)
-        "linger.ms": 5,
-    })  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "client.id": "golive-replay",
+            "enable.idempotence": True,  # per-partition order holds across retries
+            "acks": "all",
+            "partitioner": "murmur2_random",  # the services' partitioner (ADR 0005)
+            "linger.ms": 5,
+        }
+    )
     failures: list[str] = []
 
     def on_delivery(err: KafkaError | None, msg: Message) -> None:

@@ -117,8 +117,9 @@ class _Compiler:
             refuse = [("refuse", "cannot tokenise a personal enum")] if personal else []
             return [("enum", len(schema["symbols"])), *refuse]
         if kind == "fixed":
-            return self.primitive("fixed", schema.get("logicalType"), personal,
-                                  size=int(schema["size"]))  # fmt: skip
+            return self.primitive(
+                "fixed", schema.get("logicalType"), personal, size=int(schema["size"])
+            )
         key = (full, personal)
         if key not in self.index:  # its index first: a record may contain itself
             self.index[key] = len(self.records)

@@ -1,7 +1,7 @@
-"""A failed fault test keeps every log of the run, whole, under var/test-logs/, and says where:
-its own instances' (services, a broker or a registry of its own, and such a broker's data, for
-kafka-dump-log) and the suite platform's broker and registry logs. The failure message shows
-only their last lines; a CI run uploads the folder."""
+"""A failed test on the platform keeps every log of the run, whole, under var/test-logs/, and
+says where: its own instances' (services, a broker or a registry of its own, and such a
+broker's data, for kafka-dump-log) and the suite platform's broker and registry logs. A fault
+test's message shows only their last lines; a CI run uploads the folder."""
 
 from __future__ import annotations
 
@@ -33,18 +33,19 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if report.failed:
+    if report.failed and "cluster" in getattr(item, "fixturenames", ()):
         watched = [d for node in item.listchain() for d in node.stash.get(LOG_DIRS, [])]
-        kept = keep(item.name, watched, suite_config().data_dir)
+        config = suite_config()
+        kept = keep(item.name, watched, config.data_dir, under=config.root / KEPT_UNDER)
         report.sections.append(("kept logs", f"the whole logs of this run: {kept}"))
     return report
 
 
-def keep(test: str, own: list[Path], shared: Path) -> Path:
+def keep(test: str, own: list[Path], shared: Path, *, under: Path) -> Path:
     """Copy the logs of these data dirs (and all of an own broker's data) into a folder of its
     own; that folder."""
     name = re.sub(r"[^\w.-]+", "_", test)[:80]
-    target = suite_config().root / KEPT_UNDER / f"{time.strftime('%Y%m%dT%H%M%S')}-{name}"
+    target = under / f"{time.strftime('%Y%m%dT%H%M%S')}-{name}"
     for data_dir in [*own, shared]:
         for path in sorted(data_dir.rglob("*")):
             inside = path.relative_to(data_dir)

@@ -10,7 +10,7 @@ import pycountry
 from golive_contracts.money import exponent, major_to_minor
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from golive_order.domain import OrderStatus
+from golive_order.domain.order import OrderStatus
 
 MAX_LINES = 100
 # A unit price above a million whole units of the currency is a typo or an attack, not an order.

@@ -1,41 +1,33 @@
-"""The orders read model (a projection of the orders topic) and the Idempotency-Key store."""
+"""The orders read model: a projection of the orders topic, and the queries behind GET /orders."""
 
 from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
 from golive_eventing.db import SqlProjection, as_utc, create_tables, insert_or_ignore, offsets_table
-from golive_eventing.runner import Consumed
+from golive_eventing.records import Consumed
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
     DateTime,
-    Float,
-    Integer,
     MetaData,
     String,
     Table,
     and_,
-    delete,
-    insert,
     or_,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
-from golive_order.domain import OrderStatus
+from golive_order.domain.order import OrderState, OrderStatus, evolve
 
 metadata = MetaData()
 
@@ -55,25 +47,11 @@ orders = Table(
     Column("last_event_id", String(36), nullable=False),
 )
 
-keys_metadata = MetaData()
-idempotency_keys = Table(
-    "idempotency_keys",
-    keys_metadata,
-    Column("key", String(200), primary_key=True),
-    Column("request_hash", String(64), nullable=False),
-    Column("order_id", String(36), nullable=False, index=True),
-    Column("state", String(8), nullable=False),  # pending | done
-    Column("claimed_at", Float, nullable=False),  # monotonic lease, wall clock seconds
-    Column("partition", Integer),
-    Column("offset", BigInteger),
-)
-
 consumer_offsets = offsets_table(metadata)
 
 
-def create_schema(engine: Engine, keys_engine: Engine) -> None:
+def create_schema(engine: Engine) -> None:
     create_tables(metadata, engine)
-    create_tables(keys_metadata, keys_engine)
 
 
 class OrderProjection(SqlProjection):
@@ -89,32 +67,23 @@ class OrderProjection(SqlProjection):
             # their OrderPlaced within a partition, so they are applied after it.
             conn.execute(insert_or_ignore(self.engine, table), placed)
         for record in batch:
-            match record.event:
-                case OrderConfirmed() as confirmed:
-                    _settled(
-                        conn, table, str(confirmed.order_id), OrderStatus.CONFIRMED, confirmed, None
-                    )
-                case OrderCancelled() as cancelled:
-                    _settled(conn, table, str(cancelled.order_id), OrderStatus.CANCELLED, cancelled,
-                             cancelled.reason)  # fmt: skip
-                case _:
-                    pass
+            if isinstance(record.event, OrderConfirmed | OrderCancelled):
+                _ended(conn, table, record.event)
 
 
-def _settled(
-    conn: Connection,
-    table: Table,
-    order_id: str,
-    status: OrderStatus,
-    event: Any,
-    reason: str | None,
-) -> None:
+def _ended(conn: Connection, table: Table, event: OrderConfirmed | OrderCancelled) -> None:
+    """The order's status as the aggregate's evolve has it; only a PLACED order moves."""
+    placed = OrderState(order_id=event.order_id, status=OrderStatus.PLACED)
+    after = evolve(placed, event)
+    if after.status is None or after.status is OrderStatus.PLACED:
+        return
     conn.execute(
         update(table)
-        .where(and_(table.c.order_id == order_id, table.c.status == OrderStatus.PLACED.value))
+        .where(table.c.order_id == str(event.order_id))
+        .where(table.c.status == OrderStatus.PLACED.value)
         .values(
-            status=status.value,
-            cancel_reason=reason,
+            status=after.status.value,
+            cancel_reason=after.cancel_reason,
             updated_at=event.envelope.occurred_at,
             last_event_id=str(event.envelope.event_id),
         )
@@ -217,94 +186,3 @@ def projected_offset(engine: Engine, consumer: str, topic: str, partition: int) 
             )
         ).first()
     return int(row[0]) if row else 0
-
-
-# -- idempotency ----------------------------------------------------------------------------------
-
-
-class Claim(StrEnum):
-    NEW = "new"  # ours: produce the event
-    DONE = "done"  # answered before: return that answer, emit nothing
-    IN_FLIGHT = "in_flight"  # another request holds the key right now: wait for its answer
-    CONFLICT = "conflict"  # the key was used with another body
-
-
-@dataclass(frozen=True)
-class KeyRecord:
-    order_id: str
-    state: str
-    partition: int | None
-    offset: int | None
-
-
-class IdempotencyStore:
-    def __init__(self, engine: Engine, lease_s: float) -> None:
-        self.engine = engine
-        self.lease_s = lease_s
-
-    def claim(self, key: str, request_hash: str, order_id: str) -> tuple[Claim, KeyRecord | None]:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        key=key,
-                        request_hash=request_hash,
-                        order_id=order_id,
-                        state="pending",
-                        claimed_at=time.time(),
-                    )
-                )
-            return Claim.NEW, None
-        except IntegrityError:
-            pass
-        with self.engine.begin() as conn:
-            row = conn.execute(
-                select(idempotency_keys).where(idempotency_keys.c.key == key)
-            ).first()
-            if row is None:  # released between our insert and this read: try again
-                return self.claim(key, request_hash, order_id)
-            record = KeyRecord(row.order_id, row.state, row.partition, row.offset)
-            if row.request_hash != request_hash:
-                return Claim.CONFLICT, record
-            if row.state == "done":
-                return Claim.DONE, record
-            if time.time() - row.claimed_at > self.lease_s:
-                # The request that claimed it died before answering: take it over. The event it may
-                # have written has the same id as ours, so consumers drop the duplicate.
-                conn.execute(
-                    update(idempotency_keys)
-                    .where(idempotency_keys.c.key == key)
-                    .values(claimed_at=time.time())
-                )
-                return Claim.NEW, None
-            return Claim.IN_FLIGHT, record
-
-    def complete(self, key: str, partition: int, offset: int) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.key == key)
-                .values(state="done", partition=partition, offset=offset)
-            )
-
-    def release(self, key: str) -> None:
-        """The event could not be made durable: free the key so a retry can try again."""
-        with self.engine.begin() as conn:
-            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
-
-    def get(self, key: str) -> KeyRecord | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(idempotency_keys).where(idempotency_keys.c.key == key)
-            ).first()
-        return KeyRecord(row.order_id, row.state, row.partition, row.offset) if row else None
-
-    def written(self, order_id: str) -> KeyRecord | None:
-        """Where this order's OrderPlaced was written, if this service wrote it."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(idempotency_keys).where(
-                    idempotency_keys.c.order_id == order_id, idempotency_keys.c.state == "done"
-                )
-            ).first()
-        return KeyRecord(row.order_id, row.state, row.partition, row.offset) if row else None

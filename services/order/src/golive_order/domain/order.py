@@ -1,4 +1,8 @@
-"""The order aggregate: decide(command, state) -> events, evolve(state, event) -> state. No I/O."""
+"""The order aggregate: decide(command, state) -> events, evolve(state, event) -> state. No I/O.
+
+evolve is the order status machine: PLACED, then CONFIRMED or CANCELLED once, for good. The read
+model (adapters/orders.py) and the settlement (settlement.py) apply it; neither keeps a copy.
+"""
 
 from __future__ import annotations
 
@@ -90,13 +94,22 @@ def decide(command: Command, state: OrderState, ctx: Context) -> list[Event]:
     if state.status is not OrderStatus.PLACED:
         return []  # terminal already: a late or repeated outcome changes nothing
     if isinstance(command, ExpirePayment):
-        return [OrderCancelled(envelope=_envelope(command.cause, "OrderCancelled", command.order_id, ctx),
-                               order_id=command.order_id, reason=PAYMENT_TIMEOUT)]  # fmt: skip
+        return [
+            OrderCancelled(
+                envelope=_envelope(command.cause, "OrderCancelled", command.order_id, ctx),
+                order_id=command.order_id,
+                reason=PAYMENT_TIMEOUT,
+            )
+        ]
     outcome = command.outcome
     cause = str(outcome.envelope.event_id)
     if isinstance(outcome, PaymentAuthorized):
-        return [OrderConfirmed(envelope=_envelope(cause, "OrderConfirmed", outcome.order_id, ctx),
-                               order_id=outcome.order_id)]  # fmt: skip
+        return [
+            OrderConfirmed(
+                envelope=_envelope(cause, "OrderConfirmed", outcome.order_id, ctx),
+                order_id=outcome.order_id,
+            )
+        ]
     return [
         OrderCancelled(
             envelope=_envelope(cause, "OrderCancelled", outcome.order_id, ctx),

@@ -1,19 +1,22 @@
-"""The black-box recorder: every record of every topic (dead letters included), raw and decoded.
-
-Append-only and idempotent on (topic, partition, offset); the consumed offsets commit in the same
-transaction. A record it cannot decode is stored raw and flagged, never retried forever.
-"""
+"""The audit store: what the recorder keeps (golive_audit.domain.recording), append-only and
+idempotent on (topic, partition, offset); the consumed offsets commit in the same transaction."""
 
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
-from golive_eventing.db import SqlProjection, as_utc, insert_or_ignore, offsets_table
-from golive_eventing.runner import Consumed
+from golive_eventing.db import (
+    SqlProjection,
+    as_utc,
+    create_tables,
+    insert_or_ignore,
+    offsets_table,
+)
+from golive_eventing.records import Consumed
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -29,6 +32,8 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection, Engine
+
+from golive_audit.domain.recording import recorded
 
 metadata = MetaData()
 events = Table(
@@ -52,37 +57,21 @@ events = Table(
 consumer_offsets = offsets_table(metadata)
 
 
-def subscription(topics: Sequence[str]) -> str:
-    """A regex over the event topics and their dead-letter topics (`<topic>.<group>.dlq`)."""
-    alternatives = "|".join(re.escape(t) for t in topics)
-    return rf"^({alternatives})(\.[A-Za-z0-9_-]+\.dlq)?$"
-
-
-def _header_value(value: bytes) -> str:
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(value).decode()
+def create_schema(engine: Engine) -> None:
+    create_tables(metadata, engine)
 
 
 def row_for(record: Consumed) -> dict[str, Any]:
-    event = record.event
-    headers = [[k, _header_value(v)] for k, v in record.headers]
-    header_type = next((v for k, v in headers if k == "event_type"), None)
-    return {
-        "topic": record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": datetime.fromtimestamp(record.timestamp_ms / 1000, UTC),
-        "key": record.key,
-        "event_type": event.type_name() if event else header_type,
-        "event_id": str(event.envelope.event_id) if event else None,
-        "correlation_id": event.envelope.correlation_id if event else record.key,
-        "headers": headers,
-        "raw": record.value,
-        "payload": event.model_dump(mode="json") if event else None,
-        "decode_error": record.error,
-    }
+    kept = recorded(
+        record.position,
+        record.timestamp_ms,
+        record.key,
+        record.headers,
+        record.value,
+        record.event,
+        record.error,
+    )
+    return asdict(kept)
 
 
 class Recorder(SqlProjection):

@@ -1,0 +1,1 @@
+"""The audit store: every recorded record, and the queries behind the API."""

@@ -1,0 +1,66 @@
+"""The one place audit is wired: settings -> database, registry, the recorder's consumer -> the
+app; and the console entry point that serves it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from golive_contracts import topology
+from golive_eventing import tracing
+from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan, serve
+from golive_eventing.db import database_check, make_engine
+from golive_eventing.health import service_readiness
+from golive_eventing.projection import ProjectionRunner
+from golive_eventing.rebuild import ReadModel, matching_topics
+
+from golive_audit.adapters import store
+from golive_audit.domain.recording import subscription
+from golive_audit.entrypoints import http
+from golive_audit.settings import AuditSettings
+
+VERSION = "0.1.0"
+
+
+def audit_app(settings: AuditSettings) -> FastAPI:
+    """The recorder (every event topic and its dead letters) and its API, in one process."""
+    tracing.setup(topology.AUDIT.service)
+    engine = make_engine(settings.audit_database_url)
+    store.create_schema(engine)
+    recorder = ProjectionRunner(
+        settings,
+        make_serde(settings),
+        topology.AUDIT,
+        store.Recorder(engine),
+        topics=[_pattern(settings)],
+    )
+    app = FastAPI(
+        title="Golive audit API",
+        version=VERSION,
+        lifespan=runner_lifespan(RunnerThreads([recorder])),
+    )
+    app.state.engine = engine
+    add_health(app, service_readiness(settings, [recorder], database_check(engine)))
+    app.include_router(http.router)
+    return app
+
+
+def read_model(settings: AuditSettings) -> ReadModel:
+    """The audit store, for `golive rebuild audit`."""
+    pattern = _pattern(settings)
+    return ReadModel(
+        name="audit",
+        database_url=settings.audit_database_url,
+        metadata=store.metadata,
+        projection=store.Recorder,
+        group=topology.AUDIT.name,
+        topics=lambda: matching_topics(settings, pattern),
+    )
+
+
+def _pattern(settings: AuditSettings) -> str:
+    return subscription([settings.names.topic(t) for t in topology.AUDIT.reads])
+
+
+def main() -> None:
+    """golive-audit."""
+    settings = AuditSettings()
+    serve(audit_app(settings), settings.audit_host, settings.audit_port)

@@ -1,0 +1,217 @@
+"""The poll loop every consumer shares: batch consume, decode via the registry, hand the batch to
+the subclass (which makes its effect durable), retry transient faults after a pause.
+
+Two ways to make progress durable, in their own modules: golive_eventing.projection (the change
+and the consumed offset in one database transaction) and golive_eventing.processor
+(consume-transform-produce in one Kafka transaction per batch).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from golive_contracts.topology import Group
+
+from golive_eventing.errors import TRANSIENT, PositionsMovedError, RetryBatchError
+from golive_eventing.records import Consumed, decode, first_offsets
+from golive_eventing.serde import EventSerde
+from golive_eventing.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+# The longest a fetch waits at a partition's end. Under read_committed the broker answers a
+# waiting fetch early only when the last stable offset moves, so a record appended inside an
+# open transaction reaches the cached high watermark up to this late (see read_to_end).
+FETCH_WAIT_MAX_MS = 500
+
+
+class Runner(ABC):
+    """The poll/consume loop shared by every consumer; subclasses decide what durable means.
+
+    `group` is the topology's; the loop reads its input topics in this environment (or
+    `topics`, a list or one pattern, when given) under the environment's group id.
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        serde: EventSerde,
+        group: Group,
+        *,
+        topics: Sequence[str] | None = None,
+        batch_size: int = 500,
+        assignment: str = "cooperative-sticky",
+        eof: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.serde = serde
+        self.declared = group
+        self.group = group.name
+        self.group_id = settings.names.group_id(group.name)
+        self.topics = list(topics or [settings.names.topic(t) for t in group.reads])
+        self.batch_size = batch_size
+        self.joined = threading.Event()
+        self.stopping = threading.Event()
+        self.assignment: set[tuple[str, int]] = set()
+        # Where each partition's last end-of-partition event came, if none came since its last
+        # record, assignment or seek (only with enable.partition.eof, which the processors with
+        # timers set). See read_to_end: under read_committed that end may be a transaction's start.
+        self.at_end: dict[tuple[str, int], int] = {}
+        self.cooperative = assignment == "cooperative-sticky"
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                "group.id": self.group_id,
+                "client.id": f"{group.name}-consumer",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "partition.assignment.strategy": assignment,
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 1000,
+                "enable.partition.eof": eof,
+                "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,  # timers' END_GRACE_S depends on it
+            }
+        )
+
+    # -- rebalancing -------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.start_positions(partitions)
+        if self.cooperative:
+            consumer.incremental_assign(partitions)
+        else:
+            consumer.assign(partitions)
+        self.assignment |= {(p.topic, p.partition) for p in partitions}
+        for p in partitions:
+            self.at_end.pop((p.topic, p.partition), None)
+        self.joined.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Batches are handled between polls and rebalances happen inside poll(), so no
+        # transaction is ever open here: nothing to abort, and nothing half-done to hand over.
+        if self.cooperative:
+            consumer.incremental_unassign(partitions)
+        else:
+            consumer.unassign()
+        self.assignment -= {(p.topic, p.partition) for p in partitions}
+        for p in partitions:
+            self.at_end.pop((p.topic, p.partition), None)
+        self.released(partitions)
+
+    def start_positions(self, partitions: list[TopicPartition]) -> None:  # noqa: B027 (optional hook)
+        """Set where each newly assigned partition starts (default: the group's committed offset)."""
+
+    def released(self, partitions: list[TopicPartition]) -> None:  # noqa: B027 (optional hook)
+        """These partitions went to another member (or were lost)."""
+
+    def tick(self) -> None:  # noqa: B027 (optional hook)
+        """Called on every turn of the loop, with or without records (timers)."""
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.consumer.subscribe(
+            self.topics,
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
+        attempt = 0
+        try:
+            while not self.stopping.is_set():
+                records = self._records(self._next_messages())
+                try:
+                    # Decoding is part of the batch: a registry that does not answer is a
+                    # transient fault like any other (pause, retry), never the loop's end.
+                    batch = [decode(m, self.serde, self.group) for m in records]
+                    if batch:
+                        self.handle(batch)
+                    self.tick()
+                    attempt = 0
+                except PositionsMovedError as exc:
+                    log.warning("%s: %s; continuing from there", self.group, exc)
+                    self.seek(exc.positions)
+                except (RetryBatchError, *TRANSIENT) as exc:
+                    log.warning("%s: batch failed, retrying: %s", self.group, exc)
+                    try:
+                        self.recover(first_offsets(records), exc)
+                    except TRANSIENT as still:
+                        log.warning("%s: cannot recover yet: %s", self.group, still)
+                    self.stopping.wait(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
+                    attempt += 1
+        finally:
+            self.close()
+
+    def _next_messages(self) -> list[Message]:
+        """Wait for one record (latency), then take what is already fetched (throughput).
+
+        consume(n, timeout) waits out its whole timeout unless n arrive: a delay on every hop.
+        """
+        first = self.consumer.poll(0.5)
+        if first is None:
+            return []
+        return [first, *self.consumer.consume(self.batch_size - 1, timeout=0)]
+
+    def _records(self, messages: list[Message]) -> list[Message]:
+        """The records among what the consumer returned, in order; an end-of-partition event
+        notes where its partition's end was, until its next record. An event fetched before a
+        revocation can be handed over after it: one for a partition not held is ignored."""
+        records = []
+        for message in messages:
+            place = (message.topic() or "", message.partition() or 0)
+            error = message.error()
+            if error is None:
+                self.at_end.pop(place, None)
+                records.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
+                if place in self.assignment:
+                    self.at_end[place] = message.offset() or 0
+            else:
+                log.warning("%s: consumer error: %s", self.group, error)
+        return records
+
+    def read_to_end(self, topic: str, partition: int) -> bool:
+        """Whether this partition has nothing left to read, open transactions included.
+
+        The end-of-partition event of a read_committed consumer comes at the last stable offset:
+        the first record of the oldest open transaction. What that transaction holds was logged
+        before now and may yet commit (a payment authorised before a deadline, say), so the
+        partition is at its end only once the event came at the high watermark, the log's end
+        as of the last fetch. A transaction left open by a crashed producer holds it until the
+        broker aborts it (transaction.timeout.ms). The high watermark is the one of the last
+        fetch, which may be FETCH_WAIT_MAX_MS old: callers allow for that (timers.END_GRACE_S).
+        """
+        end = self.at_end.get((topic, partition))
+        if end is None:
+            return False
+        _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+        return end >= high
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def recover(self, first: dict[tuple[str, int], int], exc: BaseException) -> None:
+        """After a failed batch (nothing of it committed): read it again, from `first`."""
+        del exc
+        self.seek(first)
+
+    def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
+        """Read these partitions (those still held) again from these offsets (None: the start)."""
+        for (topic, partition), offset in positions.items():
+            if (topic, partition) in self.assignment:
+                start = OFFSET_BEGINNING if offset is None else offset
+                self.consumer.seek(TopicPartition(topic, partition, start))
+                self.at_end.pop((topic, partition), None)  # until its end-of-partition event
+
+    @abstractmethod
+    def handle(self, batch: Sequence[Consumed]) -> None:
+        """Make the batch's effects and positions durable, or raise to retry it."""

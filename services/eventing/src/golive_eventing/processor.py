@@ -1,0 +1,250 @@
+"""Consume, decide, produce: one Kafka transaction per batch, with a stable transactional.id.
+
+The outputs, the state changes and the consumed offsets of a batch commit together or not at all;
+readers downstream use read_committed. The rules are a Decider (golive_eventing.decider), pure;
+this module is what runs them on Kafka: the transactions, the keyed state in its changelog
+(golive_eventing.state), dead letters, timers, and the recovery from a transaction that failed in
+Kafka (golive_eventing.recovery).
+
+A stateful processor's inputs are co-partitioned: the range assignor gives each member the same
+partition numbers of every input topic, and the changelog's partition p holds their keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Generic
+
+from confluent_kafka import TopicPartition
+from golive_contracts.events import Event
+from golive_contracts.topology import Group
+
+from golive_eventing import tracing
+from golive_eventing.deadletters import Attempts, dead_letter
+from golive_eventing.decider import Decider, Decision, Received, S, Unprocessable, document
+from golive_eventing.errors import TRANSIENT, RetryBatchError
+from golive_eventing.loop import Runner
+from golive_eventing.producer import produce_bounded, record_headers
+from golive_eventing.records import Consumed, next_offsets
+from golive_eventing.recovery import Transactions
+from golive_eventing.serde import EventSerde
+from golive_eventing.settings import KafkaSettings
+from golive_eventing.state import Changes, KeyedState
+from golive_eventing.timers import PartitionClock
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.25  # how often due timers are looked for
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class TransactionalProcessor(Runner, Generic[S]):
+    """A group of the topology's kind PROCESSOR, deciding with `decider`."""
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        serde: EventSerde,
+        group: Group,
+        decider: Decider[S],
+        instance: str,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        transactions: Transactions | None = None,
+    ) -> None:
+        super().__init__(
+            settings,
+            serde,
+            group,
+            assignment="range" if group.stateful else "cooperative-sticky",
+            eof=True,  # the timers' caught-up test (Runner.read_to_end)
+        )
+        self.decider = decider
+        self.clock = clock
+        changelog = settings.names.state_topic(group)
+        self.state = KeyedState(settings, changelog, group.name) if changelog else None
+        self.transactions = transactions or Transactions(settings, group.name, instance)
+        self.attempts = Attempts()
+        self.partition_clock = PartitionClock(self.topics, self.read_to_end, clock)
+        self._next_tick = 0.0
+
+    # -- recovery ----------------------------------------------------------------------------
+
+    def recover(self, first: dict[tuple[str, int], int], exc: BaseException) -> None:
+        """A batch failed in the handler, the registry or the database: the producer aborted
+        cleanly, so read the batch again. It failed in Kafka (the broker went away, a
+        coordinator moved, a fatal error): replace the producer, restore the state and go back to
+        the committed positions, since whether the last commit landed is unknown."""
+        self.transactions.failed(exc)
+        if not self.transactions.broken:
+            self.seek(first)
+            return
+        self.transactions.replace(exc)
+        if self.state is not None:
+            numbers = {p for _, p in self.assignment}
+            self.state.drop(numbers)
+            self.state.restore(numbers)
+        self.partition_clock.forget()
+        held = [TopicPartition(t, p) for t, p in sorted(self.assignment)]
+        committed = self.consumer.committed(held, timeout=30)
+        self.seek({(c.topic, c.partition): c.offset if c.offset >= 0 else None for c in committed})
+        self.transactions.repaired()
+
+    # -- ownership ---------------------------------------------------------------------------
+
+    def start_positions(self, partitions: list[TopicPartition]) -> None:
+        if self.state is None:
+            return
+        numbers = {p.partition for p in partitions}
+        by_topic = {t: {p.partition for p in partitions if p.topic == t} for t in self.topics}
+        if any(found != numbers for found in by_topic.values()):
+            log.error(
+                "%s: inputs are not co-partitioned (%s); give every input topic the same "
+                "partition count",
+                self.group,
+                by_topic,
+            )
+        self.state.restore(numbers)
+
+    def released(self, partitions: list[TopicPartition]) -> None:
+        if self.state is not None:
+            self.state.drop({p.partition for p in partitions})
+        self.partition_clock.forget((p.topic, p.partition) for p in partitions)
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def handle(self, batch: Sequence[Consumed]) -> None:
+        self.transactions.usable()
+        producer = self.transactions.producer
+        watchdog = self.transactions.watchdog
+        changes = self.state.begin() if self.state is not None else None
+        producer.begin_transaction()
+        try:
+            for record in batch:
+                if record.skip:
+                    continue
+                reason = self.attempts.poison(record)
+                if reason is not None:
+                    dead_letter(producer, record, self.group, reason)
+                    self._unprocessable(record, reason, changes)
+                    continue
+                with tracing.processing(record.topic, record.headers):
+                    self._process(record, changes)
+            if self.state is not None and changes is not None:
+                self.state.write(producer, changes)
+            with watchdog.watch("send_offsets_to_transaction", 30):
+                producer.send_offsets_to_transaction(
+                    next_offsets(batch), self.consumer.consumer_group_metadata(), 30
+                )
+            with watchdog.watch("commit_transaction", 30):
+                producer.commit_transaction(30)
+        except BaseException as exc:
+            self.transactions.abort(exc)
+            raise
+        if self.state is not None and changes is not None:
+            self.state.commit(changes)
+        self.partition_clock.saw(batch)
+        self.attempts.forget(batch)
+
+    def _process(self, record: Consumed, changes: Changes | None) -> None:
+        assert record.event is not None
+        received = Received(record.event, _logged_at(record))
+        try:
+            decision = self.decider.decide(
+                received, self._state(changes, received.key), self.clock()
+            )
+            self._keep(decision, changes, received.key, record.partition)
+        except TRANSIENT:
+            raise
+        except Exception as exc:
+            self.attempts.failed(record, exc)
+            raise RetryBatchError(f"handler failed on {record.position}: {exc}") from exc
+        self._produce(decision.events)
+
+    def _unprocessable(self, record: Consumed, reason: str, changes: Changes | None) -> None:
+        source = f"{record.topic}:{record.partition}:{record.offset}"
+        found = Unprocessable(record.key, record.event, reason, source)
+        state = self._state(changes, record.key) if record.key is not None else None
+        decision = self.decider.unprocessable(found, state, self.clock())
+        self._apply(decision, changes, record.key, record.partition)
+
+    def _state(self, changes: Changes | None, key: str) -> S | None:
+        document = changes.get(key) if changes is not None else None
+        return self.decider.load(document) if document is not None else None
+
+    def _apply(
+        self, decision: Decision[S], changes: Changes | None, key: str | None, partition: int
+    ) -> None:
+        self._keep(decision, changes, key, partition)
+        self._produce(decision.events)
+
+    def _keep(
+        self, decision: Decision[S], changes: Changes | None, key: str | None, partition: int
+    ) -> None:
+        """The key's next state into the batch's changes (its changelog record and timer)."""
+        if decision.state is not None:
+            if changes is None or key is None:
+                raise RetryBatchError(
+                    f"{self.group}: a decision kept state, but the group keeps none "
+                    "or the record has no key"
+                )
+            changes.put(key, partition, document(self.decider, decision.state))
+
+    def _produce(self, outputs: Sequence[Event]) -> None:
+        for output in outputs:
+            produce_bounded(
+                self.transactions.producer,
+                topic=self.serde.topic_of(type(output)),
+                key=output.envelope.correlation_id.encode(),
+                value=self.serde.serialize(output),
+                headers=record_headers(output),
+            )
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Fire the timers whose due time has passed on their partition's clock."""
+        if self.state is None or time.monotonic() < self._next_tick:
+            return
+        self.transactions.usable()
+        self._next_tick = time.monotonic() + TICK_S
+        now = self.clock()
+        due = self.state.due(now.timestamp())
+        if not due:
+            return
+        ready = []
+        for key, entry in due:
+            if self.partition_clock.time(entry.partition) >= float(entry.value["due_at"]):
+                ready.append((key, entry.partition))
+            else:
+                self.state.rearm(key, entry)
+        if not ready:
+            return
+        changes = self.state.begin()
+        producer = self.transactions.producer
+        producer.begin_transaction()
+        try:
+            for key, partition in ready:
+                found = self._state(changes, key)
+                if found is not None:
+                    self._apply(self.decider.expire(key, found, now), changes, key, partition)
+            self.state.write(producer, changes)
+            producer.commit_transaction(30)
+        except BaseException as exc:
+            self.transactions.abort(exc)
+            for key, _ in ready:
+                entry_now = self.state.entries.get(key)
+                if entry_now is not None:
+                    self.state.rearm(key, entry_now)
+            raise
+        self.state.commit(changes)
+
+
+def _logged_at(record: Consumed) -> datetime:
+    return datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)

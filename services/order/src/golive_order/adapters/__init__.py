@@ -1,0 +1,1 @@
+"""The order service's databases: the orders read model and the Idempotency-Key store."""

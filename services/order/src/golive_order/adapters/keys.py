@@ -1,0 +1,131 @@
+"""The Idempotency-Key store: which request claimed a key, with which body, and where its
+OrderPlaced was written (for read-your-writes). For SQLite in a file of its own by default, so a
+POST's writes never queue behind the projection's for SQLite's one write lock."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from golive_eventing.db import create_tables
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+keys_metadata = MetaData()
+idempotency_keys = Table(
+    "idempotency_keys",
+    keys_metadata,
+    Column("key", String(200), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("order_id", String(36), nullable=False, index=True),
+    Column("state", String(8), nullable=False),  # pending | done
+    Column("claimed_at", Float, nullable=False),  # monotonic lease, wall clock seconds
+    Column("partition", Integer),
+    Column("offset", BigInteger),
+)
+
+
+class Claim(StrEnum):
+    NEW = "new"  # ours: produce the event
+    DONE = "done"  # answered before: return that answer, emit nothing
+    IN_FLIGHT = "in_flight"  # another request holds the key right now: wait for its answer
+    CONFLICT = "conflict"  # the key was used with another body
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    order_id: str
+    state: str
+    partition: int | None
+    offset: int | None
+
+
+class IdempotencyStore:
+    def __init__(self, engine: Engine, lease_s: float) -> None:
+        self.engine = engine
+        self.lease_s = lease_s
+
+    def claim(self, key: str, request_hash: str, order_id: str) -> tuple[Claim, KeyRecord | None]:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(idempotency_keys).values(
+                        key=key,
+                        request_hash=request_hash,
+                        order_id=order_id,
+                        state="pending",
+                        claimed_at=time.time(),
+                    )
+                )
+            return Claim.NEW, None
+        except IntegrityError:
+            pass
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                select(idempotency_keys).where(idempotency_keys.c.key == key)
+            ).first()
+            if row is None:  # released between our insert and this read: try again
+                return self.claim(key, request_hash, order_id)
+            record = KeyRecord(row.order_id, row.state, row.partition, row.offset)
+            if row.request_hash != request_hash:
+                return Claim.CONFLICT, record
+            if row.state == "done":
+                return Claim.DONE, record
+            if time.time() - row.claimed_at > self.lease_s:
+                # The request that claimed it died before answering: take it over. The event it may
+                # have written has the same id as ours, so consumers drop the duplicate.
+                conn.execute(
+                    update(idempotency_keys)
+                    .where(idempotency_keys.c.key == key)
+                    .values(claimed_at=time.time())
+                )
+                return Claim.NEW, None
+            return Claim.IN_FLIGHT, record
+
+    def complete(self, key: str, partition: int, offset: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.key == key)
+                .values(state="done", partition=partition, offset=offset)
+            )
+
+    def release(self, key: str) -> None:
+        """The event could not be made durable: free the key so a retry can try again."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
+
+    def get(self, key: str) -> KeyRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(idempotency_keys).where(idempotency_keys.c.key == key)
+            ).first()
+        return KeyRecord(row.order_id, row.state, row.partition, row.offset) if row else None
+
+    def written(self, order_id: str) -> KeyRecord | None:
+        """Where this order's OrderPlaced was written, if this service wrote it."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(idempotency_keys).where(
+                    idempotency_keys.c.order_id == order_id, idempotency_keys.c.state == "done"
+                )
+            ).first()
+        return KeyRecord(row.order_id, row.state, row.partition, row.offset) if row else None
+
+
+def create_schema(engine: Engine) -> None:
+    create_tables(keys_metadata, engine)

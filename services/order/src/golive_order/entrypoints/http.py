@@ -1,0 +1,270 @@
+"""The order HTTP API: POST /orders (idempotent, 202 once the broker acknowledged), GET /orders.
+
+Routes take what they need as Annotated dependencies; golive_order.bootstrap provides them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from golive_contracts import topology
+from golive_contracts.envelope import order_id_for
+from golive_contracts.events import Address, OrderLine
+from golive_eventing.producer import DeliveryFailedError, EventProducer
+from golive_eventing.serde import RegistryUnavailableError, SchemaNotRegisteredError
+from sqlalchemy.engine import Engine
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from golive_order.adapters import orders
+from golive_order.adapters.keys import Claim, IdempotencyStore, KeyRecord
+from golive_order.domain.order import Context, OrderState, OrderStatus, PlaceOrder, decide
+from golive_order.entrypoints.models import OrderAccepted, OrderCreate, OrderPage, OrderPublic
+from golive_order.settings import OrderSettings
+
+SERVICE = "order"
+IN_FLIGHT_WAIT_S = 10.0
+RETRY_AFTER_S = "1"
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """What the routes use, wired by golive_order.bootstrap (tests wire their own)."""
+
+    settings: OrderSettings
+    engine: Engine  # the orders read model
+    producer: EventProducer
+    keys: IdempotencyStore
+    clock: Callable[[], datetime]
+
+
+def _ordering(request: Request) -> Ordering:
+    return cast(Ordering, request.app.state.ordering)
+
+
+OrderingDep = Annotated[Ordering, Depends(_ordering)]
+router = APIRouter(tags=["orders"])
+
+
+@router.post(
+    "/orders",
+    status_code=202,
+    response_model=OrderAccepted,
+    summary="Place an order (idempotent with Idempotency-Key)",
+    responses={
+        413: {"description": "Body too large"},
+        503: {"description": "Not durable: retry with the same Idempotency-Key"},
+    },
+)
+async def place_order(
+    order: OrderCreate,
+    response: Response,
+    ordering: OrderingDep,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1, max_length=200, description="Retries with the same key place one order."
+        ),
+    ] = None,
+) -> Any:
+    key = idempotency_key or f"generated:{uuid.uuid4()}"
+    order_id = order_id_for(key)
+    keys = ordering.keys
+    claim, _ = await run_in_threadpool(keys.claim, key, _request_hash(order), str(order_id))
+    if claim is Claim.CONFLICT:
+        raise _idempotency_problem("this Idempotency-Key was used with a different request body")
+    if claim is Claim.IN_FLIGHT and await _wait_for_answer(keys, key) is None:
+        return _unavailable("the first request with this key has not finished")
+    if claim is not Claim.NEW:
+        return _accepted(response, order_id)
+
+    command = PlaceOrder(
+        order_id=order_id,
+        idempotency_key=key,
+        customer_id=order.customer_id,
+        email=str(order.email),
+        shipping_address=Address(**order.shipping_address.model_dump()),
+        lines=tuple(OrderLine(**line.model_dump()) for line in order.lines),
+        currency=order.currency,
+        card_token=order.card_token,
+    )
+    ctx = Context(now=ordering.clock(), producer=SERVICE, version=ordering.settings.version)
+    (placed,) = decide(command, OrderState(), ctx)
+    try:
+        delivered = await ordering.producer.publish(placed, key=str(order_id))
+    except (DeliveryFailedError, RegistryUnavailableError) as exc:
+        await run_in_threadpool(keys.release, key)
+        return _unavailable(f"not durable ({exc})")
+    except SchemaNotRegisteredError:
+        await run_in_threadpool(keys.release, key)
+        raise
+    await run_in_threadpool(keys.complete, key, delivered.partition, delivered.offset)
+    return _accepted(response, order_id)
+
+
+@router.get(
+    "/orders/{order_id}",
+    response_model=OrderPublic,
+    responses={404: {"description": "Unknown order"}},
+)
+async def get_order(order_id: uuid.UUID, ordering: OrderingDep) -> Any:
+    found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
+    if found is None and await _caught_up(ordering, str(order_id)):
+        found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
+    if found is None:
+        raise HTTPException(status_code=404, detail=f"order {order_id} not found")
+    return found
+
+
+@router.get(
+    "/orders",
+    response_model=OrderPage,
+    responses={422: {"description": "Invalid filter or cursor"}},
+)
+async def list_orders(
+    ordering: OrderingDep,
+    customer_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    status: OrderStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Any:
+    try:
+        items, next_cursor = await run_in_threadpool(
+            orders.list_orders, ordering.engine, customer_id, status, limit, cursor
+        )
+    except ValueError as exc:
+        detail = [{"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}]
+        raise HTTPException(status_code=422, detail=detail) from exc
+    return {"items": items, "next_cursor": next_cursor}
+
+
+# -- the edge: bodies too large or not even JSON -----------------------------------------------
+
+
+class BodyLimit:
+    """413 for a body over the limit, whether or not it declares its length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large(send, self.max_bytes)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLargeError:
+            await _too_large(send, self.max_bytes)
+
+
+class _TooLargeError(Exception):
+    pass
+
+
+async def _too_large(send: Send, max_bytes: int) -> None:
+    body = f'{{"detail":"request body larger than {max_bytes} bytes"}}'.encode()
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def unparseable_body_is_422(request: Request, exc: Exception) -> Response:
+    """FastAPI answers 400 for a body it cannot even decode (not UTF-8); to clients it is malformed JSON."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        detail = [{"loc": ["body"], "msg": "body is not valid UTF-8 JSON", "type": "json_invalid"}]
+        return JSONResponse(status_code=422, content={"detail": detail})
+    return await http_exception_handler(request, exc)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _request_hash(order: OrderCreate) -> str:
+    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+
+
+def _idempotency_problem(message: str) -> HTTPException:
+    detail = [
+        {"loc": ["header", "Idempotency-Key"], "msg": message, "type": "idempotency_key_reused"}
+    ]
+    return HTTPException(status_code=422, detail=detail)
+
+
+def _unavailable(reason: str) -> JSONResponse:
+    return JSONResponse(
+        status_code=503,
+        content={"detail": f"{reason}: outcome unknown, retry with the same Idempotency-Key"},
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+def _accepted(response: Response, order_id: uuid.UUID) -> OrderAccepted:
+    response.headers["Location"] = f"/orders/{order_id}"
+    return OrderAccepted(order_id=order_id, status=OrderStatus.PLACED)
+
+
+async def _poll(probe: Callable[[], Awaitable[bool]], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await probe():
+            return True
+        await asyncio.sleep(0.02)
+    return await probe()
+
+
+async def _wait_for_answer(keys: IdempotencyStore, key: str) -> KeyRecord | None:
+    """Concurrent duplicate: wait (bounded) for the first request's answer."""
+
+    async def done() -> bool:
+        record = await run_in_threadpool(keys.get, key)
+        return record is None or record.state == "done"
+
+    if not await _poll(done, IN_FLIGHT_WAIT_S):
+        return None
+    record = await run_in_threadpool(keys.get, key)
+    return record if record and record.state == "done" else None
+
+
+async def _caught_up(ordering: Ordering, order_id: str) -> bool:
+    """Read your own writes: wait (bounded) until the projection passed this order's OrderPlaced."""
+    written = await run_in_threadpool(ordering.keys.written, order_id)
+    if written is None or written.partition is None or written.offset is None:
+        return False
+    topic, partition, offset = ordering.settings.orders_topic, written.partition, written.offset
+    projector = topology.ORDER_PROJECTOR.name
+
+    async def projected() -> bool:
+        position = await run_in_threadpool(
+            orders.projected_offset, ordering.engine, projector, topic, partition
+        )
+        return position > offset
+
+    return await _poll(projected, ordering.settings.read_your_writes_timeout_s)

@@ -1,0 +1,1 @@
+"""Payment's database: the payments read model."""
