@@ -56,7 +56,9 @@ def server_properties(config: PlatformConfig, log_dirs: Path) -> dict[str, str]:
         # until a later transaction of the same producer resolves them, committed or aborted.
         # That lost acknowledged commits and duplicated payments after a restart
         # (docs/reliability.md, "A broker stopped mid-commit"). Without it the broker stops
-        # serving first, and on restart completes what its transaction log says.
+        # serving first. Starting, a single broker is still fenced for a moment, and a commit
+        # it completes then can lose its markers the same way: the processors settle those
+        # themselves (golive_eventing.recovery.Transactions.sweep).
         "controlled.shutdown.enable": "false",
     }
 
@@ -98,9 +100,15 @@ class KafkaNode:
         if (self.log_dirs / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        argv = [*self._java_args(java, "128m"), "kafka.tools.StorageTool", "format",
-                # --cluster-id=: an id that starts with "-" (1 in 64) is not taken for an option
-                f"--cluster-id={cluster_id}", "-c", str(self.properties)]  # fmt: skip
+        argv = [
+            *self._java_args(java, "128m"),
+            "kafka.tools.StorageTool",
+            "format",
+            # --cluster-id=: an id that starts with "-" (1 in 64) is not taken for an option
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(self.properties),
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise PlatformError(

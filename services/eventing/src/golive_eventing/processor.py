@@ -70,6 +70,7 @@ class TransactionalProcessor(Runner, Generic[S]):
         changelog = settings.names.state_topic(group)
         self.state = KeyedState(settings, changelog, group.name) if changelog else None
         self.transactions = transactions or Transactions(settings, group.name, instance)
+        self._sweep()
         self.attempts = Attempts()
         self.partition_clock = PartitionClock(self.topics, self.read_to_end, clock)
         self._next_tick = 0.0
@@ -86,6 +87,7 @@ class TransactionalProcessor(Runner, Generic[S]):
             self.seek(first)
             return
         self.transactions.replace(exc)
+        self._sweep()
         if self.state is not None:
             numbers = {p for _, p in self.assignment}
             self.state.drop(numbers)
@@ -95,6 +97,17 @@ class TransactionalProcessor(Runner, Generic[S]):
         committed = self.consumer.committed(held, timeout=30)
         self.seek({(c.topic, c.partition): c.offset if c.offset >= 0 else None for c in committed})
         self.transactions.repaired()
+
+    def _sweep(self) -> None:
+        """What an earlier producer of our transactional id left without markers, settled before
+        the new producer's first transaction (recovery.Transactions.sweep)."""
+        names = self.settings.names
+        written = [names.topic(t) for t in self.declared.writes]
+        written += names.dead_letter_topics(self.declared)
+        if self.state is not None:
+            written.append(self.state.topic)
+        staged = [TopicPartition(self.topics[0], 0, 0)]  # discarded with the sweep
+        self.transactions.sweep(written, self.consumer.consumer_group_metadata(), staged)
 
     # -- ownership ---------------------------------------------------------------------------
 

@@ -1,11 +1,20 @@
-"""A transactional producer that is replaced, not trusted, after a transaction fails in Kafka;
-and the watchdog that ends a process whose Kafka call blocked past its timeout (crash-only).
+"""A transactional producer that is replaced, not trusted, after a transaction fails in Kafka or
+the broker goes away; what an earlier producer of the same id left without a marker, settled
+before the new one commits anything; and the watchdog that ends a process whose Kafka call
+blocked past its timeout (crash-only).
 
 librdkafka's own recovery of a transactional producer after a broker restart is not to be relied
 on: it has left producers waiting on a request never sent (every call then fails with
 _CONFLICT), blocked in send_offsets_to_transaction past its timeout, and failing
 OUT_OF_ORDER_SEQUENCE_NUMBER epoch bumps. A new producer with the same transactional.id fences
 the old one and aborts what it left open, every time.
+
+Kafka's own coordinator is not to be relied on either, on a broker that restarts alone: it skips
+the markers of a partition whose leader it cannot find ("likely deleted"), and a single broker
+stopping or starting leaves every partition leaderless for a moment. A transaction completed in
+that moment has no marker anywhere; its records stay pending until this producer id's next
+marker on each partition settles them, whichever way that transaction goes (docs/reliability.md,
+"A broker stopped mid-commit"). `Transactions.sweep` settles them all one way first.
 """
 
 from __future__ import annotations
@@ -14,13 +23,14 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 
 from golive_eventing.errors import RetryBatchError
-from golive_eventing.producer import kafka_error, producer_config
+from golive_eventing.producer import kafka_error, produce_bounded, producer_config
 from golive_eventing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -32,6 +42,7 @@ RECOVERY_LIMIT_S = 60.0
 # How long a crashed instance's open transaction blocks readers until the broker aborts it.
 TRANSACTION_TIMEOUT_MS = 10_000
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+SWEEP_KEY = b"golive.sweep"  # the key of a sweep's records, which are aborted, so never read
 
 
 class RecoveryFailedError(RuntimeError):
@@ -106,7 +117,8 @@ class Watchdog:
 
 class Transactions:
     """One processor instance's transactional producer (transactional.id
-    `<group prefix><group>-<instance>`), replaced whenever a transaction fails in Kafka."""
+    `<group prefix><group>-<instance>`), replaced whenever a transaction fails in Kafka or the
+    broker went away; each new one sweeps (see `sweep`) before its first transaction."""
 
     def __init__(self, settings: KafkaSettings, group: str, instance: str) -> None:
         self.settings = settings
@@ -114,6 +126,7 @@ class Transactions:
         self.transactional_id = settings.names.transactional_id(group, instance)
         self.watchdog = Watchdog(group)
         self._broken_since: float | None = None
+        self._went_away = False
         self.producer = self._new_producer()
 
     def _new_producer(self) -> Producer:
@@ -126,28 +139,40 @@ class Transactions:
                 **{
                     "transactional.id": self.transactional_id,
                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                    "error_cb": self._on_error,
                 },
             )
         )
         producer.init_transactions(30)
         return producer
 
+    def _on_error(self, error: KafkaError) -> None:
+        """librdkafka's thread: every broker is unreachable. What the broker completed as it
+        stopped or started may be left without markers; the producer is replaced (and sweeps)
+        before this process commits anything else."""
+        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._went_away = True
+
     @property
     def broken(self) -> bool:
-        """A transaction failed in Kafka and the producer has not been replaced yet."""
+        """A transaction failed in Kafka, or the broker went away, and the producer has not
+        been replaced yet."""
         return self._broken_since is not None
 
     def failed(self, exc: BaseException) -> None:
         """A batch failed with `exc`. Fenced: another process has our transactional.id, so this
-        one must stop (crash-only). In Kafka: the producer is not to be used again."""
+        one must stop (crash-only). In Kafka, or with the broker gone meanwhile: the producer is
+        not to be used again."""
         if fenced(exc):
             raise ProducerFencedError(f"{self.transactional_id} was fenced: {exc}") from exc
-        if isinstance(exc, KafkaException) and self._broken_since is None:
+        if (isinstance(exc, KafkaException) or self._went_away) and self._broken_since is None:
             self._broken_since = time.monotonic()
 
     def usable(self) -> None:
         if self.broken:
             raise RetryBatchError("the producer is being replaced")
+        if self._went_away:
+            raise RetryBatchError("the broker went away: the producer is replaced first")
 
     def replace(self, cause: BaseException) -> None:
         """A new producer in place of the broken one, or RecoveryFailedError past the limit."""
@@ -160,6 +185,7 @@ class Transactions:
         # The new producer's init_transactions fences the old one first; dropping the old one
         # waits for its threads, which a wedged one may never end: watched like its calls.
         with self.watchdog.watch("replacing the producer", 60):
+            self._went_away = False  # from here on, a new disappearance counts again
             old, self.producer = self.producer, self._new_producer()
             # Its transaction is aborted (fenced by the new producer): what it still holds is
             # never to be delivered. Dropped here, not left to librdkafka's warning at teardown.
@@ -170,6 +196,36 @@ class Transactions:
             log.warning(
                 "%s: dropped %d unsent messages of the aborted transaction", self.group, unsent
             )
+
+    def sweep(
+        self, topics: Sequence[str], group_metadata: Any, offsets: Sequence[TopicPartition]
+    ) -> None:
+        """Settle, as aborted, whatever an earlier producer of this transactional id left without
+        a marker on any partition it may write: `topics` (its outputs, dead letters and
+        changelog) and the group's offsets (`offsets`, staged for the group of `group_metadata`
+        and discarded with the rest). One transaction writes to every one of them and is aborted:
+        its abort marker settles this producer id's pending records there, on every partition
+        alike. What they held is read again from the committed positions and decided again, to
+        the same events (their ids derive from their causes). Before the producer's first
+        transaction only: a committed one would settle some of them the other way first."""
+        producer = self.producer
+        with self.watchdog.watch("sweeping what an earlier producer left", 60):
+            producer.begin_transaction()
+            for topic in topics:
+                for partition in producer.list_topics(topic, timeout=10).topics[topic].partitions:
+                    produce_bounded(
+                        producer, topic=topic, key=SWEEP_KEY, value=None, partition=partition
+                    )
+            if producer.flush(30) != 0:  # delivered: each partition is in the transaction
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "sweep not delivered"))
+            try:
+                producer.send_offsets_to_transaction(list(offsets), group_metadata, 10)
+            except KafkaException as exc:
+                if fenced(exc):
+                    raise ProducerFencedError(f"{self.transactional_id} was fenced: {exc}") from exc
+                # An abortable error (the group's generation, say): the offsets partition is in
+                # the transaction all the same, which is all the abort needs.
+            producer.abort_transaction(30)
 
     def repaired(self) -> None:
         """The new producer, the state and the positions are all in place again."""
