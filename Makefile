@@ -67,9 +67,10 @@ postgres-install: install ## Install PostgreSQL's server (Debian's package) if n
 	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } \
 	  || { echo "error: PostgreSQL server binaries not found; install PostgreSQL or set GOLIVE_POSTGRES_BINDIR" >&2; exit 1; }
 
-lint: install ## ruff, and rustfmt and clippy for the native crate: lint and format check
+lint: install ## ruff, the import contracts (lint-imports), rustfmt and clippy: lint and format check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
+	$(RUN) lint-imports --no-cache
 	cd $(NATIVE) && cargo fmt --check && cargo clippy --release --all-targets --quiet -- -D warnings
 
 format: install ## ruff and rustfmt: fix what can be fixed, format

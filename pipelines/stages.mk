@@ -2,8 +2,8 @@
 # Jenkins: Jenkinsfile). `make ci` runs the same graph here, independent stages in parallel.
 # Included from the Makefile; docs/pipeline.md explains each stage.
 
-CHECK_STAGES := lint types unit schema-gate package
-CLUSTER_STAGES := integration platform e2e reliability
+CHECK_STAGES := lint types unit native schema-gate package
+CLUSTER_STAGES := integration platform e2e reliability replay regression
 STAGES := $(CHECK_STAGES) $(CLUSTER_STAGES) deploy
 # One stage per core: four cluster stages on two cores failed e2e and reliability (docs/pipeline.md).
 CI_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -57,8 +57,8 @@ tools: install $(ACTIONLINT) $(KUBECONFORM) $(NODE_TOOLS) ## Fetch the pipeline'
 
 # -- stages ------------------------------------------------------------------------------------
 
-stage-lint: install $(ACTIONLINT) $(NODE_TOOLS) ## Stage: ruff, actionlint (workflows), npm-groovy-lint (Jenkinsfile)
-	$(STAGE) lint "$(RUN) ruff check ." "$(RUN) ruff format --check ." \
+stage-lint: install $(ACTIONLINT) $(NODE_TOOLS) ## Stage: ruff, the import contracts, actionlint (workflows), npm-groovy-lint (Jenkinsfile)
+	$(STAGE) lint "$(RUN) ruff check ." "$(RUN) ruff format --check ." "$(RUN) lint-imports --no-cache" \
 	  "PATH=$(CURDIR)/.venv/bin:\$$PATH $(ACTIONLINT) -no-color" \
 	  "pipelines/tools/node_modules/.bin/npm-groovy-lint --config pipelines/tools/groovylintrc.json --failon warning --noserver --output txt Jenkinsfile"
 
@@ -67,6 +67,11 @@ stage-types: install ## Stage: mypy --strict
 
 stage-unit: install ## Stage: the unit tier (no I/O)
 	$(STAGE) unit "$(RUN) pytest tests/unit $(PYTEST_ARGS)"
+
+stage-native: install ## Stage: the recorder's native crate: rustfmt, clippy (warnings fail), cargo test
+	$(STAGE) native "cd $(NATIVE) && cargo fmt --check" \
+	  "cd $(NATIVE) && cargo clippy --release --all-targets --quiet -- -D warnings" \
+	  "cd $(NATIVE) && cargo test --release --quiet"
 
 stage-schema-gate: install $(NODE_TOOLS) ## Stage: FULL_TRANSITIVE gate, AsyncAPI drift and validation
 	$(STAGE) schema-gate "$(GOLIVE) schemas check --against-ref $(SCHEMA_GATE_REF)" \
@@ -85,6 +90,15 @@ stage-e2e: install postgres-install fetch ## Stage: the end-to-end tier (the fou
 stage-reliability: install postgres-install fetch ## Stage: the reliability tier (faults injected into the running system)
 	$(STAGE) reliability "test -d tests/reliability || { echo 'tests/reliability does not exist' >&2; exit 1; }" \
 	  "$(RUN) pytest tests/reliability $(PYTEST_ARGS)"
+
+stage-replay: install postgres-install fetch ## Stage: the recorder's tier (capture, desensitise, replay, regress on the real broker)
+	$(STAGE) replay "$(RUN) pytest tests/replay $(PYTEST_ARGS)"
+
+# golive regress on KAFKA_BOOTSTRAP_SERVERS when set, else on the test platform (ci-cluster-up).
+REGRESS_ON = $(if $(KAFKA_BOOTSTRAP_SERVERS),,$(shell $(RUN) python -c 'from golive_platform.testing import suite_config; c = suite_config(); print("--bootstrap", c.bootstrap_servers, "--registry", c.registry_url)'))
+
+stage-regression: install fetch ci-cluster-up ## Stage: the golden capture through this build's services, diffed (as make replay-regression)
+	$(STAGE) regression "$(GOLIVE) regress $(GOLDEN_CAPTURE) --report var/replay-regression.json $(REGRESS_ON)"
 
 stage-package: install ## Stage: wheels of every package (uv build), Dockerfiles linted (hadolint)
 	$(STAGE) package "rm -rf dist && $(UV) build --all-packages --wheel --out-dir dist --quiet && ls dist" \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make stress-outage: the outage and fault tests (tests/reliability) N times in a row on one test
 # platform, each run's result and time on a line, then how many passed. A failed run's whole logs
-# are kept under var/test-logs/ (tests/reliability/conftest.py); its pytest output under
+# are kept under var/test-logs/ (tests/plugins/logs.py); its pytest output under
 # var/stress/. Exit 1 if any run failed.
 set -uo pipefail
 runs=${1:?usage: stress-outage.sh N PYTEST...}
