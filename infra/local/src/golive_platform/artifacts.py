@@ -70,11 +70,16 @@ def fetch(config: PlatformConfig, *, echo: bool = True) -> Artifacts:
             f"{config.apicurio_version} from Maven Central into {config.cache_dir} (once)"
         )
     cmd = [
-        mvn, "-B", "-q", "-f", str(config.pom), "generate-resources",
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(config.pom),
+        "generate-resources",
         f"-Dgolive.cache={config.cache_dir}",
         f"-Dkafka.version={config.kafka_version}",
         f"-Dapicurio.version={config.apicurio_version}",
-    ]  # fmt: skip
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not _complete(artifacts, config.kafka_version):
         output = done.stdout + done.stderr

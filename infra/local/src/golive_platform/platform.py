@@ -251,8 +251,11 @@ class Platform:
 
     def stop_services(self) -> list[str]:
         with self._lock():
-            return [s.name for s in reversed(self.services)
-                    if process.stop(self.config.run_dir, s.name, self.config.stop_timeout_s)]  # fmt: skip
+            return [
+                s.name
+                for s in reversed(self.services)
+                if process.stop(self.config.run_dir, s.name, self.config.stop_timeout_s)
+            ]
 
     def _start(self, launch: process.Launch, started: list[str]) -> process.Running:
         running, _ = process.start(self.config.run_dir, launch)

@@ -104,8 +104,17 @@ class PostgresNode:
             os.chown(self.home, uid, gid)
         if (self.pgdata / "PG_VERSION").exists():
             return
-        argv = [str(bindir / "initdb"), "-D", str(self.pgdata), "-U", ROLE, "--auth=trust",
-                "--encoding=UTF8", "--locale=C", "--no-sync"]  # fmt: skip
+        argv = [
+            str(bindir / "initdb"),
+            "-D",
+            str(self.pgdata),
+            "-U",
+            ROLE,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+        ]
         done = subprocess.run(
             argv, capture_output=True, text=True, user=uid, group=gid, check=False
         )
@@ -118,15 +127,21 @@ class PostgresNode:
         uid, gid = self._ids()
         argv = [
             str(self.bindir / "postgres"),
-            "-D", str(self.pgdata),
-            "-p", str(self.config.postgres_port),
+            "-D",
+            str(self.pgdata),
+            "-p",
+            str(self.config.postgres_port),
             # TCP only: every client here uses 127.0.0.1, and a Unix socket path under a deep
             # data dir can exceed the 107-byte limit, which stops the server from starting.
-            "-k", "",
-            "-c", f"listen_addresses={self.config.host}",
-            "-c", "shared_buffers=64MB",
-            "-c", "max_connections=100",
-        ]  # fmt: skip
+            "-k",
+            "",
+            "-c",
+            f"listen_addresses={self.config.host}",
+            "-c",
+            "shared_buffers=64MB",
+            "-c",
+            "max_connections=100",
+        ]
         if uid is not None:
             self.log.touch()
             os.chown(self.log, uid, gid or 0)

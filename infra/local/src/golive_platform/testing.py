@@ -47,11 +47,24 @@ def suite_config(**overrides: object) -> PlatformConfig:
 def config_env(config: PlatformConfig) -> dict[str, str]:
     """The GOLIVE_* environment that makes a `golive` subprocess use `config`."""
     fields = (
-        "root", "data_dir", "cache_dir", "kafka_port", "kafka_controller_port", "registry_port",
-        "registry_management_port", "postgres_port", "order_port", "order_process_manager_port",
-        "payment_port", "audit_port", "kafka_heap", "registry_heap",
-        "kafka_version", "apicurio_version", "ready_timeout_s",
-    )  # fmt: skip
+        "root",
+        "data_dir",
+        "cache_dir",
+        "kafka_port",
+        "kafka_controller_port",
+        "registry_port",
+        "registry_management_port",
+        "postgres_port",
+        "order_port",
+        "order_process_manager_port",
+        "payment_port",
+        "audit_port",
+        "kafka_heap",
+        "registry_heap",
+        "kafka_version",
+        "apicurio_version",
+        "ready_timeout_s",
+    )
     env = {f"GOLIVE_{name.upper()}": str(getattr(config, name)) for name in fields}
     if config.java_home is not None:
         env["GOLIVE_JAVA_HOME"] = str(config.java_home)

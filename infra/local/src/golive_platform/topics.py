@@ -291,22 +291,34 @@ def _reconcile(
     partitions = len(topic.partitions)
     if partitions > spec.partitions:
         changes.append(
-            Change(spec.name, "cannot", f"has {partitions} partitions, declared {spec.partitions}: "
-                   "Kafka cannot remove partitions (recreate the topic)")
-        )  # fmt: skip
+            Change(
+                spec.name,
+                "cannot",
+                f"has {partitions} partitions, declared {spec.partitions}: "
+                "Kafka cannot remove partitions (recreate the topic)",
+            )
+        )
     elif partitions < spec.partitions:
         if spec.keyed and not force:
             changes.append(
-                Change(spec.name, "refused", f"{partitions} -> {spec.partitions} partitions would "
-                       "move keys to other partitions and break per-key order; use --force")
-            )  # fmt: skip
+                Change(
+                    spec.name,
+                    "refused",
+                    f"{partitions} -> {spec.partitions} partitions would "
+                    "move keys to other partitions and break per-key order; use --force",
+                )
+            )
         elif dry_run or grow_partitions(admin, spec):
             changes.append(Change(spec.name, "partitions", f"{partitions} -> {spec.partitions}"))
 
     replicas = len(topic.partitions[0].replicas) if topic.partitions else 0
     if replicas != spec.replication_factor:
         changes.append(
-            Change(spec.name, "cannot", f"replication factor is {replicas}, declared "
-                   f"{spec.replication_factor}: needs a partition reassignment")
-        )  # fmt: skip
+            Change(
+                spec.name,
+                "cannot",
+                f"replication factor is {replicas}, declared "
+                f"{spec.replication_factor}: needs a partition reassignment",
+            )
+        )
     return changes or [Change(spec.name, "unchanged")]
