@@ -45,8 +45,12 @@ def test_a_declining_card_is_declined_with_its_reason(payment: InMemory[Decided]
 
 def test_an_order_is_decided_once_however_often_it_comes(payment: InMemory[Decided]) -> None:
     """A duplicate, a replay or a redelivery decides nothing twice."""
-    placed = order_placed()
-    [_] = payment.receive(placed)
+    placed, other = order_placed(), order_placed()
+    decided = payment.receive_all([placed, other, placed, other])
+    assert [e.envelope.correlation_id for e in decided] == [
+        str(placed.order_id),
+        str(other.order_id),
+    ]
     assert payment.receive(placed) == []
     assert payment.unprocessable(str(placed.order_id), "handler failed", event=placed) == []
 

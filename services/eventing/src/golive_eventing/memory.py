@@ -7,7 +7,7 @@ the changelog in Kafka, so a state that does not survive its own codec fails her
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Generic
 
@@ -33,6 +33,10 @@ class InMemory(Generic[S]):
         return self._apply(
             received.key, self.decider.decide(received, self.state(received.key), self.clock())
         )
+
+    def receive_all(self, events: Iterable[Event]) -> list[Event]:
+        """Each event in turn, logged now; every event they caused."""
+        return [caused for event in events for caused in self.receive(event)]
 
     def unprocessable(
         self, key: str | None, reason: str, event: Event | None = None, source: str = "t:0:0"
