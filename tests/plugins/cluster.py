@@ -7,20 +7,23 @@ import contextlib
 import gc
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from golive_platform import process
 from golive_platform.testing import (
     Cluster,
     choose_source,
     docker_answers,
     local_cluster,
     provide_cluster,
+    suite_config,
 )
 
-from tests.helpers import Topics, make_topics
+from tests.helpers import Topics, free_port, make_topics, service_ports
+from tests.instances import Broker
 
 _SHARED = pytest.StashKey[contextlib.ExitStack]()
 
@@ -82,3 +85,24 @@ def database_url(
     yield f"{base}/{name}"
     with psycopg.connect(cluster.postgres_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def own_broker(
+    cluster: Cluster, tmp_path: Path, keep_logs: Callable[[Path], None]
+) -> Iterator[Broker]:
+    """A broker of the test's own, on ports of its own, to stop and start again (the local
+    platform only); its whole logs and data kept if the test fails."""
+    if cluster.source != "local":
+        pytest.skip("stops and starts a broker process of the local platform")
+    config = suite_config(
+        data_dir=tmp_path / "broker-instance",
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
+        **service_ports(),
+    )
+    keep_logs(config.data_dir)
+    broker = Broker(config)
+    broker.start()
+    yield broker
+    process.stop(config.run_dir, broker.node.name, config.stop_timeout_s)

@@ -18,16 +18,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from golive_platform import process
-from golive_platform.testing import Cluster, suite_config
 
-from tests.helpers import create_topic, eventually, free_port, service_ports
+from tests.helpers import create_topic, eventually
 from tests.instances import Broker
 
 pytestmark = [pytest.mark.reliability, pytest.mark.stress]
@@ -39,21 +35,9 @@ quiet = logging.getLogger("tests.broker-restart")  # librdkafka's refused connec
 
 
 @pytest.fixture
-def broker(cluster: Cluster, tmp_path: Path, keep_logs: Callable[[Path], None]) -> Iterator[Broker]:
-    if cluster.source != "local":
-        pytest.skip("stops and starts a broker process of the local platform")
-    config = suite_config(
-        data_dir=tmp_path / "broker-instance",
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        **service_ports(),
-    )
-    keep_logs(config.data_dir)
-    found = Broker(config)
-    found.start()
-    create_topic(config.bootstrap_servers, "padding", partitions=60)  # more to hand over
-    yield found
-    process.stop(config.run_dir, found.node.name, config.stop_timeout_s)
+def broker(own_broker: Broker) -> Broker:
+    create_topic(own_broker.config.bootstrap_servers, "padding", partitions=60)  # more to hand over
+    return own_broker
 
 
 def _commit_until(

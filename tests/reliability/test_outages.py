@@ -23,10 +23,10 @@ from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
 from golive_eventing.serde import EventSerde
 from golive_platform import process
-from golive_platform.testing import Cluster, suite_config
+from golive_platform.testing import Cluster
 
 from tests.factories import order_placed, order_request
-from tests.helpers import Topics, eventually, free_port, make_topics, read_topic, service_ports
+from tests.helpers import Topics, eventually, make_topics, read_topic, service_ports
 from tests.instances import Broker, Registry, own_registry
 from tests.reliability.harness import Outcome, Services, outcome, serde_for
 from tests.upcasting import encode_v1, v1_schema_text
@@ -109,26 +109,7 @@ def _settled(
     return found if _ended(found, order_ids) else None
 
 
-# -- a broker of its own --------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_broker(
-    cluster: Cluster, tmp_path: Path, keep_logs: Callable[[Path], None]
-) -> Iterator[Broker]:
-    if cluster.source != "local":
-        pytest.skip("stops and starts a broker process of the local platform")
-    config = suite_config(
-        data_dir=tmp_path / "broker-instance",
-        kafka_port=free_port(),
-        kafka_controller_port=free_port(),
-        **service_ports(),
-    )
-    keep_logs(config.data_dir)
-    broker = Broker(config)
-    broker.start()
-    yield broker
-    process.stop(config.run_dir, broker.node.name, config.stop_timeout_s)
+# -- a broker of its own (the own_broker fixture) ---------------------------------------------------
 
 
 def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Cluster) -> None:
