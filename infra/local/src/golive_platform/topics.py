@@ -181,6 +181,25 @@ def _describe(admin: AdminClient, name: str) -> Any:
     return _until(described, f"{name} to be known to the broker")
 
 
+def _until_known(admin: AdminClient, names: list[str]) -> None:
+    """Return once the broker answers for every topic just created. The controller accepts a
+    create before the broker has applied it from the metadata log, and a config lookup in that
+    moment fails with UNKNOWN_TOPIC_OR_PART (seen in CI, straight after an apply): whoever runs
+    apply, a service starting or an operator's next command, may use the topics at once."""
+
+    def known() -> bool:
+        try:
+            _current_configs(admin, names)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+            return False
+        return True
+
+    if names:
+        _until(known, ", ".join(names) + " to be known to the broker")
+
+
 def _until_visible(admin: AdminClient, name: str, wanted: dict[str, str]) -> None:
     """Return once the broker reports the altered configs. It applies them from the metadata
     log a moment after the controller accepted them, and an apply run straight after this one
@@ -231,9 +250,11 @@ def apply(
                 NewTopic(s.name, s.partitions, s.replication_factor, config=s.configs)
                 for s in missing
             ]
-            for name in _create(admin, new):
+            existed = _create(admin, new)
+            for name in existed:
                 existing[name] = _describe(admin, name)
             missing = [spec for spec in missing if spec.name not in existing]
+            _until_known(admin, [spec.name for spec in missing])
         for spec in missing:
             detail = f"{spec.partitions} partitions, replication {spec.replication_factor}"
             report.changes.append(Change(spec.name, "created", detail))
