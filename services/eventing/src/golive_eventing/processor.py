@@ -155,8 +155,7 @@ class TransactionalProcessor(Runner, Generic[S]):
                 producer.send_offsets_to_transaction(
                     next_offsets(batch), self.consumer.consumer_group_metadata(), 30
                 )
-            with watchdog.watch("commit_transaction", 30):
-                producer.commit_transaction(30)
+            self.transactions.commit()
         except BaseException as exc:
             self.transactions.abort(exc)
             raise
@@ -248,7 +247,7 @@ class TransactionalProcessor(Runner, Generic[S]):
                 if found is not None:
                     self._apply(self.decider.expire(key, found, now), changes, key, partition)
             self.state.write(producer, changes)
-            producer.commit_transaction(30)
+            self.transactions.commit()
         except BaseException as exc:
             self.transactions.abort(exc)
             for key, _ in ready:

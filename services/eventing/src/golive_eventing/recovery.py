@@ -27,7 +27,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from golive_eventing.errors import RetryBatchError
 from golive_eventing.producer import kafka_error, produce_bounded, producer_config
@@ -42,6 +43,8 @@ RECOVERY_LIMIT_S = 60.0
 # How long a crashed instance's open transaction blocks readers until the broker aborts it.
 TRANSACTION_TIMEOUT_MS = 10_000
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+# How long a sweep waits for a topic's partitions, and for its abort to settle every one.
+SWEEP_WAIT_S = 30.0
 SWEEP_KEY = b"golive.sweep"  # the key of a sweep's records, which are aborted, so never read
 
 
@@ -147,9 +150,10 @@ class Transactions:
         return producer
 
     def _on_error(self, error: KafkaError) -> None:
-        """librdkafka's thread: every broker is unreachable. What the broker completed as it
-        stopped or started may be left without markers; the producer is replaced (and sweeps)
-        before this process commits anything else."""
+        """Every broker is unreachable. What the broker completed as it stopped or started may
+        be left without markers; the producer is replaced (and sweeps) before this process
+        commits anything else. librdkafka queues the event and serves it on the thread that
+        polls the producer, which is why `usable` polls first."""
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             self._went_away = True
 
@@ -169,6 +173,10 @@ class Transactions:
             self._broken_since = time.monotonic()
 
     def usable(self) -> None:
+        """RetryBatchError if the producer is not to be used for a transaction: it is being
+        replaced, or the broker went away since its last use (an error reported since then is
+        served by this poll: an idle processor learns it here, not after its next commit)."""
+        self.producer.poll(0)
         if self.broken:
             raise RetryBatchError("the producer is being replaced")
         if self._went_away:
@@ -185,17 +193,28 @@ class Transactions:
         # The new producer's init_transactions fences the old one first; dropping the old one
         # waits for its threads, which a wedged one may never end: watched like its calls.
         with self.watchdog.watch("replacing the producer", 60):
-            self._went_away = False  # from here on, a new disappearance counts again
             old, self.producer = self.producer, self._new_producer()
             # Its transaction is aborted (fenced by the new producer): what it still holds is
             # never to be delivered. Dropped here, not left to librdkafka's warning at teardown.
             unsent = old.flush(0)  # how many it holds; a zero timeout waits for nothing
             old.purge()
             del old
+            # From here on a disappearance counts again; the old producer's own reports (served
+            # by its flush above) are about a producer that is gone.
+            self._went_away = False
         if unsent:
             log.warning(
                 "%s: dropped %d unsent messages of the aborted transaction", self.group, unsent
             )
+
+    def commit(self) -> None:
+        """Commit the open transaction, unless the broker went away since it began: what the
+        broker completed as it went may have lost its markers, and this commit would settle
+        them committed where the sweep settles them aborted (RetryBatchError: the transaction
+        is aborted and the producer replaced first)."""
+        self.usable()
+        with self.watchdog.watch("commit_transaction", 30):
+            self.producer.commit_transaction(30)
 
     def sweep(
         self, topics: Sequence[str], group_metadata: Any, offsets: Sequence[TopicPartition]
@@ -207,17 +226,38 @@ class Transactions:
         its abort marker settles this producer id's pending records there, on every partition
         alike. What they held is read again from the committed positions and decided again, to
         the same events (their ids derive from their causes). Before the producer's first
-        transaction only: a committed one would settle some of them the other way first."""
+        transaction only: a committed one would settle some of them the other way first.
+
+        The abort's markers can be dropped by the same Kafka bug (a broker still fenced at its
+        start), so the sweep is done only when every partition's last stable offset has passed
+        its sweep record; otherwise KafkaException, and the producer is replaced and sweeps
+        again (or the process exits, past RECOVERY_LIMIT_S)."""
         producer = self.producer
+        swept: dict[tuple[str, int], int] = {}
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, message: Any) -> None:
+            if error is not None:
+                failures.append(f"{message.topic()}[{message.partition()}]: {error.str()}")
+            else:
+                swept[(message.topic(), message.partition())] = message.offset()
+
+        targets = [(topic, partition) for topic in topics for partition in self._partitions(topic)]
         with self.watchdog.watch("sweeping what an earlier producer left", 60):
             producer.begin_transaction()
-            for topic in topics:
-                for partition in producer.list_topics(topic, timeout=10).topics[topic].partitions:
-                    produce_bounded(
-                        producer, topic=topic, key=SWEEP_KEY, value=None, partition=partition
-                    )
-            if producer.flush(30) != 0:  # delivered: each partition is in the transaction
-                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "sweep not delivered"))
+            for topic, partition in targets:
+                produce_bounded(
+                    producer,
+                    topic=topic,
+                    key=SWEEP_KEY,
+                    value=None,
+                    partition=partition,
+                    on_delivery=delivered,
+                )
+            if producer.flush(30) != 0 or failures:  # each partition is in the transaction
+                raise KafkaException(
+                    KafkaError(KafkaError._TIMED_OUT, f"sweep not delivered: {failures}")
+                )
             try:
                 producer.send_offsets_to_transaction(list(offsets), group_metadata, 10)
             except KafkaException as exc:
@@ -226,6 +266,53 @@ class Transactions:
                 # An abortable error (the group's generation, say): the offsets partition is in
                 # the transaction all the same, which is all the abort needs.
             producer.abort_transaction(30)
+        self._settled(swept)
+
+    def _partitions(self, topic: str) -> list[int]:
+        """The topic's partitions from the broker's metadata; asked again while the broker
+        answers with an error or none (still loading after a start), up to SWEEP_WAIT_S."""
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        while True:
+            found = self.producer.list_topics(topic, timeout=10).topics.get(topic)
+            if found is not None and found.error is None and found.partitions:
+                return sorted(found.partitions)
+            if time.monotonic() > deadline:
+                detail = found.error if found is not None else "not in the metadata"
+                raise KafkaException(
+                    KafkaError(KafkaError._TIMED_OUT, f"sweep: no partitions of {topic}: {detail}")
+                )
+            time.sleep(0.2)  # the polling interval of a deadline-bounded wait
+
+    def _settled(self, swept: dict[tuple[str, int], int]) -> None:
+        """Return once every swept partition's last stable offset is past its sweep record: the
+        abort marker is there, and nothing of ours before it is pending. Another instance's open
+        transaction holds it back for at most its transaction timeout."""
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
+        pending = dict(swept)
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        while pending:
+            asked = {TopicPartition(t, p): latest for t, p in pending}
+            answers = admin.list_offsets(asked, isolation_level=IsolationLevel.READ_COMMITTED)
+            for tp, future in answers.items():
+                try:
+                    stable = future.result(10).offset
+                except KafkaException:
+                    continue  # asked again below
+                if stable > pending[(tp.topic, tp.partition)]:
+                    del pending[(tp.topic, tp.partition)]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                where = ", ".join(f"{t}[{p}] sweep at {o}" for (t, p), o in sorted(pending.items()))
+                raise KafkaException(
+                    KafkaError(
+                        KafkaError._TIMED_OUT,
+                        f"{self.group}: the sweep's abort did not settle {where} "
+                        f"in {SWEEP_WAIT_S:.0f} s (docs/runbooks/hanging-transaction.md)",
+                    )
+                )
+            time.sleep(0.1)  # the polling interval of a deadline-bounded wait
 
     def repaired(self) -> None:
         """The new producer, the state and the positions are all in place again."""

@@ -1,0 +1,100 @@
+"""After the broker went away, a processor's producer commits nothing more: it is replaced, and the
+new one's sweep settles, as aborted, what the old one left, before anything else commits.
+
+An idle processor learns of a broker restart only when it polls its producer (librdkafka serves
+the error then); a commit straight after would settle the old producer's markerless records
+committed where the sweep settles them aborted (docs/reliability.md, "A broker stopped
+mid-commit"). Real broker of the test's own, stopped and started.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
+from golive_eventing.errors import RetryBatchError
+from golive_eventing.producer import produce_bounded
+from golive_eventing.recovery import SWEEP_KEY, Transactions
+from golive_eventing.settings import KafkaSettings
+
+from tests.helpers import create_topic
+from tests.instances import Broker
+
+pytestmark = pytest.mark.reliability
+
+
+def _committed(bootstrap: str, topic: str) -> list[bytes | None]:
+    """Every committed record's key on the topic's one partition, read to its end."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"sweep-reader-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
+    keys: list[bytes | None] = []
+    try:
+        consumer.assign([TopicPartition(topic, 0, 0)])
+        while True:
+            message = consumer.poll(30)
+            assert message is not None, f"{topic} not read to its end in 30 s"
+            error = message.error()
+            if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                return keys
+            assert error is None, error
+            keys.append(message.key())
+    finally:
+        consumer.close()
+
+
+def test_no_commit_after_the_broker_went_away_and_the_sweep_settles_every_partition_alike(
+    own_broker: Broker,
+) -> None:
+    bootstrap = own_broker.config.bootstrap_servers
+    unique = uuid.uuid4().hex[:8]
+    inputs, outputs = f"sweep-in-{unique}", f"sweep-out-{unique}"
+    create_topic(bootstrap, inputs)
+    create_topic(bootstrap, outputs)
+    settings = KafkaSettings(kafka_bootstrap_servers=bootstrap)
+    transactions = Transactions(settings, f"sweep-{unique}", "0")
+    group = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sweep-{unique}"})
+    read = TopicPartition(inputs, 0)
+    try:
+        # What a processor commits: its output and its input's offset, in one transaction.
+        transactions.producer.begin_transaction()
+        produce_bounded(transactions.producer, topic=outputs, key=b"before", value=b"1")
+        transactions.producer.send_offsets_to_transaction(
+            [TopicPartition(inputs, 0, 1)], group.consumer_group_metadata(), 10
+        )
+        transactions.commit()
+
+        own_broker.stop()  # idle meanwhile: nothing polls the producer
+        own_broker.start()
+
+        transactions.producer.begin_transaction()
+        produce_bounded(transactions.producer, topic=outputs, key=b"after", value=b"2")
+        with pytest.raises(RetryBatchError, match="went away"):
+            transactions.commit()
+        transactions.failed(RetryBatchError("the broker went away"))
+        assert transactions.broken
+
+        transactions.replace(RetryBatchError("the broker went away"))
+        staged = [TopicPartition(inputs, 0, 0)]  # as a processor stages them: discarded
+        transactions.sweep([outputs], group.consumer_group_metadata(), staged)
+        transactions.repaired()
+        transactions.usable()  # the new producer may commit again
+
+        committed = _committed(bootstrap, outputs)
+        position = group.committed([read], timeout=30)[0].offset
+    finally:
+        group.close()
+    assert b"after" not in committed, "a transaction begun before the broker went away committed"
+    assert SWEEP_KEY not in committed
+    # The stop may have cost the first transaction its markers (Kafka drops those of a partition
+    # it finds leaderless as the broker starts): then the sweep aborted it on both partitions,
+    # and its input is read again. Either way, output and offset agree.
+    agreeing = [([b"before"], 1), ([], OFFSET_INVALID)]
+    assert (committed, position) in agreeing, (committed, position)
