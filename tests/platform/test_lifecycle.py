@@ -253,3 +253,10 @@ def _runs_on_postgresql(config: PlatformConfig) -> None:
     ) as conn:
         row = conn.execute("SELECT status FROM orders WHERE order_id = %s", (order_id,)).fetchone()
     assert row == ("CONFIRMED",)
+
+
+def test_free_ports_picked_for_one_configuration_are_all_different() -> None:
+    """Picked ports are bound only later, when the processes start: two picks naming the same
+    port put two of them on it (a registry and payment, once in CI)."""
+    picked = [free_port() for _ in range(3000)]
+    assert len(set(picked)) == len(picked)

@@ -173,15 +173,24 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port free now, outside the kernel's ephemeral range (32768+), where client connections
-    (Kafka clients open many) would otherwise take it before the server we start binds it."""
+    (Kafka clients open many) would otherwise take it before the server we start binds it.
+    Never one this process handed out before: ports picked for one configuration are bound
+    only later, so a second pick could name a port the first is about to take (a registry and
+    a payment service on one port, seen in CI)."""
     for _ in range(200):
         port = random.randint(20000, 32000)  # noqa: S311 (a port, not a secret)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
     raise PlatformError("no free port between 20000 and 32000")
