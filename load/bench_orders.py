@@ -23,8 +23,9 @@ from typing import Any
 
 import httpx
 from bench_platform import resident_mb, throughput, write_figures
-from confluent_kafka import Consumer
 from golive_cli.system import system
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
 from golive_platform.process import port_in_use
 
@@ -113,7 +114,7 @@ async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
 
 
 def outcome_times(
-    bootstrap: str,
+    connection: Connection,
     topic: str,
     order_ids: set[str] | None,
     timeout_s: float,
@@ -122,13 +123,13 @@ def outcome_times(
 ) -> dict[str, float]:
     """Record timestamps (s) of OrderConfirmed/OrderCancelled, read from the topic: for the given
     orders, or (order_ids None) for `want` orders whose outcome was written after `since`."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = clients.consumer(
+        connection,
+        **{
             "group.id": f"bench-{uuid.uuid4()}",
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
-        }
+        },
     )
     consumer.subscribe([topic])
     found: dict[str, float] = {}
@@ -168,7 +169,7 @@ def main() -> None:
     figures: dict[str, Any] = {}
     try:
         platform.up()
-        produce_rate, consume_rate = throughput(config.bootstrap_servers, 100_000)
+        produce_rate, consume_rate = throughput(config.connection(), 100_000)
         figures |= {
             "raw_produce_msgs_per_s": round(produce_rate),
             "raw_consume_msgs_per_s": round(consume_rate),
@@ -184,7 +185,7 @@ def main() -> None:
         # Consumer lag is read off the outcomes themselves: committed offsets of transactional
         # topics stop one short of the high watermark (the commit marker takes an offset).
         outcomes = outcome_times(
-            config.bootstrap_servers, "orders", None, timeout_s=180, want=placed, since=started
+            config.connection(), "orders", None, timeout_s=180, want=placed, since=started
         )
         if len(outcomes) < placed:
             raise SystemExit(f"only {len(outcomes)} of {placed} orders reached an outcome in 180 s")
@@ -199,7 +200,7 @@ def main() -> None:
 
         rate = max(1.0, figures["sustained_orders_per_s"] / 2)
         sent = asyncio.run(open_loop(order_url, rate, args.seconds))
-        done = outcome_times(config.bootstrap_servers, "orders", set(sent), timeout_s=60)
+        done = outcome_times(config.connection(), "orders", set(sent), timeout_s=60)
         latencies = sorted((done[i] - sent[i]) * 1000 for i in sent if i in done)
         figures |= {
             "latency_rate_per_s": round(rate, 1),

@@ -17,7 +17,9 @@ import uuid
 from typing import Any
 
 import psutil
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
 from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
@@ -54,7 +56,7 @@ def resident_mb(platform: Platform) -> dict[str, float]:
     return found
 
 
-def throughput(bootstrap: str, count: int) -> tuple[float, float]:
+def throughput(connection: Connection, count: int) -> tuple[float, float]:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     spec = TopicSpec(
         topic,
@@ -64,16 +66,16 @@ def throughput(bootstrap: str, count: int) -> tuple[float, float]:
         1,
         {"retention.ms": "-1", "cleanup.policy": "delete", "min.insync.replicas": "1"},
     )
-    apply(admin_client(bootstrap), [spec])
+    apply(admin_client(connection), [spec])
     payload = os.urandom(RECORD_BYTES)
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
+    producer = clients.producer(
+        connection,
+        **{
             "acks": "all",
             "enable.idempotence": True,
             "linger.ms": 5,
             "compression.type": "none",
-        }
+        },
     )
     started = time.monotonic()
     for i in range(count):
@@ -91,14 +93,14 @@ def throughput(bootstrap: str, count: int) -> tuple[float, float]:
     # fetch.queue.backoff.ms: librdkafka's default (1000) stalls a consumer that drains its queue
     # a second at a time (golive_cli.recorder.capture.BULK_READ); 200,000 records read at
     # 104,456/s with it and 392,538/s with 10 ms (make bench-recorder).
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = clients.consumer(
+        connection,
+        **{
             "group.id": f"bench-{uuid.uuid4().hex[:8]}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "fetch.queue.backoff.ms": 10,
-        }
+        },
     )
     consumer.subscribe([topic])
     consume_rate = drain(consumer, count, time.monotonic())
@@ -146,7 +148,7 @@ def main() -> None:
         platform.down()
         warm, warm_parts = timed_up(platform)
         idle = resident_mb(platform)
-        produce_rate, consume_rate = throughput(config.bootstrap_servers, args.records)
+        produce_rate, consume_rate = throughput(config.connection(), args.records)
         loaded = resident_mb(platform)
     finally:
         platform.down()

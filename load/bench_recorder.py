@@ -49,8 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_platform import bench_config, drain, throughput, write_figures
-from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka import Consumer, TopicPartition
 from golive_cli.recorder.archive import COMPRESS_LEVEL, read_capture
 from golive_cli.recorder.capture import BULK_READ, CaptureOptions, Window, capture_to_file
 from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
@@ -58,6 +57,7 @@ from golive_cli.recorder.environment import Cluster, make_topics
 from golive_cli.recorder.replay import replay
 from golive_contracts.envelope import Envelope, event_id_for, order_id_for
 from golive_contracts.events import Address, OrderLine, OrderPlaced
+from golive_eventing import clients
 from golive_eventing.serde import EventSerde
 from golive_platform.config import PlatformConfig
 from golive_platform.platform import Platform
@@ -97,14 +97,14 @@ def order(i: int) -> OrderPlaced:
 
 
 def seed(cluster: Cluster, topics: dict[str, str], count: int) -> None:
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
-    producer = Producer(
-        {
-            "bootstrap.servers": cluster.bootstrap,
+    serde = EventSerde(clients.registry(cluster.connection), topics)
+    producer = clients.producer(
+        cluster.connection,
+        **{
             "linger.ms": 5,
             "enable.idempotence": True,
             "acks": "all",
-        }
+        },
     )
     template = [serde.serialize(order(i)) for i in range(1000)]
     for i in range(count):
@@ -137,7 +137,7 @@ def main() -> None:
     where: dict[str, str] = {}
     if args.bootstrap:
         figures = measure(
-            Cluster(args.bootstrap, args.registry or PlatformConfig().registry_url),
+            Cluster.chosen(args.bootstrap, args.registry),
             args.records,
             args.profile,
             args.rounds,
@@ -153,7 +153,7 @@ def main() -> None:
         started = platform.ensure_up()
         try:
             config = platform.config
-            cluster = Cluster(config.bootstrap_servers, config.registry_url)
+            cluster = Cluster.of(config)
             figures = measure(cluster, args.records, args.profile, args.rounds)
         finally:
             if started:
@@ -170,7 +170,7 @@ def main() -> None:
 def measure(
     cluster: Cluster, records: int, profile: bool = False, rounds: int = 3
 ) -> dict[str, float]:
-    produce_rate, consume_rate = throughput(cluster.bootstrap, records)
+    produce_rate, consume_rate = throughput(cluster.connection, records)
     topics = dict(make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}").topics)
     start = datetime.now(UTC) - timedelta(seconds=1)
     seed(cluster, topics, records)
@@ -193,8 +193,7 @@ def measure(
                 began = time.monotonic()
                 manifest = capture_to_file(
                     out,
-                    cluster.bootstrap,
-                    cluster.registry_url,
+                    cluster.connection,
                     [topics["orders"]],
                     window,
                     tokeniser,
@@ -215,8 +214,7 @@ def measure(
             profiler.runcall(
                 capture_to_file,
                 Path(tmp) / "profiled.jsonl.gz",
-                cluster.bootstrap,
-                cluster.registry_url,
+                cluster.connection,
                 [topics["orders"]],
                 window,
                 Tokeniser(DEV_KEY),
@@ -230,8 +228,7 @@ def measure(
         target = dict(make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}").topics)
         result = replay(
             loaded,
-            cluster.bootstrap,
-            cluster.registry_url,
+            cluster.connection,
             topic_map={topics["orders"]: target["orders"]},
             allow_any_target=True,
         )
@@ -338,14 +335,14 @@ def peak_mib(argv: list[str], env: dict[str, str]) -> float:
 def reader(cluster: Cluster, topic: str, **config: str) -> Consumer:
     """A consumer assigned every partition of `topic` from its first offset (no group offsets),
     tuned as capture's is (BULK_READ): the reference is the best a plain consumer does."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap,
+    consumer = clients.consumer(
+        cluster.connection,
+        **{
             "enable.auto.commit": False,
             "group.id": f"bench-{uuid.uuid4().hex[:8]}",
             **BULK_READ,
             **config,
-        }
+        },
     )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, 0) for p in partitions])

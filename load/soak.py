@@ -102,7 +102,7 @@ def main() -> int:
 
 
 def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
-    cluster = Cluster("local", config.bootstrap_servers, config.registry_url, None)
+    cluster = Cluster("local", config.connection(), None)
     topics = make_topics(cluster, f"soak{uuid.uuid4().hex[:8]}", partitions=6)
     services = Services.on(cluster, topics, config)
     broker = Broker(config)

@@ -7,12 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.admin import NewTopic
 from golive_cli.system import Cluster as Where
 from golive_cli.system import create_topics
 from golive_contracts.events import Event
 from golive_contracts.topology import ORDERS, PAYMENTS, Names
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_eventing.producer import Delivered, EventProducer
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
@@ -68,11 +69,10 @@ class Topics:
     def group_prefix(self) -> str:
         return self.names.group_prefix
 
-    def env(self, cluster: Cluster) -> dict[str, str]:
+    def env(self, cluster: Cluster) -> dict[str, object]:
         """Settings for a service wired to these topics on this cluster."""
         return {
-            "kafka_bootstrap_servers": cluster.bootstrap_servers,
-            "schema_registry_url": cluster.registry_url,
+            **dict(cluster.connection),
             "orders_topic": self.orders,
             "payments_topic": self.payments,
             "kafka_group_prefix": self.group_prefix,
@@ -89,7 +89,7 @@ class Topics:
 def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
     """Every topic the topology derives, of one's own, with the schemas registered."""
     names = Names.suffixed(suffix)
-    create_topics(Where(cluster.bootstrap_servers, cluster.registry_url), names, partitions)
+    create_topics(Where(cluster.connection), names, partitions)
     return Topics(names)
 
 
@@ -108,26 +108,26 @@ def eventually(
 
 
 def create_topic(
-    bootstrap: str, name: str, partitions: int = 1, configs: dict[str, str] | None = None
+    connection: Connection, name: str, partitions: int = 1, configs: dict[str, str] | None = None
 ) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = clients.admin(connection)
     futures = admin.create_topics(
         [NewTopic(name, partitions, 1, config=configs or {})], operation_timeout=15
     )
     futures[name].result(timeout=20)
 
 
-def read_messages(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[Message]:
+def read_messages(connection: Connection, topic: str, timeout_s: float = 15.0) -> list[Message]:
     """Every record of a topic as read_committed consumers see it, read to the end it had."""
-    from confluent_kafka import Consumer, TopicPartition  # noqa: PLC0415
+    from confluent_kafka import TopicPartition  # noqa: PLC0415
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = clients.consumer(
+        connection,
+        **{
             "group.id": "test-reader",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-        }
+        },
     )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
@@ -152,33 +152,33 @@ def read_messages(bootstrap: str, topic: str, timeout_s: float = 15.0) -> list[M
 
 
 def read_topic(
-    bootstrap: str, topic: str, timeout_s: float = 15.0
+    connection: Connection, topic: str, timeout_s: float = 15.0
 ) -> list[tuple[str | None, bytes | None]]:
     """Every record of a topic (committed, as read_committed consumers see them), key and value."""
     return [
         ((m.key() or b"").decode() or None, m.value())
-        for m in read_messages(bootstrap, topic, timeout_s)
+        for m in read_messages(connection, topic, timeout_s)
     ]
 
 
-def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+def lag(connection: Connection, group: str, topics: list[str]) -> int:
     """How many committed records `group` has yet to read on `topics` (0: it has read them all).
 
     A group's committed offset can stop short of the high watermark without anything left to
     read: transaction markers (commit/abort) take offsets too. So behind the committed offset,
     only records a read_committed consumer would get count.
     """
-    from confluent_kafka import Consumer, KafkaError, TopicPartition  # noqa: PLC0415
+    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
 
-    config = {"bootstrap.servers": bootstrap, "enable.auto.commit": False}
-    consumer = Consumer({**config, "group.id": group})
-    reader = Consumer(
-        {
-            **config,
+    consumer = clients.consumer(connection, **{"group.id": group, "enable.auto.commit": False})
+    reader = clients.consumer(
+        connection,
+        **{
             "group.id": f"{group}-lag-probe",
+            "enable.auto.commit": False,
             "enable.partition.eof": True,
             "isolation.level": "read_committed",
-        }
+        },
     )
     try:
         places = [
@@ -212,14 +212,14 @@ def lag(bootstrap: str, group: str, topics: list[str]) -> int:
 
 def events_on(cluster: Cluster, topics: Topics, topic: str) -> list[Event]:
     """Every committed event of one of these topics, decoded."""
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
-    return [serde.deserialize(v) for _, v in read_topic(cluster.bootstrap_servers, topic)]
+    serde = EventSerde(clients.registry(cluster.connection), topics.as_map())
+    return [serde.deserialize(v) for _, v in read_topic(cluster.connection, topic)]
 
 
 def publisher(cluster: Cluster, topics: Topics) -> EventProducer:
     """The services' own producer, on these topics."""
     settings = KafkaSettings.model_validate(topics.env(cluster))
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    serde = EventSerde(clients.registry(cluster.connection), topics.as_map())
     return EventProducer(settings, serde, client_id="test-publisher")
 
 

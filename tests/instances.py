@@ -33,7 +33,7 @@ class Broker:
         running, _ = process.start(self.config.run_dir, self.node.launch(java))
         process.wait_ready(
             running,
-            lambda: metadata_ready(self.config.bootstrap_servers),
+            lambda: metadata_ready(self.config.connection()),
             self.config.ready_timeout_s,
             self.node.log,
         )
@@ -81,5 +81,5 @@ def own_registry(cluster: Cluster, data_dir: Path, **overrides: object) -> Regis
         config.registry_snapshots_topic,
         config.registry_events_topic,
     ):
-        create_topic(cluster.bootstrap_servers, topic, configs={"retention.ms": "-1"})
+        create_topic(cluster.connection, topic, configs={"retention.ms": "-1"})
     return Registry(config)

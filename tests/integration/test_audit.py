@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
 from fastapi.testclient import TestClient
 from golive_audit.bootstrap import audit_app
 from golive_audit.settings import AuditSettings
 from golive_contracts.topology import dlq_topic
+from golive_eventing import clients
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
@@ -39,7 +39,7 @@ def test_recorder_keeps_events_poison_and_dead_letters(
     for event in (first, second):
         producer.publish_sync(event, key=str(event.order_id))
     producer.close()
-    raw = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    raw = clients.producer(cluster.connection)
     raw.produce(topics.orders, key=b"poison-key", value=b"not avro at all")
     raw.produce(
         dlq_topic(topics.orders, "payment"),

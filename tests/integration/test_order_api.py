@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastapi.testclient import TestClient
 from golive_contracts.events import OrderPlaced
+from golive_eventing import clients
 from golive_eventing.serde import EventSerde
 from golive_order.bootstrap import order_app
 from golive_order.settings import OrderSettings
@@ -39,10 +39,9 @@ def api(cluster: Cluster, topics: Topics, database_url: str) -> Iterator[TestCli
 
 
 def placed_events(cluster: Cluster, topics: Topics) -> list[OrderPlaced]:
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    serde = EventSerde(clients.registry(cluster.connection), topics.as_map())
     events = [
-        serde.deserialize(value)
-        for _, value in read_topic(cluster.bootstrap_servers, topics.orders)
+        serde.deserialize(value) for _, value in read_topic(cluster.connection, topics.orders)
     ]
     return [e for e in events if isinstance(e, OrderPlaced)]
 

@@ -6,8 +6,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import Consumer, Message, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka import Message
 from fastapi.testclient import TestClient
 from golive_contracts.envelope import event_id_for
 from golive_contracts.events import (
@@ -16,6 +15,7 @@ from golive_contracts.events import (
     OrderConfirmed,
 )
 from golive_contracts.topology import ORDER_PROCESS_MANAGER
+from golive_eventing import clients
 from golive_eventing.producer import produce_bounded, record_headers
 from golive_eventing.serde import EventSerde
 from golive_order.bootstrap import process_manager_app
@@ -115,9 +115,7 @@ def test_no_outcome_by_the_deadline_cancels_and_late_outcomes_change_nothing(
         cluster, topics, outcome_for(forgotten.order_id, True), outcome_for(settled.order_id, False)
     )
     eventually(
-        lambda: (
-            lag(cluster.bootstrap_servers, topics.group(PROCESS_MANAGER), [topics.payments]) == 0
-        ),
+        lambda: lag(cluster.connection, topics.group(PROCESS_MANAGER), [topics.payments]) == 0,
         20,
         "the process manager to read the late outcomes",
     )
@@ -140,18 +138,18 @@ def test_a_rebalance_after_an_order_was_read_does_not_stop_its_timer(
     published = time.time()  # its log time is later: the deadline is later than published + timeout
     publish_events(cluster, topics, forgotten)
     eventually(
-        lambda: lag(cluster.bootstrap_servers, topics.group(PROCESS_MANAGER), [topics.orders]) == 0,
+        lambda: lag(cluster.connection, topics.group(PROCESS_MANAGER), [topics.orders]) == 0,
         20,
         "the process manager to commit past the order",
     )
     elsewhere = f"rebalance.{unique}"
-    create_topic(cluster.bootstrap_servers, elsewhere)
-    joiner = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
+    create_topic(cluster.connection, elsewhere)
+    joiner = clients.consumer(
+        cluster.connection,
+        **{
             "group.id": topics.group(PROCESS_MANAGER),
             "partition.assignment.strategy": "range",
-        }
+        },
     )
     joiner.subscribe([elsewhere])
 
@@ -180,14 +178,14 @@ def test_an_outcome_in_a_transaction_open_at_the_deadline_holds_the_timer(
     held = placed_now()
     outcome = outcome_for(held.order_id, True)
     # Everything slow before the clock starts: the payment must be logged well before the deadline.
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    serde = EventSerde(clients.registry(cluster.connection), topics.as_map())
     value = serde.serialize(outcome)
-    payment = Producer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
+    payment = clients.producer(
+        cluster.connection,
+        **{
             "partitioner": "murmur2_random",
             "transactional.id": f"open-payment-{unique}",
-        }
+        },
     )
     payment.init_transactions(30)
     payment.begin_transaction()
@@ -212,7 +210,7 @@ def test_an_outcome_in_a_transaction_open_at_the_deadline_holds_the_timer(
 
         # An order on another partition, placed later: once its timer fired, the held one's had to.
         control = placed_now()
-        other = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+        other = clients.producer(cluster.connection)
         produce_bounded(
             other,
             topic=topics.orders,

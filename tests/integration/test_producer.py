@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from golive_eventing import clients
 from golive_eventing.producer import DeliveryFailedError, EventProducer
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
@@ -35,7 +35,7 @@ class _FirstFatal(EventProducer):
         super().__init__(*args, **kwargs)
 
     def _new_producer(self) -> Producer:
-        config = {"bootstrap.servers": self.settings.kafka_bootstrap_servers}
+        config = clients.kafka_config(self.settings)
         made = _Fatal(config) if not self.made else super()._new_producer()
         self.made.append(made)
         return made
@@ -45,7 +45,7 @@ def test_a_fatal_producer_is_replaced_and_the_next_publish_lands(
     cluster: Cluster, topics: Topics
 ) -> None:
     settings = KafkaSettings.model_validate(topics.env(cluster))
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    serde = EventSerde(clients.registry(cluster.connection), topics.as_map())
     producer = _FirstFatal(settings, serde, client_id="test-fatal")
     refused, accepted = order_placed(), order_placed()
     try:
@@ -58,7 +58,6 @@ def test_a_fatal_producer_is_replaced_and_the_next_publish_lands(
     assert len(producer.made) == 2, "the fatal producer was not replaced"
     assert delivered.topic == topics.orders
     landed = [
-        serde.deserialize(value)
-        for _, value in read_topic(cluster.bootstrap_servers, topics.orders)
+        serde.deserialize(value) for _, value in read_topic(cluster.connection, topics.orders)
     ]
     assert [e.envelope.event_id for e in landed] == [accepted.envelope.event_id]

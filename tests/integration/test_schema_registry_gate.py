@@ -6,13 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from golive_cli.main import app
 from golive_cli.schema_check import check_against_registry
 from golive_contracts.avro import avro_schema, subject_for
 from golive_contracts.events import EVENT_TYPES, Event, OrderPlaced
 from golive_contracts.fields import personal, public
+from golive_eventing import clients
 from golive_eventing.schemas import register_all
 from golive_platform.testing import Cluster
 from typer.testing import CliRunner
@@ -26,19 +27,19 @@ pytestmark = pytest.mark.integration
 def subjects(cluster: Cluster, unique: str) -> dict[str, str]:
     """Fresh subjects of this test's own, set up the way `golive schemas register` sets them up."""
     topics = {"orders": f"orders.gate-{unique}", "payments": f"payments.gate-{unique}"}
-    register_all(SchemaRegistryClient({"url": cluster.registry_url}), topics)
+    register_all(clients.registry(cluster.connection), topics)
     return topics
 
 
 def _register(cluster: Cluster, subject: str, event: type[Event]) -> Any:
-    client = SchemaRegistryClient({"url": cluster.registry_url})
+    client = clients.registry(cluster.connection)
     return client.register_schema(subject, Schema(json.dumps(avro_schema(event)), "AVRO"))
 
 
 def test_register_sets_full_transitive_on_every_subject(
     cluster: Cluster, subjects: dict[str, str]
 ) -> None:
-    client = SchemaRegistryClient({"url": cluster.registry_url})
+    client = clients.registry(cluster.connection)
     for event in EVENT_TYPES:
         subject = subject_for(subjects[event.topic], event)
         assert client.get_compatibility(subject) == "FULL_TRANSITIVE", subject
@@ -75,7 +76,7 @@ def test_registry_and_gate_reject_an_incompatible_version(
     event, field, rule = INCOMPATIBLE[case]
     subject = subject_for(subjects["orders"], OrderPlaced)
 
-    _, problems = check_against_registry(cluster.registry_url, subjects, events=(event,))
+    _, problems = check_against_registry(cluster.connection, subjects, events=(event,))
     assert [(p.subject, p.field, p.rule) for p in problems if p.rule != "schema not committed"] == [
         (subject, field, rule)
     ]
@@ -92,17 +93,17 @@ def test_registry_and_gate_accept_an_optional_field_with_a_default(
     event = changed(add={"coupon": (str | None, public("Discount code.", default=None))})
     subject = subject_for(subjects["orders"], OrderPlaced)
 
-    _, problems = check_against_registry(cluster.registry_url, subjects, events=(event,))
+    _, problems = check_against_registry(cluster.connection, subjects, events=(event,))
     assert [p.rule for p in problems] == ["schema not committed"]  # it still needs its v3 file
     assert _register(cluster, subject, event) > 0
-    client = SchemaRegistryClient({"url": cluster.registry_url})
+    client = clients.registry(cluster.connection)
     assert client.get_versions(subject) == [1, 2, 3]
 
 
 def test_the_working_tree_passes_against_the_registry(
     cluster: Cluster, subjects: dict[str, str]
 ) -> None:
-    checked, problems = check_against_registry(cluster.registry_url, subjects)
+    checked, problems = check_against_registry(cluster.connection, subjects)
     assert problems == []
     assert len(checked) == len(EVENT_TYPES)
 
@@ -121,7 +122,7 @@ def test_a_subject_left_at_a_weaker_level_fails_the_gate(
     cluster: Cluster, subjects: dict[str, str]
 ) -> None:
     subject = subject_for(subjects["payments"], EVENT_TYPES[-1])
-    SchemaRegistryClient({"url": cluster.registry_url}).set_compatibility(subject, "BACKWARD")
-    _, problems = check_against_registry(cluster.registry_url, subjects)
+    clients.registry(cluster.connection).set_compatibility(subject, "BACKWARD")
+    _, problems = check_against_registry(cluster.connection, subjects)
     assert [(p.subject, p.rule) for p in problems] == [(subject, "compatibility level")]
     assert "enforces BACKWARD on this subject, not FULL_TRANSITIVE" in problems[0].detail

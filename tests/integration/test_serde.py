@@ -5,9 +5,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
+from golive_eventing import clients
 from golive_eventing.serde import EventSerde, PoisonRecordError, SchemaNotRegisteredError
 from golive_platform.testing import Cluster
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def serde(cluster: Cluster, topics: Topics) -> EventSerde:
-    return EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    return EventSerde(clients.registry(cluster.connection), topics.as_map())
 
 
 def test_round_trip_in_the_confluent_wire_format(
@@ -27,7 +27,7 @@ def test_round_trip_in_the_confluent_wire_format(
 ) -> None:
     event = order_placed()
     data = serde.serialize(event)
-    registered = SchemaRegistryClient({"url": cluster.registry_url}).get_latest_version(
+    registered = clients.registry(cluster.connection).get_latest_version(
         subject_for(topics.orders, OrderPlaced)
     )
     magic, schema_id = struct.unpack(">bI", data[:5])
@@ -51,10 +51,10 @@ def test_poison_records_are_named_for_what_they_are(serde: EventSerde) -> None:
 
 def test_services_never_register_schemas(cluster: Cluster, unique: str) -> None:
     unregistered = EventSerde(
-        SchemaRegistryClient({"url": cluster.registry_url}),
+        clients.registry(cluster.connection),
         {"orders": f"orders.nowhere.{unique}", "payments": f"payments.nowhere.{unique}"},
     )
     with pytest.raises(SchemaNotRegisteredError, match="golive schemas register"):
         unregistered.serialize(order_placed())
-    subjects = SchemaRegistryClient({"url": cluster.registry_url}).get_subjects()
+    subjects = clients.registry(cluster.connection).get_subjects()
     assert not [s for s in subjects if unique in s]

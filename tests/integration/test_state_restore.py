@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 from confluent_kafka import Producer
+from golive_eventing import clients
 from golive_eventing.settings import KafkaSettings
 from golive_eventing.state import KeyedState, StateRestoreError
 from golive_platform.testing import Cluster
@@ -21,12 +22,12 @@ def _changelog(cluster: Cluster) -> tuple[KeyedState, Producer]:
     """A changelog of one partition holding one committed key, and a transactional producer on
     it (its transactional id fresh, so nothing of an earlier run is aborted or fenced)."""
     topic = f"orders.{uuid.uuid4().hex[:12]}.group.state"
-    create_topic(cluster.bootstrap_servers, topic, configs={"cleanup.policy": "compact"})
-    producer = Producer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
+    create_topic(cluster.connection, topic, configs={"cleanup.policy": "compact"})
+    producer = clients.producer(
+        cluster.connection,
+        **{
             "transactional.id": f"restore-test-{uuid.uuid4()}",
-        }
+        },
     )
     producer.init_transactions(30)
     producer.begin_transaction()

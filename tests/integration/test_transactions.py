@@ -140,7 +140,7 @@ def test_a_failed_commit_replaces_the_producer_and_every_order_ends_once(
     eventually(
         lambda: (
             lag(
-                cluster.bootstrap_servers,
+                cluster.connection,
                 topics.group(PROCESS_MANAGER.name),
                 [topics.orders, topics.payments],
             )

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 from fastapi.testclient import TestClient
 from golive_audit.bootstrap import audit_app
 from golive_audit.settings import AuditSettings
 from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
+from golive_eventing import clients
 from golive_order.bootstrap import order_app, process_manager_app
 from golive_order.settings import OrderSettings
 from golive_payment.bootstrap import payment_app
@@ -69,7 +69,7 @@ def services(
 def test_v1_records_on_the_topic_flow_through_every_service(
     services: dict[str, TestClient], cluster: Cluster, topics: Topics
 ) -> None:
-    registry = SchemaRegistryClient({"url": cluster.registry_url})
+    registry = clients.registry(cluster.connection)
     subject = subject_for(topics.orders, OrderPlaced)
     v1 = registry.lookup_schema(subject, Schema(v1_schema_text(), "AVRO"))
     assert v1.version == 1 and v1.schema_id is not None
@@ -77,7 +77,7 @@ def test_v1_records_on_the_topic_flow_through_every_service(
 
     from_fixture = read_as_current(fixture_bytes())
     declined = order_placed(card="tok_visa_0002")
-    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    producer = clients.producer(cluster.connection)
     for event, body in ((from_fixture, fixture_bytes()), (declined, encode_v1(declined))):
         producer.produce(topics.orders, key=str(event.order_id), value=header + body)
     assert producer.flush(10) == 0

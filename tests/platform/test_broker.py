@@ -5,8 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import ConfigResource
+from golive_eventing import clients
 from golive_platform.testing import Cluster
 
 from tests.helpers import create_topic, eventually
@@ -15,14 +16,14 @@ pytestmark = pytest.mark.integration
 
 
 def _consumer(cluster: Cluster, group: str, **extra: str) -> Consumer:
-    return Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
+    return clients.consumer(
+        cluster.connection,
+        **{
             "group.id": group,
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             **extra,
-        }
+        },
     )
 
 
@@ -43,10 +44,8 @@ def _drain(
 
 def test_produce_and_consume_a_record(cluster: Cluster, unique: str) -> None:
     topic = f"test.broker.{unique}"
-    create_topic(cluster.bootstrap_servers, topic)
-    producer = Producer(
-        {"bootstrap.servers": cluster.bootstrap_servers, "acks": "all", "enable.idempotence": True}
-    )
+    create_topic(cluster.connection, topic)
+    producer = clients.producer(cluster.connection, **{"acks": "all", "enable.idempotence": True})
     delivered: list[KafkaError | None] = []
     producer.produce(
         topic, key=b"order-1", value=b"hello", on_delivery=lambda err, _msg: delivered.append(err)
@@ -64,10 +63,8 @@ def test_produce_and_consume_a_record(cluster: Cluster, unique: str) -> None:
 
 def test_transactional_produce_is_read_committed(cluster: Cluster, unique: str) -> None:
     topic = f"test.tx.{unique}"
-    create_topic(cluster.bootstrap_servers, topic)
-    producer = Producer(
-        {"bootstrap.servers": cluster.bootstrap_servers, "transactional.id": f"test-tx-{unique}"}
-    )
+    create_topic(cluster.connection, topic)
+    producer = clients.producer(cluster.connection, **{"transactional.id": f"test-tx-{unique}"})
     producer.init_transactions(15)
 
     producer.begin_transaction()
@@ -99,7 +96,7 @@ def test_transactional_produce_is_read_committed(cluster: Cluster, unique: str) 
 
 def test_consumer_group_joins_within_two_seconds(cluster: Cluster, unique: str) -> None:
     topic = f"test.join.{unique}"
-    create_topic(cluster.bootstrap_servers, topic, partitions=3)
+    create_topic(cluster.connection, topic, partitions=3)
     consumer = _consumer(cluster, f"test.join.{unique}")
     assigned: list[TopicPartition] = []
     consumer.subscribe([topic], on_assign=lambda _c, parts: assigned.extend(parts))
@@ -118,7 +115,7 @@ def test_consumer_group_joins_within_two_seconds(cluster: Cluster, unique: str) 
 def test_broker_refuses_to_create_topics_by_accident(cluster: Cluster, unique: str) -> None:
     if cluster.source != "local":
         pytest.skip("checks the local broker's own configuration")
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    admin = clients.admin(cluster.connection)
     broker = ConfigResource(ConfigResource.Type.BROKER, "1")
     configs = admin.describe_configs([broker])[broker].result(timeout=10)
     assert configs["auto.create.topics.enable"].value == "false"
@@ -126,9 +123,7 @@ def test_broker_refuses_to_create_topics_by_accident(cluster: Cluster, unique: s
     assert configs["transaction.state.log.min.isr"].value == "1"
     assert configs["offsets.topic.replication.factor"].value == "1"
 
-    producer = Producer(
-        {"bootstrap.servers": cluster.bootstrap_servers, "message.timeout.ms": 3000}
-    )
+    producer = clients.producer(cluster.connection, **{"message.timeout.ms": 3000})
     errors: list[KafkaError | None] = []
     producer.produce(f"test.typo.{unique}", b"x", on_delivery=lambda err, _m: errors.append(err))
     producer.flush(10)

@@ -36,12 +36,18 @@ def test_external_cluster_is_used_as_given() -> None:
         "KAFKA_BOOTSTRAP_SERVERS": "broker-1:9092,broker-2:9092",
         "SCHEMA_REGISTRY_URL": "https://registry.example/apis/ccompat/v7",
         "DATABASE_URL": "postgresql://app@db/golive",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": "tests",
+        "KAFKA_SASL_PASSWORD": "s3cret",
     }
     with provide_cluster(env) as cluster:
         assert cluster.source == "external"
         assert cluster.bootstrap_servers == "broker-1:9092,broker-2:9092"
         assert cluster.registry_url == env["SCHEMA_REGISTRY_URL"]
         assert cluster.postgres_url == env["DATABASE_URL"]
+        # Its security from the same environment.
+        assert cluster.connection.principal == "tests"
+        assert cluster.connection.kafka_security_protocol == "SASL_SSL"
 
 
 def test_external_cluster_without_a_registry_is_a_clear_error() -> None:

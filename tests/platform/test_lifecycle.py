@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from confluent_kafka.admin import AdminClient
+from golive_eventing import clients
 from golive_platform.config import PlatformConfig
 from golive_platform.testing import config_env, suite_config
 
@@ -188,12 +188,12 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
         ["payment", "ready"],
         ["audit", "ready"],
     ]
-    admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
+    admin = clients.admin(config.connection())
     assert {"orders", "payments", config.registry_journal_topic} <= set(
         admin.list_topics(timeout=10).topics
     )
     kept = f"test.kept.{unique}"
-    create_topic(config.bootstrap_servers, kept)
+    create_topic(config.connection(), kept)
     cluster_id = (config.data_dir / "kafka" / "data" / "meta.properties").read_text()
     logs = golive(config, "platform", "logs", "-n", "3")
     assert logs.returncode == 0
@@ -209,12 +209,7 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
     restarted = golive(config, "platform", "up", "--postgres")
     assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     assert (config.data_dir / "kafka" / "data" / "meta.properties").read_text() == cluster_id
-    assert (
-        kept
-        in AdminClient({"bootstrap.servers": config.bootstrap_servers})
-        .list_topics(timeout=10)
-        .topics
-    )
+    assert kept in clients.admin(config.connection()).list_topics(timeout=10).topics
     _runs_on_postgresql(config)
     down = golive(config, "platform", "down")
     assert "stopped: audit, payment, order-pm, order, registry, postgres, kafka" in down.stdout

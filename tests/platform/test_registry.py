@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
+from golive_eventing import clients
 from golive_platform import process
 from golive_platform.testing import Cluster
 
@@ -30,7 +31,7 @@ def _avro(name: str) -> Schema:
 
 
 def test_register_and_read_back_through_confluent_client(cluster: Cluster, unique: str) -> None:
-    client = SchemaRegistryClient({"url": cluster.registry_url})
+    client = clients.registry(cluster.connection)
     subject = f"test.registry.{unique}-value"
     schema_id = client.register_schema(subject, _avro(f"Registered{unique}"))
 
@@ -57,13 +58,13 @@ def test_schemas_survive_a_registry_restart(registry: Registry, unique: str) -> 
     config = registry.config
     registry.start()
     subject = f"test.durable.{unique}-value"
-    schema_id = SchemaRegistryClient({"url": config.registry_url}).register_schema(
+    schema_id = clients.registry(config.connection()).register_schema(
         subject, _avro(f"Durable{unique}")
     )
 
     registry.stop()
     registry.start()
 
-    client = SchemaRegistryClient({"url": config.registry_url})  # a fresh client: no cache
+    client = clients.registry(config.connection())  # a fresh client: no cache
     assert client.get_latest_version(subject).schema_id == schema_id
     assert json.loads(client.get_schema(schema_id).schema_str or "{}")["name"] == f"Durable{unique}"

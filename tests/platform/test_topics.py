@@ -9,6 +9,8 @@ import pytest
 import yaml
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 from golive_platform.testing import Cluster
@@ -126,7 +128,7 @@ def test_repo_catalogue_keeps_the_system_of_record(environment: str) -> None:
 
 @pytest.fixture
 def admin(cluster: Cluster) -> AdminClient:
-    return AdminClient({"bootstrap.servers": cluster.bootstrap_servers})
+    return clients.admin(cluster.connection)
 
 
 def _retention(admin: AdminClient, topic: str) -> str:
@@ -160,8 +162,8 @@ def test_apply_twice_changes_nothing_the_second_time(admin: AdminClient, unique:
 class _StaleAdmin(AdminClient):
     """Metadata that does not show a topic yet: what a broker answers right after a create."""
 
-    def __init__(self, bootstrap: str, hidden: str) -> None:
-        super().__init__({"bootstrap.servers": bootstrap})
+    def __init__(self, connection: Connection, hidden: str) -> None:
+        super().__init__(clients.kafka_config(connection))
         self.hidden = hidden
 
     def list_topics(self, *args: Any, **kwargs: Any) -> Any:
@@ -177,7 +179,7 @@ def test_apply_reconciles_a_topic_the_metadata_did_not_show_yet(
     name = f"test.stale.{unique}"
     apply(admin, _specs(_topic(name)))
     declared = _specs(_topic(name, retention_ms=3_600_000))
-    report = apply(_StaleAdmin(cluster.bootstrap_servers, hidden=name), declared)
+    report = apply(_StaleAdmin(cluster.connection, hidden=name), declared)
     assert [c.action for c in report.changes] == ["altered"]  # reconciled, not "already exists"
 
 

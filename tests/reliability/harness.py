@@ -15,8 +15,6 @@ from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
 
-from confluent_kafka import Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_cli.system import Cluster as Where
 from golive_cli.system import service_specs
 from golive_contracts.events import (
@@ -27,6 +25,7 @@ from golive_contracts.events import (
     PaymentAuthorized,
     PaymentDeclined,
 )
+from golive_eventing import clients
 from golive_eventing.producer import record_headers
 from golive_eventing.serde import EventSerde, PoisonRecordError
 from golive_platform import process
@@ -52,7 +51,7 @@ class Services:
 
     @classmethod
     def on(cls, cluster: Cluster, topics: Topics, config: PlatformConfig, **env: str) -> Services:
-        where = Where(cluster.bootstrap_servers, cluster.registry_url)
+        where = Where(cluster.connection)
         specs = {s.name: s for s in service_specs(config, where, topics.names, env=env)}
         second = free_port()
         specs["payment-b"] = dataclasses.replace(
@@ -152,7 +151,7 @@ def new_orders(count: int, placed_at: datetime | None = None) -> list[OrderPlace
 
 
 def serde_for(cluster: Cluster, topics: Topics) -> EventSerde:
-    return EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
+    return EventSerde(clients.registry(cluster.connection), topics.as_map())
 
 
 def publish(
@@ -160,13 +159,13 @@ def publish(
 ) -> None:
     """Publish (keyed by journey), paced at `per_second` if given; every record acknowledged."""
     serde = serde_for(cluster, topics)
-    producer = Producer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
+    producer = clients.producer(
+        cluster.connection,
+        **{
             "enable.idempotence": True,
             "partitioner": "murmur2_random",
             "linger.ms": 5,
-        }
+        },
     )
     started = time.monotonic()
     for i, event in enumerate(events):
@@ -210,7 +209,7 @@ def outcome(cluster: Cluster, topics: Topics, serde: EventSerde | None = None) -
     placed: Counter[str] = Counter()
     reasons: dict[str, str] = {}
     for topic in (topics.orders, topics.payments):
-        for _key, value in read_topic(cluster.bootstrap_servers, topic, timeout_s=30):
+        for _key, value in read_topic(cluster.connection, topic, timeout_s=30):
             match event := _decoded(serde, value):
                 case PaymentAuthorized() | PaymentDeclined():
                     payments[str(event.order_id)] += 1

@@ -21,7 +21,9 @@ import uuid
 from functools import partial
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 
 from tests.helpers import create_topic, eventually
 from tests.instances import Broker
@@ -36,22 +38,26 @@ quiet = logging.getLogger("tests.broker-restart")  # librdkafka's refused connec
 
 @pytest.fixture
 def broker(own_broker: Broker) -> Broker:
-    create_topic(own_broker.config.bootstrap_servers, "padding", partitions=60)  # more to hand over
+    create_topic(own_broker.config.connection(), "padding", partitions=60)  # more to hand over
     return own_broker
 
 
 def _commit_until(
-    bootstrap: str, topic: str, transactional_id: str, stop: threading.Event, acknowledged: set[str]
+    connection: Connection,
+    topic: str,
+    transactional_id: str,
+    stop: threading.Event,
+    acknowledged: set[str],
 ) -> None:
     """Transactions of one record on each of the topic's three partitions, until the broker
     goes; each acknowledged one is named in `acknowledged`."""
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
+    producer = clients.producer(
+        connection,
+        **{
             "transactional.id": transactional_id,
             "linger.ms": 1,
             "logger": quiet,
-        }
+        },
     )
     producer.init_transactions(30)
     number = 0
@@ -72,17 +78,17 @@ def _at_least(acknowledged: set[str], count: int) -> bool:
     return len(acknowledged) >= count
 
 
-def _committed(bootstrap: str, topic: str) -> dict[str, set[int]]:
+def _committed(connection: Connection, topic: str) -> dict[str, set[int]]:
     """Each transaction's records as read_committed consumers see them: name -> partitions."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = clients.consumer(
+        connection,
+        **{
             "group.id": "broker-restart-reader",
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "enable.auto.commit": False,
             "logger": quiet,
-        }
+        },
     )
     seen: dict[str, set[int]] = collections.defaultdict(set)
     at_end: set[int] = set()
@@ -104,14 +110,14 @@ def _committed(bootstrap: str, topic: str) -> dict[str, set[int]]:
 
 
 def test_transactions_committed_as_the_broker_stops_stay_whole(broker: Broker) -> None:
-    bootstrap = broker.config.bootstrap_servers
+    connection = broker.config.connection()
     for stop_number in range(STOPS):
         topic = f"stop-{stop_number}-{uuid.uuid4().hex[:8]}"
-        create_topic(bootstrap, topic, partitions=3)
+        create_topic(connection, topic, partitions=3)
         ids = [f"{topic}-{i}" for i in range(PRODUCERS)]
         stop, acknowledged = threading.Event(), set[str]()
         writers = [
-            threading.Thread(target=_commit_until, args=(bootstrap, topic, i, stop, acknowledged))
+            threading.Thread(target=_commit_until, args=(connection, topic, i, stop, acknowledged))
             for i in ids
         ]
         for writer in writers:
@@ -123,12 +129,12 @@ def test_transactions_committed_as_the_broker_stops_stay_whole(broker: Broker) -
             writer.join(30)
         broker.start()
         for transactional_id in ids:  # what a processor does next: a new epoch, then commits
-            producer = Producer(
-                {
-                    "bootstrap.servers": bootstrap,
+            producer = clients.producer(
+                connection,
+                **{
                     "transactional.id": transactional_id,
                     "logger": quiet,
-                }
+                },
             )
             producer.init_transactions(60)
             producer.begin_transaction()
@@ -136,7 +142,7 @@ def test_transactions_committed_as_the_broker_stops_stay_whole(broker: Broker) -
                 producer.produce(topic, b"after", partition=partition)
             producer.commit_transaction(30)
 
-        seen = _committed(bootstrap, topic)
+        seen = _committed(connection, topic)
         seen.pop("after", None)
         assert sorted(n for n, parts in seen.items() if len(parts) != 3) == [], "partly committed"
         assert sorted(acknowledged - set(seen)) == [], "acknowledged, then lost"

@@ -17,10 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import TopicPartition
 from golive_contracts import topology
 from golive_contracts.events import PaymentDeclined
 from golive_contracts.topology import dlq_topic
+from golive_eventing import clients
 from golive_platform.testing import Cluster, suite_config
 
 from tests.helpers import (
@@ -109,7 +110,7 @@ def test_a_duplicated_order_placed_and_a_replayed_partition_pay_once(
     replayed = _copy_partition(cluster, topics.orders, 0)
     assert replayed > 0
     eventually(
-        lambda: lag(cluster.bootstrap_servers, topics.group("payment"), [topics.orders]) == 0,
+        lambda: lag(cluster.connection, topics.group("payment"), [topics.orders]) == 0,
         30,
         "payment to read the duplicates",
         every_s=0.5,
@@ -117,7 +118,7 @@ def test_a_duplicated_order_placed_and_a_replayed_partition_pay_once(
     eventually(
         lambda: (
             lag(
-                cluster.bootstrap_servers,
+                cluster.connection,
                 topics.group("order-process-manager"),
                 [topics.orders, topics.payments],
             )
@@ -133,17 +134,15 @@ def test_a_duplicated_order_placed_and_a_replayed_partition_pay_once(
 
 
 def _copy_partition(cluster: Cluster, topic: str, partition: int) -> int:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
+    consumer = clients.consumer(
+        cluster.connection,
+        **{
             "group.id": "test-replay",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-        }
+        },
     )
-    producer = Producer(
-        {"bootstrap.servers": cluster.bootstrap_servers, "enable.idempotence": True}
-    )
+    producer = clients.producer(cluster.connection, **{"enable.idempotence": True})
     try:
         _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
         consumer.assign([TopicPartition(topic, partition, 0)])
@@ -183,7 +182,7 @@ def test_poison_records_go_to_each_groups_dlq_and_the_line_keeps_moving(
     [sample] = new_orders(1)
     poison = {**POISON, "truncated": serde.serialize(sample)[:20]}
     keys = {kind: str(uuid.uuid4()) for kind in poison}
-    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    producer = clients.producer(cluster.connection)
     for kind, value in poison.items():
         producer.produce(topics.orders, key=keys[kind].encode(), value=value)
     assert producer.flush(10) == 0
@@ -213,7 +212,7 @@ def _declined_unprocessable(cluster: Cluster, topics: Topics, keys: set[str]) ->
     serde = serde_for(cluster, topics)
     found = {
         str(e.order_id)
-        for _k, v in read_topic(cluster.bootstrap_servers, topics.payments)
+        for _k, v in read_topic(cluster.connection, topics.payments)
         if isinstance(e := serde.deserialize(v), PaymentDeclined) and e.reason == "unprocessable"
     }
     return found & keys if keys <= found else None
@@ -228,7 +227,7 @@ def _records(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
             "key": (msg.key() or b"").decode(),
             "headers": {str(h[0]): _text(h[1]) for h in msg.headers() or []},
         }
-        for msg in read_messages(cluster.bootstrap_servers, topic, timeout_s=30)
+        for msg in read_messages(cluster.connection, topic, timeout_s=30)
     ]
 
 
@@ -241,7 +240,7 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
         len(_records(cluster, payment_dlq)),
         len(_records(cluster, projector_dlq)),
     )
-    env = {"KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers}
+    env = cluster.connection.env()
     done = _golive(["dlq", "redrive", "--topic", topics.orders, "--group", "payment"], env)
     assert f"redrove {before_payment} record(s)" in done.stdout
     # Still poison: payment dead-letters them again; no other group takes them.
@@ -251,9 +250,7 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
         "payment to dead-letter the redriven records again",
     )
     eventually(
-        lambda: (
-            lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0
-        ),
+        lambda: lag(cluster.connection, topics.group("order-projector"), [topics.orders]) == 0,
         30,
         "the projector to pass them",
     )
@@ -299,9 +296,7 @@ def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing
     _exactly_once(found, orders)
     assert all(found.cancel_reasons[str(o.order_id)] == "payment_timeout" for o in orders)
     eventually(
-        lambda: (
-            lag(cluster.bootstrap_servers, topics.group("order-projector"), [topics.orders]) == 0
-        ),
+        lambda: lag(cluster.connection, topics.group("order-projector"), [topics.orders]) == 0,
         30,
         "the orders read model to catch up",
     )
@@ -347,8 +342,7 @@ def test_rebuild_each_read_model_equals_the_live_one(
         "the audit store to catch up",
     )
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
-        "SCHEMA_REGISTRY_URL": cluster.registry_url,
+        **cluster.connection.env(),
         "ORDERS_TOPIC": topics.orders,
         "PAYMENTS_TOPIC": topics.payments,
     }
@@ -423,4 +417,4 @@ def _text(value: str | bytes | None) -> str:
 
 
 def _caught_up(cluster: Cluster, group: str, watched: list[str]) -> bool:
-    return lag(cluster.bootstrap_servers, group, watched) == 0
+    return lag(cluster.connection, group, watched) == 0

@@ -16,11 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from confluent_kafka import Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema
 from golive_contracts import topology
 from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
+from golive_eventing import clients
 from golive_eventing.serde import EventSerde
 from golive_platform import process
 from golive_platform.testing import Cluster
@@ -116,7 +116,8 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
     """Accepted orders all end once; refused ones got 503 + Retry-After in time, never a 500
     or a hang; retried with the same key each one becomes exactly one order."""
     config = own_broker.config
-    own = Cluster("local", config.bootstrap_servers, cluster.registry_url, cluster.postgres_url)
+    kafka = config.connection().model_copy(update={"schema_registry_url": cluster.registry_url})
+    own = Cluster("local", kafka, cluster.postgres_url)
     topics = make_topics(own, f"brk{uuid.uuid4().hex[:8]}", partitions=3)
     services = Services.on(own, topics, config)
     services.start("order", "order-pm", "payment")
@@ -193,7 +194,7 @@ def _publish_v1(cluster: Cluster, topics: Topics, schema_id: int) -> str:
     """An OrderPlaced as an older build wrote it: under v1's schema id, which no service has
     looked up yet. Returns its order id."""
     event = order_placed(str(uuid.uuid4()))
-    producer = Producer({"bootstrap.servers": cluster.bootstrap_servers})
+    producer = clients.producer(cluster.connection)
     producer.produce(
         topics.orders,
         key=event.envelope.correlation_id.encode(),
@@ -208,10 +209,11 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
     """While the registry is down the services run on the schemas they cached; a record under a
     schema they have not seen waits (never dead-lettered) and flows once the registry is back."""
     config = registry.config
-    own = Cluster("local", cluster.bootstrap_servers, config.registry_url, cluster.postgres_url)
+    restarted = cluster.connection.model_copy(update={"schema_registry_url": config.registry_url})
+    own = Cluster("local", restarted, cluster.postgres_url)
     topics = make_topics(own, f"reg{uuid.uuid4().hex[:8]}", partitions=3)
     subject = subject_for(topics.orders, OrderPlaced)
-    v1 = SchemaRegistryClient({"url": config.registry_url}).lookup_schema(
+    v1 = clients.registry(config.connection()).lookup_schema(
         subject, Schema(v1_schema_text(), "AVRO")
     )
     assert v1.schema_id is not None
@@ -256,7 +258,7 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
             )
         _exactly_once(found, order_ids)
         for dlq in (t for g in topology.GROUPS for t in topics.names.dead_letter_topics(g)):
-            assert read_topic(cluster.bootstrap_servers, dlq) == [], f"{dlq} is not empty"
+            assert read_topic(cluster.connection, dlq) == [], f"{dlq} is not empty"
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{services.log_tails()}") from None
     finally:

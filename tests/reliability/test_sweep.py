@@ -12,7 +12,9 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_INVALID, KafkaError, TopicPartition
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_eventing.errors import RetryBatchError
 from golive_eventing.producer import produce_bounded
 from golive_eventing.recovery import SWEEP_KEY, Transactions
@@ -24,16 +26,16 @@ from tests.instances import Broker
 pytestmark = pytest.mark.reliability
 
 
-def _committed(bootstrap: str, topic: str) -> list[bytes | None]:
+def _committed(connection: Connection, topic: str) -> list[bytes | None]:
     """Every committed record's key on the topic's one partition, read to its end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = clients.consumer(
+        connection,
+        **{
             "group.id": f"sweep-reader-{uuid.uuid4().hex[:8]}",
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
             "enable.auto.commit": False,
-        }
+        },
     )
     keys: list[bytes | None] = []
     try:
@@ -53,14 +55,14 @@ def _committed(bootstrap: str, topic: str) -> list[bytes | None]:
 def test_no_commit_after_the_broker_went_away_and_the_sweep_settles_every_partition_alike(
     own_broker: Broker,
 ) -> None:
-    bootstrap = own_broker.config.bootstrap_servers
+    connection = own_broker.config.connection()
     unique = uuid.uuid4().hex[:8]
     inputs, outputs = f"sweep-in-{unique}", f"sweep-out-{unique}"
-    create_topic(bootstrap, inputs)
-    create_topic(bootstrap, outputs)
-    settings = KafkaSettings(kafka_bootstrap_servers=bootstrap)
+    create_topic(connection, inputs)
+    create_topic(connection, outputs)
+    settings = KafkaSettings.exactly(**dict(connection))
     transactions = Transactions(settings, f"sweep-{unique}", "0")
-    group = Consumer({"bootstrap.servers": bootstrap, "group.id": f"sweep-{unique}"})
+    group = clients.consumer(connection, **{"group.id": f"sweep-{unique}"})
     read = TopicPartition(inputs, 0)
     try:
         # What a processor commits: its output and its input's offset, in one transaction.
@@ -87,7 +89,7 @@ def test_no_commit_after_the_broker_went_away_and_the_sweep_settles_every_partit
         transactions.repaired()
         transactions.usable()  # the new producer may commit again
 
-        committed = _committed(bootstrap, outputs)
+        committed = _committed(connection, outputs)
         position = group.committed([read], timeout=30)[0].offset
     finally:
         group.close()

@@ -12,8 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Producer
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_cli.recorder import capture as capture_module
 from golive_cli.recorder.archive import CaptureFile, CaptureFileError, read_capture
 from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
@@ -22,6 +20,7 @@ from golive_cli.recorder.replay import ReplayError, mark_test_environment, repla
 from golive_contracts.envelope import Envelope, event_id_for
 from golive_contracts.events import Address, Event, OrderConfirmed, OrderPlaced
 from golive_contracts.topology import ORDERS, PAYMENTS, Names
+from golive_eventing import clients
 from golive_eventing.serde import EventSerde
 from golive_payment.domain.rules import card_last4
 from golive_platform.testing import Cluster
@@ -74,12 +73,12 @@ def confirmed(order: OrderPlaced) -> OrderConfirmed:
 
 def publish(cluster: Cluster, topics: Topics, timed: list[tuple[Event | bytes, int, str]]) -> None:
     """One Kafka transaction, as the services write (commit markers take offsets)."""
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics.as_map())
-    producer = Producer(
-        {
-            "bootstrap.servers": cluster.bootstrap_servers,
+    serde = EventSerde(clients.registry(cluster.connection), topics.as_map())
+    producer = clients.producer(
+        cluster.connection,
+        **{
             "transactional.id": f"test-{uuid.uuid4().hex[:8]}",
-        }
+        },
     )
     producer.init_transactions(30)
     producer.begin_transaction()
@@ -135,8 +134,7 @@ def test_capture_reads_the_window_completes_journeys_and_counts_what_it_leaves_o
     out = tmp_path / "window.jsonl.gz"
     manifest = capture_to_file(
         out,
-        cluster.bootstrap_servers,
-        cluster.registry_url,
+        cluster.connection,
         [topics.orders, topics.payments],
         WINDOW,
         Tokeniser(DEV_KEY),
@@ -193,7 +191,7 @@ def test_no_personal_value_appears_anywhere_in_a_desensitised_capture(
             a.postal_code,
             event.card_token.split("_")[1],
         ]
-    where = (cluster.bootstrap_servers, cluster.registry_url, [topics.orders, topics.payments])
+    where = (cluster.connection, [topics.orders, topics.payments])
     safe, raw = tmp_path / "safe.jsonl.gz", tmp_path / "raw.jsonl.gz"
     capture_to_file(safe, *where, WINDOW, Tokeniser(DEV_KEY), "dev")
     capture_to_file(raw, *where, WINDOW, None, None)
@@ -211,8 +209,7 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
     out = tmp_path / "window.jsonl.gz"
     capture_to_file(
         out,
-        cluster.bootstrap_servers,
-        cluster.registry_url,
+        cluster.connection,
         [topics.orders, topics.payments],
         WINDOW,
         Tokeniser(DEV_KEY),
@@ -222,39 +219,36 @@ def test_replay_rewrites_schema_ids_keeps_key_order_and_refuses_an_undeclared_ta
     target = Topics(Names({ORDERS: f"replayed.{unique}", PAYMENTS: f"replayed-p.{unique}"}))
     from tests.helpers import create_topic  # noqa: PLC0415
 
-    create_topic(cluster.bootstrap_servers, target.orders, partitions=2)
+    create_topic(cluster.connection, target.orders, partitions=2)
     marker = f"_golive.test-environment.{unique}"
     with pytest.raises(ReplayError, match="not declared a test environment"):
         replay(
             loaded,
-            cluster.bootstrap_servers,
-            cluster.registry_url,
+            cluster.connection,
             topic_map={topics.orders: target.orders},
             marker=marker,
         )
-    assert mark_test_environment(cluster.bootstrap_servers, marker)
+    assert mark_test_environment(cluster.connection, marker)
     with pytest.raises(ReplayError, match=f"target topics missing on .*: {topics.orders}x"):
         replay(
             loaded,
-            cluster.bootstrap_servers,
-            cluster.registry_url,
+            cluster.connection,
             topic_map={topics.orders: f"{topics.orders}x"},
             marker=marker,
         )
     result = replay(
         loaded,
-        cluster.bootstrap_servers,
-        cluster.registry_url,
+        cluster.connection,
         topic_map={topics.orders: target.orders},
         speed=None,
         marker=marker,
     )
     assert result.published == {target.orders: 4}
 
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), target.as_map())
+    serde = EventSerde(clients.registry(cluster.connection), target.as_map())
     got = [
         (key, serde.deserialize(value))
-        for key, value in read_topic(cluster.bootstrap_servers, target.orders)
+        for key, value in read_topic(cluster.connection, target.orders)
     ]
     late = str(seeded["late"].order_id)
     assert [type(e).__name__ for k, e in got if k == late] == ["OrderPlaced", "OrderConfirmed"]
@@ -270,8 +264,7 @@ def test_a_changed_or_cut_file_is_refused(
     out = tmp_path / "window.jsonl.gz"
     capture_to_file(
         out,
-        cluster.bootstrap_servers,
-        cluster.registry_url,
+        cluster.connection,
         [topics.orders],
         WINDOW,
         Tokeniser(DEV_KEY),
@@ -329,8 +322,7 @@ def test_a_long_capture_is_bounded_by_stalls_not_by_its_length(
     )
     manifest = capture_to_file(
         tmp_path / "long.jsonl.gz",
-        cluster.bootstrap_servers,
-        cluster.registry_url,
+        cluster.connection,
         [topics.orders],
         WINDOW,
         None,

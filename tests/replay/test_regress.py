@@ -45,7 +45,7 @@ def recorded(
     cluster: ProvidedCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, str]]:
     """A real run: orders over HTTP through the four processes, captured desensitised."""
-    where = Cluster(cluster.bootstrap_servers, cluster.registry_url)
+    where = Cluster(cluster.connection)
     suffix = f"rec{uuid.uuid4().hex[:8]}"
     names = make_topics(where, suffix)
     start = datetime.now(UTC) - timedelta(seconds=1)
@@ -72,8 +72,7 @@ def recorded(
     window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
     capture_to_file(
         out,
-        where.bootstrap,
-        where.registry_url,
+        where.connection,
         list(names.topics.values()),
         window,
         Tokeniser(DEV_KEY),
@@ -87,9 +86,7 @@ def test_the_same_build_replays_to_no_differences(
     cluster: ProvidedCluster, recorded: tuple[Path, dict[str, str]]
 ) -> None:
     path, cards = recorded
-    report = regress(
-        read_capture(path), Cluster(cluster.bootstrap_servers, cluster.registry_url), timeout_s=60
-    )
+    report = regress(read_capture(path), Cluster(cluster.connection), timeout_s=60)
     assert report.orders == len(cards) == report.terminal
     assert report.ok, report.text()
 
@@ -100,7 +97,7 @@ def test_a_changed_payment_rule_names_exactly_the_orders_whose_outcome_changed(
     path, cards = recorded
     report = regress(
         read_capture(path),
-        Cluster(cluster.bootstrap_servers, cluster.registry_url),
+        Cluster(cluster.connection),
         timeout_s=60,
         customise=stricter_payment,
     )

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Self
 
+from golive_eventing.clients import Connection
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -102,6 +103,12 @@ class PlatformConfig(BaseSettings):
     @property
     def registry_url(self) -> str:
         return f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
+
+    def connection(self) -> Connection:
+        """How the operator's tools reach this platform (golive_eventing.clients builds them)."""
+        return Connection.exactly(
+            kafka_bootstrap_servers=self.bootstrap_servers, schema_registry_url=self.registry_url
+        )
 
     @property
     def postgres_url(self) -> str:

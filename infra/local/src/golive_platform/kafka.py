@@ -10,6 +10,8 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
@@ -127,14 +129,13 @@ def server_log(config: PlatformConfig) -> Path:
     return config.data_dir / "kafka" / "logs" / "server.log"
 
 
-def admin_client(bootstrap: str, **extra: str) -> AdminClient:
+def admin_client(connection: Connection, **extra: str) -> AdminClient:
     # librdkafka logs every refused connection to stderr; readiness polling expects refusals.
-    conf = {"bootstrap.servers": bootstrap, "logger": _quiet, **extra}
-    return AdminClient(conf)  # type: ignore[arg-type]  # the stubs omit the documented "logger" key
+    return clients.admin(connection, logger=_quiet, **extra)
 
 
-def metadata_ready(bootstrap: str, timeout_s: float = 1.0) -> bool:
-    admin = admin_client(bootstrap, **{"socket.connection.setup.timeout.ms": "1000"})
+def metadata_ready(connection: Connection, timeout_s: float = 1.0) -> bool:
+    admin = admin_client(connection, **{"socket.connection.setup.timeout.ms": "1000"})
     try:
         return bool(admin.list_topics(timeout=timeout_s).brokers)
     except KafkaException:

@@ -86,7 +86,7 @@ class Platform:
     def probes(self) -> dict[str, Callable[[], bool]]:
         c = self.config
         found: dict[str, Callable[[], bool]] = {
-            "kafka": lambda: metadata_ready(c.bootstrap_servers),
+            "kafka": lambda: metadata_ready(c.connection()),
             "registry": lambda: registry_ready(c),
             "postgres": lambda: database_ready(c),
         }
@@ -199,7 +199,7 @@ class Platform:
             result.timings["kafka"] = process.wait_ready(
                 kafka_proc, probes["kafka"], c.ready_timeout_s, kafka.log
             )
-            report = apply(admin_client(c.bootstrap_servers), specs)
+            report = apply(admin_client(c.connection()), specs)
             result.topic_changes = [str(change) for change in report.changed + report.unresolved]
             for change in report.unresolved:
                 self.echo(f"warning: topics.yaml drift left in place: {change}")

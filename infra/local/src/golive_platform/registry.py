@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from golive_eventing import clients
 
 from golive_platform.artifacts import Artifacts
 from golive_platform.config import PlatformConfig
@@ -80,7 +81,8 @@ def registry_ready(config: PlatformConfig) -> bool:
         health = httpx.get(
             f"http://{config.host}:{config.registry_management_port}/health/ready", timeout=2
         )
-        api = httpx.get(f"{config.registry_url}/subjects", timeout=2)
+        with clients.registry_http(config.connection(), timeout_s=2) as registry:
+            api = registry.get("/subjects")
     except httpx.HTTPError:
         return False
     return health.status_code == 200 and api.status_code == 200

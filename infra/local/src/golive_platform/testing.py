@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
+from golive_eventing.clients import Connection
+
 from golive_platform.config import PlatformConfig
 from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
@@ -25,9 +27,16 @@ class Cluster:
     """What a test talks to, whichever way it was provided."""
 
     source: Source
-    bootstrap_servers: str
-    registry_url: str
+    connection: Connection
     postgres_url: str | None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.connection.kafka_bootstrap_servers
+
+    @property
+    def registry_url(self) -> str:
+        return self.connection.schema_registry_url
 
 
 def suite_config(**overrides: object) -> PlatformConfig:
@@ -100,10 +109,13 @@ def provide_cluster(environ: Mapping[str, str] | None = None) -> Iterator[Cluste
         env, docker_answers() if not env.get("KAFKA_BOOTSTRAP_SERVERS") else False
     )
     if source == "external":
-        registry = env.get("SCHEMA_REGISTRY_URL")
-        if not registry:
+        if not env.get("SCHEMA_REGISTRY_URL"):
             raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is set but SCHEMA_REGISTRY_URL is not")
-        yield Cluster("external", env["KAFKA_BOOTSTRAP_SERVERS"], registry, env.get("DATABASE_URL"))
+        # Security protocol, SASL credentials and TLS from the same environment.
+        connection = Connection.exactly(
+            **{name: env[name.upper()] for name in Connection.model_fields if name.upper() in env}
+        )
+        yield Cluster("external", connection, env.get("DATABASE_URL"))
     elif source == "testcontainers":
         with _containers() as cluster:
             yield cluster
@@ -121,7 +133,7 @@ def local_cluster(keep: bool = False) -> Iterator[Cluster]:
     if started:
         purge_leftover_topics(config)
     try:
-        yield Cluster("local", config.bootstrap_servers, config.registry_url, config.postgres_url)
+        yield Cluster("local", config.connection(), config.postgres_url)
     finally:
         if started and not keep:
             platform.down()
@@ -141,7 +153,7 @@ def purge_leftover_topics(config: PlatformConfig) -> int:
         config.registry_events_topic,
         *(spec.name for spec in resolve(load_catalogue(config.topics_file), config.environment)),
     }
-    admin = admin_client(config.bootstrap_servers)
+    admin = admin_client(config.connection())
     names = [
         t for t in admin.list_topics(timeout=30).topics if not t.startswith("_") and t not in keep
     ]
@@ -185,7 +197,9 @@ def _containers() -> Iterator[Cluster]:
                 port = registry.get_exposed_port(8080)
                 yield Cluster(
                     "testcontainers",
-                    kafka.get_bootstrap_server(),
-                    f"http://{host}:{port}/apis/ccompat/v7",
+                    Connection.exactly(
+                        kafka_bootstrap_servers=kafka.get_bootstrap_server(),
+                        schema_registry_url=f"http://{host}:{port}/apis/ccompat/v7",
+                    ),
                     postgres.get_connection_url(driver=None),
                 )

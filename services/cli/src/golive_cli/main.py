@@ -161,9 +161,10 @@ def topics_apply(
 
     config = PlatformConfig()
     specs = resolve(load_catalogue(file or config.topics_file), env)
-    report = apply(
-        admin_client(bootstrap or config.bootstrap_servers), specs, force=force, dry_run=dry_run
-    )
+    from golive_cli.system import Cluster  # noqa: PLC0415
+
+    connection = Cluster.chosen(bootstrap).connection
+    report = apply(admin_client(connection), specs, force=force, dry_run=dry_run)
     for change in report.changes:
         typer.echo(str(change))
     typer.echo(f"{len(report.changed)} changed, {len(report.unresolved)} left as they are")
@@ -173,16 +174,25 @@ def topics_apply(
 
 @schemas_app.command("register")
 @fails_cleanly
-def schemas_register() -> None:
+def schemas_register(
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SCHEMA_REGISTRY_URL",
+            help="Registry to register in (default: the local platform's); its credentials "
+            "from SCHEMA_REGISTRY_USER_INFO.",
+        ),
+    ] = None,
+) -> None:
     """Register every committed schema version (FULL_TRANSITIVE per subject). Services never do."""
-    from golive_cli.system import register_schemas  # noqa: PLC0415
+    from golive_cli.system import Cluster, register_schemas  # noqa: PLC0415
 
-    config = PlatformConfig()
+    target = Cluster.chosen(None, registry).connection
     try:
-        register_schemas(config)
+        register_schemas(PlatformConfig(), target)
     except Exception as exc:  # the registry's errors name the subject and the rule
         raise PlatformError(f"schema registration failed: {exc}") from exc
-    typer.echo(f"registered the schemas in {config.registry_url}")
+    typer.echo(f"registered the schemas in {target.schema_registry_url}")
 
 
 @schemas_app.command("check")
@@ -390,10 +400,9 @@ def dlq_redrive(
 ) -> None:
     """Re-deliver a group's dead letters to that group only (each once), e.g. after a fix."""
     from golive_cli import operations  # noqa: PLC0415
+    from golive_cli.system import Cluster  # noqa: PLC0415
 
-    found = operations.redrive(
-        bootstrap or PlatformConfig().bootstrap_servers, topic, group, dry_run=dry_run
-    )
+    found = operations.redrive(Cluster.chosen(bootstrap).connection, topic, group, dry_run=dry_run)
     verb = "would redrive" if dry_run else "redrove"
     typer.echo(f"{verb} {found.records} record(s) from {found.dlq} to group {group}")
     for source, count in sorted(found.by_source.items()):

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
-    Consumer,
     KafkaError,
     Message,
     Producer,
@@ -19,7 +18,9 @@ from golive_audit.bootstrap import read_model as audit_read_model
 from golive_audit.settings import AuditSettings
 from golive_contracts import topology
 from golive_contracts.topology import dlq_topic
+from golive_eventing import clients
 from golive_eventing.app import make_serde
+from golive_eventing.clients import Connection
 from golive_eventing.db import create_tables, make_engine
 from golive_eventing.producer import producer_config
 from golive_eventing.rebuild import Progress, ReadModel, Rebuilt, rebuild
@@ -86,7 +87,12 @@ class Redriven:
 
 
 def redrive(
-    bootstrap: str, topic: str, group: str, *, dry_run: bool = False, timeout_s: float = 60.0
+    connection: Connection,
+    topic: str,
+    group: str,
+    *,
+    dry_run: bool = False,
+    timeout_s: float = 60.0,
 ) -> Redriven:
     """Put every dead letter of `group` on `topic` not redriven before back on its source
     partition, addressed to `group` only (header redrive.group); other groups pass over it.
@@ -95,17 +101,20 @@ def redrive(
     """
     _dead_lettering(group)
     dlq = dlq_topic(topic, group)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = clients.consumer(
+        connection,
+        **{
             "group.id": f"{group}.redrive",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "isolation.level": "read_committed",
-        }
+        },
     )
+    settings = KafkaSettings.exactly(**dict(connection))
     producer = (
-        None if dry_run else Producer(producer_config(_settings(bootstrap), f"{group}-redrive"))
+        None
+        if dry_run
+        else clients.producer(connection, **producer_config(settings, f"{group}-redrive"))
     )
     try:
         found = consumer.list_topics(dlq, timeout=10).topics.get(dlq)
@@ -197,7 +206,3 @@ def _send_back(producer: Producer | None, message: Message, topic: str, group: s
 
 def _bytes(value: str | bytes | None) -> bytes:
     return value.encode() if isinstance(value, str) else value or b""
-
-
-def _settings(bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(kafka_bootstrap_servers=bootstrap)

@@ -12,6 +12,8 @@ import httpx
 from golive_contracts.avro import subject_for
 from golive_contracts.events import EVENT_TYPES, Event
 from golive_contracts.topology import Names
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 
 from golive_cli.schema_gate import (
     Earlier,
@@ -45,7 +47,8 @@ def run_check(
         checked.append(f"the versions committed at {against_ref} and in the working tree")
         problems += found
     if registry_url is not None:
-        subjects, found = check_against_registry(registry_url, topics or dict(Names().topics))
+        registry = Connection(schema_registry_url=registry_url)  # its credentials: environment
+        subjects, found = check_against_registry(registry, topics or dict(Names().topics))
         checked.append(f"the registry at {registry_url}")
         problems += [p for p in found if p not in problems]
     if problems:
@@ -64,7 +67,7 @@ _JSON = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
 
 
 def check_against_registry(
-    url: str,
+    registry: Connection,
     topics: Mapping[str, str],
     events: Sequence[type[Event]] = EVENT_TYPES,
     timeout_s: float = 10.0,
@@ -77,7 +80,7 @@ def check_against_registry(
     current, problems = current_schemas(events)
     problems += uncommitted(current)
     subjects = []
-    with httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s) as client:
+    with clients.registry_http(registry, timeout_s) as client:
         for item in current:
             subject = subject_for(topics[item.event.topic], item.event)
             subjects.append(subject)
@@ -95,7 +98,7 @@ def check_against_registry(
                         subject,
                         "",
                         "registry rejects",
-                        f"the registry at {url} finds it incompatible with a registered "
+                        f"the registry at {registry.schema_registry_url} finds it incompatible with a registered "
                         "version; our rules found nothing: report it",
                     )
                 ]

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 from golive_contracts.topology import Names
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
 from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
@@ -23,15 +25,41 @@ DATABASES = ("golive_order", "golive_payment", "golive_audit")
 
 @dataclass(frozen=True)
 class Cluster:
-    """A broker and its schema registry."""
+    """A broker and its schema registry, and how to reach them (golive_eventing.clients)."""
 
-    bootstrap: str
-    registry_url: str
+    connection: Connection
+
+    @property
+    def bootstrap(self) -> str:
+        return self.connection.kafka_bootstrap_servers
+
+    @property
+    def registry_url(self) -> str:
+        return self.connection.schema_registry_url
 
     @classmethod
     def of(cls, config: PlatformConfig) -> Cluster:
         """The local platform of `config`."""
-        return cls(config.bootstrap_servers, config.registry_url)
+        return cls(config.connection())
+
+    @classmethod
+    def chosen(cls, bootstrap: str | None = None, registry: str | None = None) -> Cluster:
+        """What a command acts on: the local platform, unless --bootstrap names another Kafka
+        or --registry another registry; their security and credentials then come from the
+        environment (KAFKA_SECURITY_PROTOCOL, SCHEMA_REGISTRY_USER_INFO and the rest)."""
+        at = PlatformConfig().connection()
+        if bootstrap is None and registry is None:
+            return cls(at)
+        given = Connection()
+        if bootstrap is not None:
+            kafka = {
+                f: getattr(given, f) for f in Connection.model_fields if f.startswith("kafka_")
+            }
+            at = at.model_copy(update={**kafka, "kafka_bootstrap_servers": bootstrap})
+        if registry is not None:
+            own = {f: getattr(given, f) for f in Connection.model_fields if f.startswith("schema_")}
+            at = at.model_copy(update={**own, "schema_registry_url": registry})
+        return cls(at)
 
 
 class TopicSetupError(RuntimeError):
@@ -58,8 +86,7 @@ def service_specs(
     at = cluster or Cluster.of(config)
     names = names or Names()
     common = {
-        "KAFKA_BOOTSTRAP_SERVERS": at.bootstrap,
-        "SCHEMA_REGISTRY_URL": at.registry_url,
+        **at.connection.env(),
         "ORDERS_TOPIC": names.topic("orders"),
         "PAYMENTS_TOPIC": names.topic("payments"),
         **({"KAFKA_GROUP_PREFIX": names.group_prefix} if names.group_prefix else {}),
@@ -92,7 +119,6 @@ def create_topics(
     """Every topic the topology derives for these names (event topics, dead letters, compacted
     changelogs), then the committed schemas registered for them; the topics' names. For an
     environment of one's own on a shared cluster; `golive topics apply` manages the real ones."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
     from golive_eventing.schemas import register_all  # noqa: PLC0415
 
     needs = names.needs()
@@ -101,13 +127,13 @@ def create_topics(
         NewTopic(n.name, partitions, replication, config=compacted if n.compacted else {})
         for n in needs
     ]
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin = clients.admin(cluster.connection)
     try:
         for future in admin.create_topics(new, operation_timeout=15).values():
             future.result(timeout=20)
     except KafkaException as exc:
         raise TopicSetupError(f"could not create topics on {cluster.bootstrap}: {exc}") from exc
-    register_all(SchemaRegistryClient({"url": cluster.registry_url}), dict(names.topics))
+    register_all(clients.registry(cluster.connection), dict(names.topics))
     return [n.name for n in needs]
 
 
@@ -131,12 +157,12 @@ def prepare_postgres(config: PlatformConfig) -> None:
         ensure_database(config, name)
 
 
-def register_schemas(config: PlatformConfig) -> None:
-    """Services never auto-register: the project registers every committed schema version first."""
-    from confluent_kafka.schema_registry import SchemaRegistryClient  # noqa: PLC0415
+def register_schemas(config: PlatformConfig, registry: Connection | None = None) -> None:
+    """Services never auto-register: the project registers every committed schema version first
+    (into the local platform's registry, unless `registry` names another)."""
     from golive_eventing.schemas import register_all  # noqa: PLC0415
 
-    register_all(SchemaRegistryClient({"url": config.registry_url}), dict(Names().topics))
+    register_all(clients.registry(registry or config.connection()), dict(Names().topics))
 
 
 def system(config: PlatformConfig, *, with_postgres: bool = False, echo: Echo = print) -> Platform:

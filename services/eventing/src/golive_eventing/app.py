@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import uvicorn
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
+from golive_eventing import clients
 from golive_eventing.health import Readiness
 from golive_eventing.loop import Runner
 from golive_eventing.serde import EventSerde
@@ -23,8 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def make_serde(settings: KafkaSettings) -> EventSerde:
-    registry = SchemaRegistryClient({"url": settings.schema_registry_url})
-    return EventSerde(registry, settings.topic_map())
+    return EventSerde(clients.registry(settings), settings.topic_map())
 
 
 class ReadinessReport(BaseModel):

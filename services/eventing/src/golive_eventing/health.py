@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-from confluent_kafka.admin import AdminClient
 
+from golive_eventing import clients
 from golive_eventing.loop import Runner
 from golive_eventing.settings import KafkaSettings
 
@@ -16,7 +16,7 @@ Check = Callable[[], bool]
 
 
 def broker_check(settings: KafkaSettings) -> Check:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = clients.admin(settings)
 
     def check() -> bool:
         try:
@@ -30,12 +30,11 @@ def broker_check(settings: KafkaSettings) -> Check:
 def registry_check(settings: KafkaSettings) -> Check:
     # /schemas/types is constant and small; /subjects lists every subject (up to 1,000 on
     # Apicurio), once a second per service.
+    http = clients.registry_http(settings, timeout_s=1.0)
+
     def check() -> bool:
         try:
-            return (
-                httpx.get(f"{settings.schema_registry_url}/schemas/types", timeout=1.0).status_code
-                == 200
-            )
+            return http.get("/schemas/types").status_code == 200
         except httpx.HTTPError:
             return False
 

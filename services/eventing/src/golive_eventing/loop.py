@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from golive_contracts.topology import Group
 
+from golive_eventing import clients
 from golive_eventing.errors import TRANSIENT, PositionsMovedError, RetryBatchError
 from golive_eventing.records import Consumed, decode, first_offsets
 from golive_eventing.serde import EventSerde
@@ -63,9 +64,9 @@ class Runner(ABC):
         # timers set). See read_to_end: under read_committed that end may be a transaction's start.
         self.at_end: dict[tuple[str, int], int] = {}
         self.cooperative = assignment == "cooperative-sticky"
-        self.consumer = Consumer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+        self.consumer = clients.consumer(
+            settings,
+            **{
                 "group.id": self.group_id,
                 "client.id": f"{group.name}-consumer",
                 "enable.auto.commit": False,
@@ -76,7 +77,7 @@ class Runner(ABC):
                 "heartbeat.interval.ms": 1000,
                 "enable.partition.eof": eof,
                 "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,  # timers' END_GRACE_S depends on it
-            }
+            },
         )
 
     # -- rebalancing -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from golive_contracts.events import Event
 
-from golive_eventing import tracing
+from golive_eventing import clients, tracing
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 
@@ -33,8 +33,8 @@ class Delivered:
 
 
 def producer_config(settings: KafkaSettings, client_id: str, **extra: Any) -> dict[str, Any]:
+    """The keys every producer of a service shares, beside the connection's (clients.kafka_config)."""
     return {
-        "bootstrap.servers": settings.kafka_bootstrap_servers,
         "client.id": client_id,
         "enable.idempotence": True,
         "acks": "all",
@@ -96,7 +96,9 @@ class EventProducer:
         self._poller.start()
 
     def _new_producer(self) -> Producer:
-        return Producer(producer_config(self.settings, self.client_id, error_cb=self._on_error))
+        return clients.producer(
+            self.settings, **producer_config(self.settings, self.client_id, error_cb=self._on_error)
+        )
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():

@@ -7,9 +7,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from golive_contracts.topology import Group
 
+from golive_eventing import clients
 from golive_eventing.deadletters import dead_letter
 from golive_eventing.errors import PositionsMovedError, RetryBatchError
 from golive_eventing.loop import Runner
@@ -60,7 +61,9 @@ class ProjectionRunner(Runner):
         super().__init__(settings, serde, group, topics=topics)
         self.store = store
         self._dlq = (
-            Producer(producer_config(settings, f"{group.name}-dlq")) if group.dead_letters else None
+            clients.producer(settings, **producer_config(settings, f"{group.name}-dlq"))
+            if group.dead_letters
+            else None
         )
         self._written: dict[tuple[str, int], int | None] = {}
 

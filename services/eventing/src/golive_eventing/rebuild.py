@@ -20,12 +20,13 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 from sqlalchemy import MetaData, Table, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import quoted_name
 
+from golive_eventing import clients
 from golive_eventing.db import SqlProjection, retried
 from golive_eventing.projection import ProjectionStore
 from golive_eventing.records import Consumed, decode, next_offsets
@@ -123,14 +124,14 @@ def _replay(
     on_progress: Callable[[Progress], None],
     timeout_s: float,
 ) -> int:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
+    consumer = clients.consumer(
+        settings,
+        **{
             "group.id": f"{group}-rebuild",  # assign() only: never joins, never commits
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": True,
-        }
+        },
     )
     try:
         places = [
@@ -207,9 +208,7 @@ def _swap(engine: Engine, metadata: MetaData, tables: dict[str, Table], suffix: 
 
 def matching_topics(settings: KafkaSettings, pattern: str) -> list[str]:
     """The topics a regex subscription (`^...`) covers right now."""
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "golive-rebuild-list"}
-    )
+    consumer = clients.consumer(settings, **{"group.id": "golive-rebuild-list"})
     try:
         names = consumer.list_topics(timeout=10).topics
     finally:

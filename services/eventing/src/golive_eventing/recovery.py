@@ -28,8 +28,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from confluent_kafka import IsolationLevel, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, OffsetSpec
+from confluent_kafka.admin import OffsetSpec
 
+from golive_eventing import clients
 from golive_eventing.errors import RetryBatchError
 from golive_eventing.producer import kafka_error, produce_bounded, producer_config
 from golive_eventing.settings import KafkaSettings
@@ -135,8 +136,9 @@ class Transactions:
     def _new_producer(self) -> Producer:
         """init_transactions() with our transactional.id aborts whatever the last producer with
         that id left open (a crashed process, or this one's failed producer)."""
-        producer = Producer(
-            producer_config(
+        producer = clients.producer(
+            self.settings,
+            **producer_config(
                 self.settings,
                 self.transactional_id,
                 **{
@@ -144,7 +146,7 @@ class Transactions:
                     "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
                     "error_cb": self._on_error,
                 },
-            )
+            ),
         )
         producer.init_transactions(30)
         return producer
@@ -287,7 +289,7 @@ class Transactions:
         """Return once every swept partition's last stable offset is past its sweep record: the
         abort marker is there, and nothing of ours before it is pending. Another instance's open
         transaction holds it back for at most its transaction timeout."""
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+        admin = clients.admin(self.settings)
         latest = OffsetSpec.latest()  # type: ignore[no-untyped-call]
         pending = dict(swept)
         deadline = time.monotonic() + SWEEP_WAIT_S

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from golive_contracts.topology import ORDERS, PAYMENTS, Names
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from golive_eventing.clients import Connection
 
 
-class KafkaSettings(BaseSettings):
-    """Where Kafka and the registry are, and the names of the topics (tests use their own)."""
+class KafkaSettings(Connection):
+    """The connection (golive_eventing.clients), and the names of the topics (tests use their own)."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    schema_registry_url: str = "http://127.0.0.1:8081/apis/ccompat/v7"
     orders_topic: str = "orders"
     payments_topic: str = "payments"
     # Prepended to the id of every consumer group this service joins, and to its transactional

@@ -27,6 +27,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+from golive_eventing import clients
 from golive_eventing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -84,15 +85,15 @@ class KeyedState:
         wanted = sorted(set(partitions))
         if not wanted:
             return 0
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap_servers,
+        consumer = clients.consumer(
+            self.settings,
+            **{
                 "group.id": f"{self.group}-restore",  # assign() only: never joins, never commits
                 "client.id": f"{self.group}-restore",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
                 "enable.partition.eof": True,
-            }
+            },
         )
         read = 0
         stable: dict[int, int] = {}  # partition -> where its last end-of-partition event came

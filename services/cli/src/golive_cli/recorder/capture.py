@@ -26,6 +26,8 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_recorder_native import Window as NativeWindow
 
 from golive_cli.recorder.archive import (
@@ -144,8 +146,7 @@ class WindowRead:
 
 @contextmanager
 def read_window(
-    bootstrap: str,
-    registry_url: str,
+    source: Connection,
     topics: Sequence[str],
     window: Window,
     tokeniser: Tokeniser | None,
@@ -154,7 +155,7 @@ def read_window(
 ) -> Iterator[WindowRead]:
     """Read the window (and the journeys started in it) into spools under `spool_dir` (the
     system's temporary directory if None), removed when the block ends."""
-    schemas = SourceSchemas(registry_url)
+    schemas = SourceSchemas(source)
     resolve = _resolver(schemas, desensitise=tokeniser is not None)
     key = None if tokeniser is None else tokeniser.key
     with tempfile.TemporaryFile(dir=spool_dir) as file:
@@ -162,13 +163,17 @@ def read_window(
             key, resolve, file.fileno(), SPOOL_BATCH, window.start_ms, window.end_ms
         )
         try:
-            _read(bootstrap, topics, window, options, native)
+            _read(source, topics, window, options, native)
             native.merge(options.complete_journeys)
         except OSError as exc:  # the spool's disk: full, gone
             where = spool_dir or tempfile.gettempdir()
             raise CaptureError(f"could not spool the window in {where}: {exc}") from exc
         manifest = Manifest(
-            source={"bootstrap": bootstrap, "registry": registry_url, "topics": ",".join(topics)},
+            source={
+                "bootstrap": source.kafka_bootstrap_servers,
+                "registry": source.schema_registry_url,
+                "topics": ",".join(topics),
+            },
             window={
                 "from": window.start.isoformat(),
                 "to": window.end.isoformat(),
@@ -185,23 +190,21 @@ def read_window(
 
 
 def capture(
-    bootstrap: str,
-    registry_url: str,
+    source: Connection,
     topics: Sequence[str],
     window: Window,
     tokeniser: Tokeniser | None,
     options: CaptureOptions = CaptureOptions(),
 ) -> tuple[Manifest, list[WriterSchema], list[CapturedRecord]]:
     """The window in memory, for a reader that shows it (golive inspect); files stream instead."""
-    with read_window(bootstrap, registry_url, topics, window, tokeniser, options) as read:
+    with read_window(source, topics, window, tokeniser, options) as read:
         records = list(read.records())
     return read.manifest, [s for s in read.source.used() if s.id in read.used], records
 
 
 def capture_to_file(
     path: Path,
-    bootstrap: str,
-    registry_url: str,
+    source: Connection,
     topics: Sequence[str],
     window: Window,
     tokeniser: Tokeniser | None,
@@ -210,16 +213,14 @@ def capture_to_file(
 ) -> Manifest:
     """Capture the window into `path`; the spools wait beside it, in its directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with read_window(
-        bootstrap, registry_url, topics, window, tokeniser, options, spool_dir=path.parent
-    ) as read:
+    with read_window(source, topics, window, tokeniser, options, spool_dir=path.parent) as read:
         read.manifest.key_id = key_id
         tally = (read.counts, read.used)
         return write_lines(path, read.manifest, read.schemas(), tally, read.lines())
 
 
 def _read(
-    bootstrap: str,
+    source: Connection,
     topics: Sequence[str],
     window: Window,
     options: CaptureOptions,
@@ -227,15 +228,15 @@ def _read(
 ) -> None:
     """Every record of the window's partitions into `native`, batch by batch, until each
     partition is read past the window (and the journeys started in it) or to its end."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
+    consumer = clients.consumer(
+        source,
+        **{
             "group.id": f"golive-capture-{uuid.uuid4().hex[:8]}",  # assigned, never committed
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "enable.partition.eof": False,
             **BULK_READ,
-        }
+        },
     )
     try:
         ends = _assign(consumer, topics, window.start_ms - _ms(options.skew))
@@ -264,7 +265,7 @@ def _read(
                 )
             native.push(consumer.consume(1000, timeout=0.2))
     except KafkaException as exc:
-        raise CaptureError(f"Kafka at {bootstrap}: {exc}") from exc
+        raise CaptureError(f"Kafka at {source.kafka_bootstrap_servers}: {exc}") from exc
     finally:
         consumer.close()
 

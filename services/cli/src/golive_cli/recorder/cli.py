@@ -109,8 +109,7 @@ def window_of(start: str, end: str) -> Window:
 def _where(bootstrap: str | None, registry: str | None) -> Cluster:
     from golive_cli.recorder.environment import Cluster  # noqa: PLC0415
 
-    config = PlatformConfig()
-    return Cluster(bootstrap or config.bootstrap_servers, registry or config.registry_url)
+    return Cluster.chosen(bootstrap, registry)
 
 
 def _topics(text: str) -> list[str]:
@@ -164,8 +163,7 @@ def capture(
     )
     manifest = capture_to_file(
         out,
-        where.bootstrap,
-        where.registry_url,
+        where.connection,
         _topics(topics),
         window,
         tokeniser,
@@ -207,8 +205,7 @@ def replay_command(
     loaded = CaptureFile(file)  # checked now, streamed as it is published
     result = replay(
         loaded,
-        to,
-        registry or PlatformConfig().registry_url,
+        _where(to, registry).connection,
         topic_map=mapping,
         speed=pace,
         keep_timestamps=keep_timestamps,
@@ -265,8 +262,7 @@ def inspect(
     if source == "kafka":
         where = _where(bootstrap, registry)
         rows = timeline.from_kafka(
-            where.bootstrap,
-            where.registry_url,
+            where.connection,
             _topics(topics),
             window,
             key=key,
@@ -292,7 +288,7 @@ def mark_test(
     """Declare a cluster a test environment: `golive replay` publishes only into those."""
     from golive_cli.recorder.replay import mark_test_environment  # noqa: PLC0415
 
-    created = mark_test_environment(bootstrap)
+    created = mark_test_environment(_where(bootstrap, None).connection)
     typer.echo(f"{bootstrap} is {'now' if created else 'already'} declared a test environment")
 
 

@@ -84,13 +84,13 @@ def cluster_for_regress(bootstrap: str | None, registry: str | None) -> Iterator
     from golive_platform.platform import Platform  # noqa: PLC0415
 
     if bootstrap:
-        yield Cluster(bootstrap, registry or PlatformConfig().registry_url)
+        yield Cluster.chosen(bootstrap, registry)
         return
     config = PlatformConfig()
     platform = Platform(config, echo=lambda _line: None)
     started = platform.ensure_up()
     try:
-        yield Cluster(config.bootstrap_servers, registry or config.registry_url)
+        yield Cluster.chosen(None, registry)
     finally:
         if started:
             platform.down()

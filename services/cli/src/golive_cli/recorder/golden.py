@@ -90,8 +90,7 @@ def main() -> None:
         window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
         manifest = capture_to_file(
             args.out,
-            cluster.bootstrap,
-            cluster.registry_url,
+            cluster.connection,
             list(names.topics.values()),
             window,
             Tokeniser(DEV_KEY),

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from golive_contracts.avro import avro_schema
 from golive_contracts.events import EVENT_TYPES
+from golive_eventing.clients import Connection
 
 from golive_cli.recorder.capture import CaptureOptions, Window, capture
 from golive_cli.recorder.desensitise import Desensitiser, Tokeniser
@@ -60,8 +61,7 @@ def _matches(row: Row, key: str | None, correlation_id: str | None) -> bool:
 
 
 def from_kafka(
-    bootstrap: str,
-    registry_url: str,
+    source: Connection,
     topics: Sequence[str],
     window: Window,
     *,
@@ -70,7 +70,7 @@ def from_kafka(
     show_personal: bool = False,
 ) -> list[Row]:
     _, schemas, records = capture(
-        bootstrap, registry_url, topics, window, None, CaptureOptions(complete_journeys=False)
+        source, topics, window, None, CaptureOptions(complete_journeys=False)
     )
     by_id: dict[int, WriterSchema] = {s.id: s for s in schemas}
     masker = None if show_personal else Desensitiser(_Mask())

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from golive_contracts import topology
 from golive_contracts.events import BY_FULL_NAME, Event
+from golive_eventing import clients
 from golive_eventing.serde import EventSerde, PoisonRecordError
 
 from golive_cli.recorder.archive import Capture, CapturedRecord, EmbeddedSchema
@@ -70,8 +70,7 @@ def regress(
     ):
         replay(
             capture,
-            cluster.bootstrap,
-            cluster.registry_url,
+            cluster.connection,
             topic_map={r.topic: names.topic(topology.ORDERS) for r in inputs},
             select=is_input,
             allow_any_target=True,
@@ -101,16 +100,16 @@ class _Seen:
 def _collect(system: RunningSystem, orders: set[str], timeout_s: float) -> _Seen:
     """Everything the services emit, until every journey ended and no group lags (bounded)."""
     cluster, topics = system.cluster, dict(system.names.topics)
-    serde = EventSerde(SchemaRegistryClient({"url": cluster.registry_url}), topics)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": cluster.bootstrap,
+    serde = EventSerde(clients.registry(cluster.connection), topics)
+    consumer = clients.consumer(
+        cluster.connection,
+        **{
             "enable.auto.commit": False,
             "group.id": f"golive-regress-{uuid.uuid4().hex[:8]}",
             "isolation.level": "read_committed",
-        }
+        },
     )
-    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    admin = clients.admin(cluster.connection)
     seen = _Seen()
     parts = [
         TopicPartition(t, p, 0)

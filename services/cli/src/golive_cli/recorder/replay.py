@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka.admin import NewTopic
+from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_eventing.producer import produce_bounded
 from golive_eventing.serde import REGISTRY_UNREACHABLE
 
@@ -55,37 +57,37 @@ def parse_topic_map(pairs: Iterable[str]) -> dict[str, str]:
     return mapping
 
 
-def _admin(bootstrap: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": bootstrap})
-
-
-def topic_names(bootstrap: str) -> set[str]:
+def topic_names(target: Connection) -> set[str]:
     try:
-        return set(_admin(bootstrap).list_topics(timeout=10).topics)
+        return set(clients.admin(target).list_topics(timeout=10).topics)
     except KafkaException as exc:
-        raise ReplayError(f"Kafka at {bootstrap} does not answer: {exc}") from exc
+        raise ReplayError(
+            f"Kafka at {target.kafka_bootstrap_servers} does not answer: {exc}"
+        ) from exc
 
 
-def mark_test_environment(bootstrap: str, marker: str = TEST_ENVIRONMENT_MARKER) -> bool:
+def mark_test_environment(target: Connection, marker: str = TEST_ENVIRONMENT_MARKER) -> bool:
     """Declare a cluster a test environment; True if it was not declared before."""
-    if marker in topic_names(bootstrap):
+    if marker in topic_names(target):
         return False
-    admin = _admin(bootstrap)  # kept alive until the future resolves
+    admin = clients.admin(target)  # kept alive until the future resolves
     futures = admin.create_topics([NewTopic(marker, 1, 1)], operation_timeout=15)
     try:
         futures[marker].result(timeout=20)
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-            raise ReplayError(f"could not create {marker} on {bootstrap}: {exc}") from exc
+            raise ReplayError(
+                f"could not create {marker} on {target.kafka_bootstrap_servers}: {exc}"
+            ) from exc
     return True
 
 
 class TargetSchemas:
     """The target registry's id of each embedded writer schema, under each target topic's subject."""
 
-    def __init__(self, registry_url: str) -> None:
-        self.url = registry_url
-        self.registry = SchemaRegistryClient({"url": registry_url})
+    def __init__(self, target: Connection) -> None:
+        self.url = target.schema_registry_url
+        self.registry = clients.registry(target)
         self._ids: dict[tuple[int, str], int] = {}
 
     def id_for(self, schema: EmbeddedSchema, topic: str) -> int:
@@ -116,8 +118,7 @@ Select = Callable[[CapturedRecord, EmbeddedSchema], bool]
 
 def replay(
     capture: Capture | CaptureFile,
-    bootstrap: str,
-    registry_url: str,
+    target: Connection,
     *,
     topic_map: Mapping[str, str] | None = None,
     speed: float | None = None,
@@ -132,7 +133,8 @@ def replay(
         sources = capture.topics()
     else:
         sources = {r.topic for r in capture.iter_records() if select(r, schemas[r.schema_id])}
-    existing = topic_names(bootstrap)
+    bootstrap = target.kafka_bootstrap_servers
+    existing = topic_names(target)
     if not allow_any_target and marker not in existing:
         raise ReplayError(
             f"{bootstrap} is not declared a test environment (no topic {marker}): run "
@@ -150,8 +152,8 @@ def replay(
     return _publish(
         records,
         schemas,
-        bootstrap,
-        TargetSchemas(registry_url),
+        target,
+        TargetSchemas(target),
         mapping,
         speed,
         keep_timestamps,
@@ -162,22 +164,22 @@ def replay(
 def _publish(
     records: Iterable[CapturedRecord],
     schemas: Mapping[int, EmbeddedSchema],
-    bootstrap: str,
+    connection: Connection,
     target: TargetSchemas,
     mapping: Mapping[str, str],
     speed: float | None,
     keep_timestamps: bool,
     sources: set[str],
 ) -> ReplayResult:
-    producer = Producer(
-        {
-            "bootstrap.servers": bootstrap,
+    producer = clients.producer(
+        connection,
+        **{
             "client.id": "golive-replay",
             "enable.idempotence": True,  # per-partition order holds across retries
             "acks": "all",
             "partitioner": "murmur2_random",  # the services' partitioner (ADR 0005)
             "linger.ms": 5,
-        }
+        },
     )
     failures: list[str] = []
 
@@ -217,5 +219,5 @@ def _publish(
     result.seconds = time.monotonic() - started
     if left or failures:
         detail = failures[0] if failures else f"{left} records not acknowledged in 60 s"
-        raise ReplayError(f"replay into {bootstrap} incomplete: {detail}")
+        raise ReplayError(f"replay into {connection.kafka_bootstrap_servers} incomplete: {detail}")
     return result

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
+from golive_eventing import clients
+from golive_eventing.clients import Connection
 from golive_eventing.serde import MAGIC, REGISTRY_UNREACHABLE
 
 from golive_cli.recorder.archive import EmbeddedSchema
@@ -72,9 +73,9 @@ def with_schema_id(value: bytes, schema_id: int) -> bytes:
 class SourceSchemas:
     """Writer schemas by id from the source registry, each fetched once."""
 
-    def __init__(self, registry_url: str) -> None:
-        self.url = registry_url
-        self.registry = SchemaRegistryClient({"url": registry_url})
+    def __init__(self, connection: Connection) -> None:
+        self.url = connection.schema_registry_url
+        self.registry = clients.registry(connection)
         self._by_id: dict[int, WriterSchema | None] = {}
 
     def get(self, schema_id: int) -> WriterSchema:
