@@ -8,7 +8,12 @@ import pytest
 from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
 from golive_eventing import clients
-from golive_eventing.serde import EventSerde, PoisonRecordError, SchemaNotRegisteredError
+from golive_eventing.serde import (
+    EventSerde,
+    PoisonRecordError,
+    RegistryUnavailableError,
+    SchemaNotRegisteredError,
+)
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
@@ -35,14 +40,35 @@ def test_round_trip_in_the_confluent_wire_format(
     assert serde.deserialize(data) == event
 
 
+def test_an_unknown_schema_id_is_waited_out_then_taken_for_poison(
+    cluster: Cluster, topics: Topics
+) -> None:
+    """A registry that restarts answers 404 for ids it has not read back yet: that must not
+    dead-letter a good record. One that stays unknown past the grace is poison."""
+    now = [0.0]
+    serde = EventSerde(
+        clients.registry(cluster.connection),
+        topics.as_map(),
+        unknown_schema_grace_s=30,
+        clock=lambda: now[0],
+    )
+    unknown = b"\x00" + (2**31 - 7).to_bytes(4, "big") + serde.serialize(order_placed())[5:]
+    with pytest.raises(RegistryUnavailableError, match=r"does not know schema id \d+ \(yet"):
+        serde.deserialize(unknown)
+    now[0] = 29.0
+    with pytest.raises(RegistryUnavailableError, match="poison if it still does not in 1 s"):
+        serde.deserialize(unknown)
+    now[0] = 30.0
+    with pytest.raises(PoisonRecordError, match="unknown schema id"):
+        serde.deserialize(unknown)
+
+
 def test_poison_records_are_named_for_what_they_are(serde: EventSerde) -> None:
     good = serde.serialize(order_placed())
     with pytest.raises(PoisonRecordError, match="magic byte"):
         serde.deserialize(b"{json: not ours}")
     with pytest.raises(PoisonRecordError, match="too short"):
         serde.deserialize(b"\x00\x00")
-    with pytest.raises(PoisonRecordError, match="unknown schema id"):
-        serde.deserialize(b"\x00" + (2**31 - 7).to_bytes(4, "big") + good[5:])
     with pytest.raises(PoisonRecordError, match="cannot decode OrderPlaced"):
         serde.deserialize(good[: len(good) // 2])
     with pytest.raises(PoisonRecordError, match="too short"):

@@ -61,7 +61,14 @@ def system(
 ) -> Iterator[Services]:
     config = suite_config(data_dir=tmp_path_factory.mktemp("faults"), **service_ports())
     keep_logs(config.data_dir)
-    services = Services.on(cluster, topics, config, PAYMENT_TIMEOUT_S=str(DEADLINE_S))
+    # An unknown schema id is poison after a short grace here (30 s in production: serde.py).
+    services = Services.on(
+        cluster,
+        topics,
+        config,
+        PAYMENT_TIMEOUT_S=str(DEADLINE_S),
+        UNKNOWN_SCHEMA_GRACE_S=str(UNKNOWN_SCHEMA_GRACE_S),
+    )
     services.start("order", "order-pm", "payment", "audit")
     try:
         yield services
@@ -168,6 +175,7 @@ def _copy_partition(cluster: Cluster, topic: str, partition: int) -> int:
         consumer.close()
 
 
+UNKNOWN_SCHEMA_GRACE_S = 2.0
 POISON = {
     "no magic byte": b'{"order_id": "not avro"}',
     "unknown schema id": b"\x00" + struct.pack(">I", 987_654_321) + b"\x02\x04",

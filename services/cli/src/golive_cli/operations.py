@@ -67,7 +67,8 @@ def rebuild_service(
         create_tables(model.metadata, engine)  # a first run before the service ever started
         return rebuild(
             settings=settings,
-            serde=make_serde(settings),
+            # An operator's run: the registry is up, and what it lacks is poison at once.
+            serde=make_serde(settings.model_copy(update={"unknown_schema_grace_s": 0.0})),
             engine=engine,
             metadata=model.metadata,
             projection=model.projection,

@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 
 
 def make_serde(settings: KafkaSettings) -> EventSerde:
-    return EventSerde(clients.registry(settings), settings.topic_map())
+    return EventSerde(
+        clients.registry(settings),
+        settings.topic_map(),
+        unknown_schema_grace_s=settings.unknown_schema_grace_s,
+    )
 
 
 class ReadinessReport(BaseModel):

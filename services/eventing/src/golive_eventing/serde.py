@@ -11,6 +11,8 @@ import io
 import json
 import struct
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import fastavro
@@ -54,10 +56,28 @@ class SchemaNotRegisteredError(RuntimeError):
     """The registry does not know a schema this service writes: run `golive schemas register`."""
 
 
+# A registry that restarts can answer before it has read its storage back (Apicurio's kafkasql
+# serves HTTP a few seconds before "KafkaSQL storage bootstrapped"), and then does not know ids
+# it will know a moment later. A service's consumers (golive_eventing.app.make_serde) wait a 404
+# for a schema id out this long, counted from the first one for that id, before they take the
+# record for poison. Readers that run once (rebuild, regress, tests) take it for poison at once.
+UNKNOWN_SCHEMA_GRACE_S = 30.0
+
+
 class EventSerde:
-    def __init__(self, registry: SchemaRegistryClient, topics: dict[str, str]) -> None:
+    def __init__(
+        self,
+        registry: SchemaRegistryClient,
+        topics: dict[str, str],
+        *,
+        unknown_schema_grace_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.registry = registry
         self.topics = topics
+        self.unknown_schema_grace_s = unknown_schema_grace_s
+        self._clock = clock
+        self._unknown_since: dict[int, float] = {}
         self._lock = threading.Lock()
         self._writer_ids: dict[type[Event], int] = {}
         self._writers: dict[type[Event], Any] = {}
@@ -108,10 +128,11 @@ class EventSerde:
                 registered = self.registry.get_schema(schema_id)
             except SchemaRegistryError as exc:
                 if exc.http_status_code == 404:
-                    raise PoisonRecordError(f"unknown schema id {schema_id}") from exc
+                    self._unknown(schema_id, exc)
                 raise RegistryUnavailableError(str(exc)) from exc
             except REGISTRY_UNREACHABLE as exc:
                 raise RegistryUnavailableError(str(exc)) from exc
+            self._unknown_since.pop(schema_id, None)
             raw = json.loads(registered.schema_str or "{}")
             full_name = f"{raw.get('namespace', '')}.{raw.get('name', '')}"
             if full_name not in BY_FULL_NAME:
@@ -119,6 +140,18 @@ class EventSerde:
             with self._lock:
                 self._by_id[schema_id] = (BY_FULL_NAME[full_name], fastavro.parse_schema(raw))
         return self._by_id[schema_id]
+
+    def _unknown(self, schema_id: int, exc: SchemaRegistryError) -> None:
+        """Raise: transient within the grace for this id, poison after it."""
+        now = self._clock()
+        first = self._unknown_since.setdefault(schema_id, now)
+        if now - first >= self.unknown_schema_grace_s:
+            raise PoisonRecordError(f"unknown schema id {schema_id}") from exc
+        raise RegistryUnavailableError(
+            f"the registry does not know schema id {schema_id} (yet: it may still be reading "
+            f"its storage back); poison if it still does not in "
+            f"{first + self.unknown_schema_grace_s - now:.0f} s"
+        ) from exc
 
     def _reader(self, event: type[Event]) -> Any:
         if event not in self._readers:

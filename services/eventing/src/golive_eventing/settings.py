@@ -5,6 +5,7 @@ from __future__ import annotations
 from golive_contracts.topology import ORDERS, PAYMENTS, Names
 
 from golive_eventing.clients import Connection
+from golive_eventing.serde import UNKNOWN_SCHEMA_GRACE_S
 
 
 class KafkaSettings(Connection):
@@ -21,6 +22,9 @@ class KafkaSettings(Connection):
     # Bounded: an HTTP handler answers 503 instead of hanging when the broker is away.
     delivery_timeout_ms: int = 5000
     linger_ms: int = 1
+    # How long a schema id the registry answers 404 for is retried before the record is
+    # dead-lettered (golive_eventing.serde.UNKNOWN_SCHEMA_GRACE_S says why).
+    unknown_schema_grace_s: float = UNKNOWN_SCHEMA_GRACE_S
 
     @property
     def names(self) -> Names:
