@@ -269,6 +269,7 @@ def commands_peak_mb(cluster: Cluster, topic: str, window: Window, tmp: Path) ->
     empty = Window(window.start - timedelta(hours=2), window.start - timedelta(hours=1))
     target = make_topics(cluster, f"bench-{uuid.uuid4().hex[:8]}").topic("orders")
     env = {k: v for k, v in os.environ.items() if k != "GOLIVE_CAPTURE_KEY"}  # --dev-key's
+    env |= cluster.connection.env()  # --bootstrap's login comes from the environment
     figures = {}
     for name, span in (("empty_window", empty), ("window", window)):
         out = tmp / f"{name}.jsonl.gz"

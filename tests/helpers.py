@@ -89,7 +89,7 @@ class Topics:
 def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
     """Every topic the topology derives, of one's own, with the schemas registered."""
     names = Names.suffixed(suffix)
-    create_topics(Where(cluster.connection), names, partitions)
+    create_topics(Where(cluster.connection, cluster.services), names, partitions)
     return Topics(names)
 
 

@@ -10,7 +10,7 @@ from golive_platform import process
 from golive_platform.artifacts import locate
 from golive_platform.config import PlatformConfig
 from golive_platform.java import find_java
-from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, metadata_ready
+from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, ensure_users, metadata_ready
 from golive_platform.registry import RegistryNode, registry_ready
 from golive_platform.testing import Cluster, suite_config
 
@@ -37,6 +37,7 @@ class Broker:
             self.config.ready_timeout_s,
             self.node.log,
         )
+        ensure_users(self.config)
 
     def stop(self) -> None:
         assert process.stop(self.config.run_dir, self.node.name, self.config.stop_timeout_s)
@@ -69,6 +70,7 @@ def own_registry(cluster: Cluster, data_dir: Path, **overrides: object) -> Regis
     unique = uuid.uuid4().hex[:8]
     config = suite_config(
         data_dir=data_dir,
+        credentials_dir=suite_config().data_dir,  # its Kafka is the suite's
         registry_port=free_port(),
         registry_management_port=free_port(),
         registry_journal_topic=f"test.registry-journal.{unique}",

@@ -210,7 +210,8 @@ def test_inspect_shows_a_journey_from_kafka_and_from_the_audit_store(
     ]
     sources = {"kafka": kafka, "audit": ["--source", "audit", "--audit-url", system.audit_url]}
     for name, where in sources.items():
-        shown = CliRunner().invoke(app, ["inspect", *window, *where])
+        # Another Kafka's login comes from the environment, as on a shell.
+        shown = CliRunner().invoke(app, ["inspect", *window, *where], env=cluster.connection.env())
         assert shown.exit_code == 0, (name, shown.output)
         lines = shown.output.splitlines()
         assert lines[-1] == "3 events", (name, shown.output)
@@ -218,5 +219,7 @@ def test_inspect_shows_a_journey_from_kafka_and_from_the_audit_store(
         assert types == ["OrderPlaced", "PaymentAuthorized", "OrderConfirmed"], (name, lines)
         assert all(order_id in line for line in lines[:-1]), (name, lines)
         assert email not in shown.output and "***" in lines[0], (name, lines[0])
-    personal = CliRunner().invoke(app, ["inspect", *window, *kafka, "--show-personal"])
+    personal = CliRunner().invoke(
+        app, ["inspect", *window, *kafka, "--show-personal"], env=cluster.connection.env()
+    )
     assert personal.exit_code == 0 and email in personal.output, personal.output

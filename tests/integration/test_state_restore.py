@@ -33,7 +33,7 @@ def _changelog(cluster: Cluster) -> tuple[KeyedState, Producer]:
     producer.begin_transaction()
     producer.produce(topic, key=b"committed", value=b'{"v": 1, "status": "PLACED"}', partition=0)
     producer.commit_transaction(30)
-    settings = KafkaSettings(kafka_bootstrap_servers=cluster.bootstrap_servers)
+    settings = KafkaSettings.exactly(**dict(cluster.connection))
     return KeyedState(settings, topic, "group"), producer
 
 

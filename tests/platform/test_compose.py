@@ -22,6 +22,15 @@ NETWORK_KEYS = {
     "inter.broker.listener.name",
     "log.dirs",
 }
+# The local broker authenticates every client (docs/security.md); the compose file's broker does
+# not yet: the apache/kafka image formats its storage itself, without SCRAM users.
+SECURITY_KEYS = {
+    "sasl.enabled.mechanisms",
+    "sasl.mechanism.inter.broker.protocol",
+    "sasl.mechanism.controller.protocol",
+    "listener.name.controller.sasl.enabled.mechanisms",
+    "super.users",
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,7 @@ def test_broker_settings_agree_with_the_local_broker(compose: dict[str, Any]) ->
     env = compose["kafka"]["environment"]
     local = server_properties(CONFIG, CONFIG.data_dir)
     for key, value in local.items():
-        if key in NETWORK_KEYS:
+        if key in NETWORK_KEYS | SECURITY_KEYS:
             continue
         assert env.get("KAFKA_" + key.upper().replace(".", "_")) == value, key
     assert env["KAFKA_HEAP_OPTS"] == f"-Xms{CONFIG.kafka_heap} -Xmx{CONFIG.kafka_heap}"

@@ -28,7 +28,7 @@ class System:
 def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     topics = make_topics(cluster, f"e2e{uuid.uuid4().hex[:8]}", partitions=6)
     config = suite_config(data_dir=tmp_path_factory.mktemp("system"), **service_ports())
-    where = Where(cluster.connection)
+    where = Where(cluster.connection, cluster.services)
     with started(config, service_specs(config, where, topics.names)):
         yield System(
             config,

@@ -51,7 +51,7 @@ class Services:
 
     @classmethod
     def on(cls, cluster: Cluster, topics: Topics, config: PlatformConfig, **env: str) -> Services:
-        where = Where(cluster.connection)
+        where = Where(cluster.connection, cluster.services)
         specs = {s.name: s for s in service_specs(config, where, topics.names, env=env)}
         second = free_port()
         specs["payment-b"] = dataclasses.replace(

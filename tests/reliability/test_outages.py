@@ -116,8 +116,11 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
     """Accepted orders all end once; refused ones got 503 + Retry-After in time, never a 500
     or a hang; retried with the same key each one becomes exactly one order."""
     config = own_broker.config
-    kafka = config.connection().model_copy(update={"schema_registry_url": cluster.registry_url})
-    own = Cluster("local", kafka, cluster.postgres_url)
+    registry = {"schema_registry_url": cluster.registry_url}
+    logins = {s: config.connection(s).model_copy(update=registry) for s in cluster.services}
+    own = Cluster(
+        "local", config.connection().model_copy(update=registry), cluster.postgres_url, logins
+    )
     topics = make_topics(own, f"brk{uuid.uuid4().hex[:8]}", partitions=3)
     services = Services.on(own, topics, config)
     services.start("order", "order-pm", "payment")
@@ -209,8 +212,11 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
     """While the registry is down the services run on the schemas they cached; a record under a
     schema they have not seen waits (never dead-lettered) and flows once the registry is back."""
     config = registry.config
-    restarted = cluster.connection.model_copy(update={"schema_registry_url": config.registry_url})
-    own = Cluster("local", restarted, cluster.postgres_url)
+    moved = {"schema_registry_url": config.registry_url}
+    logins = {s: c.model_copy(update=moved) for s, c in cluster.services.items()}
+    own = Cluster(
+        "local", cluster.connection.model_copy(update=moved), cluster.postgres_url, logins
+    )
     topics = make_topics(own, f"reg{uuid.uuid4().hex[:8]}", partitions=3)
     subject = subject_for(topics.orders, OrderPlaced)
     v1 = clients.registry(config.connection()).lookup_schema(

@@ -45,7 +45,7 @@ def recorded(
     cluster: ProvidedCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, dict[str, str]]:
     """A real run: orders over HTTP through the four processes, captured desensitised."""
-    where = Cluster(cluster.connection)
+    where = Cluster(cluster.connection, cluster.services)
     suffix = f"rec{uuid.uuid4().hex[:8]}"
     names = make_topics(where, suffix)
     start = datetime.now(UTC) - timedelta(seconds=1)
@@ -86,7 +86,9 @@ def test_the_same_build_replays_to_no_differences(
     cluster: ProvidedCluster, recorded: tuple[Path, dict[str, str]]
 ) -> None:
     path, cards = recorded
-    report = regress(read_capture(path), Cluster(cluster.connection), timeout_s=60)
+    report = regress(
+        read_capture(path), Cluster(cluster.connection, cluster.services), timeout_s=60
+    )
     assert report.orders == len(cards) == report.terminal
     assert report.ok, report.text()
 
@@ -97,7 +99,7 @@ def test_a_changed_payment_rule_names_exactly_the_orders_whose_outcome_changed(
     path, cards = recorded
     report = regress(
         read_capture(path),
-        Cluster(cluster.connection),
+        Cluster(cluster.connection, cluster.services),
         timeout_s=60,
         customise=stricter_payment,
     )

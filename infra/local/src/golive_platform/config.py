@@ -12,6 +12,8 @@ from golive_eventing.clients import Connection
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from golive_platform import credentials
+
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
 
@@ -68,6 +70,9 @@ class PlatformConfig(BaseSettings):
     kafka_version: str = ""
     apicurio_version: str = ""
     java_home: Path | None = None
+    # Where credentials.json is, if not in the data dir: the data dir of the instance whose
+    # Kafka this one uses (a test's registry of its own on the suite's broker).
+    credentials_dir: Path | None = None
     postgres_bindir: Path | None = None
 
     # Apicurio's kafkasql storage topics; infra/topics.yaml declares them with retention -1.
@@ -83,6 +88,8 @@ class PlatformConfig(BaseSettings):
     def _resolve(self) -> Self:
         if not self.data_dir.is_absolute():
             self.data_dir = self.root / self.data_dir
+        if self.credentials_dir is not None and not self.credentials_dir.is_absolute():
+            self.credentials_dir = self.root / self.credentials_dir
         pom = pom_properties(self.pom)
         self.kafka_version = self.kafka_version or pom["kafka.version"]
         self.apicurio_version = self.apicurio_version or pom["apicurio.version"]
@@ -101,13 +108,24 @@ class PlatformConfig(BaseSettings):
         return f"{self.host}:{self.kafka_port}"
 
     @property
+    def credentials_home(self) -> Path:
+        return self.credentials_dir or self.data_dir
+
+    @property
     def registry_url(self) -> str:
         return f"http://{self.host}:{self.registry_port}/apis/ccompat/v7"
 
-    def connection(self) -> Connection:
-        """How the operator's tools reach this platform (golive_eventing.clients builds them)."""
+    def connection(self, principal: str = credentials.OPERATOR) -> Connection:
+        """How `principal` (the operator's tools by default, or a service) reaches this
+        platform: SASL/SCRAM with its generated password (golive_platform.credentials)."""
+        password = credentials.load(self.credentials_home).password(principal)
         return Connection.exactly(
-            kafka_bootstrap_servers=self.bootstrap_servers, schema_registry_url=self.registry_url
+            kafka_bootstrap_servers=self.bootstrap_servers,
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism=credentials.MECHANISM,
+            kafka_sasl_username=principal,
+            kafka_sasl_password=password,
+            schema_registry_url=self.registry_url,
         )
 
     @property

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import subprocess
+import time
 import uuid
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import (
+    AdminClient,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
+)
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 
+from golive_platform import credentials
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 from golive_platform.java import Java
 from golive_platform.process import Launch
 
 MINIMUM_JAVA = 17
+# Written beside meta.properties when the storage was formatted with its SCRAM users.
+SECURED_MARKER = "golive-sasl"
 _quiet = logging.getLogger("golive.platform.probe")
 
 
@@ -29,11 +40,11 @@ def server_properties(config: PlatformConfig, log_dirs: Path) -> dict[str, str]:
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@{host}:{config.kafka_controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{config.kafka_port},CONTROLLER://{host}:{config.kafka_controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{config.kafka_port}",
+        "listeners": f"CLIENT://{host}:{config.kafka_port},CONTROLLER://{host}:{config.kafka_controller_port}",
+        "advertised.listeners": f"CLIENT://{host}:{config.kafka_port}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name": "CLIENT",
+        "listener.security.protocol.map": "CLIENT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "log.dirs": str(log_dirs),
         # One node: internal topics cannot have more replicas than brokers.
         "offsets.topic.replication.factor": "1",
@@ -62,6 +73,31 @@ def server_properties(config: PlatformConfig, log_dirs: Path) -> dict[str, str]:
         # it completes then can lose its markers the same way: the processors settle those
         # themselves (golive_eventing.recovery.Transactions.sweep).
         "controlled.shutdown.enable": "false",
+        # Every client authenticates (docs/security.md): SCRAM on the client listener, which the
+        # broker also uses to reach itself; PLAIN on the controller listener, where KRaft cannot
+        # use SCRAM (its credentials live in the metadata the controller serves).
+        "sasl.enabled.mechanisms": credentials.MECHANISM,
+        "sasl.mechanism.inter.broker.protocol": credentials.MECHANISM,
+        "sasl.mechanism.controller.protocol": "PLAIN",
+        "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+        "super.users": ";".join(f"User:{p}" for p in credentials.SUPER_USERS),
+    }
+
+
+def secret_properties(passwords: credentials.Credentials) -> dict[str, str]:
+    """The broker's own logins (server.properties is its owner's only)."""
+    controller = passwords.password(credentials.CONTROLLER)
+    broker = passwords.password(credentials.BROKER)
+    plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    return {
+        "listener.name.controller.plain.sasl.jaas.config": (
+            f'{plain} required username="{credentials.CONTROLLER}" password="{controller}" '
+            f'user_{credentials.CONTROLLER}="{controller}";'
+        ),
+        f"listener.name.client.{credentials.MECHANISM.lower()}.sasl.jaas.config": (
+            f'{scram} required username="{credentials.BROKER}" password="{broker}";'
+        ),
     }
 
 
@@ -97,17 +133,35 @@ class KafkaNode:
         """Write server.properties; format the storage on first start only (data survives restarts)."""
         self.log_dirs.mkdir(parents=True, exist_ok=True)
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        props = server_properties(self.config, self.log_dirs)
-        self.properties.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        passwords = credentials.load(self.config.credentials_home)
+        props = server_properties(self.config, self.log_dirs) | secret_properties(passwords)
+        fd = os.open(self.properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(f"{k}={v}\n" for k, v in props.items()))
+        self.properties.chmod(0o600)  # one written before it held passwords
+        secured = self.log_dirs / SECURED_MARKER
         if (self.log_dirs / "meta.properties").exists():
+            if not secured.exists():
+                raise PlatformError(
+                    f"{self.log_dirs} was formatted before the broker required SASL, so it holds "
+                    f"no SCRAM users: `make clean` (or delete {self.config.data_dir}) starts it "
+                    "afresh; its topics and data are lost"
+                )
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # The users the broker and the operator authenticate as must exist before the first
+        # start (KIP-900); the operator adds the rest (golive_platform.users) once it is up.
+        scram = [
+            f"--add-scram={credentials.MECHANISM}=[name={p},password={passwords.password(p)}]"
+            for p in (credentials.BROKER, credentials.OPERATOR)
+        ]
         argv = [
             *self._java_args(java, "128m"),
             "kafka.tools.StorageTool",
             "format",
             # --cluster-id=: an id that starts with "-" (1 in 64) is not taken for an option
             f"--cluster-id={cluster_id}",
+            *scram,
             "-c",
             str(self.properties),
         ]
@@ -116,6 +170,7 @@ class KafkaNode:
             raise PlatformError(
                 "kafka storage format failed", detail=(done.stdout + done.stderr)[-2000:]
             )
+        secured.write_text(f"{credentials.MECHANISM}\n")
 
     def launch(self, java: Java) -> Launch:
         argv = [*self._java_args(java, self.config.kafka_heap), "kafka.Kafka", str(self.properties)]
@@ -132,6 +187,34 @@ def server_log(config: PlatformConfig) -> Path:
 def admin_client(connection: Connection, **extra: str) -> AdminClient:
     # librdkafka logs every refused connection to stderr; readiness polling expects refusals.
     return clients.admin(connection, logger=_quiet, **extra)
+
+
+def ensure_users(config: PlatformConfig, timeout_s: float = 30.0) -> None:
+    """Every SCRAM user but the two made at format time, with its password from the
+    credentials file (an upsert: rotated passwords take effect), and able to log in."""
+    passwords = credentials.load(config.credentials_home)
+    users = [
+        u for u in credentials.SCRAM_USERS if u not in (credentials.BROKER, credentials.OPERATOR)
+    ]
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192)
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(u, info, passwords.password(u).encode()) for u in users
+    ]
+    admin = admin_client(config.connection())  # kept alive until every future resolves
+    futures = admin.alter_user_scram_credentials(upserts)
+    for user, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            raise PlatformError(
+                f"could not store the SCRAM credentials of {user!r}: {exc}"
+            ) from exc
+    deadline = time.monotonic() + timeout_s
+    for user in users:  # the broker applies them from the metadata log a moment later
+        while not metadata_ready(config.connection(user)):
+            if time.monotonic() > deadline:
+                raise PlatformError(f"the broker does not accept {user!r}'s new credentials")
+            time.sleep(0.1)  # the polling interval of a deadline-bounded wait
 
 
 def metadata_ready(connection: Connection, timeout_s: float = 1.0) -> bool:

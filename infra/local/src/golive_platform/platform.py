@@ -14,7 +14,7 @@ from types import FrameType
 
 import httpx
 
-from golive_platform import process
+from golive_platform import credentials, process
 from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
@@ -23,6 +23,7 @@ from golive_platform.kafka import (
     MINIMUM_JAVA,
     KafkaNode,
     admin_client,
+    ensure_users,
     metadata_ready,
     server_log,
 )
@@ -199,7 +200,9 @@ class Platform:
             result.timings["kafka"] = process.wait_ready(
                 kafka_proc, probes["kafka"], c.ready_timeout_s, kafka.log
             )
-            report = apply(admin_client(c.connection()), specs)
+            ensure_users(c)
+            admin = admin_client(c.connection())
+            report = apply(admin, specs)
             result.topic_changes = [str(change) for change in report.changed + report.unresolved]
             for change in report.unresolved:
                 self.echo(f"warning: topics.yaml drift left in place: {change}")
@@ -323,6 +326,10 @@ class Platform:
             )
             lines.append(f"  {name:<10} {endpoints[name]}{took}")
         lines.append(f"  data       {self.config.data_dir}")
+        lines.append(
+            f"  logins     {credentials.credentials_path(self.config.credentials_home)}"
+            "  (SASL/SCRAM, one per service: docs/security.md)"
+        )
         lines.append("  logs       make logs   |   status: make status   |   stop: make down")
         return "\n".join(lines)
 

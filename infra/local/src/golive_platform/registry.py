@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import httpx
 from golive_eventing import clients
+from golive_eventing.clients import Connection
 
+from golive_platform import credentials
 from golive_platform.artifacts import Artifacts
 from golive_platform.config import PlatformConfig
 from golive_platform.java import Java, required_java
@@ -71,8 +73,30 @@ class RegistryNode:
             str(self.artifacts.registry_jar),
         ]
         return Launch(
-            self.name, argv, self.log, marker=f"-Dgolive.instance={c.data_dir}", cwd=self.home
+            self.name,
+            argv,
+            self.log,
+            marker=f"-Dgolive.instance={c.data_dir}",
+            env=kafka_login(c.connection(credentials.REGISTRY)),
+            cwd=self.home,
         )
+
+
+def kafka_login(connection: Connection) -> dict[str, str]:
+    """The registry's kafkasql login, for every Kafka client it makes (apicurio.kafka.common.*:
+    producer, consumer, admin). As environment variables: a -D option would show the password
+    in the process list."""
+    password = connection.kafka_sasl_password
+    assert password is not None  # the local platform's connections always carry one
+    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    return {
+        "APICURIO_KAFKA_COMMON_SECURITY_PROTOCOL": connection.kafka_security_protocol,
+        "APICURIO_KAFKA_COMMON_SASL_MECHANISM": connection.kafka_sasl_mechanism,
+        "APICURIO_KAFKA_COMMON_SASL_JAAS_CONFIG": (
+            f'{scram} required username="{connection.kafka_sasl_username}" '
+            f'password="{password.get_secret_value()}";'
+        ),
+    }
 
 
 def registry_ready(config: PlatformConfig) -> bool:

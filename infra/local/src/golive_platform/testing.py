@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from golive_eventing.clients import Connection
 
 from golive_platform.config import PlatformConfig
+from golive_platform.credentials import SERVICES
 from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
 from golive_platform.topics import load_catalogue, resolve
@@ -29,6 +30,8 @@ class Cluster:
     source: Source
     connection: Connection
     postgres_url: str | None
+    # Each service's own login on the local platform; elsewhere every process uses `connection`.
+    services: Mapping[str, Connection] = field(default_factory=dict)
 
     @property
     def bootstrap_servers(self) -> str:
@@ -133,7 +136,8 @@ def local_cluster(keep: bool = False) -> Iterator[Cluster]:
     if started:
         purge_leftover_topics(config)
     try:
-        yield Cluster("local", config.connection(), config.postgres_url)
+        services = {s: config.connection(s) for s in SERVICES}
+        yield Cluster("local", config.connection(), config.postgres_url, services)
     finally:
         if started and not keep:
             platform.down()

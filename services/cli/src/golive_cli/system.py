@@ -7,20 +7,23 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
-from golive_contracts.topology import Names
+from golive_contracts.topology import GROUPS, Names
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
+from golive_platform.credentials import SERVICES
 from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
 from golive_platform.services import ServiceSpec
 
 DATABASES = ("golive_order", "golive_payment", "golive_audit")
+# Each service process logs in as the service it belongs to (order-pm: order).
+PROCESS_SERVICE = {g.process: g.service for g in GROUPS}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,12 @@ class Cluster:
     """A broker and its schema registry, and how to reach them (golive_eventing.clients)."""
 
     connection: Connection
+    # Each service's own login where the cluster has one per service (the local platform);
+    # elsewhere every process uses `connection`.
+    services: Mapping[str, Connection] = field(default_factory=dict)
+
+    def service(self, name: str) -> Connection:
+        return self.services.get(name, self.connection)
 
     @property
     def bootstrap(self) -> str:
@@ -39,27 +48,30 @@ class Cluster:
 
     @classmethod
     def of(cls, config: PlatformConfig) -> Cluster:
-        """The local platform of `config`."""
-        return cls(config.connection())
+        """The local platform of `config`: the operator's login, and each service's."""
+        return cls(config.connection(), {s: config.connection(s) for s in SERVICES})
 
     @classmethod
     def chosen(cls, bootstrap: str | None = None, registry: str | None = None) -> Cluster:
         """What a command acts on: the local platform, unless --bootstrap names another Kafka
         or --registry another registry; their security and credentials then come from the
         environment (KAFKA_SECURITY_PROTOCOL, SCHEMA_REGISTRY_USER_INFO and the rest)."""
-        at = PlatformConfig().connection()
+        local = cls.of(PlatformConfig())
         if bootstrap is None and registry is None:
-            return cls(at)
+            return local
         given = Connection()
-        if bootstrap is not None:
+        at, services = local.connection, dict(local.services)
+        if bootstrap is not None:  # another Kafka: one login, from the environment
             kafka = {
                 f: getattr(given, f) for f in Connection.model_fields if f.startswith("kafka_")
             }
-            at = at.model_copy(update={**kafka, "kafka_bootstrap_servers": bootstrap})
+            at, services = at.model_copy(update={**kafka, "kafka_bootstrap_servers": bootstrap}), {}
         if registry is not None:
             own = {f: getattr(given, f) for f in Connection.model_fields if f.startswith("schema_")}
-            at = at.model_copy(update={**own, "schema_registry_url": registry})
-        return cls(at)
+            update = {**own, "schema_registry_url": registry}
+            at = at.model_copy(update=update)
+            services = {s: c.model_copy(update=update) for s, c in services.items()}
+        return cls(at, services)
 
 
 class TopicSetupError(RuntimeError):
@@ -86,7 +98,6 @@ def service_specs(
     at = cluster or Cluster.of(config)
     names = names or Names()
     common = {
-        **at.connection.env(),
         "ORDERS_TOPIC": names.topic("orders"),
         "PAYMENTS_TOPIC": names.topic("payments"),
         **({"KAFKA_GROUP_PREFIX": names.group_prefix} if names.group_prefix else {}),
@@ -99,7 +110,8 @@ def service_specs(
         return f"sqlite:///{config.data_dir / 'services' / f'{service}.db'}"
 
     def spec(name: str, script: str, port: int, **own: str) -> ServiceSpec:
-        return ServiceSpec(name, [_script(script)], port, env={**common, **own})
+        login = at.service(PROCESS_SERVICE[name]).env()
+        return ServiceSpec(name, [_script(script)], port, env={**login, **common, **own})
 
     return [
         spec("order", "golive-order", config.order_port,

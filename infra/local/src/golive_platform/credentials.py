@@ -1,0 +1,121 @@
+"""Who may talk to the local broker, and with which password: generated per install.
+
+One SCRAM principal per service (the services of the topology), one for the operator's tools
+(`golive`, the tests' own clients), one for the registry's kafkasql storage, plus the broker's
+own two: `broker` (inter-broker, SCRAM) and `controller` (the controller listener, PLAIN).
+The passwords live in `<data dir>/credentials.json` (mode 0600), beside the broker's data that
+holds their SCRAM hashes: `make clean` forgets both together. Never in git (var/ is ignored).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from golive_contracts.topology import GROUPS, TOPICS
+
+OPERATOR = "golive"
+REGISTRY = "registry"
+BROKER = "broker"
+CONTROLLER = "controller"
+SERVICES = tuple(sorted({t.writer for t in TOPICS} | {g.service for g in GROUPS}))
+# Who authenticates with SCRAM on the client listener (created in the broker's metadata).
+SCRAM_USERS = (BROKER, OPERATOR, REGISTRY, *SERVICES)
+# Allowed everything: the broker itself, and the operator who applies topics and ACLs.
+SUPER_USERS = (BROKER, CONTROLLER, OPERATOR)
+PRINCIPALS = (*SCRAM_USERS, CONTROLLER)
+MECHANISM = "SCRAM-SHA-512"
+
+
+class CredentialsError(RuntimeError):
+    """The credentials file cannot be read or names no such principal."""
+
+
+def _new_password() -> str:
+    # URL-safe: no quote, comma or bracket to escape in JAAS or the storage tool's syntax.
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The passwords of one platform instance, by principal."""
+
+    path: Path
+    passwords: dict[str, str]
+
+    def password(self, principal: str) -> str:
+        try:
+            return self.passwords[principal]
+        except KeyError:
+            raise CredentialsError(
+                f"{self.path} has no password for {principal!r}: one of {', '.join(self.passwords)}"
+            ) from None
+
+
+def credentials_path(data_dir: Path) -> Path:
+    return data_dir / "credentials.json"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / ".credentials.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _write(path: Path, passwords: dict[str, str]) -> None:
+    """Atomically, readable by its owner only."""
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(passwords, handle, indent=2, sort_keys=True)
+    tmp.replace(path)
+
+
+def _read(path: Path) -> dict[str, str]:
+    try:
+        loaded = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise CredentialsError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(loaded, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
+    ):
+        raise CredentialsError(f"{path} is not a JSON object of principal -> password")
+    return loaded
+
+
+def load(data_dir: Path) -> Credentials:
+    """This instance's credentials; passwords made for every principal that has none yet."""
+    path = credentials_path(data_dir)
+    known = _read(path)
+    if all(p in known for p in PRINCIPALS):
+        return Credentials(path, known)
+    with _locked(path):
+        known = _read(path)  # another process may have written it meanwhile
+        missing = [p for p in PRINCIPALS if p not in known]
+        if missing:
+            known |= {p: _new_password() for p in missing}
+            _write(path, known)
+    return Credentials(path, known)
+
+
+def rotate(data_dir: Path, principal: str) -> Credentials:
+    """A new password for `principal`, written; the broker learns it from `golive credentials
+    rotate` (golive_platform.users.upsert)."""
+    if principal not in SCRAM_USERS or principal in (BROKER, OPERATOR):
+        rotatable = ", ".join(p for p in SCRAM_USERS if p not in (BROKER, OPERATOR))
+        raise CredentialsError(f"cannot rotate {principal!r} here: one of {rotatable}")
+    path = credentials_path(data_dir)
+    with _locked(path):
+        known = _read(path) | {principal: _new_password()}
+        _write(path, known)
+    return Credentials(path, known)
