@@ -6,12 +6,19 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from golive_platform import process
+from golive_platform import acls, process
 from golive_platform.artifacts import locate
 from golive_platform.config import PlatformConfig
 from golive_platform.java import find_java
-from golive_platform.kafka import MINIMUM_JAVA, KafkaNode, ensure_users, metadata_ready
+from golive_platform.kafka import (
+    MINIMUM_JAVA,
+    KafkaNode,
+    admin_client,
+    ensure_users,
+    metadata_ready,
+)
 from golive_platform.registry import RegistryNode, registry_ready
+from golive_platform.registry import grants as registry_grants
 from golive_platform.testing import Cluster, suite_config
 
 from tests.helpers import create_topic, free_port
@@ -84,4 +91,8 @@ def own_registry(cluster: Cluster, data_dir: Path, **overrides: object) -> Regis
         config.registry_events_topic,
     ):
         create_topic(cluster.connection, topic, configs={"retention.ms": "-1"})
+    own = registry_grants(config)
+    acls.apply(
+        admin_client(cluster.connection), own, {(g.resource, g.name, g.pattern) for g in own}
+    )
     return Registry(config)

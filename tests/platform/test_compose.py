@@ -30,6 +30,8 @@ SECURITY_KEYS = {
     "sasl.mechanism.controller.protocol",
     "listener.name.controller.sasl.enabled.mechanisms",
     "super.users",
+    "authorizer.class.name",
+    "allow.everyone.if.no.acl.found",
 }
 
 

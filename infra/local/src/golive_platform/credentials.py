@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from golive_contracts.topology import GROUPS, TOPICS
+from golive_contracts.access import services
 
 OPERATOR = "golive"
 REGISTRY = "registry"
 BROKER = "broker"
 CONTROLLER = "controller"
-SERVICES = tuple(sorted({t.writer for t in TOPICS} | {g.service for g in GROUPS}))
+SERVICES = services()
 # Who authenticates with SCRAM on the client listener (created in the broker's metadata).
 SCRAM_USERS = (BROKER, OPERATOR, REGISTRY, *SERVICES)
 # Allowed everything: the broker itself, and the operator who applies topics and ACLs.

@@ -81,6 +81,10 @@ def server_properties(config: PlatformConfig, log_dirs: Path) -> dict[str, str]:
         "sasl.mechanism.controller.protocol": "PLAIN",
         "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
         "super.users": ";".join(f"User:{p}" for p in credentials.SUPER_USERS),
+        # Everyone else may do only what an ACL allows (golive_contracts.access, `golive acls
+        # apply`): nothing at all without one.
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
     }
 
 

@@ -13,8 +13,10 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
+from golive_contracts.access import Grant, grants, resources
+from golive_contracts.topology import Names
 
-from golive_platform import credentials, process
+from golive_platform import acls, credentials, process
 from golive_platform.artifacts import fetch
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
@@ -29,6 +31,7 @@ from golive_platform.kafka import (
 )
 from golive_platform.postgres import PostgresNode, database_ready
 from golive_platform.registry import RegistryNode, registry_ready
+from golive_platform.registry import grants as registry_grants
 from golive_platform.services import ServiceSpec
 from golive_platform.topics import apply, load_catalogue, resolve
 
@@ -83,6 +86,13 @@ class Platform:
         }
         found.update({s.name: s.url or "(no HTTP)" for s in self.services})
         return found
+
+    def access(self) -> tuple[list[Grant], acls.Scope]:
+        """The ACLs of this platform: the services' on the default names, the registry's."""
+        names = Names()
+        return [*grants(names), *registry_grants(self.config)], resources(names) | {
+            (g.resource, g.name, g.pattern) for g in registry_grants(self.config)
+        }
 
     def probes(self) -> dict[str, Callable[[], bool]]:
         c = self.config
@@ -206,6 +216,9 @@ class Platform:
             result.topic_changes = [str(change) for change in report.changed + report.unresolved]
             for change in report.unresolved:
                 self.echo(f"warning: topics.yaml drift left in place: {change}")
+            granted = acls.apply(admin, *self.access())
+            for drift in granted.deleted:
+                self.echo(f"ACL drift removed: {drift}")
             registry_proc = self._start(registry.launch(registry_java), started)
             result.timings["registry"] = process.wait_ready(
                 registry_proc, probes["registry"], c.ready_timeout_s

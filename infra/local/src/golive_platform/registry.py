@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import httpx
+from golive_contracts.access import Grant
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 
 from golive_platform import credentials
+from golive_platform.acls import registry_grants
 from golive_platform.artifacts import Artifacts
 from golive_platform.config import PlatformConfig
 from golive_platform.java import Java, required_java
 from golive_platform.process import Launch
+
+REGISTRY_GROUP_PREFIX = "golive-registry-"
+
+
+def grants(config: PlatformConfig) -> list[Grant]:
+    """What the registry of `config` may do on Kafka: its storage topics and groups."""
+    return registry_grants(
+        config.registry_journal_topic,
+        config.registry_snapshots_topic,
+        config.registry_events_topic,
+        REGISTRY_GROUP_PREFIX,
+    )
 
 
 class RegistryNode:
@@ -51,7 +65,7 @@ class RegistryNode:
             "apicurio.events.kafka.topic": c.registry_events_topic,
             # Topics are declared in infra/topics.yaml and applied before the registry starts.
             "apicurio.kafkasql.topic.auto-create": "false",
-            "apicurio.kafkasql.consumer.group-prefix": "golive-registry-",
+            "apicurio.kafkasql.consumer.group-prefix": REGISTRY_GROUP_PREFIX,
             # The journal consumer's poll timeout gates every bootstrap step: 5 s by default.
             "apicurio.kafkasql.consumer.poll.timeout": "500",
             "apicurio.storage.snapshot.location": str(self.home),

@@ -10,8 +10,9 @@ from typing import Literal
 
 from golive_eventing.clients import Connection
 
+from golive_platform import acls
 from golive_platform.config import PlatformConfig
-from golive_platform.credentials import SERVICES
+from golive_platform.credentials import REGISTRY, SERVICES
 from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
 from golive_platform.topics import load_catalogue, resolve
@@ -149,7 +150,8 @@ def purge_leftover_topics(config: PlatformConfig) -> int:
     Every test makes topics of its own, and the instance keeps its data across runs: without
     this, thousands of partitions pile up run after run until the broker's heap runs out. Only
     called when this session started the instance, so no other session is using those topics.
-    Kept: internal topics (`_...`), the registry's storage and topics.yaml's topics.
+    Kept: internal topics (`_...`), the registry's storage and topics.yaml's topics, and the
+    ACLs on them.
     """
     keep = {
         config.registry_journal_topic,
@@ -165,6 +167,8 @@ def purge_leftover_topics(config: PlatformConfig) -> int:
         futures = admin.delete_topics(names[start : start + 500], operation_timeout=60)
         for future in futures.values():
             future.result(timeout=90)
+    # And the grants of the environments those topics belonged to: the platform's own stay.
+    acls.prune(admin, Platform(config).access()[1], (*SERVICES, REGISTRY))
     return len(names)
 
 

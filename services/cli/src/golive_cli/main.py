@@ -31,6 +31,10 @@ app.add_typer(topics_app, name="topics")
 dlq_app = typer.Typer(help="Dead-letter topics (<topic>.<group>.dlq).")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(dlq_app, name="dlq")
+acls_app = typer.Typer(help="ACLs as code: what each service may do, from the topology.")
+app.add_typer(acls_app, name="acls")
+credentials_app = typer.Typer(help="The local platform's SASL/SCRAM logins (docs/security.md).")
+app.add_typer(credentials_app, name="credentials")
 register_recorder(app)
 deploy_app = typer.Typer(help="The go-live path: Kubernetes manifests and a blue/green rollout.")
 app.add_typer(deploy_app, name="deploy")
@@ -170,6 +174,61 @@ def topics_apply(
     typer.echo(f"{len(report.changed)} changed, {len(report.unresolved)} left as they are")
     if report.unresolved:
         raise typer.Exit(1)
+
+
+@acls_app.command("apply")
+@fails_cleanly
+def acls_apply(
+    bootstrap: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KAFKA_BOOTSTRAP_SERVERS",
+            help="Kafka to apply to (default: the local platform); its login from the environment.",
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
+) -> None:
+    """Grant each service exactly what the topology says on the default names; report drift
+    (grants on those resources the topology does not declare) and remove it."""
+    from golive_platform import acls  # noqa: PLC0415
+    from golive_platform.kafka import admin_client  # noqa: PLC0415
+    from golive_platform.platform import Platform  # noqa: PLC0415
+
+    from golive_cli.system import Cluster  # noqa: PLC0415
+
+    admin = admin_client(Cluster.chosen(bootstrap).connection)
+    report = acls.apply(admin, *Platform(PlatformConfig()).access(), dry_run=dry_run)
+    verb = "would " if dry_run else ""
+    for line in report.created:
+        typer.echo(f"{verb}grant   {line}")
+    for line in report.deleted:
+        typer.echo(f"{verb}remove  {line}  (drift: not in the topology)")
+    typer.echo(
+        f"{len(report.created)} granted, {len(report.deleted)} removed, "
+        f"{report.unchanged} unchanged"
+    )
+
+
+@credentials_app.command("rotate")
+@fails_cleanly
+def credentials_rotate(
+    principal: Annotated[str, typer.Argument(help="A service, or registry.")],
+) -> None:
+    """A new password for PRINCIPAL, stored in the broker and the credentials file; restart
+    what logs in as it (make down && make up) to use it."""
+    from golive_platform import credentials  # noqa: PLC0415
+    from golive_platform.kafka import ensure_users  # noqa: PLC0415
+
+    config = PlatformConfig()
+    try:
+        rotated = credentials.rotate(config.credentials_home, principal)
+    except credentials.CredentialsError as exc:
+        raise PlatformError(str(exc)) from exc
+    ensure_users(config)
+    typer.echo(
+        f"rotated {principal!r} in {rotated.path} and in the broker; its processes log in "
+        "with the new password when they start next"
+    )
 
 
 @schemas_app.command("register")

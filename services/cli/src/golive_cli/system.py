@@ -12,11 +12,14 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
+from golive_contracts import access
 from golive_contracts.topology import GROUPS, Names
 from golive_eventing import clients
 from golive_eventing.clients import Connection
+from golive_platform import acls
 from golive_platform.config import PlatformConfig
 from golive_platform.credentials import SERVICES
+from golive_platform.errors import PlatformError
 from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
 from golive_platform.services import ServiceSpec
@@ -129,7 +132,8 @@ def create_topics(
     cluster: Cluster, names: Names, partitions: int, replication: int = 1
 ) -> list[str]:
     """Every topic the topology derives for these names (event topics, dead letters, compacted
-    changelogs), then the committed schemas registered for them; the topics' names. For an
+    changelogs), each service's ACLs on them where the cluster has a login per service, then
+    the committed schemas registered for them; the topics' names. For an
     environment of one's own on a shared cluster; `golive topics apply` manages the real ones."""
     from golive_eventing.schemas import register_all  # noqa: PLC0415
 
@@ -145,6 +149,11 @@ def create_topics(
             future.result(timeout=20)
     except KafkaException as exc:
         raise TopicSetupError(f"could not create topics on {cluster.bootstrap}: {exc}") from exc
+    if cluster.services:  # a cluster with a login per service: each may do only its part
+        try:
+            acls.apply(admin, access.grants(names), access.resources(names))
+        except PlatformError as exc:
+            raise TopicSetupError(str(exc)) from exc
     register_all(clients.registry(cluster.connection), dict(names.topics))
     return [n.name for n in needs]
 

@@ -1,0 +1,95 @@
+"""What each service may do on Kafka, derived from the topology: the ACLs `golive acls apply`
+grants (golive_platform.acls turns these into the broker's bindings).
+
+A service may write only the topics it owns (the event topics it writes, its groups' dead
+letters and changelogs), read what its groups read (and its changelogs, to restore them), use
+only its groups and its processors' transactional ids. Plain data: no Kafka client here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from golive_contracts.topology import GROUPS, TOPICS, Kind, Names
+
+
+class Resource(StrEnum):
+    TOPIC = "topic"
+    GROUP = "group"
+    TRANSACTIONAL_ID = "transactional_id"
+
+
+class Pattern(StrEnum):
+    LITERAL = "literal"
+    PREFIXED = "prefixed"
+
+
+class Operation(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    DESCRIBE = "describe"
+    DESCRIBE_CONFIGS = "describe_configs"
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """ALLOW `principal` to `operation` on a resource (WRITE and READ imply DESCRIBE)."""
+
+    principal: str
+    resource: Resource
+    name: str
+    operation: Operation
+    pattern: Pattern = Pattern.LITERAL
+
+    def __str__(self) -> str:
+        star = "*" if self.pattern is Pattern.PREFIXED else ""
+        return f"{self.principal}: {self.operation} {self.resource} {self.name}{star}"
+
+
+def services() -> tuple[str, ...]:
+    """Every service of the topology: each one logs in as itself."""
+    return tuple(sorted({t.writer for t in TOPICS} | {g.service for g in GROUPS}))
+
+
+def grants(names: Names) -> list[Grant]:
+    """Every grant of every service in the environment `names`, sorted."""
+    found: set[Grant] = set()
+    for t in TOPICS:
+        found.add(Grant(t.writer, Resource.TOPIC, names.topic(t.name), Operation.WRITE))
+    for g in GROUPS:
+        own = g.service
+        found.add(Grant(own, Resource.GROUP, names.group_id(g.name), Operation.READ))
+        found |= {Grant(own, Resource.TOPIC, names.topic(t), Operation.READ) for t in g.reads}
+        found |= {
+            Grant(own, Resource.TOPIC, dlq, Operation.WRITE) for dlq in names.dead_letter_topics(g)
+        }
+        state = names.state_topic(g)
+        if state is not None:
+            found |= {
+                Grant(own, Resource.TOPIC, state, Operation.WRITE),
+                Grant(own, Resource.TOPIC, state, Operation.READ),
+            }
+        if g.kind is Kind.PROCESSOR:
+            found.add(
+                Grant(
+                    own,
+                    Resource.TRANSACTIONAL_ID,
+                    names.transactional_id(g.name, ""),
+                    Operation.WRITE,
+                    Pattern.PREFIXED,
+                )
+            )
+        if g.kind is Kind.RECORDER:  # the black box: every dead letter of the environment too
+            found |= {
+                Grant(own, Resource.TOPIC, dlq, Operation.READ)
+                for other in GROUPS
+                for dlq in names.dead_letter_topics(other)
+            }
+    return sorted(found)
+
+
+def resources(names: Names) -> set[tuple[Resource, str, Pattern]]:
+    """The resources the environment `names` owns: `golive acls apply` manages grants on these
+    and leaves every other environment's alone."""
+    return {(g.resource, g.name, g.pattern) for g in grants(names)}

@@ -1,0 +1,109 @@
+"""The broker refuses whoever has no login, and lets each service do only its part (ACLs)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, Message
+from confluent_kafka.admin import AclBinding
+from golive_cli.main import app
+from golive_contracts.access import Grant, Operation, Resource, grants, resources
+from golive_eventing import clients
+from golive_eventing.clients import Connection
+from golive_platform import acls
+from golive_platform.kafka import admin_client
+from golive_platform.testing import Cluster
+from typer.testing import CliRunner
+
+from tests.helpers import Topics
+
+pytestmark = pytest.mark.integration
+
+
+def _refused(connection: Connection) -> None:
+    with pytest.raises(KafkaException, match="transport failure"):
+        clients.admin(connection).list_topics(timeout=3)
+
+
+def test_no_login_or_a_wrong_password_is_refused(cluster: Cluster) -> None:
+    if cluster.source != "local":
+        pytest.skip("the local platform's broker; another cluster's listeners are its own")
+    _refused(Connection.exactly(kafka_bootstrap_servers=cluster.bootstrap_servers))
+    wrong = {**dict(cluster.services["payment"]), "kafka_sasl_password": "not-the-password"}
+    _refused(Connection.exactly(**wrong))
+    assert clients.admin(cluster.services["payment"]).list_topics(timeout=10).brokers
+
+
+def _produce(connection: Connection, topic: str) -> KafkaError | None:
+    """One record to `topic` as `connection`'s principal: its delivery error, or None."""
+    errors: list[KafkaError | None] = []
+
+    def delivered(err: KafkaError | None, _msg: Message) -> None:
+        errors.append(err)
+
+    producer = clients.producer(connection, **{"message.timeout.ms": 10000})
+    producer.produce(topic, key=b"k", value=b"v", on_delivery=delivered)
+    producer.flush(15)
+    assert errors, "no delivery report"
+    return errors[0]
+
+
+def test_a_service_writes_its_own_topics_and_no_other(cluster: Cluster, topics: Topics) -> None:
+    if not cluster.services:
+        pytest.skip("a cluster with a login per service")
+    payment, order = cluster.services["payment"], cluster.services["order"]
+    assert _produce(payment, topics.payments) is None
+    refused = _produce(payment, topics.orders)
+    assert refused is not None
+    assert refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert _produce(order, topics.orders) is None
+
+
+def test_a_service_cannot_join_another_service_s_group(cluster: Cluster, topics: Topics) -> None:
+    if not cluster.services:
+        pytest.skip("a cluster with a login per service")
+    group = topics.group("payment")
+    audit = clients.consumer(
+        cluster.services["audit"], **{"group.id": group, "auto.offset.reset": "earliest"}
+    )
+    try:
+        audit.subscribe([topics.orders])
+        errors = [m.error() for m in audit.consume(10, timeout=10) if m.error() is not None]
+    finally:
+        audit.close()
+    assert [e.code() for e in errors if e is not None][:1] == [
+        KafkaError.GROUP_AUTHORIZATION_FAILED
+    ]
+
+
+def test_acls_apply_is_idempotent_and_removes_drift(cluster: Cluster, topics: Topics) -> None:
+    if not cluster.services:
+        pytest.skip("a cluster with a login per service")
+    admin = admin_client(cluster.connection)
+    declared, scope = grants(topics.names), resources(topics.names)
+    again = acls.apply(admin, declared, scope)
+    assert (again.created, again.deleted, again.unchanged) == ([], [], len(declared))
+
+    foreign = Grant("audit", Resource.TOPIC, topics.orders, Operation.WRITE)
+    unrelated = Grant("audit", Resource.TOPIC, f"elsewhere.{uuid.uuid4().hex[:8]}", Operation.WRITE)
+    made = admin.create_acls([acls.binding(foreign), acls.binding(unrelated)], request_timeout=30)
+    for future in made.values():
+        future.result(timeout=30)
+    fixed = acls.apply(admin, declared, scope)
+    assert fixed.deleted == [str(foreign)]  # on this environment's resources only
+    assert acls.apply(admin, declared, scope).deleted == []
+    [only_it] = acls.exact([acls.binding(unrelated)])
+    left: list[AclBinding] = admin.describe_acls(only_it, request_timeout=30).result(timeout=30)
+    assert len(left) == 1  # another environment's grant is not this one's drift
+    for future in admin.delete_acls([only_it], request_timeout=30).values():
+        future.result(timeout=30)
+
+
+def test_golive_acls_apply_reports_what_it_would_do(cluster: Cluster) -> None:
+    if cluster.source != "local":
+        pytest.skip("the local platform")
+    shown = CliRunner().invoke(app, ["acls", "apply", "--dry-run"], env=cluster.connection.env())
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[-1].endswith("unchanged")
+    assert "0 removed" in shown.output

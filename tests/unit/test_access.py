@@ -1,0 +1,92 @@
+"""Each service's ACLs, derived from the topology (golive_contracts.access)."""
+
+from __future__ import annotations
+
+import pytest
+from golive_contracts.access import Grant, Operation, Pattern, Resource, grants, resources
+from golive_contracts.topology import GROUPS, TOPICS, Names
+
+pytestmark = pytest.mark.unit
+
+NAMES = Names()
+
+
+def _topics(principal: str, operation: Operation, names: Names = NAMES) -> set[str]:
+    return {
+        g.name
+        for g in grants(names)
+        if g.principal == principal and g.resource is Resource.TOPIC and g.operation is operation
+    }
+
+
+def test_a_service_writes_only_the_topics_it_owns() -> None:
+    assert _topics("payment", Operation.WRITE) == {
+        "payments",
+        "orders.payment.dlq",
+        "payments.payment-projector.dlq",
+        "orders.payment.state",
+    }
+    assert _topics("order", Operation.WRITE) == {
+        "orders",
+        "orders.order-projector.dlq",
+        "orders.order-process-manager.dlq",
+        "payments.order-process-manager.dlq",
+        "orders.order-process-manager.state",
+    }
+    assert _topics("audit", Operation.WRITE) == set()  # the recorder only reads
+
+
+def test_every_event_topic_has_exactly_its_writer() -> None:
+    for topic in TOPICS:
+        writers = {
+            g.principal
+            for g in grants(NAMES)
+            if g.name == topic.name and g.operation is Operation.WRITE
+        }
+        assert writers == {topic.writer}, topic.name
+
+
+def test_a_service_reads_what_its_groups_read_and_restores_its_own_state() -> None:
+    assert _topics("payment", Operation.READ) == {"orders", "payments", "orders.payment.state"}
+    assert "orders.payment.state" not in _topics("order", Operation.READ)
+
+
+def test_the_recorder_reads_every_topic_and_every_dead_letter() -> None:
+    dead_letters = {d for g in GROUPS for d in NAMES.dead_letter_topics(g)}
+    assert _topics("audit", Operation.READ) == {"orders", "payments", *dead_letters}
+
+
+def test_groups_and_transactional_ids_are_each_service_s_own() -> None:
+    mine = {
+        (g.principal, g.resource, g.name, g.pattern)
+        for g in grants(NAMES)
+        if g.resource is not Resource.TOPIC
+    }
+    assert mine == {
+        ("order", Resource.GROUP, "order-projector", Pattern.LITERAL),
+        ("order", Resource.GROUP, "order-process-manager", Pattern.LITERAL),
+        ("order", Resource.TRANSACTIONAL_ID, "order-process-manager-", Pattern.PREFIXED),
+        ("payment", Resource.GROUP, "payment", Pattern.LITERAL),
+        ("payment", Resource.GROUP, "payment-projector", Pattern.LITERAL),
+        ("payment", Resource.TRANSACTIONAL_ID, "payment-", Pattern.PREFIXED),
+        ("audit", Resource.GROUP, "audit", Pattern.LITERAL),
+    }
+
+
+def test_an_environment_s_grants_name_only_its_own_resources() -> None:
+    test_env = Names.suffixed("t1")
+    assert _topics("payment", Operation.WRITE, test_env) == {
+        "payments.t1",
+        "orders.t1.payment.dlq",
+        "payments.t1.payment-projector.dlq",
+        "orders.t1.payment.state",
+    }
+    assert resources(test_env).isdisjoint(resources(NAMES))
+    assert Grant("payment", Resource.GROUP, "t1.payment", Operation.READ) in grants(test_env)
+    assert Grant(
+        "payment",
+        Resource.TRANSACTIONAL_ID,
+        "t1.payment-",
+        Operation.WRITE,
+        Pattern.PREFIXED,
+    ) in grants(test_env)
