@@ -117,3 +117,11 @@ def test_services_run_after_the_schemas_are_registered(compose: dict[str, Any]) 
         dockerfile = CONFIG.root / spec["build"]["dockerfile"]
         assert dockerfile.is_file(), service
         assert "uv sync --frozen" in dockerfile.read_text()
+
+
+def test_what_dies_is_started_again_and_one_shot_steps_are_not(compose: dict[str, Any]) -> None:
+    """The compose file's match for make run's supervisor (golive_platform.platform.Supervisor)."""
+    one_shot = {"topics", "schemas"}
+    for name, service in compose.items():
+        expected = None if name in one_shot else "unless-stopped"
+        assert service.get("restart") == expected, name

@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 from golive_eventing import clients
+from golive_platform import process
 from golive_platform.config import PlatformConfig
 from golive_platform.testing import config_env, suite_config
 
@@ -170,9 +171,25 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
     `up --postgres` on the same data dir, which keeps Kafka's data and gives each service its own
     PostgreSQL database."""
     config, proc, lines = running
-    banner = _read_until(lines, "Ctrl-C stops everything.", timeout_s=180, proc=proc)
+    banner = _read_until(lines, "a part that dies is restarted.", timeout_s=180, proc=proc)
     assert config.bootstrap_servers in banner
     assert config.registry_url in banner
+    assert "credentials.json" in banner  # where the SASL logins live
+
+    # The supervisor: a part killed is started again, saying how it died and what it logged.
+    for name, log in (("kafka", "server.log"), ("payment", "payment.log")):
+        pid = process.read(config.run_dir, name)
+        assert pid is not None
+        os.kill(pid.pid, signal.SIGKILL)
+        told = _read_until(lines, f"{name} is back", timeout_s=150, proc=proc)
+        assert f"{name} was killed by SIGKILL; restarting it in 1 s" in told, told
+        assert f"The end of {config.data_dir}" in told and log in told, told
+    eventually(
+        lambda: golive(config, "platform", "status").returncode == 0,
+        120,
+        "every part ready again, the services having ridden out the broker's restart",
+        every_s=1.0,
+    )
 
     pids_before = golive(config, "platform", "status").stdout
     again = golive(config, "platform", "up")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import fcntl
 import shutil
 import signal
+import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +38,9 @@ from golive_platform.services import ServiceSpec
 from golive_platform.topics import apply, load_catalogue, resolve
 
 Echo = Callable[[str], None]
+STOPPING = ".stopping"  # in the run dir: `make down` asked a foreground `make run` to end
+FORGIVEN_AFTER_S = 60.0
+MAX_BACKOFF_S = 30.0
 # Stop order: consumers of a component go before it.
 INFRA = ("kafka", "postgres", "registry")
 
@@ -74,6 +79,9 @@ class Platform:
         self.echo = echo
         self.services = list(services)
         self.prepare = prepare
+        # How each component this object started was started, to start it again (supervise).
+        self._launches: dict[str, process.Launch] = {}
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- what is where ---------------------------------------------------------------------
 
@@ -274,12 +282,16 @@ class Platform:
             ]
 
     def _start(self, launch: process.Launch, started: list[str]) -> process.Running:
-        running, _ = process.start(self.config.run_dir, launch)
+        running, proc = process.start(self.config.run_dir, launch)
         started.append(launch.name)
+        self._launches[launch.name], self._procs[launch.name] = launch, proc
         return running
 
     def down(self) -> list[str]:
-        """Stop everything this data dir started, consumers first. Returns what was running."""
+        """Stop everything this data dir started, consumers first. Returns what was running.
+        A `make run` in the foreground sees the request and ends too, restarting nothing."""
+        self.config.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.config.run_dir / STOPPING).touch()
         with self._lock():
             stopped = []
             for name in reversed(self.order()):
@@ -305,18 +317,16 @@ class Platform:
         previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         code = 0
         try:
+            (self.config.run_dir / STOPPING).unlink(missing_ok=True)
             started = self.up()
             self.echo(self.describe(started))
-            self.echo("Ctrl-C stops everything.")
+            self.echo("Ctrl-C (or make down) stops everything; a part that dies is restarted.")
+            supervisor = Supervisor(self)
             while not stop.wait(1.0):
-                dead = [name for name in self.order() if self._died(name)]
-                if dead:
-                    for name in dead:
-                        record = process.read(self.config.run_dir, name)
-                        tail = process.log_tail(record.log) if record else ""
-                        self.echo(f"{name} exited unexpectedly; last lines of its log:\n{tail}")
-                    code = 1
+                if (self.config.run_dir / STOPPING).exists():
+                    self.echo("make down: stopping")
                     break
+                supervisor.check()
         finally:
             stopped = self.down()
             for sig, handler in previous.items():
@@ -327,6 +337,27 @@ class Platform:
     def _died(self, name: str) -> bool:
         record = process.read(self.config.run_dir, name)
         return record is not None and not record.alive
+
+    def own_log(self, name: str) -> Path | None:
+        """Where a component writes what says why it stopped: Kafka's server.log (its stdout
+        holds only JVM start-up failures), else its own log."""
+        if name == "kafka":
+            return server_log(self.config)
+        record = process.read(self.config.run_dir, name)
+        return Path(record.log) if record else None
+
+    def restart(self, name: str) -> None:
+        """Start a component again as it was started (its data kept), and wait until ready."""
+        launch = self._launches[name]
+        running, proc = process.start(self.config.run_dir, launch)
+        self._procs[name] = proc
+        process.wait_ready(
+            running, self.probes()[name], self.config.ready_timeout_s, self.own_log(name)
+        )
+
+    def exit_code(self, name: str) -> int | None:
+        proc = self._procs.get(name)
+        return None if proc is None else proc.poll()
 
     def describe(self, started: Started | None = None) -> str:
         lines = ["golive platform is up:"]
@@ -357,3 +388,53 @@ def _http_probe(spec: ServiceSpec) -> Callable[[], bool]:
             return False
 
     return probe
+
+
+@dataclass
+class Supervisor:
+    """`make run`'s keeper: a part that dies is started again after a pause that doubles with
+    each death in a row (1 s up to 30 s; a part up for a minute is forgiven), with a line saying
+    what died, how, and the end of its own log. The others ride it out: the services retry the
+    broker and the registry, and the broker keeps what it acknowledged."""
+
+    platform: Platform
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    deaths: dict[str, int] = field(default_factory=dict)
+    up_since: dict[str, float] = field(default_factory=dict)
+
+    def check(self) -> list[str]:
+        """Restart whatever died since the last check; their names."""
+        restarted = []
+        for name in self.platform.order():
+            if not self.platform._died(name):
+                continue
+            now = self.clock()
+            if now - self.up_since.get(name, now) > FORGIVEN_AFTER_S:
+                self.deaths[name] = 0
+            self.deaths[name] = self.deaths.get(name, 0) + 1
+            pause = min(2.0 ** (self.deaths[name] - 1), MAX_BACKOFF_S)
+            code = self.platform.exit_code(name)
+            how = "was killed" if code is None else _describe_exit(code)
+            log = self.platform.own_log(name)
+            tail = process.log_tail(log, 15) if log else ""
+            self.platform.echo(
+                f"{name} {how}; restarting it in {pause:.0f} s (death {self.deaths[name]} in a "
+                f"row). The end of {log}:\n{tail}"
+            )
+            self.sleep(pause)
+            try:
+                self.platform.restart(name)
+            except PlatformError as exc:
+                self.platform.echo(f"{name} did not come back: {exc}")
+                continue  # dead still: the next check tries again, after a longer pause
+            self.up_since[name] = self.clock()
+            self.platform.echo(f"{name} is back")
+            restarted.append(name)
+        return restarted
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
