@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 
 import pytest
@@ -107,3 +109,29 @@ def test_golive_acls_apply_reports_what_it_would_do(cluster: Cluster) -> None:
     assert shown.exit_code == 0, shown.output
     assert shown.output.splitlines()[-1].endswith("unchanged")
     assert "0 removed" in shown.output
+
+
+def test_a_refused_login_is_said_once_in_words_not_once_per_attempt(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    if not cluster.services:
+        pytest.skip("a cluster with a login per service")
+    wrong = Connection.exactly(
+        **{**dict(cluster.services["payment"]), "kafka_sasl_password": "not-the-password"}
+    )
+    caplog.set_level(logging.WARNING)
+    consumer = clients.consumer(wrong, **{"group.id": f"refused-{uuid.uuid4().hex[:8]}"})
+    try:
+        consumer.subscribe(["orders"])
+        deadline = time.monotonic() + 8  # librdkafka tries again several times a second
+        while time.monotonic() < deadline:
+            consumer.poll(0.5)
+    finally:
+        consumer.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "golive_eventing.clients"]
+    assert len(said) == 1, said
+    assert f"Kafka at {cluster.bootstrap_servers} refused the login of 'payment'" in said[0]
+    attempts = [
+        r for r in caplog.records if r.name == "librdkafka" and "authentication" in r.getMessage()
+    ]
+    assert len(attempts) <= 1, [r.getMessage() for r in attempts]

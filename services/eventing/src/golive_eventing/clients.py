@@ -9,10 +9,13 @@ tests/unit/test_clients.py fails on any other literal client configuration.
 from __future__ import annotations
 
 import logging
+import re
+import time
+from collections.abc import Callable
 from typing import Any, Literal, Self
 
 import httpx
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import SecretStr, model_validator
@@ -105,12 +108,79 @@ def kafka_config(connection: Connection, **extra: Any) -> dict[str, Any]:
     return conf | extra
 
 
+# What the broker refuses for good, whatever the retries: said once per client, in words.
+REFUSED = {
+    KafkaError._AUTHENTICATION: "refused the login of",
+    KafkaError.TOPIC_AUTHORIZATION_FAILED: "refused a topic to",
+    KafkaError.GROUP_AUTHORIZATION_FAILED: "refused a consumer group to",
+    KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "refused a transactional id to",
+    KafkaError.CLUSTER_AUTHORIZATION_FAILED: "refused a cluster operation to",
+}
+log = logging.getLogger(__name__)
+# librdkafka's own log lines (served by poll), each kind once in a while: a refused login is
+# otherwise one line per attempt, several a second, for as long as it lasts.
+LIBRDKAFKA = logging.getLogger("librdkafka")
+REPEAT_AFTER_S = 300.0
+
+
+class _OnceInAWhile(logging.Filter):
+    """Pass a librdkafka line unless the same one (timings aside) passed in the last while."""
+
+    _timings = re.compile(r"\(after \d+ms in state \w+\)|\d+ms|\d+ attempts?")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = self._timings.sub("", record.getMessage())
+        now = time.monotonic()
+        if now - self._last.get(kind, -REPEAT_AFTER_S) < REPEAT_AFTER_S:
+            return False
+        self._last[kind] = now
+        return True
+
+
+LIBRDKAFKA.addFilter(_OnceInAWhile())
+
+
+def _reporting(
+    connection: Connection, callback: Callable[[KafkaError], None] | None
+) -> Callable[[KafkaError], None]:
+    """An error_cb that says each refusal once, then hands every error to the caller's."""
+    said: set[int] = set()
+    who = connection.principal or "an unauthenticated client"
+
+    def on_error(error: KafkaError) -> None:
+        code = error.code()
+        if code in REFUSED and code not in said:
+            said.add(code)
+            log.error(
+                "Kafka at %s %s %r: %s (credentials and ACLs: docs/security.md)",
+                connection.kafka_bootstrap_servers,
+                REFUSED[code],
+                who,
+                error.str(),
+            )
+        if callback is not None:
+            callback(error)
+
+    return on_error
+
+
+def _client_config(connection: Connection, extra: dict[str, Any]) -> dict[str, Any]:
+    conf = kafka_config(connection, **extra)
+    conf["error_cb"] = _reporting(connection, extra.get("error_cb"))
+    conf.setdefault("logger", LIBRDKAFKA)
+    return conf
+
+
 def producer(connection: Connection, **extra: Any) -> Producer:
-    return Producer(kafka_config(connection, **extra))
+    return Producer(_client_config(connection, extra))
 
 
 def consumer(connection: Connection, **extra: Any) -> Consumer:
-    return Consumer(kafka_config(connection, **extra))
+    return Consumer(_client_config(connection, extra))
 
 
 def admin(
@@ -118,7 +188,7 @@ def admin(
 ) -> AdminClient:
     """An admin client; `logger` takes librdkafka's log lines (connection refusals while a
     broker starts are expected by readiness polls, and would otherwise go to stderr)."""
-    conf = kafka_config(connection, **extra)
+    conf = _client_config(connection, extra)
     if logger is not None:
         conf["logger"] = logger
     return AdminClient(conf)
