@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "load"))
 from bench_platform import write_figures  # noqa: E402
 from golive_platform.config import PlatformConfig  # noqa: E402
-from golive_platform.credentials import SERVICES  # noqa: E402
 from golive_platform.platform import Platform  # noqa: E402
 from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
@@ -103,8 +102,7 @@ def main() -> int:
 
 
 def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
-    logins = {s: config.connection(s) for s in SERVICES}
-    cluster = Cluster("local", config.connection(), None, logins)
+    cluster = Cluster("local", config.connection(), None, config.service_logins())
     topics = make_topics(cluster, f"soak{uuid.uuid4().hex[:8]}", partitions=6)
     services = Services.on(cluster, topics, config)
     broker = Broker(config)

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from golive_contracts.access import scope
 from golive_platform import acls, process
 from golive_platform.artifacts import locate
 from golive_platform.config import PlatformConfig
@@ -92,7 +93,5 @@ def own_registry(cluster: Cluster, data_dir: Path, **overrides: object) -> Regis
     ):
         create_topic(cluster.connection, topic, configs={"retention.ms": "-1"})
     own = registry_grants(config)
-    acls.apply(
-        admin_client(cluster.connection), own, {(g.resource, g.name, g.pattern) for g in own}
-    )
+    acls.apply(admin_client(cluster.connection), own, scope(own))
     return Registry(config)

@@ -7,7 +7,6 @@ but only on the resources of the environment it is given, so environments sharin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from golive_contracts.access import Grant, Operation, Pattern, Resource
 
 from golive_platform.credentials import REGISTRY
 from golive_platform.errors import PlatformError
+from golive_platform.polling import until
 
 _RESOURCE = {
     Resource.TOPIC: ResourceType.TOPIC,
@@ -66,12 +66,17 @@ def binding(grant: Grant) -> AclBinding:
     )
 
 
+_FROM_RESOURCE = {v: k for k, v in _RESOURCE.items()}
+_FROM_PATTERN = {v: k for k, v in _PATTERN.items()}
+_FROM_OPERATION = {v: k for k, v in _OPERATION.items()}
+
+
 def _as_grant(b: AclBinding) -> Grant | None:
     """The grant a broker binding expresses; None for one no grant can (a DENY, another host,
     an operation the topology never grants): in scope, that is drift."""
-    resource = {v: k for k, v in _RESOURCE.items()}.get(ResourceType(b.restype))
-    pattern = {v: k for k, v in _PATTERN.items()}.get(ResourcePatternType(b.resource_pattern_type))
-    operation = {v: k for k, v in _OPERATION.items()}.get(AclOperation(b.operation))
+    resource = _FROM_RESOURCE.get(ResourceType(b.restype))
+    pattern = _FROM_PATTERN.get(ResourcePatternType(b.resource_pattern_type))
+    operation = _FROM_OPERATION.get(AclOperation(b.operation))
     allowed = AclPermissionType(b.permission_type) == AclPermissionType.ALLOW
     if resource is None or pattern is None or operation is None:
         return None
@@ -81,8 +86,8 @@ def _as_grant(b: AclBinding) -> Grant | None:
 
 
 def _in_scope(b: AclBinding, scope: Scope) -> bool:
-    resource = {v: k for k, v in _RESOURCE.items()}.get(ResourceType(b.restype))
-    pattern = {v: k for k, v in _PATTERN.items()}.get(ResourcePatternType(b.resource_pattern_type))
+    resource = _FROM_RESOURCE.get(ResourceType(b.restype))
+    pattern = _FROM_PATTERN.get(ResourcePatternType(b.resource_pattern_type))
     return resource is not None and pattern is not None and (resource, b.name, pattern) in scope
 
 
@@ -109,20 +114,20 @@ def apply(
 ) -> AclReport:
     """Make the bindings on `scope`'s resources exactly `grants`."""
     wanted = set(grants)
-    existing = [b for b in _every_binding(admin) if _in_scope(b, scope)]
-    have = {g for b in existing if (g := _as_grant(b)) is not None}
-    extra = [b for b in existing if _as_grant(b) not in wanted]
+    existing = [(b, _as_grant(b)) for b in _every_binding(admin) if _in_scope(b, scope)]
+    have = {g for _, g in existing if g is not None}
+    extra = [(b, g) for b, g in existing if g not in wanted]
     missing = sorted(wanted - have)
     report = AclReport(
         created=[str(g) for g in missing],
-        deleted=sorted(str(_as_grant(b) or b) for b in extra),
+        deleted=sorted(str(g or b) for b, g in extra),
         unchanged=len(wanted & have),
     )
     if not dry_run:
         if missing:
             _wait(admin.create_acls([binding(g) for g in missing], request_timeout=30), "create")
         if extra:
-            _wait(admin.delete_acls(exact(extra), request_timeout=30), "delete")
+            _wait(admin.delete_acls(exact([b for b, _ in extra]), request_timeout=30), "delete")
         if missing or extra:
             _until_enforced(admin, wanted, scope)
     return report
@@ -133,14 +138,12 @@ def _until_enforced(admin: AdminClient, wanted: set[Grant], scope: Scope) -> Non
     commits an ACL at once, and the broker applies it from the metadata log after every
     record before it: seconds late while it digests thousands of partitions at start, and a
     registry that started in between was refused."""
-    deadline = time.monotonic() + ENFORCED_WITHIN_S
-    while True:
+
+    def enforced() -> bool:
         held = [b for b in _every_binding(admin) if _in_scope(b, scope)]
-        if {_as_grant(b) for b in held} == wanted and len(held) == len(wanted):
-            return
-        if time.monotonic() > deadline:
-            raise PlatformError(f"the broker did not apply the ACLs in {ENFORCED_WITHIN_S:.0f} s")
-        time.sleep(0.1)  # the polling interval of a deadline-bounded wait
+        return {_as_grant(b) for b in held} == wanted and len(held) == len(wanted)
+
+    until(enforced, "the broker to apply the ACLs", ENFORCED_WITHIN_S)
 
 
 def prune(admin: AdminClient, keep: Scope, principals: Iterable[str]) -> int:

@@ -128,6 +128,10 @@ class PlatformConfig(BaseSettings):
             schema_registry_url=self.registry_url,
         )
 
+    def service_logins(self) -> dict[str, Connection]:
+        """Each service's own login to this platform (golive_platform.credentials.SERVICES)."""
+        return {service: self.connection(service) for service in credentials.SERVICES}
+
     @property
     def postgres_url(self) -> str:
         return f"postgresql://golive@{self.host}:{self.postgres_port}/golive"

@@ -58,6 +58,12 @@ class Credentials:
             ) from None
 
 
+def scram_login(user: str, password: str) -> str:
+    """The JAAS line a Java Kafka client (the broker itself, the registry) logs in with."""
+    module = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    return f'{module} required username="{user}" password="{password}";'
+
+
 def credentials_path(data_dir: Path) -> Path:
     return data_dir / "credentials.json"
 
@@ -70,13 +76,18 @@ def _locked(path: Path) -> Iterator[None]:
         yield
 
 
-def _write(path: Path, passwords: dict[str, str]) -> None:
-    """Atomically, readable by its owner only."""
+def write_secret(path: Path, text: str) -> None:
+    """A file that holds passwords: written atomically, readable by its owner only (a file
+    written before, with wider rights, is replaced, not rewritten)."""
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump(passwords, handle, indent=2, sort_keys=True)
+        handle.write(text)
     tmp.replace(path)
+
+
+def _write(path: Path, passwords: dict[str, str]) -> None:
+    write_secret(path, json.dumps(passwords, indent=2, sort_keys=True))
 
 
 def _read(path: Path) -> dict[str, str]:
@@ -109,8 +120,8 @@ def load(data_dir: Path) -> Credentials:
 
 
 def rotate(data_dir: Path, principal: str) -> Credentials:
-    """A new password for `principal`, written; the broker learns it from `golive credentials
-    rotate` (golive_platform.users.upsert)."""
+    """A new password for `principal`, written; `golive credentials rotate` then stores it in
+    the broker (golive_platform.kafka.ensure_users)."""
     if principal not in SCRAM_USERS or principal in (BROKER, OPERATOR):
         rotatable = ", ".join(p for p in SCRAM_USERS if p not in (BROKER, OPERATOR))
         raise CredentialsError(f"cannot rotate {principal!r} here: one of {rotatable}")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import subprocess
-import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 from confluent_kafka import KafkaException
@@ -25,6 +24,7 @@ from golive_platform import credentials
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 from golive_platform.java import Java
+from golive_platform.polling import until
 from golive_platform.process import Launch
 
 MINIMUM_JAVA = 17
@@ -93,14 +93,13 @@ def secret_properties(passwords: credentials.Credentials) -> dict[str, str]:
     controller = passwords.password(credentials.CONTROLLER)
     broker = passwords.password(credentials.BROKER)
     plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
-    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
     return {
         "listener.name.controller.plain.sasl.jaas.config": (
             f'{plain} required username="{credentials.CONTROLLER}" password="{controller}" '
             f'user_{credentials.CONTROLLER}="{controller}";'
         ),
         f"listener.name.client.{credentials.MECHANISM.lower()}.sasl.jaas.config": (
-            f'{scram} required username="{credentials.BROKER}" password="{broker}";'
+            credentials.scram_login(credentials.BROKER, broker)
         ),
     }
 
@@ -139,10 +138,7 @@ class KafkaNode:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         passwords = credentials.load(self.config.credentials_home)
         props = server_properties(self.config, self.log_dirs) | secret_properties(passwords)
-        fd = os.open(self.properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write("".join(f"{k}={v}\n" for k, v in props.items()))
-        self.properties.chmod(0o600)  # one written before it held passwords
+        credentials.write_secret(self.properties, "".join(f"{k}={v}\n" for k, v in props.items()))
         secured = self.log_dirs / SECURED_MARKER
         if (self.log_dirs / "meta.properties").exists():
             if not secured.exists():
@@ -154,7 +150,7 @@ class KafkaNode:
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         # The users the broker and the operator authenticate as must exist before the first
-        # start (KIP-900); the operator adds the rest (golive_platform.users) once it is up.
+        # start (KIP-900); the operator adds the rest (ensure_users) once it is up.
         scram = [
             f"--add-scram={credentials.MECHANISM}=[name={p},password={passwords.password(p)}]"
             for p in (credentials.BROKER, credentials.OPERATOR)
@@ -213,12 +209,9 @@ def ensure_users(config: PlatformConfig, timeout_s: float = 30.0) -> None:
             raise PlatformError(
                 f"could not store the SCRAM credentials of {user!r}: {exc}"
             ) from exc
-    deadline = time.monotonic() + timeout_s
     for user in users:  # the broker applies them from the metadata log a moment later
-        while not metadata_ready(config.connection(user)):
-            if time.monotonic() > deadline:
-                raise PlatformError(f"the broker does not accept {user!r}'s new credentials")
-            time.sleep(0.1)  # the polling interval of a deadline-bounded wait
+        ready = partial(metadata_ready, config.connection(user))
+        until(ready, f"the broker to accept {user!r}'s login", timeout_s)
 
 
 def metadata_ready(connection: Connection, timeout_s: float = 1.0) -> bool:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-from golive_contracts.access import Grant, grants, resources
+from golive_contracts.access import Grant, grants, resources, scope
 from golive_contracts.topology import Names
 
 from golive_platform import acls, credentials, process
@@ -97,10 +97,8 @@ class Platform:
 
     def access(self) -> tuple[list[Grant], acls.Scope]:
         """The ACLs of this platform: the services' on the default names, the registry's."""
-        names = Names()
-        return [*grants(names), *registry_grants(self.config)], resources(names) | {
-            (g.resource, g.name, g.pattern) for g in registry_grants(self.config)
-        }
+        names, registry = Names(), registry_grants(self.config)
+        return [*grants(names), *registry], resources(names) | scope(registry)
 
     def probes(self) -> dict[str, Callable[[], bool]]:
         c = self.config

@@ -100,15 +100,15 @@ def kafka_login(connection: Connection) -> dict[str, str]:
     """The registry's kafkasql login, for every Kafka client it makes (apicurio.kafka.common.*:
     producer, consumer, admin). As environment variables: a -D option would show the password
     in the process list."""
-    password = connection.kafka_sasl_password
-    assert password is not None  # the local platform's connections always carry one
-    scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+    user, password = connection.kafka_sasl_username, connection.kafka_sasl_password
+    # The local platform's connections always carry both (PlatformConfig.connection).
+    assert user is not None
+    assert password is not None
     return {
         "APICURIO_KAFKA_COMMON_SECURITY_PROTOCOL": connection.kafka_security_protocol,
         "APICURIO_KAFKA_COMMON_SASL_MECHANISM": connection.kafka_sasl_mechanism,
-        "APICURIO_KAFKA_COMMON_SASL_JAAS_CONFIG": (
-            f'{scram} required username="{connection.kafka_sasl_username}" '
-            f'password="{password.get_secret_value()}";'
+        "APICURIO_KAFKA_COMMON_SASL_JAAS_CONFIG": credentials.scram_login(
+            user, password.get_secret_value()
         ),
     }
 

@@ -137,8 +137,7 @@ def local_cluster(keep: bool = False) -> Iterator[Cluster]:
     if started:
         purge_leftover_topics(config)
     try:
-        services = {s: config.connection(s) for s in SERVICES}
-        yield Cluster("local", config.connection(), config.postgres_url, services)
+        yield Cluster("local", config.connection(), config.postgres_url, config.service_logins())
     finally:
         if started and not keep:
             platform.down()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import yaml
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
@@ -21,9 +19,9 @@ from confluent_kafka.admin import (
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from golive_platform.errors import PlatformError
+from golive_platform.polling import until
 
 ADMIN_TIMEOUT_S = 15.0
-T = TypeVar("T")
 
 
 class TopicSettings(BaseModel):
@@ -178,7 +176,7 @@ def _describe(admin: AdminClient, name: str) -> Any:
                 raise
             return None
 
-    return _until(described, f"{name} to be known to the broker")
+    return until(described, f"{name} to be known to the broker", ADMIN_TIMEOUT_S)
 
 
 def _until_known(admin: AdminClient, names: list[str]) -> None:
@@ -197,7 +195,7 @@ def _until_known(admin: AdminClient, names: list[str]) -> None:
         return True
 
     if names:
-        _until(known, ", ".join(names) + " to be known to the broker")
+        until(known, ", ".join(names) + " to be known to the broker", ADMIN_TIMEOUT_S)
 
 
 def _until_visible(admin: AdminClient, name: str, wanted: dict[str, str]) -> None:
@@ -209,18 +207,7 @@ def _until_visible(admin: AdminClient, name: str, wanted: dict[str, str]) -> Non
         current = _current_configs(admin, [name])[name]
         return all(current.get(k) == v for k, v in wanted.items())
 
-    _until(visible, f"{name}'s altered configs to be visible")
-
-
-def _until(probe: Callable[[], T | None], what: str) -> T:
-    """What `probe` returns once it is truthy; the broker's metadata catches up within moments,
-    so PlatformError after ADMIN_TIMEOUT_S."""
-    deadline = time.monotonic() + ADMIN_TIMEOUT_S
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise PlatformError(f"waited {ADMIN_TIMEOUT_S:.0f} s for {what}")
-        time.sleep(0.1)  # the polling interval of a deadline-bounded wait
-    return found
+    until(visible, f"{name}'s altered configs to be visible", ADMIN_TIMEOUT_S)
 
 
 def _current_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[str, str]]:

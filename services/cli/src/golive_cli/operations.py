@@ -22,7 +22,7 @@ from golive_eventing import clients
 from golive_eventing.app import make_serde
 from golive_eventing.clients import Connection
 from golive_eventing.db import create_tables, make_engine
-from golive_eventing.producer import producer_config
+from golive_eventing.producer import service_producer
 from golive_eventing.rebuild import Progress, ReadModel, Rebuilt, rebuild
 from golive_eventing.records import REDRIVE_HEADER
 from golive_eventing.settings import KafkaSettings
@@ -112,11 +112,7 @@ def redrive(
         },
     )
     settings = KafkaSettings.exactly(**dict(connection))
-    producer = (
-        None
-        if dry_run
-        else clients.producer(connection, **producer_config(settings, f"{group}-redrive"))
-    )
+    producer = None if dry_run else service_producer(settings, f"{group}-redrive")
     try:
         found = consumer.list_topics(dlq, timeout=10).topics.get(dlq)
         if found is None or found.error is not None:

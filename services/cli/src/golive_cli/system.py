@@ -18,7 +18,6 @@ from golive_eventing import clients
 from golive_eventing.clients import Connection
 from golive_platform import acls
 from golive_platform.config import PlatformConfig
-from golive_platform.credentials import SERVICES
 from golive_platform.errors import PlatformError
 from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
@@ -52,7 +51,7 @@ class Cluster:
     @classmethod
     def of(cls, config: PlatformConfig) -> Cluster:
         """The local platform of `config`: the operator's login, and each service's."""
-        return cls(config.connection(), {s: config.connection(s) for s in SERVICES})
+        return cls(config.connection(), config.service_logins())
 
     @classmethod
     def chosen(cls, bootstrap: str | None = None, registry: str | None = None) -> Cluster:

@@ -8,6 +8,7 @@ only its groups and its processors' transactional ids. Plain data: no Kafka clie
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -89,7 +90,12 @@ def grants(names: Names) -> list[Grant]:
     return sorted(found)
 
 
+def scope(granted: Iterable[Grant]) -> set[tuple[Resource, str, Pattern]]:
+    """The resources these grants are on."""
+    return {(g.resource, g.name, g.pattern) for g in granted}
+
+
 def resources(names: Names) -> set[tuple[Resource, str, Pattern]]:
     """The resources the environment `names` owns: `golive acls apply` manages grants on these
     and leaves every other environment's alone."""
-    return {(g.resource, g.name, g.pattern) for g in grants(names)}
+    return scope(grants(names))

@@ -32,19 +32,24 @@ class Delivered:
     offset: int
 
 
-def producer_config(settings: KafkaSettings, client_id: str, **extra: Any) -> dict[str, Any]:
-    """The keys every producer of a service shares, beside the connection's (clients.kafka_config)."""
-    return {
-        "client.id": client_id,
-        "enable.idempotence": True,
-        "acks": "all",
-        # Java clients hash keys with murmur2: the same key lands on the same partition from both.
-        "partitioner": "murmur2_random",
-        "linger.ms": settings.linger_ms,
-        "delivery.timeout.ms": settings.delivery_timeout_ms,
-        "request.timeout.ms": min(3000, settings.delivery_timeout_ms),
-        **extra,
-    }
+def service_producer(settings: KafkaSettings, client_id: str, **extra: Any) -> Producer:
+    """A producer with the keys every producer of a service shares (and `extra`), on the
+    settings' connection (golive_eventing.clients)."""
+    return clients.producer(
+        settings,
+        **{
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            # Java clients hash keys with murmur2: the same key lands on the same partition
+            # from both.
+            "partitioner": "murmur2_random",
+            "linger.ms": settings.linger_ms,
+            "delivery.timeout.ms": settings.delivery_timeout_ms,
+            "request.timeout.ms": min(3000, settings.delivery_timeout_ms),
+            **extra,
+        },
+    )
 
 
 def record_headers(event: Event) -> tracing.Headers:
@@ -96,9 +101,7 @@ class EventProducer:
         self._poller.start()
 
     def _new_producer(self) -> Producer:
-        return clients.producer(
-            self.settings, **producer_config(self.settings, self.client_id, error_cb=self._on_error)
-        )
+        return service_producer(self.settings, self.client_id, error_cb=self._on_error)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.fatal():

@@ -10,11 +10,10 @@ from collections.abc import Sequence
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 from golive_contracts.topology import Group
 
-from golive_eventing import clients
 from golive_eventing.deadletters import dead_letter
 from golive_eventing.errors import PositionsMovedError, RetryBatchError
 from golive_eventing.loop import Runner
-from golive_eventing.producer import producer_config
+from golive_eventing.producer import service_producer
 from golive_eventing.records import Consumed, next_offsets
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
@@ -60,11 +59,7 @@ class ProjectionRunner(Runner):
     ) -> None:
         super().__init__(settings, serde, group, topics=topics)
         self.store = store
-        self._dlq = (
-            clients.producer(settings, **producer_config(settings, f"{group.name}-dlq"))
-            if group.dead_letters
-            else None
-        )
+        self._dlq = service_producer(settings, f"{group.name}-dlq") if group.dead_letters else None
         self._written: dict[tuple[str, int], int | None] = {}
 
     def start_positions(self, partitions: list[TopicPartition]) -> None:

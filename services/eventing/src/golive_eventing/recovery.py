@@ -32,7 +32,7 @@ from confluent_kafka.admin import OffsetSpec
 
 from golive_eventing import clients
 from golive_eventing.errors import RetryBatchError
-from golive_eventing.producer import kafka_error, produce_bounded, producer_config
+from golive_eventing.producer import kafka_error, produce_bounded, service_producer
 from golive_eventing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -136,17 +136,14 @@ class Transactions:
     def _new_producer(self) -> Producer:
         """init_transactions() with our transactional.id aborts whatever the last producer with
         that id left open (a crashed process, or this one's failed producer)."""
-        producer = clients.producer(
+        producer = service_producer(
             self.settings,
-            **producer_config(
-                self.settings,
-                self.transactional_id,
-                **{
-                    "transactional.id": self.transactional_id,
-                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                    "error_cb": self._on_error,
-                },
-            ),
+            self.transactional_id,
+            **{
+                "transactional.id": self.transactional_id,
+                "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                "error_cb": self._on_error,
+            },
         )
         producer.init_transactions(30)
         return producer
