@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from typing import Any
 
 import httpx
 from bench_platform import resident_mb, throughput, write_figures
-from golive_cli.system import system
+from golive_cli.system import TOKEN_ENV, system
+from golive_contracts.scopes import Scope
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
@@ -65,7 +67,7 @@ def order_body(n: int) -> dict[str, Any]:
     }
 
 
-def wrk(url: str, seconds: float, connections: int) -> tuple[float, int]:
+def wrk(url: str, seconds: float, connections: int, token: str) -> tuple[float, int]:
     """POST /orders-shaped load from wrk (C, two threads): req/s of 2xx answers, and their count."""
     script = Path(__file__).with_name("post_orders.lua")
     done = subprocess.run(
@@ -84,6 +86,7 @@ def wrk(url: str, seconds: float, connections: int) -> tuple[float, int]:
         text=True,
         timeout=seconds + 60,
         check=True,
+        env={**os.environ, TOKEN_ENV: token},
     )
     line = next(x for x in done.stdout.splitlines() if x.startswith("WRK_RESULT"))
     fields = dict(kv.split("=") for kv in line.split()[1:])
@@ -91,10 +94,11 @@ def wrk(url: str, seconds: float, connections: int) -> tuple[float, int]:
     return ok / (int(fields["duration_us"]) / 1e6), ok
 
 
-async def open_loop(url: str, rate: float, seconds: float) -> dict[str, float]:
+async def open_loop(url: str, token: str, rate: float, seconds: float) -> dict[str, float]:
     """POSTs at a fixed rate; the send time of each order id."""
     sent: dict[str, float] = {}
-    async with httpx.AsyncClient(timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
 
         async def one(n: int) -> None:
             at = time.time()
@@ -175,12 +179,14 @@ def main() -> None:
             "raw_consume_msgs_per_s": round(consume_rate),
         }
 
-        echo_rate, _ = wrk(f"http://127.0.0.1:{ECHO_PORT}/orders", args.seconds, args.concurrency)
+        token = config.issuer().token(Scope.PLACE_ORDERS, subject="bench")
+        echo_url = f"http://127.0.0.1:{ECHO_PORT}/orders"
+        echo_rate, _ = wrk(echo_url, args.seconds, args.concurrency, token)
         figures["echo_req_per_s"] = round(echo_rate)
 
         order_url = f"http://127.0.0.1:{config.order_port}/orders"
         started = time.time()
-        post_rate, placed = wrk(order_url, args.seconds, args.concurrency)
+        post_rate, placed = wrk(order_url, args.seconds, args.concurrency, token)
         load_ended = time.time()
         # Consumer lag is read off the outcomes themselves: committed offsets of transactional
         # topics stop one short of the high watermark (the commit marker takes an offset).
@@ -199,7 +205,7 @@ def main() -> None:
         }
 
         rate = max(1.0, figures["sustained_orders_per_s"] / 2)
-        sent = asyncio.run(open_loop(order_url, rate, args.seconds))
+        sent = asyncio.run(open_loop(order_url, token, rate, args.seconds))
         done = outcome_times(config.connection(), "orders", set(sent), timeout_s=60)
         latencies = sorted((done[i] - sent[i]) * 1000 for i in sent if i in done)
         figures |= {

@@ -17,9 +17,13 @@ local body = [[{"customer_id":"bench-1","email":"bench@example.com","currency":"
   [["shipping_address":{"name":"B","line1":"L","city":"C","postal_code":"1","country":"NL"},]] ..
   [["lines":[{"sku":"SKU-1","quantity":1,"unit_price_minor":1000}]}]]
 
+-- The API wants a bearer token (make bench mints one); the echo endpoint gets it too, unread.
+local authorization = "Bearer " .. (os.getenv("GOLIVE_API_TOKEN") or "")
+
 function request()
   counter = counter + 1
-  local headers = {["Content-Type"] = "application/json", ["Idempotency-Key"] = prefix .. "-" .. counter}
+  local headers = {["Content-Type"] = "application/json", ["Idempotency-Key"] = prefix .. "-" .. counter,
+    ["Authorization"] = authorization}
   return wrk.format("POST", nil, headers, body)
 end
 

@@ -18,7 +18,8 @@ from golive_eventing.producer import Delivered, EventProducer
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 from golive_platform.process import free_port
-from golive_platform.testing import Cluster
+from golive_platform.testing import Cluster, suite_config
+from golive_platform.tokens import Issuer
 
 if TYPE_CHECKING:
     from confluent_kafka import Message
@@ -29,6 +30,7 @@ __all__ = [
     "events_on",
     "eventually",
     "free_port",
+    "issuer",
     "lag",
     "make_topics",
     "publish_events",
@@ -73,8 +75,8 @@ class Topics:
         """Settings for a service wired to these topics on this cluster."""
         return {
             **dict(cluster.connection),
-            "orders_topic": self.orders,
-            "payments_topic": self.payments,
+            **self.names.settings(),
+            "auth_jwks_file": issuer().jwks_path,
             "kafka_group_prefix": self.group_prefix,
         }
 
@@ -84,6 +86,12 @@ class Topics:
 
     def as_map(self) -> dict[str, str]:
         return dict(self.names.topics)
+
+
+def issuer() -> Issuer:
+    """The tests' token issuer (golive_platform.tokens): services wired by `Topics.env` take
+    its tokens."""
+    return Issuer.ensure(suite_config().data_dir / "test-issuer")
 
 
 def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 from golive_cli.main import app
+from golive_cli.system import TOKEN_ENV
+from golive_contracts.scopes import Scope
 from golive_payment.domain.rules import card_last4, decide_payment
 from golive_platform.testing import Cluster
 from typer.testing import CliRunner
@@ -63,8 +65,9 @@ def _expected(body: dict[str, Any]) -> tuple[str, str | None]:
 
 def test_200_orders_end_as_the_rules_predict_with_ordered_timelines(system: System) -> None:
     bodies = _orders(200)
+    placing = system.headers(Scope.PLACE_ORDERS, Scope.READ_ORDERS)
     with (
-        httpx.Client(base_url=system.order_url, timeout=30) as client,
+        httpx.Client(base_url=system.order_url, timeout=30, headers=placing) as client,
         ThreadPoolExecutor(8) as pool,
     ):
         answers = list(
@@ -98,7 +101,8 @@ def test_200_orders_end_as_the_rules_predict_with_ordered_timelines(system: Syst
             order_id
         )
 
-    with httpx.Client(base_url=system.audit_url, timeout=30) as audit:
+    reading = system.headers(Scope.READ_AUDIT)
+    with httpx.Client(base_url=system.audit_url, timeout=30, headers=reading) as audit:
         for order_id in order_ids:
 
             def complete(oid: str = order_id) -> list[dict[str, Any]] | None:
@@ -138,6 +142,32 @@ def test_every_service_is_ready_and_documents_its_api(system: System) -> None:
         assert httpx.get(f"{url}/openapi.json").json()["openapi"].startswith("3.")
 
 
+OPERATIONS = {  # one operation of each API, and the scope it needs
+    "order": ("POST", "/orders", Scope.PLACE_ORDERS),
+    "payment": ("GET", f"/payments/{uuid.uuid4()}", Scope.READ_PAYMENTS),
+    "audit": ("GET", "/events", Scope.READ_AUDIT),
+}
+
+
+@pytest.mark.parametrize("service", OPERATIONS)
+def test_every_api_wants_a_token_with_its_scope(system: System, service: str) -> None:
+    """No token: 401. A token without the scope: 403. Both say so in WWW-Authenticate."""
+    url = {"order": system.order_url, "payment": system.payment_url, "audit": system.audit_url}
+    method, path, scope = OPERATIONS[service]
+    others = [s for s in Scope if s is not scope]
+    with httpx.Client(base_url=url[service], timeout=30) as client:
+        anonymous = client.request(method, path, json=order_request())
+        assert anonymous.status_code == 401, anonymous.text
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        forged = client.request(method, path, headers={"Authorization": "Bearer x.y.z"})
+        assert forged.status_code == 401
+        wrong = client.request(method, path, json=order_request(), headers=system.headers(*others))
+        assert wrong.status_code == 403, wrong.text
+        assert f'scope="{scope}"' in wrong.headers["www-authenticate"]
+        spec = client.get("/openapi.json").json()
+        assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
 @pytest.mark.parametrize("service", ["order", "payment", "audit"])
 def test_every_api_survives_schemathesis(system: System, service: str) -> None:
     """Generated requests against each service's OpenAPI document: no 5xx, every response
@@ -159,6 +189,8 @@ def test_every_api_survives_schemathesis(system: System, service: str) -> None:
             "15",
             "--exclude-path",
             "/readyz",
+            "--header",
+            f"Authorization: Bearer {system.issuer.token(*Scope)}",
         ],
         capture_output=True,
         text=True,
@@ -175,7 +207,8 @@ def test_inspect_shows_a_journey_from_kafka_and_from_the_audit_store(
     personal fields masked unless asked, the same from Kafka as from the audit store."""
     email = f"inspect-{uuid.uuid4().hex[:8]}@example.com"
     start = datetime.now(UTC) - timedelta(seconds=1)
-    with httpx.Client(base_url=system.order_url, timeout=30) as client:
+    placing = system.headers(Scope.PLACE_ORDERS)
+    with httpx.Client(base_url=system.order_url, timeout=30, headers=placing) as client:
         answer = client.post(
             "/orders",
             json=order_request(email=email),
@@ -183,7 +216,8 @@ def test_inspect_shows_a_journey_from_kafka_and_from_the_audit_store(
         )
         assert answer.status_code == 202
         order_id = answer.json()["order_id"]
-    with httpx.Client(base_url=system.audit_url, timeout=30) as audit:
+    reading = system.headers(Scope.READ_AUDIT)
+    with httpx.Client(base_url=system.audit_url, timeout=30, headers=reading) as audit:
         eventually(
             lambda: len(audit.get(f"/orders/{order_id}/timeline").json()) >= 3,
             60,
@@ -209,9 +243,11 @@ def test_inspect_shows_a_journey_from_kafka_and_from_the_audit_store(
         f"{system.topics.orders},{system.topics.payments}",
     ]
     sources = {"kafka": kafka, "audit": ["--source", "audit", "--audit-url", system.audit_url]}
+    # Another Kafka's login comes from the environment, as on a shell; so does the API token
+    # of a system the local platform did not issue tokens for.
+    env = {**cluster.connection.env(), TOKEN_ENV: system.issuer.token(Scope.READ_AUDIT)}
     for name, where in sources.items():
-        # Another Kafka's login comes from the environment, as on a shell.
-        shown = CliRunner().invoke(app, ["inspect", *window, *where], env=cluster.connection.env())
+        shown = CliRunner().invoke(app, ["inspect", *window, *where], env=env)
         assert shown.exit_code == 0, (name, shown.output)
         lines = shown.output.splitlines()
         assert lines[-1] == "3 events", (name, shown.output)

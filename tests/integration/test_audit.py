@@ -4,21 +4,42 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from golive_audit.bootstrap import audit_app
 from golive_audit.settings import AuditSettings
-from golive_contracts.topology import dlq_topic
+from golive_contracts.events import PersonalDataRead
+from golive_contracts.scopes import Scope
+from golive_contracts.topology import PII_ACCESS, dlq_topic
 from golive_eventing import clients
+from golive_eventing.schemas import register_all
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
-from tests.helpers import Topics, eventually, publisher
+from tests.helpers import (
+    Topics,
+    events_on,
+    eventually,
+    issuer,
+    publish_events,
+    publisher,
+    read_topic,
+)
 
 pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def audit_api(settings: AuditSettings) -> Iterator[TestClient]:
+    """The audit service; its client reads with audit:read only (personal data masked)."""
+    with TestClient(audit_app(settings), headers=issuer().headers(Scope.READ_AUDIT)) as client:
+        eventually(lambda: client.get("/readyz").status_code == 200, 30, "audit to be ready")
+        yield client
 
 
 @pytest.fixture
@@ -27,8 +48,7 @@ def audit(cluster: Cluster, topics: Topics, database_url: str) -> Iterator[TestC
         # An unknown schema id is recorded as undecodable after 1 s here, not 30 (serde.py).
         {**topics.env(cluster), "audit_database_url": database_url, "unknown_schema_grace_s": 1}
     )
-    with TestClient(audit_app(settings)) as client:
-        eventually(lambda: client.get("/readyz").status_code == 200, 30, "audit to be ready")
+    with audit_api(settings) as client:
         yield client
 
 
@@ -61,12 +81,11 @@ def test_recorder_keeps_events_poison_and_dead_letters(
         str(first.order_id),
         str(second.order_id),
     }
-    assert all(i["decode_error"] is None and i["raw_base64"] for i in decoded)
+    assert all(i["decode_error"] is None for i in decoded)
 
     poison = next(i for i in items if i["key"] == "poison-key")
     assert "magic byte" in poison["decode_error"]
-    assert base64.b64decode(poison["raw_base64"]) == b"not avro at all"
-    assert poison["payload"] is None
+    assert (poison["payload"], poison["raw_base64"], poison["masked"]) == (None, None, True)
 
     dead = next(i for i in items if i["topic"] == dlq_topic(topics.orders, "payment"))
     assert ["dlq.error", "boom"] in dead["headers"]
@@ -90,3 +109,74 @@ def test_recorder_keeps_events_poison_and_dead_letters(
         (topics.orders, "OrderPlaced"),
         (dlq_topic(topics.orders, "payment"), None),
     ]
+    # The raw bytes are kept: shown to a reader who may see personal data (last: that read is
+    # itself recorded, and would be counted above).
+    kept = audit.get("/events", params={"key": "poison-key"}, headers=PERSONAL_DATA_READER())
+    assert base64.b64decode(kept.json()["items"][0]["raw_base64"]) == b"not avro at all"
+
+
+def PERSONAL_DATA_READER(subject: str = "auditor") -> dict[str, str]:
+    return issuer().headers(Scope.READ_AUDIT, Scope.READ_PERSONAL_DATA, subject=subject)
+
+
+def test_personal_data_is_masked_unless_allowed_and_each_read_of_it_is_recorded(
+    audit: TestClient, cluster: Cluster, topics: Topics
+) -> None:
+    placed = order_placed()
+    publish_events(cluster, topics, placed)
+    journey = f"/orders/{placed.order_id}/timeline"
+    (masked,) = eventually(lambda: audit.get(journey).json(), 30, "the order to be recorded")
+    payload = masked["payload"]
+    assert (payload["email"], payload["shipping_address"], payload["card_token"]) == ("***",) * 3
+    assert payload["order_id"] == str(placed.order_id)  # public: shown
+    assert (masked["masked"], masked["raw_base64"]) == (True, None)
+    assert "ada@example.com" not in audit.get("/events").text
+    assert read_topic(cluster.connection, topics.names.topic(PII_ACCESS)) == []  # nothing shown
+
+    shown = audit.get(journey, headers=PERSONAL_DATA_READER("alice"))
+    assert shown.status_code == 200
+    (unmasked,) = shown.json()
+    assert (unmasked["payload"]["email"], unmasked["masked"]) == ("ada@example.com", False)
+    assert unmasked["payload"]["shipping_address"]["city"] == "Utrecht"
+    assert unmasked["raw_base64"]
+
+    # The read was recorded on the broker before the answer, and joins the order's journey.
+    (read,) = events_on(cluster, topics, topics.names.topic(PII_ACCESS))
+    assert isinstance(read, PersonalDataRead)
+    assert (read.reader, read.request, read.records) == ("alice", f"GET {journey}", 1)
+    assert read.envelope.correlation_id == str(placed.order_id)
+
+    def with_the_read() -> list[dict[str, Any]] | None:
+        found: list[dict[str, Any]] = audit.get(journey).json()
+        return found if len(found) == 2 else None
+
+    timeline = eventually(with_the_read, 30, "the read to join the order's timeline")
+    assert [i["event_type"] for i in timeline] == ["OrderPlaced", "PersonalDataRead"]
+    assert timeline[1]["payload"]["reader"] == "***"  # who read is personal too
+    assert timeline[1]["payload"]["request"] == f"GET {journey}"
+
+
+def test_a_read_of_personal_data_that_cannot_be_recorded_shows_nothing(
+    cluster: Cluster, topics: Topics, tmp_path: Path, unique: str
+) -> None:
+    # The record's schema is registered, but its topic does not exist: it cannot be written.
+    missing = f"no-such-topic-{unique}"
+    register_all(clients.registry(cluster.connection), {**topics.as_map(), PII_ACCESS: missing})
+    settings = AuditSettings.model_validate(
+        {
+            **topics.env(cluster),
+            "audit_database_url": f"sqlite:///{tmp_path / 'audit.db'}",
+            "pii_access_topic": missing,
+            "delivery_timeout_ms": 1500,
+        }
+    )
+    placed = order_placed()
+    publish_events(cluster, topics, placed)
+    with audit_api(settings) as audit:
+        journey = f"/orders/{placed.order_id}/timeline"
+        eventually(lambda: audit.get(journey).json(), 30, "the order to be recorded")
+        refused = audit.get(journey, headers=PERSONAL_DATA_READER())
+        assert refused.status_code == 503
+        assert "could not be recorded" in refused.json()["detail"]
+        assert "ada@example.com" not in refused.text
+        assert refused.headers["retry-after"] == "1"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from golive_contracts.events import OrderPlaced
+from golive_contracts.scopes import Scope
 from golive_eventing import clients
 from golive_eventing.serde import EventSerde
 from golive_order.bootstrap import order_app
@@ -17,7 +18,7 @@ from golive_order.settings import OrderSettings
 from golive_platform.testing import Cluster
 
 from tests.factories import order_request
-from tests.helpers import Topics, eventually, read_topic
+from tests.helpers import Topics, eventually, issuer, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,8 @@ def _client(cluster: Cluster, topics: Topics, database_url: str) -> TestClient:
     settings = OrderSettings.model_validate(
         {**topics.env(cluster), "order_database_url": database_url}
     )
-    return TestClient(order_app(settings))
+    scopes = (Scope.PLACE_ORDERS, Scope.READ_ORDERS)
+    return TestClient(order_app(settings), headers=issuer().headers(*scopes))
 
 
 @pytest.fixture

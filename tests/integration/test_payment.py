@@ -7,12 +7,13 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 from golive_contracts.events import Event, PaymentAuthorized, PaymentDeclined
+from golive_contracts.scopes import Scope
 from golive_payment.bootstrap import payment_app
 from golive_payment.settings import PaymentSettings
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
-from tests.helpers import Topics, events_on, eventually, publisher
+from tests.helpers import Topics, events_on, eventually, issuer, publisher
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,8 @@ def payment(
     settings = PaymentSettings.model_validate(
         {**topics.env(cluster), "payment_database_url": database_url, "instance_id": unique}
     )
-    with TestClient(payment_app(settings)) as client:
+    headers = issuer().headers(Scope.READ_PAYMENTS)
+    with TestClient(payment_app(settings), headers=headers) as client:
         eventually(lambda: client.get("/readyz").status_code == 200, 30, "payment to be ready")
         yield client
 

@@ -11,8 +11,9 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from golive_cli.main import app
 from golive_cli.schema_check import check_against_registry
 from golive_contracts.avro import avro_schema, subject_for
-from golive_contracts.events import EVENT_TYPES, Event, OrderPlaced
+from golive_contracts.events import EVENT_TYPES, Event, OrderPlaced, PaymentDeclined
 from golive_contracts.fields import personal, public
+from golive_contracts.topology import Names
 from golive_eventing import clients
 from golive_eventing.schemas import register_all
 from golive_platform.testing import Cluster
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def subjects(cluster: Cluster, unique: str) -> dict[str, str]:
     """Fresh subjects of this test's own, set up the way `golive schemas register` sets them up."""
-    topics = {"orders": f"orders.gate-{unique}", "payments": f"payments.gate-{unique}"}
+    topics = dict(Names.suffixed(f"gate-{unique}").topics)
     register_all(clients.registry(cluster.connection), topics)
     return topics
 
@@ -121,7 +122,7 @@ def test_the_command_checks_a_registry_under_the_environments_topic_names(
 def test_a_subject_left_at_a_weaker_level_fails_the_gate(
     cluster: Cluster, subjects: dict[str, str]
 ) -> None:
-    subject = subject_for(subjects["payments"], EVENT_TYPES[-1])
+    subject = subject_for(subjects["payments"], PaymentDeclined)
     clients.registry(cluster.connection).set_compatibility(subject, "BACKWARD")
     _, problems = check_against_registry(cluster.connection, subjects)
     assert [(p.subject, p.rule) for p in problems] == [(subject, "compatibility level")]

@@ -17,6 +17,7 @@ from golive_audit.bootstrap import audit_app
 from golive_audit.settings import AuditSettings
 from golive_contracts.avro import subject_for
 from golive_contracts.events import OrderPlaced
+from golive_contracts.scopes import Scope
 from golive_eventing import clients
 from golive_order.bootstrap import order_app, process_manager_app
 from golive_order.settings import OrderSettings
@@ -25,7 +26,7 @@ from golive_payment.settings import PaymentSettings
 from golive_platform.testing import Cluster
 
 from tests.factories import order_placed
-from tests.helpers import Topics, eventually
+from tests.helpers import Topics, eventually, issuer
 from tests.upcasting import encode_v1, fixture_bytes, read_as_current, v1_schema_text
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,12 @@ def services(
         ),
     }
     with ExitStack() as stack:
-        clients = {name: stack.enter_context(TestClient(app)) for name, app in apps.items()}
+        # Every scope but audit:pii: a read of personal data would join the timeline below.
+        headers = issuer().headers(*(s for s in Scope if s is not Scope.READ_PERSONAL_DATA))
+        clients = {
+            name: stack.enter_context(TestClient(app, headers=headers))
+            for name, app in apps.items()
+        }
         for name, client in clients.items():
             eventually(partial(_ready, client), 30, f"{name} to be ready")
         yield clients

@@ -121,7 +121,20 @@ def test_services_run_after_the_schemas_are_registered(compose: dict[str, Any]) 
 
 def test_what_dies_is_started_again_and_one_shot_steps_are_not(compose: dict[str, Any]) -> None:
     """The compose file's match for make run's supervisor (golive_platform.platform.Supervisor)."""
-    one_shot = {"topics", "schemas"}
+    one_shot = {"topics", "schemas", "api-keys"}
     for name, service in compose.items():
         expected = None if name in one_shot else "unless-stopped"
         assert service.get("restart") == expected, name
+
+
+def test_services_verify_tokens_with_the_public_keys_only(compose: dict[str, Any]) -> None:
+    """The services take the local issuer's tokens (golive_platform.tokens), and see its public
+    JWKS, never the volume that holds the signing key."""
+    assert "credentials init" in " ".join(compose["api-keys"]["command"])
+    for name in ("order", "order-pm", "payment", "audit"):
+        service = compose[name]
+        env = service["environment"]
+        assert env["AUTH_JWKS_FILE"] == "/keys/token-keys.json", name
+        assert "api-public-keys:/keys:ro" in service["volumes"], name
+        assert not any(v.startswith("api-keys:") for v in service["volumes"]), name
+        assert service["depends_on"]["api-keys"]["condition"] == "service_completed_successfully"

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from golive_contracts.scopes import Scope
 from golive_eventing import clients
 from golive_platform import process
 from golive_platform.config import PlatformConfig
@@ -273,13 +274,19 @@ def _runs_on_postgresql(config: PlatformConfig) -> None:
     assert {"golive_order", "golive_payment", "golive_audit"} <= names
 
     order_url = f"http://127.0.0.1:{config.order_port}"
+    token = config.issuer().headers(Scope.PLACE_ORDERS, Scope.READ_ORDERS)
     placed = httpx.post(
-        f"{order_url}/orders", json=order_request(), headers={"Idempotency-Key": "pg-1"}
+        f"{order_url}/orders",
+        json=order_request(),
+        headers={**token, "Idempotency-Key": "pg-1"},
     )
     assert placed.status_code == 202
     order_id = placed.json()["order_id"]
     eventually(
-        lambda: httpx.get(f"{order_url}/orders/{order_id}").json()["status"] == "CONFIRMED",
+        lambda: (
+            httpx.get(f"{order_url}/orders/{order_id}", headers=token).json()["status"]
+            == "CONFIRMED"
+        ),
         30,
         "the order to be confirmed on PostgreSQL",
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from golive_eventing.exits import EXIT_CONFIG
 from golive_platform.errors import PlatformError
 from golive_platform.platform import Platform, Supervisor
 
@@ -94,3 +95,16 @@ def test_a_part_that_does_not_come_back_is_tried_again_at_the_next_check(
     parts.failing.clear()
     assert supervisor.check() == ["registry"]
     assert pauses == [1, 2]
+
+
+def test_a_part_that_cannot_run_as_configured_is_said_once_and_left_down(tmp_path: Path) -> None:
+    log = tmp_path / "payment.log"
+    log.write_text("golive-payment: cannot start as configured: no keys to verify API tokens\n")
+    parts = _Parts(log, dead={"payment"}, codes={"payment": EXIT_CONFIG})
+    pauses: list[float] = []
+    supervisor = _supervisor(parts, [0.0], pauses)
+    assert supervisor.check() == [] and supervisor.check() == []
+    assert parts.restarted == [] and pauses == []
+    (said,) = parts.lines
+    assert said.startswith("payment cannot start as configured (exit code 78); not restarted")
+    assert "no keys to verify API tokens" in said

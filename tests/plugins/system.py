@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import pytest
 from golive_cli.system import Cluster as Where
 from golive_cli.system import service_specs, started
+from golive_contracts.scopes import Scope
 from golive_platform.config import PlatformConfig
 from golive_platform.testing import Cluster, suite_config
+from golive_platform.tokens import Issuer
 
 from tests.helpers import Topics, make_topics, service_ports
 
@@ -22,6 +24,10 @@ class System:
     order_url: str
     payment_url: str
     audit_url: str
+    issuer: Issuer  # whose API tokens the services take
+
+    def headers(self, *scopes: Scope) -> dict[str, str]:
+        return self.issuer.headers(*scopes)
 
 
 @pytest.fixture(scope="module")
@@ -36,4 +42,5 @@ def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             order_url=f"http://127.0.0.1:{config.order_port}",
             payment_url=f"http://127.0.0.1:{config.payment_port}",
             audit_url=f"http://127.0.0.1:{config.audit_port}",
+            issuer=config.issuer(),
         )

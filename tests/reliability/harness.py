@@ -25,6 +25,7 @@ from golive_contracts.events import (
     PaymentAuthorized,
     PaymentDeclined,
 )
+from golive_contracts.scopes import Scope
 from golive_eventing import clients
 from golive_eventing.producer import record_headers
 from golive_eventing.serde import EventSerde, PoisonRecordError
@@ -61,6 +62,11 @@ class Services:
             env={**specs["payment"].env, "PAYMENT_PORT": str(second), "INSTANCE_ID": "1"},
         )
         return cls(config, specs)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """A token that may place and read orders, from the issuer the services trust."""
+        return self.config.issuer().headers(Scope.PLACE_ORDERS, Scope.READ_ORDERS)
 
     def url(self, name: str) -> str:
         found = self.specs[name].url

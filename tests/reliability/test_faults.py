@@ -309,7 +309,9 @@ def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing
         "the orders read model to catch up",
     )
     for order in orders:
-        body = httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=10).json()
+        body = httpx.get(
+            f"{system.url('order')}/orders/{order.order_id}", timeout=10, headers=system.headers
+        ).json()
         assert (body["status"], body["cancel_reason"]) == ("CANCELLED", "payment_timeout")
 
 
@@ -351,8 +353,7 @@ def test_rebuild_each_read_model_equals_the_live_one(
     )
     env = {
         **cluster.connection.env(),
-        "ORDERS_TOPIC": topics.orders,
-        "PAYMENTS_TOPIC": topics.payments,
+        **{setting.upper(): topic for setting, topic in topics.names.settings().items()},
     }
     for service, (table, order_by) in READ_MODELS.items():
         url = system.specs[service].env[f"{service.upper()}_DATABASE_URL"]
@@ -368,7 +369,11 @@ def test_rebuild_each_read_model_equals_the_live_one(
     publish(cluster, topics, [order])
     eventually(
         lambda: (
-            httpx.get(f"{system.url('order')}/orders/{order.order_id}", timeout=5).status_code
+            httpx.get(
+                f"{system.url('order')}/orders/{order.order_id}",
+                timeout=5,
+                headers=system.headers,
+            ).status_code
             == 200
         ),
         30,

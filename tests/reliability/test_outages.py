@@ -55,13 +55,16 @@ class Clients:
     """Workers POSTing new orders, each with its own Idempotency-Key, until stopped."""
 
     order_url: str
+    headers: dict[str, str]
     answers: list[Answer] = field(default_factory=list)
     phase: str = "up"
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _work(self) -> None:
-        with httpx.Client(base_url=self.order_url, timeout=ANSWER_WITHIN_S) as client:
+        with httpx.Client(
+            base_url=self.order_url, timeout=ANSWER_WITHIN_S, headers=self.headers
+        ) as client:
             while not self._stop.is_set():
                 phase = self.phase
                 answer = place(client, f"outage-{uuid.uuid4()}", order_request(), phase)
@@ -125,7 +128,7 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
     services = Services.on(own, topics, config)
     services.start("order", "order-pm", "payment")
     try:
-        with Clients(services.url("order")) as clients:
+        with Clients(services.url("order"), services.headers) as clients:
             eventually(lambda: clients.count(202, "up") >= 30, 60, "30 orders accepted")
             clients.phase = "down"
             own_broker.stop()
@@ -140,7 +143,9 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
         refused = [a for a in answers if a.status == 503]
         assert all(a.retry_after for a in refused), "a 503 without Retry-After"
 
-        with httpx.Client(base_url=services.url("order"), timeout=ANSWER_WITHIN_S) as client:
+        with httpx.Client(
+            base_url=services.url("order"), timeout=ANSWER_WITHIN_S, headers=services.headers
+        ) as client:
 
             def retried(a: Answer) -> Answer | None:
                 again = place(client, a.key, a.body, "retry")
@@ -227,7 +232,9 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
     services.start("order", "order-pm", "payment")
     order_ids: list[str] = []
     try:
-        with httpx.Client(base_url=services.url("order"), timeout=ANSWER_WITHIN_S) as client:
+        with httpx.Client(
+            base_url=services.url("order"), timeout=ANSWER_WITHIN_S, headers=services.headers
+        ) as client:
 
             def place_all(count: int, phase: str) -> list[str]:
                 answers = [

@@ -15,6 +15,7 @@ from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
 from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
 from golive_cli.recorder.environment import Cluster, make_topics, running_system
 from golive_cli.recorder.regress import regress
+from golive_contracts.scopes import Scope
 from golive_platform.services import ServiceSpec
 from golive_platform.testing import Cluster as ProvidedCluster
 
@@ -52,7 +53,11 @@ def recorded(
     cards: dict[str, str] = {}
     with (
         running_system(where, names, tmp_path_factory.mktemp("recorded"), suffix) as system,
-        httpx.Client(base_url=system.order_url, timeout=10) as client,
+        httpx.Client(
+            base_url=system.order_url,
+            timeout=10,
+            headers=system.issuer.headers(Scope.PLACE_ORDERS, Scope.READ_ORDERS),
+        ) as client,
     ):
         for i, card in enumerate(CARDS):
             answer = client.post(

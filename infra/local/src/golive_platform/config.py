@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from golive_platform import credentials
+from golive_platform.tokens import Issuer
 
 POM_NS = {"m": "http://maven.apache.org/POM/4.0.0"}
 
@@ -127,6 +128,10 @@ class PlatformConfig(BaseSettings):
             kafka_sasl_password=password,
             schema_registry_url=self.registry_url,
         )
+
+    def issuer(self) -> Issuer:
+        """This platform's token issuer (golive_platform.tokens): its key made on first use."""
+        return Issuer.ensure(self.credentials_home)
 
     def service_logins(self) -> dict[str, Connection]:
         """Each service's own login to this platform (golive_platform.credentials.SERVICES)."""

@@ -69,7 +69,8 @@ def credentials_path(data_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
+    """One writer at a time of the secrets in `path`'s directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with (path.parent / ".credentials.lock").open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -110,7 +111,7 @@ def load(data_dir: Path) -> Credentials:
     known = _read(path)
     if all(p in known for p in PRINCIPALS):
         return Credentials(path, known)
-    with _locked(path):
+    with locked(path):
         known = _read(path)  # another process may have written it meanwhile
         missing = [p for p in PRINCIPALS if p not in known]
         if missing:
@@ -126,7 +127,7 @@ def rotate(data_dir: Path, principal: str) -> Credentials:
         rotatable = ", ".join(p for p in SCRAM_USERS if p not in (BROKER, OPERATOR))
         raise CredentialsError(f"cannot rotate {principal!r} here: one of {rotatable}")
     path = credentials_path(data_dir)
-    with _locked(path):
+    with locked(path):
         known = _read(path) | {principal: _new_password()}
         _write(path, known)
     return Credentials(path, known)

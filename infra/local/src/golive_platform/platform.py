@@ -17,6 +17,7 @@ from types import FrameType
 import httpx
 from golive_contracts.access import Grant, grants, resources, scope
 from golive_contracts.topology import Names
+from golive_eventing.exits import EXIT_CONFIG
 
 from golive_platform import acls, credentials, process
 from golive_platform.artifacts import fetch
@@ -372,6 +373,11 @@ class Platform:
             f"  logins     {credentials.credentials_path(self.config.credentials_home)}"
             "  (SASL/SCRAM, one per service: docs/security.md)"
         )
+        if self.services:
+            lines.append(
+                f"  API keys   {self.config.issuer().jwks_path}  (tokens signed here; "
+                "one for a scope: uv run golive token orders:write)"
+            )
         lines.append("  logs       make logs   |   status: make status   |   stop: make down")
         return "\n".join(lines)
 
@@ -400,12 +406,23 @@ class Supervisor:
     sleep: Callable[[float], None] = time.sleep
     deaths: dict[str, int] = field(default_factory=dict)
     up_since: dict[str, float] = field(default_factory=dict)
+    given_up: set[str] = field(default_factory=set)
 
     def check(self) -> list[str]:
-        """Restart whatever died since the last check; their names."""
+        """Restart whatever died since the last check; their names. A part that exited with
+        EXIT_CONFIG (it cannot run as configured) is said once and left down."""
         restarted = []
         for name in self.platform.order():
-            if not self.platform._died(name):
+            if name in self.given_up or not self.platform._died(name):
+                continue
+            if self.platform.exit_code(name) == EXIT_CONFIG:
+                self.given_up.add(name)
+                log = self.platform.own_log(name)
+                tail = process.log_tail(log, 5) if log else ""
+                self.platform.echo(
+                    f"{name} cannot start as configured (exit code {EXIT_CONFIG}); not restarted: "
+                    f"fix its settings, then make down && make up. The end of {log}:\n{tail}"
+                )
                 continue
             now = self.clock()
             if now - self.up_since.get(name, now) > FORGIVEN_AFTER_S:

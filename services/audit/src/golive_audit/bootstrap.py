@@ -3,12 +3,24 @@ app; and the console entry point that serves it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from fastapi import FastAPI
 from golive_contracts import topology
 from golive_eventing import tracing
-from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan, serve
+from golive_eventing.app import (
+    RunnerThreads,
+    add_health,
+    configured,
+    make_serde,
+    runner_lifespan,
+    serve,
+)
+from golive_eventing.auth import Verifier, use_tokens
 from golive_eventing.db import database_check, make_engine
 from golive_eventing.health import service_readiness
+from golive_eventing.producer import EventProducer
 from golive_eventing.projection import ProjectionRunner
 from golive_eventing.rebuild import ReadModel, matching_topics
 
@@ -20,25 +32,29 @@ from golive_audit.settings import AuditSettings
 VERSION = "0.1.0"
 
 
-def audit_app(settings: AuditSettings) -> FastAPI:
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def audit_app(settings: AuditSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The recorder (every event topic and its dead letters) and its API, in one process."""
+    verifier = Verifier(settings)  # before any connection: no keys, no start
     tracing.setup(topology.AUDIT.service)
     engine = make_engine(settings.audit_database_url)
     store.create_schema(engine)
+    serde = make_serde(settings)
     recorder = ProjectionRunner(
-        settings,
-        make_serde(settings),
-        topology.AUDIT,
-        store.Recorder(engine),
-        topics=[_pattern(settings)],
+        settings, serde, topology.AUDIT, store.Recorder(engine), topics=[_pattern(settings)]
     )
+    producer = EventProducer(settings, serde, client_id=f"audit-api-{settings.instance_id}")
     app = FastAPI(
         title="Golive audit API",
         version=VERSION,
-        lifespan=runner_lifespan(RunnerThreads([recorder])),
+        lifespan=runner_lifespan(RunnerThreads([recorder]), producer.close),
     )
-    app.state.engine = engine
+    app.state.auditing = http.Auditing(engine, producer, clock, VERSION)
     add_health(app, service_readiness(settings, [recorder], database_check(engine)))
+    use_tokens(app, verifier)
     app.include_router(http.router)
     return app
 
@@ -62,5 +78,7 @@ def _pattern(settings: AuditSettings) -> str:
 
 def main() -> None:
     """golive-audit."""
-    settings = AuditSettings()
-    serve(audit_app(settings), settings.audit_host, settings.audit_port)
+    with configured("golive-audit"):
+        settings = AuditSettings()
+        app = audit_app(settings)
+    serve(app, settings.audit_host, settings.audit_port)

@@ -36,10 +36,12 @@ def _body(card: str, currency: str, quantity: int, price: int, n: int) -> dict[s
     }
 
 
-def run_demo(order_url: str, audit_url: str, timeout_s: float, echo: Any) -> int:
+def run_demo(
+    order_url: str, audit_url: str, headers: dict[str, str], timeout_s: float, echo: Any
+) -> int:
     """Place the cases, wait (bounded) for each to end, print it. Exit code 1 if any stays open."""
     placed: list[tuple[str, str]] = []
-    with httpx.Client(timeout=15) as http:
+    with httpx.Client(timeout=15, headers=headers) as http:
         for n, (label, card, currency, quantity, price) in enumerate(CASES):
             answer = http.post(
                 f"{order_url}/orders",

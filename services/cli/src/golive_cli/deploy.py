@@ -55,11 +55,15 @@ def render(
     previous: str | None = None,
     kafka_bootstrap: str = "kafka:9092",
     registry_url: str = "http://schema-registry:8081",
+    auth_issuer: str = "https://identity.example.com/",
+    auth_jwks_url: str = "https://identity.example.com/.well-known/jwks.json",
 ) -> list[Path]:
     """Fill the templates in `source` for `version` (image tag = version) into `out`.
 
     With `previous`, Knative traffic stays on the previous revision (blue) and the new one comes
-    up at 0% (green): the rollout promotes it. Every placeholder must be filled.
+    up at 0% (green): the rollout promotes it. Every placeholder must be filled. The API
+    tokens are verified as issued by `auth_issuer` with the keys at `auth_jwks_url` (your
+    identity provider's `iss` and `jwks_uri`).
     """
     if previous == version:
         raise DeployError("the previous version is the one being deployed")
@@ -76,6 +80,8 @@ def render(
                 REGISTRY=registry.rstrip("/"),
                 KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                 SCHEMA_REGISTRY_URL=registry_url,
+                AUTH_ISSUER=auth_issuer,
+                AUTH_JWKS_URL=auth_jwks_url,
                 TRAFFIC=_traffic_block(service, version, previous)
                 if service in KNATIVE_SERVICES
                 else "",

@@ -231,6 +231,58 @@ def credentials_rotate(
     )
 
 
+@credentials_app.command("init")
+@fails_cleanly
+def credentials_init() -> None:
+    """Make the secrets this install does not have yet (the SASL logins, the API token signing
+    key) and say where they are. make run does it itself; docker compose runs it once."""
+    from golive_platform import credentials  # noqa: PLC0415
+
+    config = PlatformConfig()
+    try:
+        logins = credentials.load(config.credentials_home)
+    except credentials.CredentialsError as exc:
+        raise PlatformError(str(exc)) from exc
+    issuer = config.issuer()
+    typer.echo(f"logins             {logins.path}")
+    typer.echo(f"API token keys     {issuer.jwks_path}")
+    typer.echo(f"token signing key  {issuer.key_path}")
+
+
+@credentials_app.command("rotate-token-key")
+@fails_cleanly
+def credentials_rotate_token_key() -> None:
+    """A new signing key for local API tokens; tokens signed with the previous key stay good
+    until they expire (the services read the new key set when they meet the new key)."""
+    kid = PlatformConfig().issuer().rotate()
+    typer.echo(f"new token signing key {kid}; `golive token` signs with it from now on")
+
+
+@app.command()
+@fails_cleanly
+def token(
+    scopes: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Scopes: orders:write, orders:read, payments:read, audit:read, audit:pii."
+        ),
+    ] = None,
+    subject: Annotated[
+        str, typer.Option(help="Who the token is for (its sub).")
+    ] = "local-developer",
+    ttl: Annotated[int, typer.Option(help="Seconds it is good for.", min=1, max=86400)] = 3600,
+) -> None:
+    """Print an API access token of the local platform for SCOPES (curl -H "Authorization:
+    Bearer $(uv run golive token orders:read)"). Elsewhere your identity provider issues them."""
+    from golive_platform.tokens import TokenError, scopes_named  # noqa: PLC0415
+
+    try:
+        chosen = scopes_named(scopes or [])
+    except TokenError as exc:
+        raise PlatformError(str(exc)) from exc
+    typer.echo(PlatformConfig().issuer().token(*chosen, subject=subject, ttl_s=ttl))
+
+
 @schemas_app.command("register")
 @fails_cleanly
 def schemas_register(
@@ -335,6 +387,12 @@ def deploy_render(
         str | None,
         typer.Option(help="Version now live: rendered as blue, the new one green at 0%."),
     ] = None,
+    auth_issuer: Annotated[
+        str, typer.Option(help="The `iss` of the API tokens: your identity provider.")
+    ] = "https://identity.example.com/",
+    auth_jwks_url: Annotated[
+        str, typer.Option(help="Where that provider publishes its keys (its jwks_uri).")
+    ] = "https://identity.example.com/.well-known/jwks.json",
 ) -> None:
     """Render infra/k8s for one version."""
     from golive_cli.deploy import DeployError  # noqa: PLC0415
@@ -343,7 +401,13 @@ def deploy_render(
     source = PlatformConfig().root / "infra" / "k8s"
     try:
         written = render_manifests(
-            source, out, version=version, registry=registry, previous=previous
+            source,
+            out,
+            version=version,
+            registry=registry,
+            previous=previous,
+            auth_issuer=auth_issuer,
+            auth_jwks_url=auth_jwks_url,
         )
     except DeployError as exc:
         raise PlatformError(str(exc)) from exc
@@ -385,16 +449,20 @@ def demo(
 ) -> None:
     """Place a mix of orders against the running system; print each final state and timeline."""
     import httpx  # noqa: PLC0415
+    from golive_contracts.scopes import Scope  # noqa: PLC0415
 
     from golive_cli.demo import run_demo  # noqa: PLC0415
+    from golive_cli.system import api_headers  # noqa: PLC0415
 
     config = PlatformConfig()
     order_url, audit_url = (
         f"http://{config.host}:{config.order_port}",
         f"http://{config.host}:{config.audit_port}",
     )
+    scopes = (Scope.PLACE_ORDERS, Scope.READ_ORDERS, Scope.READ_AUDIT)
+    headers = api_headers(config, *scopes, subject="golive-demo")
     try:
-        code = run_demo(order_url, audit_url, timeout, typer.echo)
+        code = run_demo(order_url, audit_url, headers, timeout, typer.echo)
     except httpx.HTTPError as exc:
         raise PlatformError(
             f"the system does not answer at {order_url} ({exc}): `make up` starts it"

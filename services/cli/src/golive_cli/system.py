@@ -4,6 +4,7 @@ on topics and consumer groups of its own (golive_contracts.topology.Names)."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 from golive_contracts import access
+from golive_contracts.scopes import Scope
 from golive_contracts.topology import GROUPS, Names
 from golive_eventing import clients
 from golive_eventing.clients import Connection
@@ -76,6 +78,19 @@ class Cluster:
         return cls(at, services)
 
 
+# A token from your identity provider, for the CLI's calls to the APIs of a deployed system.
+TOKEN_ENV = "GOLIVE_API_TOKEN"  # noqa: S105 (the variable's name, not a secret)
+
+
+def api_headers(
+    config: PlatformConfig, *scopes: Scope, subject: str = "golive-cli"
+) -> dict[str, str]:
+    """The Authorization of the CLI's API calls: $GOLIVE_API_TOKEN if set, else a token of the
+    local platform's issuer (golive_platform.tokens) for `scopes`."""
+    token = os.environ.get(TOKEN_ENV) or config.issuer().token(*scopes, subject=subject)
+    return {"Authorization": f"Bearer {token}"}
+
+
 class TopicSetupError(RuntimeError):
     """An environment's topics could not be made."""
 
@@ -100,8 +115,8 @@ def service_specs(
     at = cluster or Cluster.of(config)
     names = names or Names()
     common = {
-        "ORDERS_TOPIC": names.topic("orders"),
-        "PAYMENTS_TOPIC": names.topic("payments"),
+        **config.issuer().env(),  # API tokens: verified with the platform's issuer keys
+        **{setting.upper(): topic for setting, topic in names.settings().items()},
         **({"KAFKA_GROUP_PREFIX": names.group_prefix} if names.group_prefix else {}),
         **(env or {}),
     }

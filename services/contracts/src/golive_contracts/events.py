@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from golive_contracts.envelope import Envelope, Record
 from golive_contracts.fields import personal, public
-from golive_contracts.topology import ORDERS, PAYMENTS
+from golive_contracts.topology import ORDERS, PAYMENTS, PII_ACCESS
 
 
 class Event(Record):
@@ -91,11 +91,26 @@ class PaymentDeclined(Event):
     reason: str = public("Why, e.g. card_declined, insufficient_funds, amount_over_limit.")
 
 
+class PersonalDataRead(Event):
+    """Someone was shown personal data: the audit API records the read before it answers."""
+
+    avro_namespace: ClassVar[str] = "dev.golive.audit"
+    topic: ClassVar[str] = PII_ACCESS
+    reader: str = personal("Who read it: the subject of the caller's access token.")
+    token_id: str | None = public("The access token's id (jti), when it has one.", default=None)
+    request: str = public("What was asked for: method, path and query.")
+    records: int = public("How many recorded events were shown with their personal data.")
+    first_seq: int | None = public("The audit store's seq of the first one shown.", default=None)
+    last_seq: int | None = public("The audit store's seq of the last one shown.", default=None)
+    read_at: datetime = public("When it was read.")
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderPlaced,
     OrderConfirmed,
     OrderCancelled,
     PaymentAuthorized,
     PaymentDeclined,
+    PersonalDataRead,
 )
 BY_FULL_NAME: dict[str, type[Event]] = {cls.full_name(): cls for cls in EVENT_TYPES}

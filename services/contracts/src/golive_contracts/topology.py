@@ -15,6 +15,7 @@ from enum import StrEnum
 
 ORDERS = "orders"
 PAYMENTS = "payments"
+PII_ACCESS = "pii-access"
 
 
 class Kind(StrEnum):
@@ -62,6 +63,9 @@ def state_topic(topic: str, group: str) -> str:
 TOPICS = (
     Topic(ORDERS, "order", "Order journey events (OrderPlaced, OrderConfirmed, OrderCancelled)."),
     Topic(PAYMENTS, "payment", "Payment outcomes (PaymentAuthorized, PaymentDeclined)."),
+    Topic(
+        PII_ACCESS, "audit", "Every read of personal data through the audit API (PersonalDataRead)."
+    ),
 )
 
 ORDER_PROJECTOR = Group(
@@ -107,9 +111,9 @@ AUDIT = Group(
     service="audit",
     process="audit",
     kind=Kind.RECORDER,
-    reads=(ORDERS, PAYMENTS),
+    reads=(ORDERS, PAYMENTS, PII_ACCESS),
     description="The black-box recorder: every record, raw and decoded, and the dead-letter "
-    "topics.",
+    "topics; its own record of personal-data reads too.",
 )
 
 GROUPS = (ORDER_PROJECTOR, PAYMENT, PAYMENT_PROJECTOR, ORDER_PROCESS_MANAGER, AUDIT)
@@ -162,6 +166,11 @@ class Names:
 
     def topic(self, logical: str) -> str:
         return self.topics[logical]
+
+    def settings(self) -> dict[str, str]:
+        """These topics as the services' settings name them: `pii-access` -> `pii_access_topic`
+        (golive_eventing.settings.KafkaSettings; upper case for the environment)."""
+        return {f"{t.replace('-', '_')}_topic": name for t, name in self.topics.items()}
 
     def group_id(self, group_name: str) -> str:
         return f"{self.group_prefix}{group_name}"

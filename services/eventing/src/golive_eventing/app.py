@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 import uvicorn
 from fastapi import FastAPI, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from golive_eventing import clients
+from golive_eventing.auth import AuthConfigError
+from golive_eventing.exits import EXIT_CONFIG, EXIT_CRASH
 from golive_eventing.health import Readiness
 from golive_eventing.loop import Runner
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def configured(name: str) -> Iterator[None]:
+    """Settings that do not validate, or no way to verify API tokens: one line naming what is
+    wrong on stderr, and exit code 78, instead of a traceback."""
+    try:
+        yield
+    except (ValidationError, AuthConfigError) as exc:
+        print(f"{name}: cannot start as configured: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CONFIG) from None
 
 
 def make_serde(settings: KafkaSettings) -> EventSerde:
@@ -58,9 +72,9 @@ def add_health(app: FastAPI, readiness: Readiness) -> None:
 class RunnerThreads:
     """Consumer loops on their own threads, started and stopped with the app (SIGTERM included).
 
-    Crash-only: a loop that dies (a fenced producer, a bug) takes the process down with exit
-    code 70, so the supervisor restarts it, instead of a process that answers HTTP and consumes
-    nothing.
+    Crash-only: a loop that dies (a fenced producer, a bug) takes the process down with
+    EXIT_CRASH, so the supervisor restarts it, instead of a process that answers HTTP and
+    consumes nothing.
     """
 
     def __init__(self, runners: Sequence[Runner]) -> None:
@@ -90,7 +104,7 @@ def _crash_only(runner: Runner) -> Callable[[], None]:
                 "%s: consumer loop died; exiting so it restarts", runner.group, exc_info=True
             )
             logging.shutdown()
-            os._exit(70)
+            os._exit(EXIT_CRASH)
 
     return run
 

@@ -9,7 +9,15 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from golive_contracts import topology
 from golive_eventing import tracing
-from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan, serve
+from golive_eventing.app import (
+    RunnerThreads,
+    add_health,
+    configured,
+    make_serde,
+    runner_lifespan,
+    serve,
+)
+from golive_eventing.auth import Verifier, use_tokens
 from golive_eventing.db import database_check, make_engine
 from golive_eventing.health import service_readiness
 from golive_eventing.processor import TransactionalProcessor
@@ -30,6 +38,7 @@ def utc_now() -> datetime:
 
 def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The order API and, in the same process, the orders read model's projection."""
+    verifier = Verifier(settings)  # before any connection: no keys, no start
     tracing.setup(http.SERVICE)
     engine = make_engine(settings.order_database_url)
     keys_engine = make_engine(settings.keys_database_url)
@@ -54,6 +63,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(StarletteHTTPException, http.unparseable_body_is_422)
     add_health(app, service_readiness(settings, [projector], database_check(engine)))
+    use_tokens(app, verifier)
     app.include_router(http.router)
     return app
 
@@ -94,11 +104,15 @@ def read_model(settings: OrderSettings) -> ReadModel:
 
 def api() -> None:
     """golive-order: the API and its read model."""
-    settings = OrderSettings()
-    serve(order_app(settings), settings.order_host, settings.order_port)
+    with configured("golive-order"):
+        settings = OrderSettings()
+        app = order_app(settings)
+    serve(app, settings.order_host, settings.order_port)
 
 
 def process_manager() -> None:
     """golive-order-process-manager."""
-    settings = OrderSettings()
-    serve(process_manager_app(settings), settings.order_host, settings.order_process_manager_port)
+    with configured("golive-order-process-manager"):
+        settings = OrderSettings()
+        app = process_manager_app(settings)
+    serve(app, settings.order_host, settings.order_process_manager_port)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from golive_eventing.auth import AuthSettings
 from golive_eventing.settings import KafkaSettings
 from pydantic_settings import SettingsConfigDict
 
 
-class OrderSettings(KafkaSettings):
+class OrderSettings(KafkaSettings, AuthSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     order_database_url: str = "sqlite:///var/order.db"

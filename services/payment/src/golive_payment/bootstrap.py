@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from golive_contracts import topology
 from golive_eventing import tracing
-from golive_eventing.app import RunnerThreads, add_health, make_serde, runner_lifespan, serve
+from golive_eventing.app import (
+    RunnerThreads,
+    add_health,
+    configured,
+    make_serde,
+    runner_lifespan,
+    serve,
+)
+from golive_eventing.auth import Verifier, use_tokens
 from golive_eventing.db import database_check, make_engine
 from golive_eventing.health import service_readiness
 from golive_eventing.processor import TransactionalProcessor
@@ -27,6 +35,7 @@ def payment_app(
     settings: PaymentSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> FastAPI:
     """The processor deciding payments, the payments read model and its API, in one process."""
+    verifier = Verifier(settings)  # before any connection: no keys, no start
     tracing.setup(SERVICE)
     engine = make_engine(settings.payment_database_url)
     payments.create_schema(engine)
@@ -44,6 +53,7 @@ def payment_app(
     )
     app.state.engine = engine
     add_health(app, service_readiness(settings, [processor, projector], database_check(engine)))
+    use_tokens(app, verifier)
     app.include_router(http.router)
     return app
 
@@ -62,5 +72,7 @@ def read_model(settings: PaymentSettings) -> ReadModel:
 
 def main() -> None:
     """golive-payment."""
-    settings = PaymentSettings()
-    serve(payment_app(settings), settings.payment_host, settings.payment_port)
+    with configured("golive-payment"):
+        settings = PaymentSettings()
+        app = payment_app(settings)
+    serve(app, settings.payment_host, settings.payment_port)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from golive_eventing.auth import AuthSettings
 from golive_eventing.settings import KafkaSettings
 from pydantic_settings import SettingsConfigDict
 
 
-class PaymentSettings(KafkaSettings):
+class PaymentSettings(KafkaSettings, AuthSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     payment_database_url: str = "sqlite:///var/payment.db"

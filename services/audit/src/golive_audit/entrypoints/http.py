@@ -1,18 +1,33 @@
 """Audit's HTTP API: the recorded events (GET /events) and one order's journey in order
-(GET /orders/{id}/timeline)."""
+(GET /orders/{id}/timeline).
+
+Both need the audit:read scope and show personal data masked (golive_audit.domain.disclosure).
+With audit:pii too they show it, once the read itself is recorded: a PersonalDataRead event,
+acknowledged by the broker before the answer leaves; if it cannot be recorded, 503 and nothing
+shown.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from golive_contracts.scopes import Scope
+from golive_eventing.auth import RESPONSES, Caller, require
+from golive_eventing.producer import DeliveryFailedError, EventProducer
+from golive_eventing.serde import RegistryUnavailableError
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.engine import Engine
 
 from golive_audit.adapters import store
+from golive_audit.domain.disclosure import personal_data_read, shown_without_personal_data
+
+RETRY_AFTER_S = "1"
 
 
 class RecordedEvent(BaseModel):
@@ -29,6 +44,7 @@ class RecordedEvent(BaseModel):
     raw_base64: str | None
     payload: dict[str, Any] | None
     decode_error: str | None
+    masked: bool = False  # personal values shown as "***" and no raw bytes (no audit:pii scope)
 
 
 class EventPage(BaseModel):
@@ -36,17 +52,36 @@ class EventPage(BaseModel):
     next_cursor: int | None
 
 
-def _engine(request: Request) -> Engine:
-    return cast(Engine, request.app.state.engine)
+@dataclass(frozen=True)
+class Auditing:
+    """What the routes use, wired by golive_audit.bootstrap."""
+
+    engine: Engine  # the audit store
+    producer: EventProducer  # records each read of personal data
+    clock: Callable[[], datetime]
+    version: str
 
 
-EngineDep = Annotated[Engine, Depends(_engine)]
-router = APIRouter(tags=["audit"])
+def _auditing(request: Request) -> Auditing:
+    return cast(Auditing, request.app.state.auditing)
+
+
+AuditingDep = Annotated[Auditing, Depends(_auditing)]
+Reader = Annotated[Caller, require(Scope.READ_AUDIT)]
+router = APIRouter(
+    tags=["audit"],
+    responses={
+        **RESPONSES,
+        503: {"description": "The read of personal data could not be recorded: nothing shown"},
+    },
+)
 
 
 @router.get("/events", response_model=EventPage, summary="Recorded events, oldest first")
 async def list_events(
-    engine: EngineDep,
+    request: Request,
+    auditing: AuditingDep,
+    caller: Reader,
     start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
     end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
     event_type: Annotated[str | None, Query(alias="type", max_length=100)] = None,
@@ -60,7 +95,7 @@ async def list_events(
         raise HTTPException(status_code=422, detail=detail)
     items = await run_in_threadpool(
         store.find_events,
-        engine,
+        auditing.engine,
         start=start,
         end=end,
         event_type=event_type,
@@ -69,9 +104,46 @@ async def list_events(
         after=cursor,
         limit=limit,
     )
-    return {"items": items, "next_cursor": items[-1]["seq"] if len(items) == limit else None}
+    shown = await _disclose(request, auditing, caller, items, journey=None)
+    return {"items": shown, "next_cursor": items[-1]["seq"] if len(items) == limit else None}
 
 
 @router.get("/orders/{order_id}/timeline", response_model=list[RecordedEvent])
-async def order_timeline(order_id: uuid.UUID, engine: EngineDep) -> Any:
-    return await run_in_threadpool(store.timeline, engine, str(order_id))
+async def order_timeline(
+    order_id: uuid.UUID, request: Request, auditing: AuditingDep, caller: Reader
+) -> Any:
+    items = await run_in_threadpool(store.timeline, auditing.engine, str(order_id))
+    return await _disclose(request, auditing, caller, items, journey=str(order_id))
+
+
+async def _disclose(
+    request: Request,
+    auditing: Auditing,
+    caller: Caller,
+    items: Sequence[dict[str, Any]],
+    journey: str | None,
+) -> list[dict[str, Any]]:
+    """`items` as `caller` may see them; a read of personal data recorded first."""
+    if not caller.may(Scope.READ_PERSONAL_DATA):
+        return [shown_without_personal_data(item) for item in items]
+    if not items:
+        return []
+    query = f"?{request.url.query}" if request.url.query else ""
+    event = personal_data_read(
+        reader=caller.subject,
+        token_id=caller.token_id,
+        request=f"{request.method} {request.url.path}{query}",
+        shown=items,
+        journey=journey,
+        now=auditing.clock(),
+        version=auditing.version,
+    )
+    try:
+        await auditing.producer.publish(event, key=event.envelope.correlation_id)
+    except (DeliveryFailedError, RegistryUnavailableError) as exc:
+        raise HTTPException(
+            status_code=503,
+            detail=f"the read could not be recorded ({exc}): nothing shown, retry",
+            headers={"Retry-After": RETRY_AFTER_S},
+        ) from exc
+    return list(items)

@@ -256,7 +256,10 @@ def inspect(
     registry: Registry = None,
 ) -> None:
     """A window's events as a timeline, personal fields masked."""
+    from golive_contracts.scopes import Scope  # noqa: PLC0415
+
     from golive_cli.recorder import inspect as timeline  # noqa: PLC0415
+    from golive_cli.system import api_headers  # noqa: PLC0415
 
     window = window_of(start, end)
     if source == "kafka":
@@ -272,8 +275,14 @@ def inspect(
     elif source == "audit":
         config = PlatformConfig()
         url = audit_url or f"http://{config.host}:{config.audit_port}"
+        scopes = (Scope.READ_AUDIT, Scope.READ_PERSONAL_DATA)[: 2 if show_personal else 1]
         rows = timeline.from_audit(
-            url, window, key=key, correlation_id=correlation_id, show_personal=show_personal
+            url,
+            api_headers(config, *scopes),
+            window,
+            key=key,
+            correlation_id=correlation_id,
+            show_personal=show_personal,
         )
     else:
         raise ValueError(f"--source {source!r}: use kafka or audit")

@@ -11,6 +11,7 @@ from golive_contracts.topology import Names
 from golive_platform.config import PlatformConfig
 from golive_platform.process import free_port
 from golive_platform.services import ServiceSpec
+from golive_platform.tokens import Issuer
 
 from golive_cli.system import Cluster, TopicSetupError, create_topics, service_specs, started
 
@@ -36,6 +37,7 @@ class RunningSystem:
     names: Names
     order_url: str
     audit_url: str
+    issuer: Issuer  # whose API tokens the services take
 
 
 def make_topics(cluster: Cluster, instance: str, partitions: int = 6) -> Names:
@@ -74,6 +76,7 @@ def running_system(
             names,
             order_url=f"http://{config.host}:{config.order_port}",
             audit_url=f"http://{config.host}:{config.audit_port}",
+            issuer=config.issuer(),
         )
 
 

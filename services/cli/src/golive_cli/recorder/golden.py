@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from golive_contracts.scopes import Scope
 
 from golive_cli.recorder.capture import CaptureOptions, Window, capture_to_file
 from golive_cli.recorder.desensitise import DEV_KEY, Tokeniser
@@ -52,8 +53,8 @@ def order_body(i: int, currency: str, price: int, card: str) -> dict[str, Any]:
     }
 
 
-def place_orders(order_url: str, timeout_s: float = 60.0) -> list[str]:
-    with httpx.Client(base_url=order_url, timeout=10) as client:
+def place_orders(order_url: str, headers: dict[str, str], timeout_s: float = 60.0) -> list[str]:
+    with httpx.Client(base_url=order_url, timeout=10, headers=headers) as client:
         ids = []
         for i, (currency, price, card) in enumerate(ORDERS):
             answer = client.post(
@@ -86,7 +87,8 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="golive-golden-") as tmp,
             running_system(cluster, names, Path(tmp), suffix) as system,
         ):
-            ids = place_orders(system.order_url)
+            scopes = (Scope.PLACE_ORDERS, Scope.READ_ORDERS)
+            ids = place_orders(system.order_url, system.issuer.headers(*scopes))
         window = Window(start, datetime.now(UTC) + timedelta(seconds=1))
         manifest = capture_to_file(
             args.out,

@@ -18,9 +18,10 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
-from golive_contracts import topology
+from golive_contracts import scopes, topology
 from golive_contracts.envelope import order_id_for
 from golive_contracts.events import Address, OrderLine
+from golive_eventing.auth import RESPONSES, require
 from golive_eventing.producer import DeliveryFailedError, EventProducer
 from golive_eventing.serde import RegistryUnavailableError, SchemaNotRegisteredError
 from sqlalchemy.engine import Engine
@@ -54,7 +55,7 @@ def _ordering(request: Request) -> Ordering:
 
 
 OrderingDep = Annotated[Ordering, Depends(_ordering)]
-router = APIRouter(tags=["orders"])
+router = APIRouter(tags=["orders"], responses=RESPONSES)
 
 
 @router.post(
@@ -66,6 +67,7 @@ router = APIRouter(tags=["orders"])
         413: {"description": "Body too large"},
         503: {"description": "Not durable: retry with the same Idempotency-Key"},
     },
+    dependencies=[require(scopes.Scope.PLACE_ORDERS)],
 )
 async def place_order(
     order: OrderCreate,
@@ -117,6 +119,7 @@ async def place_order(
     "/orders/{order_id}",
     response_model=OrderPublic,
     responses={404: {"description": "Unknown order"}},
+    dependencies=[require(scopes.Scope.READ_ORDERS)],
 )
 async def get_order(order_id: uuid.UUID, ordering: OrderingDep) -> Any:
     found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
@@ -131,6 +134,7 @@ async def get_order(order_id: uuid.UUID, ordering: OrderingDep) -> Any:
     "/orders",
     response_model=OrderPage,
     responses={422: {"description": "Invalid filter or cursor"}},
+    dependencies=[require(scopes.Scope.READ_ORDERS)],
 )
 async def list_orders(
     ordering: OrderingDep,

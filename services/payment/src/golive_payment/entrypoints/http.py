@@ -8,6 +8,8 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
+from golive_contracts.scopes import Scope
+from golive_eventing.auth import RESPONSES, require
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
@@ -29,13 +31,14 @@ def _engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
-router = APIRouter(tags=["payments"])
+router = APIRouter(tags=["payments"], responses=RESPONSES)
 
 
 @router.get(
     "/payments/{order_id}",
     response_model=PaymentPublic,
     responses={404: {"description": "No decision yet"}},
+    dependencies=[require(Scope.READ_PAYMENTS)],
 )
 async def read_payment(order_id: uuid.UUID, engine: EngineDep) -> Any:
     found = await run_in_threadpool(payments.get_payment, engine, str(order_id))
