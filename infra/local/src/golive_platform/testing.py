@@ -12,16 +12,17 @@ from golive_eventing.clients import Connection
 
 from golive_platform import acls
 from golive_platform.config import PlatformConfig
+from golive_platform.containers import ContainerSpec, container_platform, load_compose
 from golive_platform.credentials import REGISTRY, SERVICES
 from golive_platform.kafka import admin_client
 from golive_platform.platform import Platform
+from golive_platform.process import free_port
+from golive_platform.topics import apply as apply_topics
 from golive_platform.topics import load_catalogue, resolve
 
 Source = Literal["external", "testcontainers", "local"]
 
-KAFKA_IMAGE = "apache/kafka:{kafka_version}"
-REGISTRY_IMAGE = "apicurio/apicurio-registry:{apicurio_version}"
-POSTGRES_IMAGE = "postgres:16-alpine"
+POSTGRES_IMAGE = "postgres:16-alpine"  # docker-compose.yml's (tests/platform/test_compose.py)
 
 
 @dataclass(frozen=True)
@@ -173,40 +174,44 @@ def purge_leftover_topics(config: PlatformConfig) -> int:
 
 @contextmanager
 def _containers() -> Iterator[Cluster]:
-    """The same platform from the official images, for machines with a Docker engine."""
+    """The same platform from the official images, for machines with a Docker engine: the
+    containers docker-compose.yml describes (golive_platform.containers), topics applied from
+    infra/topics.yaml before the registry starts, as compose does. Plain Kafka (no SASL):
+    the apache/kafka image formats its storage itself, without SCRAM users."""
     from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+    from testcontainers.core.docker_client import DockerClient  # noqa: PLC0415
     from testcontainers.core.network import Network  # noqa: PLC0415
     from testcontainers.core.waiting_utils import wait_for_logs  # noqa: PLC0415
-    from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
     from testcontainers.postgres import PostgresContainer  # noqa: PLC0415
 
     config = PlatformConfig()
-    with Network() as network:
-        kafka = (
-            KafkaContainer(KAFKA_IMAGE.format(kafka_version=config.kafka_version))
-            .with_kraft()
-            .with_network(network)
-            .with_network_aliases("kafka")
-            .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
-            .with_env("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
+    found = container_platform(
+        load_compose(config.root / "docker-compose.yml"),
+        DockerClient().host(),
+        kafka_port=free_port(),
+        registry_port=free_port(),
+    )
+
+    def container(spec: ContainerSpec, network: Network) -> DockerContainer:
+        made = DockerContainer(spec.image).with_network(network)
+        made = made.with_network_aliases(*spec.aliases)
+        for key, value in spec.env.items():
+            made = made.with_env(key, value)
+        for inside, outside in spec.ports.items():
+            made = made.with_bind_ports(inside, outside)
+        return made
+
+    with Network() as network, container(found.kafka, network) as kafka:
+        wait_for_logs(kafka, found.kafka.ready_log, timeout=120)
+        connection = Connection.exactly(
+            kafka_bootstrap_servers=found.bootstrap_servers,
+            schema_registry_url=found.registry_url,
         )
-        with kafka:
-            registry = (
-                DockerContainer(REGISTRY_IMAGE.format(apicurio_version=config.apicurio_version))
-                .with_network(network)
-                .with_env("APICURIO_STORAGE_KIND", "kafkasql")
-                .with_env("APICURIO_KAFKASQL_BOOTSTRAP_SERVERS", "kafka:9092")
-                .with_exposed_ports(8080)
-            )
-            with registry, PostgresContainer(POSTGRES_IMAGE) as postgres:
-                wait_for_logs(registry, "Listening on", timeout=120)
-                host = registry.get_container_host_ip()
-                port = registry.get_exposed_port(8080)
-                yield Cluster(
-                    "testcontainers",
-                    Connection.exactly(
-                        kafka_bootstrap_servers=kafka.get_bootstrap_server(),
-                        schema_registry_url=f"http://{host}:{port}/apis/ccompat/v7",
-                    ),
-                    postgres.get_connection_url(driver=None),
-                )
+        catalogue = load_catalogue(config.topics_file)
+        apply_topics(admin_client(connection), resolve(catalogue, config.environment))
+        with (
+            container(found.registry, network) as registry,
+            PostgresContainer(found.postgres_image) as postgres,
+        ):
+            wait_for_logs(registry, found.registry.ready_log, timeout=120)
+            yield Cluster("testcontainers", connection, postgres.get_connection_url(driver=None))
