@@ -10,20 +10,25 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from golive_contracts.events import OrderCancelled, OrderConfirmed
 from golive_contracts.scopes import Scope
+from golive_contracts.topology import ORDERS, Names
 from golive_eventing import clients
+from golive_eventing.serde import EventSerde
 from golive_platform import process
 from golive_platform.config import PlatformConfig
 from golive_platform.testing import config_env, suite_config
 
 from tests.factories import order_request
-from tests.helpers import create_topic, eventually, free_port, service_ports
+from tests.helpers import create_topic, eventually, free_port, read_topic, service_ports
 
 pytestmark = pytest.mark.slow
 
@@ -164,15 +169,87 @@ def _kill_and_see_it_back(
     )
 
 
+class _Load:
+    """Orders POSTed one after another, each with a key of its own, until stopped; the ids of
+    those the API accepted (202: durable on the broker)."""
+
+    def __init__(self, config: PlatformConfig) -> None:
+        self.url = f"http://127.0.0.1:{config.order_port}"
+        self.headers = config.issuer().headers(Scope.PLACE_ORDERS)
+        self.accepted: list[str] = []
+        self.refused = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, headers=self.headers, timeout=15) as client:
+            while not self._stop.is_set():
+                key = {"Idempotency-Key": f"supervised-{uuid.uuid4()}"}
+                try:
+                    answer = client.post("/orders", json=order_request(), headers=key)
+                except httpx.HTTPError:
+                    self.refused += 1  # the API was down: not accepted, nothing to end
+                    continue
+                if answer.status_code == 202:
+                    self.accepted.append(answer.json()["order_id"])
+                else:
+                    self.refused += 1
+
+    def __enter__(self) -> _Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+
+def _endings(config: PlatformConfig) -> dict[str, int]:
+    """How many terminal events (OrderConfirmed, OrderCancelled) each order has on `orders`."""
+    connection = config.connection()
+    serde = EventSerde(clients.registry(connection), dict(Names().topics))
+    found: dict[str, int] = {}
+    for _, value in read_topic(connection, Names().topic(ORDERS), timeout_s=60):
+        event = serde.deserialize(value)
+        if isinstance(event, OrderConfirmed | OrderCancelled):
+            found[str(event.order_id)] = found.get(str(event.order_id), 0) + 1
+    return found
+
+
+def _more(load: _Load, count: int) -> bool:
+    return len(load.accepted) >= count
+
+
 @pytest.mark.stress
-def test_the_supervisor_brings_a_killed_broker_back(
+def test_under_load_the_supervisor_brings_back_whatever_is_killed_and_every_order_ends_once(
     running: tuple[PlatformConfig, subprocess.Popen[str], queue.Queue[str]],
 ) -> None:
-    """kill -9 of the broker under `make run`: started again from its own data, the services
-    ride it out. Under make stress-outage: a broker's restart costs minutes of make test."""
+    """kill -9 of the broker, then of each service, under `make run` while orders come in: each
+    is started again by itself, the others ride it out, and every order the API accepted ends
+    exactly once. Under make stress-outage: a broker's restart costs minutes of make test."""
     config, proc, lines = running
     _read_until(lines, "a part that dies is restarted.", timeout_s=180, proc=proc)
-    _kill_and_see_it_back(config, proc, lines, "kafka", "server.log")
+    with _Load(config) as load:
+        eventually(lambda: len(load.accepted) >= 20, 60, "20 orders accepted")
+        for name, log in (
+            ("kafka", "server.log"),
+            ("payment", "payment.log"),
+            ("order-pm", "order-pm.log"),
+            ("order", "order.log"),
+            ("audit", "audit.log"),
+        ):
+            before = len(load.accepted)
+            _kill_and_see_it_back(config, proc, lines, name, log)
+            eventually(partial(_more, load, before + 10), 60, f"orders accepted after {name}")
+    accepted = set(load.accepted)
+    assert len(accepted) == len(load.accepted)  # one order per key
+
+    def all_ended() -> dict[str, int] | None:
+        endings = _endings(config)
+        return endings if accepted <= set(endings) else None
+
+    endings = eventually(all_ended, 120, "every accepted order to end", every_s=2.0)
+    assert {o: endings[o] for o in accepted if endings[o] != 1} == {}, "an order ended twice"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
 
@@ -210,9 +287,10 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
     assert config.bootstrap_servers in banner
     assert config.registry_url in banner
     assert "credentials.json" in banner  # where the SASL logins live
+    assert "token-keys.json" in banner and "golive token" in banner  # and the API tokens
 
     # The supervisor: a part killed is started again, saying how it died and what it logged
-    # (the broker too: test_the_supervisor_brings_a_killed_broker_back, under stress-outage).
+    # (under load, the broker and every service: test_under_load_..., under stress-outage).
     _kill_and_see_it_back(config, proc, lines, "payment", "payment.log")
 
     pids_before = golive(config, "platform", "status").stdout
