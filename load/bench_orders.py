@@ -27,6 +27,7 @@ from bench_platform import resident_mb, throughput, write_figures
 from golive_cli.system import TOKEN_ENV, system
 from golive_contracts.scopes import Scope
 from golive_eventing import clients
+from golive_eventing.auth import AuthSettings, Verifier
 from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
 from golive_platform.process import port_in_use
@@ -156,6 +157,45 @@ def outcome_times(
     return found
 
 
+def check_cost_us(config: PlatformConfig, token: str, rounds: int = 2000) -> float:
+    """What verifying one token costs when it was not seen before (signature and claims)."""
+    verifier = Verifier(AuthSettings(auth_jwks_file=config.issuer().jwks_path))
+    started = time.perf_counter()
+    for _ in range(rounds):
+        verifier.check(token)
+    return (time.perf_counter() - started) / rounds * 1e6
+
+
+def report(figures: dict[str, Any]) -> None:
+    """The figures, each beside its reference."""
+    echo_rate = figures["echo_req_per_s"]
+    print(
+        f"raw Kafka (512 B, acks=all)    produce {figures['raw_produce_msgs_per_s']:>8} msg/s   "
+        f"consume {figures['raw_consume_msgs_per_s']:>8} msg/s"
+    )
+    print(f"bare FastAPI echo (OrderCreate) {echo_rate:>7} req/s   (reference)")
+    print(
+        f"the same, bearer token checked  {figures['echo_with_token_check_req_per_s']:>7} req/s   "
+        f"{figures['echo_with_token_check_req_per_s'] / echo_rate:.2f} x echo (the check's cost; "
+        f"a token not seen before: {figures['token_check_uncached_us']} us to verify)"
+    )
+    print(
+        f"POST /orders                    {figures['post_orders_req_per_s']:>7} req/s   "
+        f"{figures['post_orders_req_per_s'] / echo_rate:.2f} x echo (target >= 0.6)"
+    )
+    print(
+        f"sustained placed-to-outcome     {figures['sustained_orders_per_s']:>7} orders/s "
+        f"{figures['sustained_orders_per_s'] / echo_rate:.2f} x echo (target >= 0.25); "
+        f"{figures['open_at_end_of_load']} journeys open when the load stopped, the last ended "
+        f"{figures['last_outcome_after_load_s']} s later"
+    )
+    print(
+        f"journey at {figures['latency_rate_per_s']}/s            p50 {figures['journey_p50_ms']} ms  "
+        f"p99 {figures['journey_p99_ms']} ms  ({figures['latency_samples']} orders; targets 20 / 100 ms)"
+    )
+    print(f"whole stack resident            {figures['stack_rss_mb']:>7} MB  (target < 2048)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
@@ -167,8 +207,9 @@ def main() -> None:
         raise SystemExit(f"port {ECHO_PORT} (the echo reference) is already in use")
     platform = system(config, echo=lambda _line: None)
     platform.down()
+    keys = str(config.issuer().jwks_path)
     echo = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("echo_app.py")), str(ECHO_PORT)]
+        [sys.executable, str(Path(__file__).with_name("echo_app.py")), str(ECHO_PORT), keys]
     )
     figures: dict[str, Any] = {}
     try:
@@ -183,6 +224,10 @@ def main() -> None:
         echo_url = f"http://127.0.0.1:{ECHO_PORT}/orders"
         echo_rate, _ = wrk(echo_url, args.seconds, args.concurrency, token)
         figures["echo_req_per_s"] = round(echo_rate)
+        checked = f"http://127.0.0.1:{ECHO_PORT}/authenticated/orders"
+        checked_rate, _ = wrk(checked, args.seconds, args.concurrency, token)
+        figures["echo_with_token_check_req_per_s"] = round(checked_rate)
+        figures["token_check_uncached_us"] = round(check_cost_us(config, token), 1)
 
         order_url = f"http://127.0.0.1:{config.order_port}/orders"
         started = time.time()
@@ -220,27 +265,7 @@ def main() -> None:
         echo.wait(10)
         platform.down()
 
-    echo_rate = figures["echo_req_per_s"]
-    print(
-        f"raw Kafka (512 B, acks=all)    produce {figures['raw_produce_msgs_per_s']:>8} msg/s   "
-        f"consume {figures['raw_consume_msgs_per_s']:>8} msg/s"
-    )
-    print(f"bare FastAPI echo (OrderCreate) {echo_rate:>7} req/s   (reference)")
-    print(
-        f"POST /orders                    {figures['post_orders_req_per_s']:>7} req/s   "
-        f"{figures['post_orders_req_per_s'] / echo_rate:.2f} x echo (target >= 0.6)"
-    )
-    print(
-        f"sustained placed-to-outcome     {figures['sustained_orders_per_s']:>7} orders/s "
-        f"{figures['sustained_orders_per_s'] / echo_rate:.2f} x echo (target >= 0.25); "
-        f"{figures['open_at_end_of_load']} journeys open when the load stopped, the last ended "
-        f"{figures['last_outcome_after_load_s']} s later"
-    )
-    print(
-        f"journey at {figures['latency_rate_per_s']}/s            p50 {figures['journey_p50_ms']} ms  "
-        f"p99 {figures['journey_p99_ms']} ms  ({figures['latency_samples']} orders; targets 20 / 100 ms)"
-    )
-    print(f"whole stack resident            {figures['stack_rss_mb']:>7} MB  (target < 2048)")
+    report(figures)
     write_figures(config, "orders", figures)
 
 

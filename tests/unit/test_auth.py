@@ -132,6 +132,24 @@ def test_rotation_keeps_handed_out_tokens_good_and_running_services_learn_the_ne
         verifier(issuer).verify(before)
 
 
+def test_a_token_seen_lately_is_not_checked_again_for_at_most_a_minute(issuer: Issuer) -> None:
+    now = [time.time()]
+    check = Verifier(
+        AuthSettings.model_validate({"auth_jwks_file": issuer.jwks_path}), clock=lambda: now[0]
+    )
+    seen = issuer.token(Scope.READ_ORDERS)
+    assert check.verify(seen).subject == "local-developer"
+    issuer.rotate()
+    issuer.rotate()  # the key that signed it is gone from the JWKS
+    with pytest.raises(InvalidTokenError, match="Signature verification failed"):
+        check.verify(issuer.token(Scope.READ_ORDERS)[:-4] + "AAAA")  # unseen: checked
+    now[0] += 59
+    assert check.verify(seen).subject == "local-developer"  # seen: taken as it was
+    now[0] += 2
+    with pytest.raises(InvalidTokenError, match="unknown key"):
+        check.verify(seen)  # a minute on: checked again
+
+
 def test_the_private_key_is_readable_by_its_owner_only(issuer: Issuer) -> None:
     assert stat.S_IMODE(issuer.key_path.stat().st_mode) == 0o600
     public = json.loads(issuer.jwks_path.read_text())["keys"]

@@ -14,6 +14,8 @@ private half (golive_platform.tokens, `golive token`). A service with neither re
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, cast
@@ -30,6 +32,10 @@ LOCAL_ISSUER = "golive-local"
 AUDIENCE = "golive"
 REALM = "golive"
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
+# Tokens verified lately, and for how long one is taken without checking it again: a rotated-
+# out key's tokens stop working within this time, an expired token at once.
+CACHE_SIZE = 4096
+CACHE_S = 60.0
 
 
 class AuthConfigError(ValueError):
@@ -108,9 +114,11 @@ class _KeyFile:
 class Verifier:
     """Checks a bearer token and says who called (a Caller), or why not (InvalidTokenError)."""
 
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(self, settings: AuthSettings, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock
         self._file: _KeyFile | None = None
+        self._seen: dict[str, tuple[Caller, float]] = {}  # token -> (caller, good until)
         self._client: jwt.PyJWKClient | None = None
         if settings.auth_jwks_url:
             self._client = jwt.PyJWKClient(settings.auth_jwks_url, lifespan=300, timeout=5)
@@ -129,6 +137,20 @@ class Verifier:
         return self._client is not None
 
     def verify(self, token: str) -> Caller:
+        """The caller of a good token; a token seen lately is not checked again (a client
+        sends the same token until it expires), for at most CACHE_S and never past its exp."""
+        now = self.clock()
+        hit = self._seen.get(token)
+        if hit is not None and now < hit[1]:
+            return hit[0]
+        caller, exp = self.check(token)
+        if len(self._seen) >= CACHE_SIZE:
+            self._seen.pop(next(iter(self._seen)), None)
+        self._seen[token] = (caller, min(exp, now + CACHE_S))
+        return caller
+
+    def check(self, token: str) -> tuple[Caller, float]:
+        """Verify `token` (signature, claims), seen before or not; the caller and its exp."""
         s = self.settings
         try:
             key = self._key(token)
@@ -145,7 +167,7 @@ class Verifier:
             raise InvalidTokenError("the token has expired") from None
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(f"the token is not valid here: {exc}") from None
-        return Caller(str(claims["sub"]), _scopes(claims), claims.get("jti"))
+        return Caller(str(claims["sub"]), _scopes(claims), claims.get("jti")), float(claims["exp"])
 
     def _key(self, token: str) -> jwt.PyJWK:
         if self._client is not None:
