@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message
@@ -13,12 +17,13 @@ from golive_cli.main import app
 from golive_contracts.access import Grant, Operation, Resource, grants, resources
 from golive_eventing import clients
 from golive_eventing.clients import Connection
+from golive_eventing.exits import EXIT_CONFIG
 from golive_platform import acls
 from golive_platform.kafka import admin_client
 from golive_platform.testing import Cluster
 from typer.testing import CliRunner
 
-from tests.helpers import Topics
+from tests.helpers import Topics, free_port, issuer
 
 pytestmark = pytest.mark.integration
 
@@ -135,3 +140,57 @@ def test_a_refused_login_is_said_once_in_words_not_once_per_attempt(
         r for r in caplog.records if r.name == "librdkafka" and "authentication" in r.getMessage()
     ]
     assert len(attempts) <= 1, [r.getMessage() for r in attempts]
+
+
+def _run_as(
+    principal: Connection, script: str, topics: Topics, tmp_path: Path, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """A service process of this build, logged in as `principal`, on these topics."""
+    settings = {name.upper(): topic for name, topic in topics.names.settings().items()}
+    return subprocess.run(
+        [str(Path(sys.executable).parent / script)],
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            **principal.env(),
+            **settings,
+            **issuer().env(),
+            "KAFKA_GROUP_PREFIX": topics.group_prefix,
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("script", "principal", "refused"),
+    [
+        # At start: payment's transactional id is not audit's to use.
+        ("golive-payment", "audit", "Transactional Id authorization failed"),
+        # Running: the order read model's group is not payment's to join.
+        ("golive-order", "payment", "Group authorization failed"),
+    ],
+)
+def test_a_service_under_another_principal_says_so_once_and_exits_78(
+    cluster: Cluster, topics: Topics, tmp_path: Path, script: str, principal: str, refused: str
+) -> None:
+    """Not a retry loop: one line naming the refusal, and the configuration-error exit code,
+    which make run's supervisor does not restart."""
+    if not cluster.services:
+        pytest.skip("a cluster with a login per service")
+    done = _run_as(
+        cluster.services[principal],
+        script,
+        topics,
+        tmp_path,
+        PAYMENT_PORT=str(free_port()),
+        ORDER_PORT=str(free_port()),
+    )
+    assert done.returncode == EXIT_CONFIG, done.stderr[-3000:]
+    assert refused in done.stderr, done.stderr[-3000:]
+    said = [line for line in done.stderr.splitlines() if refused in line]
+    assert 1 <= len(said) <= 2, said  # the client's line, and the exit's
+    assert "Traceback" not in done.stderr

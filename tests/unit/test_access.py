@@ -67,8 +67,11 @@ def test_groups_and_transactional_ids_are_each_service_s_own() -> None:
     assert mine == {
         ("order", Resource.GROUP, "order-projector", Pattern.LITERAL),
         ("order", Resource.GROUP, "order-process-manager", Pattern.LITERAL),
+        # A changelog restore only assigns, but looks up its group's coordinator.
+        ("order", Resource.GROUP, "order-process-manager-restore", Pattern.LITERAL),
         ("order", Resource.TRANSACTIONAL_ID, "order-process-manager-", Pattern.PREFIXED),
         ("payment", Resource.GROUP, "payment", Pattern.LITERAL),
+        ("payment", Resource.GROUP, "payment-restore", Pattern.LITERAL),
         ("payment", Resource.GROUP, "payment-projector", Pattern.LITERAL),
         ("payment", Resource.TRANSACTIONAL_ID, "payment-", Pattern.PREFIXED),
         ("audit", Resource.GROUP, "audit", Pattern.LITERAL),

@@ -70,6 +70,7 @@ def grants(names: Names) -> list[Grant]:
             found |= {
                 Grant(own, Resource.TOPIC, state, Operation.WRITE),
                 Grant(own, Resource.TOPIC, state, Operation.READ),
+                Grant(own, Resource.GROUP, names.restore_group_id(g.name), Operation.READ),
             }
         if g.kind is Kind.PROCESSOR:
             found.add(

@@ -175,6 +175,12 @@ class Names:
     def group_id(self, group_name: str) -> str:
         return f"{self.group_prefix}{group_name}"
 
+    def restore_group_id(self, group_name: str) -> str:
+        """The group id a stateful group's changelog restore reads under: it only assigns
+        partitions and never joins, but the broker wants a granted group to find its
+        coordinator."""
+        return self.group_id(f"{group_name}-restore")
+
     def transactional_id(self, group_name: str, instance: str) -> str:
         return f"{self.group_id(group_name)}-{instance}"
 

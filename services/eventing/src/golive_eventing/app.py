@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 import uvicorn
+from confluent_kafka import KafkaException
 from fastapi import FastAPI, Response
 from pydantic import BaseModel, ValidationError
 
@@ -27,12 +28,20 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def configured(name: str) -> Iterator[None]:
-    """Settings that do not validate, or no way to verify API tokens: one line naming what is
-    wrong on stderr, and exit code 78, instead of a traceback."""
+    """Settings that do not validate, no way to verify API tokens, or a Kafka resource the
+    login is not granted: one line naming what is wrong on stderr, and exit code 78, instead
+    of a traceback."""
     try:
         yield
     except (ValidationError, AuthConfigError) as exc:
         print(f"{name}: cannot start as configured: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_CONFIG) from None
+    except KafkaException as exc:
+        refused = clients.not_granted(exc)
+        if refused is None:
+            raise
+        why = f"Kafka refused it: {refused.str()} (golive acls apply; docs/security.md)"
+        print(f"{name}: cannot start as configured: {why}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
 
 
@@ -99,6 +108,14 @@ def _crash_only(runner: Runner) -> Callable[[], None]:
     def run() -> None:
         try:
             runner.run()
+        except clients.AccessRefusedError as exc:
+            log.critical(
+                "%s; exiting, not to be restarted until the grants or the login are fixed "
+                "(golive acls apply; docs/security.md)",
+                exc,
+            )
+            logging.shutdown()
+            os._exit(EXIT_CONFIG)
         except BaseException:
             log.critical(
                 "%s: consumer loop died; exiting so it restarts", runner.group, exc_info=True

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal, Self
 
 import httpx
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from pydantic import SecretStr, model_validator
@@ -116,6 +116,26 @@ REFUSED = {
     KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "refused a transactional id to",
     KafkaError.CLUSTER_AUTHORIZATION_FAILED: "refused a cluster operation to",
 }
+# Of those, the ones a running service stops for: the login was accepted, the ACLs say no.
+# A refused login is retried (said once): a restarting broker can refuse one while it loads
+# its SCRAM credentials.
+NOT_GRANTED = frozenset(REFUSED) - {KafkaError._AUTHENTICATION}
+
+
+class AccessRefusedError(RuntimeError):
+    """The broker refused this principal a resource for good: the grants or the login are
+    wrong (golive acls apply, docs/security.md), and no retry changes that."""
+
+
+def not_granted(exc: BaseException) -> KafkaError | None:
+    """The broker's refusal `exc` carries (a topic, group, transactional id or cluster
+    operation not granted), if it carries one."""
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    if isinstance(error, KafkaError) and error.code() in NOT_GRANTED:
+        return error
+    return None
+
+
 log = logging.getLogger(__name__)
 # librdkafka's own log lines (served by poll), each kind once in a while: a refused login is
 # otherwise one line per attempt, several a second, for as long as it lasts.

@@ -139,6 +139,9 @@ class Runner(ABC):
                     log.warning("%s: %s; continuing from there", self.group, exc)
                     self.seek(exc.positions)
                 except (RetryBatchError, *TRANSIENT) as exc:
+                    refused = clients.not_granted(exc)
+                    if refused is not None:
+                        raise clients.AccessRefusedError(f"{self.group}: {refused.str()}") from exc
                     log.warning("%s: batch failed, retrying: %s", self.group, exc)
                     try:
                         self.recover(first_offsets(records), exc)
@@ -173,9 +176,15 @@ class Runner(ABC):
             elif error.code() == KafkaError._PARTITION_EOF:
                 if place in self.assignment:
                     self.at_end[place] = message.offset() or 0
+            elif error.code() in clients.NOT_GRANTED:
+                raise self._refused(error)
             else:
                 log.warning("%s: consumer error: %s", self.group, error)
         return records
+
+    def _refused(self, error: KafkaError) -> clients.AccessRefusedError:
+        who = self.settings.principal or "an unauthenticated client"
+        return clients.AccessRefusedError(f"{self.group}: Kafka refused {who!r}: {error.str()}")
 
     def read_to_end(self, topic: str, partition: int) -> bool:
         """Whether this partition has nothing left to read, open transactions included.

@@ -17,8 +17,9 @@ class KafkaSettings(Connection):
     # Prepended to the id of every consumer group this service joins, and to its transactional
     # ids. Environments that share a cluster have their own topics, and need their own groups
     # too: a member of the same group on other topics still takes part in every rebalance
-    # (tests, golive regress). Readers that only assign partitions (state restore, rebuild,
-    # redrive) join no group, so their group ids are left unprefixed.
+    # (tests, golive regress). Readers that only assign partitions join no group: rebuild and
+    # redrive (the operator's tools) keep the logical name; a state restore, run by the
+    # service under its own login, takes the prefix, for its group must be granted.
     kafka_group_prefix: str = ""
     # Bounded: an HTTP handler answers 503 instead of hanging when the broker is away.
     delivery_timeout_ms: int = 5000

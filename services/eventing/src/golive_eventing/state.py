@@ -88,7 +88,9 @@ class KeyedState:
         consumer = clients.consumer(
             self.settings,
             **{
-                "group.id": f"{self.group}-restore",  # assign() only: never joins, never commits
+                # assign() only: never joins, never commits; the broker still wants the group
+                # granted to look up its coordinator (golive_contracts.access).
+                "group.id": self.settings.names.restore_group_id(self.group),
                 "client.id": f"{self.group}-restore",
                 "enable.auto.commit": False,
                 "isolation.level": "read_committed",
