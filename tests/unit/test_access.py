@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
-from golive_contracts.access import Grant, Operation, Pattern, Resource, grants, resources
+from golive_cli.main import app
+from golive_contracts.access import (
+    Grant,
+    Operation,
+    Pattern,
+    Resource,
+    grants,
+    logging_in_as,
+    resources,
+)
 from golive_contracts.topology import GROUPS, TOPICS, Names
+from typer.testing import CliRunner
 
 pytestmark = pytest.mark.unit
 
@@ -95,3 +107,27 @@ def test_an_environment_s_grants_name_only_its_own_resources() -> None:
         Operation.WRITE,
         Pattern.PREFIXED,
     ) in grants(test_env)
+
+
+def test_a_service_logging_in_under_another_name_gets_its_grants_there() -> None:
+    """Confluent Cloud's service accounts: payment logs in as sa-abc123."""
+    moved = logging_in_as(grants(NAMES), {"payment": "sa-abc123"})
+    mine = {g for g in grants(NAMES) if g.principal == "payment"}
+    assert {g for g in moved if g.principal == "sa-abc123"} == {
+        dataclasses.replace(g, principal="sa-abc123") for g in mine
+    }
+    assert not any(g.principal == "payment" for g in moved)
+    assert {g for g in moved if g.principal == "order"} == {
+        g for g in grants(NAMES) if g.principal == "order"
+    }
+    with pytest.raises(ValueError, match="no service shipping: one of audit, order, payment"):
+        logging_in_as(grants(NAMES), {"shipping": "sa-1"})
+
+
+def test_golive_acls_apply_refuses_a_principal_it_cannot_place() -> None:
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["acls", "apply", "--dry-run", "--principal", "shipping=sa-1"])
+    assert unknown.exit_code == 1
+    assert "--principal: no service shipping" in unknown.output
+    malformed = runner.invoke(app, ["acls", "apply", "--dry-run", "--principal", "payment"])
+    assert malformed.exit_code == 1 and "use SERVICE=PRINCIPAL" in malformed.output

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import pytest
 import yaml
 from golive_cli.deploy import DeployError, Step, render, rollout_plan, run_rollout
+from golive_cli.system import PROCESS_SERVICE
 
 pytestmark = pytest.mark.unit
 
@@ -39,6 +41,35 @@ def test_render_fills_every_image_and_keeps_consumers_up(tmp_path: Path) -> None
         ]
     (manager,) = _docs(tmp_path / "order-process-manager.yaml")
     assert manager["kind"] == "Deployment"
+
+
+def test_each_workload_logs_in_to_kafka_as_its_service_and_trusts_the_identity_provider(
+    tmp_path: Path,
+) -> None:
+    render(
+        SOURCE,
+        tmp_path,
+        version="1.4.0",
+        registry="r",
+        kafka_security=("SASL_SSL", "PLAIN"),
+        auth_issuer="https://idp.example/",
+        auth_jwks_url="https://idp.example/keys",
+    )
+    config = next(d for d in _docs(tmp_path / "config.yaml") if d["kind"] == "ConfigMap")
+    data = cast(dict[str, str], config["data"])
+    assert (data["KAFKA_SECURITY_PROTOCOL"], data["KAFKA_SASL_MECHANISM"]) == ("SASL_SSL", "PLAIN")
+    assert (data["AUTH_ISSUER"], data["AUTH_JWKS_URL"]) == (
+        "https://idp.example/",
+        "https://idp.example/keys",
+    )
+    workloads = {"order": "order", "order-process-manager": "order-pm", "payment": "payment"}
+    workloads["audit"] = "audit"
+    for manifest, process in workloads.items():
+        (doc,) = _docs(tmp_path / f"{manifest}.yaml")
+        spec = doc["spec"]["template"]["spec"]  # type: ignore[index]
+        sources = spec["containers"][0]["envFrom"]
+        secrets = [s["secretRef"]["name"] for s in sources if "secretRef" in s]
+        assert secrets == [f"golive-kafka-{PROCESS_SERVICE[process]}"], manifest
 
 
 def test_render_with_a_previous_version_brings_green_up_at_zero(tmp_path: Path) -> None:

@@ -55,13 +55,16 @@ def render(
     previous: str | None = None,
     kafka_bootstrap: str = "kafka:9092",
     registry_url: str = "http://schema-registry:8081",
+    kafka_security: tuple[str, str] = ("SASL_SSL", "SCRAM-SHA-512"),
     auth_issuer: str = "https://identity.example.com/",
     auth_jwks_url: str = "https://identity.example.com/.well-known/jwks.json",
 ) -> list[Path]:
     """Fill the templates in `source` for `version` (image tag = version) into `out`.
 
     With `previous`, Knative traffic stays on the previous revision (blue) and the new one comes
-    up at 0% (green): the rollout promotes it. Every placeholder must be filled. The API
+    up at 0% (green): the rollout promotes it. Every placeholder must be filled. Each service
+    logs in to Kafka with `kafka_security` (protocol, SASL mechanism) and the login in its
+    Secret golive-kafka-<service>. The API
     tokens are verified as issued by `auth_issuer` with the keys at `auth_jwks_url` (your
     identity provider's `iss` and `jwks_uri`).
     """
@@ -80,6 +83,8 @@ def render(
                 REGISTRY=registry.rstrip("/"),
                 KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
                 SCHEMA_REGISTRY_URL=registry_url,
+                KAFKA_SECURITY_PROTOCOL=kafka_security[0],
+                KAFKA_SASL_MECHANISM=kafka_security[1],
                 AUTH_ISSUER=auth_issuer,
                 AUTH_JWKS_URL=auth_jwks_url,
                 TRAFFIC=_traffic_block(service, version, previous)

@@ -187,17 +187,36 @@ def acls_apply(
         ),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Report, change nothing.")] = False,
+    principal: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="SERVICE=PRINCIPAL, where a service logs in under another name, e.g. "
+            "payment=sa-abc123 on Confluent Cloud (repeat for each).",
+        ),
+    ] = None,
 ) -> None:
     """Grant each service exactly what the topology says on the default names; report drift
     (grants on those resources the topology does not declare) and remove it."""
+    from golive_contracts.access import logging_in_as  # noqa: PLC0415
     from golive_platform import acls  # noqa: PLC0415
     from golive_platform.kafka import admin_client  # noqa: PLC0415
     from golive_platform.platform import Platform  # noqa: PLC0415
 
     from golive_cli.system import Cluster  # noqa: PLC0415
 
+    named: dict[str, str] = {}
+    for pair in principal or []:
+        service, _, login = pair.partition("=")
+        if not service or not login:
+            raise PlatformError(f"--principal {pair!r}: use SERVICE=PRINCIPAL, e.g. payment=sa-1")
+        named[service] = login.removeprefix("User:")
+    granted, scope = Platform(PlatformConfig()).access()
+    try:
+        granted = logging_in_as(granted, named)
+    except ValueError as exc:
+        raise PlatformError(f"--principal: {exc}") from exc
     admin = admin_client(Cluster.chosen(bootstrap).connection)
-    report = acls.apply(admin, *Platform(PlatformConfig()).access(), dry_run=dry_run)
+    report = acls.apply(admin, granted, scope, dry_run=dry_run)
     verb = "would " if dry_run else ""
     for line in report.created:
         typer.echo(f"{verb}grant   {line}")
@@ -387,6 +406,12 @@ def deploy_render(
         str | None,
         typer.Option(help="Version now live: rendered as blue, the new one green at 0%."),
     ] = None,
+    kafka_security_protocol: Annotated[
+        str, typer.Option(help="How the services reach Kafka: SASL_SSL, or SASL_PLAINTEXT.")
+    ] = "SASL_SSL",
+    kafka_sasl_mechanism: Annotated[
+        str, typer.Option(help="SCRAM-SHA-512, SCRAM-SHA-256, or PLAIN (Confluent Cloud).")
+    ] = "SCRAM-SHA-512",
     auth_issuer: Annotated[
         str, typer.Option(help="The `iss` of the API tokens: your identity provider.")
     ] = "https://identity.example.com/",
@@ -406,6 +431,7 @@ def deploy_render(
             version=version,
             registry=registry,
             previous=previous,
+            kafka_security=(kafka_security_protocol, kafka_sasl_mechanism),
             auth_issuer=auth_issuer,
             auth_jwks_url=auth_jwks_url,
         )

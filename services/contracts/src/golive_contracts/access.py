@@ -8,8 +8,8 @@ only its groups and its processors' transactional ids. Plain data: no Kafka clie
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from golive_contracts.topology import GROUPS, TOPICS, Kind, Names
@@ -51,6 +51,16 @@ class Grant:
 def services() -> tuple[str, ...]:
     """Every service of the topology: each one logs in as itself."""
     return tuple(sorted({t.writer for t in TOPICS} | {g.service for g in GROUPS}))
+
+
+def logging_in_as(granted: Iterable[Grant], principals: Mapping[str, str]) -> list[Grant]:
+    """`granted`, each service's grants given to the principal it logs in as where it is not
+    named after the service (Confluent Cloud's service accounts, `sa-...`); a service not in
+    `principals` keeps its own name."""
+    unknown = sorted(set(principals) - set(services()))
+    if unknown:
+        raise ValueError(f"no service {', '.join(unknown)}: one of {', '.join(services())}")
+    return sorted(replace(g, principal=principals.get(g.principal, g.principal)) for g in granted)
 
 
 def grants(names: Names) -> list[Grant]:
