@@ -10,7 +10,10 @@ import os
 import stat
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,6 +33,7 @@ from golive_eventing.auth import (
     use_tokens,
 )
 from golive_eventing.exits import EXIT_CONFIG
+from golive_platform.process import free_port
 from golive_platform.tokens import Issuer, TokenError, scopes_named
 
 
@@ -242,3 +246,48 @@ def test_a_service_process_without_token_keys_says_so_and_exits_78(tmp_path: Pat
     assert done.returncode == EXIT_CONFIG, done.stderr
     assert done.stderr.startswith("golive-payment: cannot start as configured: no keys to verify")
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def jwks_server(issuer: Issuer) -> Iterator[str]:
+    """The issuer's JWKS over HTTP on 127.0.0.1, as an identity provider publishes it."""
+    body = issuer.jwks_path.read_bytes()
+
+    class Keys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Keys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    server.shutdown()
+
+
+def test_keys_from_an_identity_provider_s_jwks_url(issuer: Issuer, jwks_server: str) -> None:
+    check = Verifier(AuthSettings.model_validate({"auth_jwks_url": jwks_server}))
+    assert check.fetches
+    assert check.verify(issuer.token(Scope.READ_AUDIT, subject="ada")).subject == "ada"
+    with pytest.raises(InvalidTokenError):
+        check.verify(Issuer.ensure(issuer.home.parent / "other").token(Scope.READ_AUDIT))
+
+
+def test_an_identity_provider_that_does_not_answer_is_503_not_401(issuer: Issuer) -> None:
+    app = FastAPI()
+    nobody = f"http://127.0.0.1:{free_port()}/jwks"
+    use_tokens(app, Verifier(AuthSettings.model_validate({"auth_jwks_url": nobody})))
+
+    @app.get("/orders", dependencies=[require(Scope.READ_ORDERS)])
+    def orders() -> dict[str, str]:
+        return {}
+
+    answer = TestClient(app).get("/orders", headers=issuer.headers(Scope.READ_ORDERS))
+    assert answer.status_code == 503, answer.text
+    assert "could not be fetched" in answer.json()["detail"]
+    assert answer.headers["retry-after"] == "5"

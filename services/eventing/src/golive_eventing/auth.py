@@ -35,6 +35,7 @@ REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 # Tokens verified lately, and for how long one is taken without checking it again: a rotated-
 # out key's tokens stop working within this time, an expired token at once.
 CACHE_SIZE = 4096
+KEYS_RETRY_AFTER_S = "5"
 CACHE_S = 60.0
 
 
@@ -78,6 +79,10 @@ class Caller:
 
 class InvalidTokenError(Exception):
     """The token cannot be trusted: its message says why (sent back to the caller)."""
+
+
+class KeysUnavailableError(Exception):
+    """The identity provider's keys could not be fetched: not the caller's fault (503)."""
 
 
 class _KeyFile:
@@ -163,6 +168,8 @@ class Verifier:
                 leeway=s.auth_leeway_s,
                 options={"require": list(REQUIRED_CLAIMS)},
             )
+        except jwt.PyJWKClientConnectionError as exc:
+            raise KeysUnavailableError(f"the token keys could not be fetched: {exc}") from None
         except jwt.ExpiredSignatureError:
             raise InvalidTokenError("the token has expired") from None
         except jwt.PyJWTError as exc:
@@ -207,6 +214,7 @@ bearer = HTTPBearer(
 RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No bearer token, or one that is not valid here"},
     403: {"description": "The token lacks the scope the operation needs"},
+    503: {"description": "Not available now (the identity provider's keys, the broker): retry"},
 }
 
 
@@ -254,6 +262,10 @@ async def _authorized(
             status_code=401,
             detail=str(exc),
             headers={"WWW-Authenticate": _challenge("invalid_token", str(exc))},
+        ) from None
+    except KeysUnavailableError as exc:
+        raise HTTPException(
+            status_code=503, detail=str(exc), headers={"Retry-After": KEYS_RETRY_AFTER_S}
         ) from None
     missing = [s for s in security_scopes.scopes if s not in caller.scopes]
     if missing:
