@@ -31,6 +31,7 @@ from golive_eventing.auth import AuthSettings, Verifier
 from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
 from golive_platform.process import port_in_use
+from golive_platform.tokens import bearer
 
 ECHO_PORT = 38099
 
@@ -98,8 +99,7 @@ def wrk(url: str, seconds: float, connections: int, token: str) -> tuple[float, 
 async def open_loop(url: str, token: str, rate: float, seconds: float) -> dict[str, float]:
     """POSTs at a fixed rate; the send time of each order id."""
     sent: dict[str, float] = {}
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(timeout=30, headers=headers) as client:
+    async with httpx.AsyncClient(timeout=30, headers=bearer(token)) as client:
 
         async def one(n: int) -> None:
             at = time.time()

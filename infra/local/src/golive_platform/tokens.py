@@ -52,6 +52,11 @@ def _public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
     return found
 
 
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header that presents `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def scopes_named(names: Iterable[str]) -> list[Scope]:
     """The scopes these names stand for; an unknown name is an error naming the known ones."""
     known = {s.value: s for s in Scope}
@@ -150,7 +155,7 @@ class Issuer:
 
     def headers(self, *scopes: Scope, subject: str = LOCAL_SUBJECT) -> dict[str, str]:
         """The Authorization header of a request holding `scopes`."""
-        return {"Authorization": f"Bearer {self.token(*scopes, subject=subject)}"}
+        return bearer(self.token(*scopes, subject=subject))
 
     def env(self) -> dict[str, str]:
         """How a service process verifies this issuer's tokens (golive_eventing.auth)."""

@@ -20,6 +20,11 @@ from string import Template
 KNATIVE_SERVICES = ("order", "payment", "audit")
 DEPLOYMENTS = ("order-process-manager",)
 NAMESPACE = "golive"
+# What the rendered services log in to Kafka with, and whose API tokens they trust, unless told.
+KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
+KAFKA_SASL_MECHANISM = "SCRAM-SHA-512"
+AUTH_ISSUER = "https://identity.example.com/"
+AUTH_JWKS_URL = "https://identity.example.com/.well-known/jwks.json"
 FILES = ("config.yaml", *(f"{name}.yaml" for name in (*KNATIVE_SERVICES, *DEPLOYMENTS)))
 
 
@@ -55,9 +60,9 @@ def render(
     previous: str | None = None,
     kafka_bootstrap: str = "kafka:9092",
     registry_url: str = "http://schema-registry:8081",
-    kafka_security: tuple[str, str] = ("SASL_SSL", "SCRAM-SHA-512"),
-    auth_issuer: str = "https://identity.example.com/",
-    auth_jwks_url: str = "https://identity.example.com/.well-known/jwks.json",
+    kafka_security: tuple[str, str] = (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM),
+    auth_issuer: str = AUTH_ISSUER,
+    auth_jwks_url: str = AUTH_JWKS_URL,
 ) -> list[Path]:
     """Fill the templates in `source` for `version` (image tag = version) into `out`.
 

@@ -13,6 +13,7 @@ import typer
 from golive_platform.config import PlatformConfig
 from golive_platform.errors import PlatformError
 
+from golive_cli import deploy
 from golive_cli.recorder.cli import register as register_recorder
 
 if TYPE_CHECKING:
@@ -408,16 +409,16 @@ def deploy_render(
     ] = None,
     kafka_security_protocol: Annotated[
         str, typer.Option(help="How the services reach Kafka: SASL_SSL, or SASL_PLAINTEXT.")
-    ] = "SASL_SSL",
+    ] = deploy.KAFKA_SECURITY_PROTOCOL,
     kafka_sasl_mechanism: Annotated[
         str, typer.Option(help="SCRAM-SHA-512, SCRAM-SHA-256, or PLAIN (Confluent Cloud).")
-    ] = "SCRAM-SHA-512",
+    ] = deploy.KAFKA_SASL_MECHANISM,
     auth_issuer: Annotated[
         str, typer.Option(help="The `iss` of the API tokens: your identity provider.")
-    ] = "https://identity.example.com/",
+    ] = deploy.AUTH_ISSUER,
     auth_jwks_url: Annotated[
         str, typer.Option(help="Where that provider publishes its keys (its jwks_uri).")
-    ] = "https://identity.example.com/.well-known/jwks.json",
+    ] = deploy.AUTH_JWKS_URL,
 ) -> None:
     """Render infra/k8s for one version."""
     from golive_cli.deploy import DeployError  # noqa: PLC0415

@@ -24,6 +24,7 @@ from golive_platform.errors import PlatformError
 from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
 from golive_platform.services import ServiceSpec
+from golive_platform.tokens import bearer
 
 DATABASES = ("golive_order", "golive_payment", "golive_audit")
 # Each service process logs in as the service it belongs to (order-pm: order).
@@ -87,8 +88,7 @@ def api_headers(
 ) -> dict[str, str]:
     """The Authorization of the CLI's API calls: $GOLIVE_API_TOKEN if set, else a token of the
     local platform's issuer (golive_platform.tokens) for `scopes`."""
-    token = os.environ.get(TOKEN_ENV) or config.issuer().token(*scopes, subject=subject)
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(os.environ.get(TOKEN_ENV) or config.issuer().token(*scopes, subject=subject))
 
 
 class TopicSetupError(RuntimeError):

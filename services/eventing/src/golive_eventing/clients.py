@@ -127,6 +127,11 @@ class AccessRefusedError(RuntimeError):
     wrong (golive acls apply, docs/security.md), and no retry changes that."""
 
 
+def login_name(connection: Connection) -> str:
+    """Who `connection` logs in as, for a message about a refusal."""
+    return connection.principal or "an unauthenticated client"
+
+
 def not_granted(exc: BaseException) -> KafkaError | None:
     """The broker's refusal `exc` carries (a topic, group, transactional id or cluster
     operation not granted), if it carries one."""
@@ -169,7 +174,7 @@ def _reporting(
 ) -> Callable[[KafkaError], None]:
     """An error_cb that says each refusal once, then hands every error to the caller's."""
     said: set[int] = set()
-    who = connection.principal or "an unauthenticated client"
+    who = login_name(connection)
 
     def on_error(error: KafkaError) -> None:
         code = error.code()

@@ -141,7 +141,7 @@ class Runner(ABC):
                 except (RetryBatchError, *TRANSIENT) as exc:
                     refused = clients.not_granted(exc)
                     if refused is not None:
-                        raise clients.AccessRefusedError(f"{self.group}: {refused.str()}") from exc
+                        raise self._refused(refused) from exc
                     log.warning("%s: batch failed, retrying: %s", self.group, exc)
                     try:
                         self.recover(first_offsets(records), exc)
@@ -183,7 +183,7 @@ class Runner(ABC):
         return records
 
     def _refused(self, error: KafkaError) -> clients.AccessRefusedError:
-        who = self.settings.principal or "an unauthenticated client"
+        who = clients.login_name(self.settings)
         return clients.AccessRefusedError(f"{self.group}: Kafka refused {who!r}: {error.str()}")
 
     def read_to_end(self, topic: str, partition: int) -> bool:
