@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -19,17 +18,16 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from golive_contracts.events import OrderCancelled, OrderConfirmed
 from golive_contracts.scopes import Scope
-from golive_contracts.topology import ORDERS, Names
+from golive_contracts.topology import Names
 from golive_eventing import clients
-from golive_eventing.serde import EventSerde
 from golive_platform import process
 from golive_platform.config import PlatformConfig
-from golive_platform.testing import config_env, suite_config
+from golive_platform.testing import Cluster, config_env, suite_config
 
 from tests.factories import order_request
-from tests.helpers import create_topic, eventually, free_port, read_topic, service_ports
+from tests.helpers import Topics, create_topic, eventually, free_port, service_ports
+from tests.reliability.harness import Clients, Outcome, outcome
 
 pytestmark = pytest.mark.slow
 
@@ -176,60 +174,14 @@ def _kill_and_see_it_back(
     )
 
 
-class _Load:
-    """Orders POSTed one after another, each with a key of its own, until stopped; the ids of
-    those the API accepted (202: durable on the broker)."""
-
-    def __init__(self, config: PlatformConfig) -> None:
-        self.url = f"http://127.0.0.1:{config.order_port}"
-        self.headers = config.issuer().headers(Scope.PLACE_ORDERS)
-        self.accepted: list[str] = []
-        self.refused = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, headers=self.headers, timeout=15) as client:
-            while not self._stop.is_set():
-                key = {"Idempotency-Key": f"supervised-{uuid.uuid4()}"}
-                try:
-                    answer = client.post("/orders", json=order_request(), headers=key)
-                except httpx.HTTPError:
-                    self.refused += 1  # the API was down: not accepted, nothing to end
-                    continue
-                if answer.status_code == 202:
-                    self.accepted.append(answer.json()["order_id"])
-                else:
-                    self.refused += 1
-
-    def __enter__(self) -> _Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
+def _all_ended(config: PlatformConfig, orders: set[str]) -> Outcome | None:
+    """What make run's own topics hold, once each of `orders` has ended."""
+    found = outcome(Cluster("local", config.connection(), None), Topics(Names()))
+    return found if all(found.terminal[o] for o in orders) else None
 
 
-def _endings(config: PlatformConfig) -> dict[str, int]:
-    """How many terminal events (OrderConfirmed, OrderCancelled) each order has on `orders`."""
-    connection = config.connection()
-    serde = EventSerde(clients.registry(connection), dict(Names().topics))
-    found: dict[str, int] = {}
-    for _, value in read_topic(connection, Names().topic(ORDERS), timeout_s=60):
-        event = serde.deserialize(value)
-        if isinstance(event, OrderConfirmed | OrderCancelled):
-            found[str(event.order_id)] = found.get(str(event.order_id), 0) + 1
-    return found
-
-
-def _all_ended(config: PlatformConfig, orders: set[str]) -> dict[str, int] | None:
-    endings = _endings(config)
-    return endings if orders <= set(endings) else None
-
-
-def _more(load: _Load, count: int) -> bool:
-    return len(load.accepted) >= count
+def _more(load: Clients, count: int) -> bool:
+    return len(load.accepted()) >= count
 
 
 @pytest.mark.stress
@@ -241,8 +193,9 @@ def test_under_load_the_supervisor_brings_back_whatever_is_killed_and_every_orde
     exactly once. Under make stress-outage: a broker's restart costs minutes of make test."""
     config, proc, lines = running
     _read_until(lines, "a part that dies is restarted.", timeout_s=180, proc=proc)
-    with _Load(config) as load:
-        eventually(lambda: len(load.accepted) >= 20, 60, "20 orders accepted")
+    placing = config.issuer().headers(Scope.PLACE_ORDERS)
+    with Clients(f"http://127.0.0.1:{config.order_port}", placing) as load:
+        eventually(partial(_more, load, 20), 60, "20 orders accepted")
         for name, log in (
             ("kafka", "server.log"),
             ("payment", "payment.log"),
@@ -250,7 +203,7 @@ def test_under_load_the_supervisor_brings_back_whatever_is_killed_and_every_orde
             ("order", "order.log"),
             ("audit", "audit.log"),
         ):
-            before = len(load.accepted)
+            before = len(load.accepted())
             # Any pause: a processor whose transaction the broker's kill timed out is fenced
             # and exits (crash-only), so its own restart comes first and this one waits 2 s.
             _kill_and_see_it_back(config, proc, lines, name, log, pause=r"\d+")
@@ -258,18 +211,18 @@ def test_under_load_the_supervisor_brings_back_whatever_is_killed_and_every_orde
             # Calm before the next kill: every order accepted so far has ended, so the
             # processors are past what this kill disturbed (a fencing, a restore).
             eventually(
-                partial(_all_ended, config, set(load.accepted)),
+                partial(_all_ended, config, set(load.accepted())),
                 120,
                 f"the orders accepted until {name} was back to end",
                 every_s=2.0,
             )
-    accepted = set(load.accepted)
-    assert len(accepted) == len(load.accepted)  # one order per key
-
-    endings = eventually(
-        partial(_all_ended, config, accepted), 120, "every accepted order to end", every_s=2.0
+    accepted = load.accepted()
+    assert len(set(accepted)) == len(accepted)  # one order per key
+    found = eventually(
+        partial(_all_ended, config, set(accepted)), 120, "every accepted order to end", every_s=2.0
     )
-    assert {o: endings[o] for o in accepted if endings[o] != 1} == {}, "an order ended twice"
+    assert [o for o in accepted if found.terminal[o] != 1] == [], "an order ended twice"
+    assert [o for o in accepted if found.payments[o] != 1] == [], "not exactly one payment"
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
 

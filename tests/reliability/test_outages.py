@@ -5,14 +5,10 @@ the suite never notices."""
 from __future__ import annotations
 
 import struct
-import threading
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -28,72 +24,19 @@ from golive_platform.testing import Cluster
 from tests.factories import order_placed, order_request
 from tests.helpers import Topics, eventually, make_topics, read_topic, service_ports
 from tests.instances import Broker, Registry, own_registry
-from tests.reliability.harness import Outcome, Services, outcome, serde_for
+from tests.reliability.harness import (
+    ANSWER_WITHIN_S,
+    Answer,
+    Clients,
+    Outcome,
+    Services,
+    outcome,
+    place,
+    serde_for,
+)
 from tests.upcasting import encode_v1, v1_schema_text
 
 pytestmark = pytest.mark.reliability
-
-# The order API bounds delivery at 5 s (delivery.timeout.ms): a request that outlives this is a hang.
-ANSWER_WITHIN_S = 10.0
-
-
-# -- placing orders over HTTP while something is down -------------------------------------------
-
-
-@dataclass
-class Answer:
-    key: str
-    body: dict[str, Any]
-    status: int | None  # None: no answer in ANSWER_WITHIN_S, or the connection failed
-    retry_after: str | None
-    order_id: str | None
-    phase: str
-
-
-@dataclass
-class Clients:
-    """Workers POSTing new orders, each with its own Idempotency-Key, until stopped."""
-
-    order_url: str
-    headers: dict[str, str]
-    answers: list[Answer] = field(default_factory=list)
-    phase: str = "up"
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _work(self) -> None:
-        with httpx.Client(
-            base_url=self.order_url, timeout=ANSWER_WITHIN_S, headers=self.headers
-        ) as client:
-            while not self._stop.is_set():
-                phase = self.phase
-                answer = place(client, f"outage-{uuid.uuid4()}", order_request(), phase)
-                with self._lock:
-                    self.answers.append(answer)
-
-    def count(self, status: int | None, phase: str) -> int:
-        with self._lock:
-            return sum(1 for a in self.answers if a.status == status and a.phase == phase)
-
-    def __enter__(self) -> Clients:
-        self._pool = ThreadPoolExecutor(4)
-        self._futures = [self._pool.submit(self._work) for _ in range(4)]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for future in self._futures:
-            future.result(timeout=ANSWER_WITHIN_S + 5)
-        self._pool.shutdown()
-
-
-def place(client: httpx.Client, key: str, body: dict[str, Any], phase: str) -> Answer:
-    try:
-        got = client.post("/orders", json=body, headers={"Idempotency-Key": key})
-    except httpx.HTTPError:
-        return Answer(key, body, None, None, None, phase)
-    order_id = got.json().get("order_id") if got.status_code == 202 else None
-    return Answer(key, body, got.status_code, got.headers.get("retry-after"), order_id, phase)
 
 
 def _exactly_once(found: Outcome, order_ids: list[str]) -> None:
