@@ -73,8 +73,9 @@ stage-native: install ## Stage: the recorder's native crate: rustfmt, clippy (wa
 	  "cd $(NATIVE) && cargo clippy --release --all-targets --quiet -- -D warnings" \
 	  "cd $(NATIVE) && cargo test --release --quiet"
 
-stage-schema-gate: install $(NODE_TOOLS) ## Stage: FULL_TRANSITIVE gate, AsyncAPI drift and validation
+stage-schema-gate: install $(NODE_TOOLS) ## Stage: FULL_TRANSITIVE gate, AsyncAPI drift and validation, the flags file
 	$(STAGE) schema-gate "$(GOLIVE) schemas check --against-ref $(SCHEMA_GATE_REF)" \
+	  "$(GOLIVE) flags check" \
 	  "$(GOLIVE) schemas asyncapi --check" \
 	  "node pipelines/tools/validate-asyncapi.mjs docs/asyncapi.yaml"
 

@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from golive_contracts.events import OrderPlaced
+from golive_contracts.flags import ORDERS_OPEN
 from golive_contracts.scopes import Scope
 from golive_eventing import clients
+from golive_eventing.flags import read as read_flags
+from golive_eventing.flags import with_default
+from golive_eventing.flags import write as write_flags
 from golive_eventing.serde import EventSerde
 from golive_order.bootstrap import order_app
 from golive_order.settings import OrderSettings
+from golive_platform.config import PlatformConfig
 from golive_platform.testing import Cluster
 
 from tests.factories import order_request
@@ -216,3 +222,43 @@ def test_a_body_that_is_not_even_utf8_is_422(edge: TestClient) -> None:
 def test_oversized_body_is_413(edge: TestClient) -> None:
     huge = order_request(customer="x" * (70 * 1024))
     assert post(edge, huge).status_code == 413
+
+
+def test_with_orders_open_off_a_new_order_is_503_and_an_accepted_one_keeps_its_answer(
+    cluster: Cluster, topics: Topics, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags.json"
+    source = read_flags(PlatformConfig().flags_source)
+    write_flags(flags, source)
+    settings = OrderSettings.model_validate(
+        {
+            **topics.env(cluster),
+            "order_database_url": f"sqlite:///{tmp_path}/o.db",
+            "flags_file": flags,
+        }
+    )
+    scopes = (Scope.PLACE_ORDERS, Scope.READ_ORDERS)
+    with TestClient(order_app(settings), headers=issuer().headers(*scopes)) as api:
+        eventually(lambda: api.get("/readyz").status_code == 200, 30, "the order API to be ready")
+        accepted = post(api, order_request(), key="before")
+        assert accepted.status_code == 202
+
+        ordering = api.app.state.ordering  # type: ignore[attr-defined]
+
+        def open_is(value: bool) -> bool:
+            return ordering.flags.enabled(ORDERS_OPEN) is value
+
+        write_flags(flags, with_default(source, ORDERS_OPEN.key, "off"))
+        eventually(lambda: open_is(False), 10, "the orders-open flag to be read off")
+        later = order_request(customer="later")
+        refused = post(api, later, key="during")
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"]
+        assert "orders-open" in refused.json()["detail"]
+        again = post(api, order_request(), key="before")  # a retry of an accepted order
+        assert (again.status_code, again.json()) == (202, accepted.json())
+
+        write_flags(flags, source)
+        eventually(lambda: open_is(True), 10, "the orders-open flag to be read on again")
+        assert post(api, later, key="during").status_code == 202  # the refused one, retried
+    assert len(placed_events(cluster, topics)) == 2

@@ -105,6 +105,23 @@ class PlatformConfig(BaseSettings):
         return self.root / "infra" / "topics.yaml"
 
     @property
+    def flags_source(self) -> Path:
+        """The flags as committed (flagd's format; golive_contracts.flags declares them)."""
+        return self.root / "infra" / "flags" / "flags.json"
+
+    @property
+    def flags_file(self) -> Path:
+        """The running system's flags (FLAGS_FILE): a copy of flags_source made on first use,
+        which `golive release` rewrites while the services read it."""
+        return self.data_dir / "flags.json"
+
+    def ensure_flags(self) -> Path:
+        if not self.flags_file.exists():
+            self.flags_file.parent.mkdir(parents=True, exist_ok=True)
+            self.flags_file.write_bytes(self.flags_source.read_bytes())
+        return self.flags_file
+
+    @property
     def bootstrap_servers(self) -> str:
         return f"{self.host}:{self.kafka_port}"
 

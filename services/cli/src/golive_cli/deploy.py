@@ -12,10 +12,11 @@ import json
 import re
 import shlex
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
 KNATIVE_SERVICES = ("order", "payment", "audit")
 DEPLOYMENTS = ("order-process-manager",)
@@ -63,6 +64,7 @@ def render(
     kafka_security: tuple[str, str] = (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_MECHANISM),
     auth_issuer: str = AUTH_ISSUER,
     auth_jwks_url: str = AUTH_JWKS_URL,
+    flags: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Fill the templates in `source` for `version` (image tag = version) into `out`.
 
@@ -71,8 +73,11 @@ def render(
     logs in to Kafka with `kafka_security` (protocol, SASL mechanism) and the login in its
     Secret golive-kafka-<service>. The API
     tokens are verified as issued by `auth_issuer` with the keys at `auth_jwks_url` (your
-    identity provider's `iss` and `jwks_uri`).
+    identity provider's `iss` and `jwks_uri`). `flags` (flagd's format; default: the
+    committed infra/flags/flags.json) goes into the golive-flags ConfigMap.
     """
+    if flags is None:
+        flags = json.loads((source.parent / "flags" / "flags.json").read_text())
     if previous == version:
         raise DeployError("the previous version is the one being deployed")
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +97,7 @@ def render(
                 KAFKA_SASL_MECHANISM=kafka_security[1],
                 AUTH_ISSUER=auth_issuer,
                 AUTH_JWKS_URL=auth_jwks_url,
+                FLAGS_JSON=json.dumps(flags, separators=(",", ":")),
                 TRAFFIC=_traffic_block(service, version, previous)
                 if service in KNATIVE_SERVICES
                 else "",

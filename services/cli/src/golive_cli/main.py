@@ -37,6 +37,10 @@ app.add_typer(acls_app, name="acls")
 credentials_app = typer.Typer(help="The local platform's SASL/SCRAM logins (docs/security.md).")
 app.add_typer(credentials_app, name="credentials")
 register_recorder(app)
+flags_app = typer.Typer(
+    help="Feature flags (infra/flags/flags.json, flagd's format; docs/flags.md)."
+)
+app.add_typer(flags_app, name="flags")
 deploy_app = typer.Typer(help="The go-live path: Kubernetes manifests and a blue/green rollout.")
 app.add_typer(deploy_app, name="deploy")
 
@@ -324,6 +328,28 @@ def schemas_register(
     except Exception as exc:  # the registry's errors name the subject and the rule
         raise PlatformError(f"schema registration failed: {exc}") from exc
     typer.echo(f"registered the schemas in {target.schema_registry_url}")
+
+
+@flags_app.command("check")
+@fails_cleanly
+def flags_check(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Flags file (default: infra/flags/flags.json)."),
+    ] = None,
+) -> None:
+    """A flags file against flagd's schema and the declared flags: exit 1 naming the line."""
+    from golive_eventing.flags import FlagsFileError  # noqa: PLC0415
+
+    from golive_cli.flags_check import SchemaFetchError, check_file, flagd_schema  # noqa: PLC0415
+
+    config = PlatformConfig()
+    path = file or config.flags_source
+    try:
+        check_file(path, flagd_schema(config.cache_dir))
+    except (FlagsFileError, SchemaFetchError) as exc:
+        raise PlatformError(str(exc)) from None
+    typer.echo(f"{path}: valid (flagd's schema, and every declared flag as declared)")
 
 
 @schemas_app.command("check")

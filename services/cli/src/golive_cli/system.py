@@ -116,6 +116,7 @@ def service_specs(
     names = names or Names()
     common = {
         **config.issuer().env(),  # API tokens: verified with the platform's issuer keys
+        "FLAGS_FILE": str(config.ensure_flags()),
         **{setting.upper(): topic for setting, topic in names.settings().items()},
         **({"KAFKA_GROUP_PREFIX": names.group_prefix} if names.group_prefix else {}),
         **(env or {}),

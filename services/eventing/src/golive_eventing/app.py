@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from golive_eventing import clients
 from golive_eventing.auth import AuthConfigError
 from golive_eventing.exits import EXIT_CONFIG, EXIT_CRASH
+from golive_eventing.flags import FlagsFileError
 from golive_eventing.health import Readiness
 from golive_eventing.loop import Runner
 from golive_eventing.serde import EventSerde
@@ -28,12 +29,12 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def configured(name: str) -> Iterator[None]:
-    """Settings that do not validate, no way to verify API tokens, or a Kafka resource the
+    """Settings that do not validate, no way to verify API tokens, a malformed flags file, or a Kafka resource the
     login is not granted: one line naming what is wrong on stderr, and exit code 78, instead
     of a traceback."""
     try:
         yield
-    except (ValidationError, AuthConfigError) as exc:
+    except (ValidationError, AuthConfigError, FlagsFileError) as exc:
         print(f"{name}: cannot start as configured: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
     except KafkaException as exc:

@@ -19,6 +19,7 @@ from golive_eventing.app import (
 )
 from golive_eventing.auth import Verifier, use_tokens
 from golive_eventing.db import database_check, make_engine
+from golive_eventing.flags import Flags
 from golive_eventing.health import service_readiness
 from golive_eventing.processor import TransactionalProcessor
 from golive_eventing.producer import EventProducer
@@ -39,6 +40,7 @@ def utc_now() -> datetime:
 def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The order API and, in the same process, the orders read model's projection."""
     verifier = Verifier(settings)  # before any connection: no keys, no start
+    flags = Flags(settings.flags_file)  # a malformed flags file: no start either
     tracing.setup(http.SERVICE)
     engine = make_engine(settings.order_database_url)
     keys_engine = make_engine(settings.keys_database_url)
@@ -51,7 +53,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     projector = ProjectionRunner(
         settings, serde, topology.ORDER_PROJECTOR, orders.OrderProjection(engine)
     )
-    lifespan = runner_lifespan(RunnerThreads([projector]), producer.close)
+    lifespan = runner_lifespan(RunnerThreads([projector]), producer.close, flags.close)
     app = FastAPI(title="Golive order API", version=settings.version, lifespan=lifespan)
     app.state.ordering = http.Ordering(
         settings=settings,
@@ -59,6 +61,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
         producer=producer,
         keys=keys.IdempotencyStore(keys_engine, settings.idempotency_lease_s),
         clock=clock,
+        flags=flags,
     )
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(StarletteHTTPException, http.unparseable_body_is_422)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from golive_eventing.auth import AuthSettings
+from golive_eventing.flags import FlagsSettings
 from golive_eventing.settings import KafkaSettings
 from pydantic_settings import SettingsConfigDict
 
 
-class OrderSettings(KafkaSettings, AuthSettings):
+class OrderSettings(KafkaSettings, AuthSettings, FlagsSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     order_database_url: str = "sqlite:///var/order.db"

@@ -21,7 +21,9 @@ from fastapi.responses import JSONResponse
 from golive_contracts import scopes, topology
 from golive_contracts.envelope import order_id_for
 from golive_contracts.events import Address, OrderLine
+from golive_contracts.flags import ORDERS_OPEN
 from golive_eventing.auth import RESPONSES, require
+from golive_eventing.flags import Flags
 from golive_eventing.producer import DeliveryFailedError, EventProducer
 from golive_eventing.serde import RegistryUnavailableError, SchemaNotRegisteredError
 from sqlalchemy.engine import Engine
@@ -48,6 +50,7 @@ class Ordering:
     producer: EventProducer
     keys: IdempotencyStore
     clock: Callable[[], datetime]
+    flags: Flags
 
 
 def _ordering(request: Request) -> Ordering:
@@ -65,7 +68,10 @@ router = APIRouter(tags=["orders"], responses=RESPONSES)
     summary="Place an order (idempotent with Idempotency-Key)",
     responses={
         413: {"description": "Body too large"},
-        503: {"description": "Not durable: retry with the same Idempotency-Key"},
+        503: {
+            "description": "Not durable, or not taking new orders (the orders-open flag): "
+            "retry with the same Idempotency-Key after Retry-After"
+        },
     },
     dependencies=[require(scopes.Scope.PLACE_ORDERS)],
 )
@@ -87,9 +93,12 @@ async def place_order(
     if claim is Claim.CONFLICT:
         raise _idempotency_problem("this Idempotency-Key was used with a different request body")
     if claim is Claim.IN_FLIGHT and await _wait_for_answer(keys, key) is None:
-        return _unavailable("the first request with this key has not finished")
+        return _unavailable("the first request with this key has not finished: outcome unknown")
     if claim is not Claim.NEW:
         return _accepted(response, order_id)
+    if not ordering.flags.enabled(ORDERS_OPEN):  # a retry of an accepted order is still 202
+        await run_in_threadpool(keys.release, key)
+        return _unavailable(f"not taking new orders (the {ORDERS_OPEN.key} flag is off)")
 
     command = PlaceOrder(
         order_id=order_id,
@@ -107,7 +116,7 @@ async def place_order(
         delivered = await ordering.producer.publish(placed, key=str(order_id))
     except (DeliveryFailedError, RegistryUnavailableError) as exc:
         await run_in_threadpool(keys.release, key)
-        return _unavailable(f"not durable ({exc})")
+        return _unavailable(f"not durable ({exc}): outcome unknown")
     except SchemaNotRegisteredError:
         await run_in_threadpool(keys.release, key)
         raise
@@ -225,7 +234,7 @@ def _idempotency_problem(message: str) -> HTTPException:
 def _unavailable(reason: str) -> JSONResponse:
     return JSONResponse(
         status_code=503,
-        content={"detail": f"{reason}: outcome unknown, retry with the same Idempotency-Key"},
+        content={"detail": f"{reason}: retry with the same Idempotency-Key"},
         headers={"Retry-After": RETRY_AFTER_S},
     )
 

@@ -1,0 +1,342 @@
+"""Feature flags: OpenFeature, with flagd's in-process provider reading the flags file.
+
+No flag server is needed: the provider evaluates flagd's format (targeting, `fractional` splits)
+in the service's own process and polls the file, so a change takes effect without a restart.
+Where a flagd server runs, point the same file at it; the flags and their rules do not change.
+
+What happens when the flags cannot be read, documented in docs/flags.md and tested:
+- No FLAGS_FILE set, or the file is not there at start: every flag takes its declared fallback
+  (golive_contracts.flags), and the log says so; a file that appears later is read.
+- A flags file that is malformed at start: the service refuses to start, naming the file and the
+  line that is wrong (exit 78, golive_eventing.app.configured).
+- A file rewritten badly, or removed, while running: the flags read before stay in force, and
+  the log names the line that is wrong.
+- A flag missing from the file, or of the wrong type: its fallback, said once in the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from golive_contracts.flags import FLAGS, Flag, FlagValue
+from openfeature import api
+from openfeature.contrib.provider.flagd import FlagdProvider
+from openfeature.contrib.provider.flagd.config import ResolverType
+from openfeature.contrib.tools.flagd.core import FlagdCore
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import EventDetails, ProviderEvent
+from openfeature.exception import OpenFeatureError
+from openfeature.flag_evaluation import FlagEvaluationDetails
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 500  # how often the file is looked at for a change
+STATES = ("ENABLED", "DISABLED")
+
+
+class FlagsSettings(BaseSettings):
+    """Where the flags come from (FLAGS_FILE; see .env.example and docs/flags.md)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # flagd's format (infra/flags/flags.json); `make run` keeps the running copy under var/.
+    flags_file: Path | None = None
+
+
+class FlagsFileError(ValueError):
+    """A flags file that cannot be used: where, and what is wrong."""
+
+    def __init__(self, path: Path | str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.path = path
+        self.line = line
+        self.message = message
+
+
+# -- checking a flags file (pure) ------------------------------------------------------------
+
+
+def problems(
+    text: str, declared: Sequence[Flag] = FLAGS, *, complete: bool = False
+) -> list[tuple[int, str]]:
+    """What is wrong with a flags file's text, as (line, message), first problem first: JSON that
+    does not parse, what flagd refuses, a flag nobody declared (a typo would silently leave the
+    declared one at its fallback), a declared flag with variants of another type. `complete`:
+    every declared flag must be there too (the check CI runs; a service takes a missing flag's
+    fallback)."""
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [(exc.lineno, f"not JSON: {exc.msg}")]
+    if not isinstance(document, dict) or not isinstance(document.get("flags"), dict):
+        return [(1, 'a flags file is a JSON object with a "flags" object (flagd\'s format)')]
+    found: list[tuple[int, str]] = []
+    kinds = {f.key: f for f in declared}
+    flags: dict[str, Any] = document["flags"]
+    for key, body in flags.items():
+        at = ("flags", key)
+        if key not in kinds:
+            known = ", ".join(kinds)
+            found.append((line_of(text, at), f"flag {key!r} is declared nowhere (known: {known})"))
+            continue
+        found += [(line_of(text, at + sub), why) for sub, why in _flag_problems(kinds[key], body)]
+    if complete:
+        missing = [k for k in kinds if k not in flags]
+        found += [(line_of(text, ("flags",)), f"flag {k!r} is missing") for k in missing]
+    if not found:
+        found += _flagd_refuses(text, flags)
+    return sorted(found)
+
+
+def _flagd_refuses(text: str, flags: dict[str, Any]) -> list[tuple[int, str]]:
+    """What flagd's own parser refuses, at the flag it refuses (tried one flag at a time)."""
+    try:
+        FlagdCore().set_flags_and_get_changed_keys(text)
+    except Exception as whole:  # flagd-core's refusal, whatever form it takes
+        for key, body in flags.items():
+            try:
+                FlagdCore().set_flags_and_get_changed_keys(json.dumps({"flags": {key: body}}))
+            except Exception as one:
+                return [
+                    (line_of(text, ("flags", key)), f"flag {key!r}: flagd refuses it: {_why(one)}")
+                ]
+        return [(line_of(text, ("flags",)), f"flagd refuses it: {_why(whole)}")]
+    return []
+
+
+def _why(exc: BaseException) -> str:
+    """An exception's message, or its cause's (flagd-core wraps some in an empty ParseError)."""
+    while not str(exc) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc) or type(exc).__name__
+
+
+def _flag_problems(flag: Flag, body: object) -> Iterable[tuple[tuple[str, ...], str]]:
+    name = flag.key
+    if not isinstance(body, dict):
+        yield (), f"flag {name!r} is not an object"
+        return
+    if body.get("state") not in STATES:
+        yield ("state",), f"flag {name!r}: state must be one of {', '.join(STATES)}"
+    variants = body.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        yield ("variants",), f"flag {name!r}: variants must be a non-empty object"
+        return
+    for variant, value in variants.items():
+        if not _is(value, flag.kind):
+            yield (
+                ("variants", variant),
+                f"flag {name!r}: variant {variant!r} is {json.dumps(value)}, "
+                f"not a {flag.kind.__name__}",
+            )
+    default = body.get("defaultVariant")
+    if default is not None and default not in variants:
+        yield (
+            ("defaultVariant",),
+            f"flag {name!r}: defaultVariant {default!r} is not one of its variants "
+            f"({', '.join(variants)})",
+        )
+
+
+def _is(value: object, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    return type(value) is kind
+
+
+def line_of(text: str, path: Sequence[str]) -> int:
+    """The line of the key at the end of `path` (object keys), or of the nearest enclosing key
+    found. Read with positions by YAML, which parses JSON; JSON it cannot read (tab indents):
+    the key's first mention."""
+    try:
+        node: Any = yaml.compose(text)
+    except yaml.YAMLError:
+        match = re.search(rf'"{re.escape(path[-1])}"\s*:', text) if path else None
+        return text.count("\n", 0, match.start()) + 1 if match else 1
+    line = 1
+    for key in path:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        pair = next(((k, v) for k, v in node.value if k.value == key), None)
+        if pair is None:
+            break
+        line, node = pair[0].start_mark.line + 1, pair[1]
+    return line
+
+
+def check(path: Path, declared: Sequence[Flag] = FLAGS, *, complete: bool = False) -> None:
+    """Raise FlagsFileError naming the first thing wrong with the file at `path`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FlagsFileError(path, 1, f"cannot read it: {exc}") from exc
+    found = problems(text, declared, complete=complete)
+    if found:
+        line, message = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise FlagsFileError(path, line, message + more)
+
+
+# -- evaluating flags --------------------------------------------------------------------------
+
+
+class Flags:
+    """One service's flags, from the file at `path` (None: every flag its fallback)."""
+
+    def __init__(self, path: Path | None, *, poll_ms: int = POLL_MS) -> None:
+        self.path = path
+        self._said: set[tuple[str, str]] = set()
+        self._failing: str | None = None
+        self._lock = threading.Lock()
+        # OpenFeature's registry is process-wide: a domain of its own per instance, so two
+        # services in one process (the tests) each read their own file.
+        self._domain = f"golive-flags-{uuid.uuid4()}"
+        self._provider: FlagdProvider | None = None
+        if path is None:
+            log.warning("no FLAGS_FILE: every flag takes its fallback (docs/flags.md)")
+            return
+        if path.exists():
+            check(path)  # malformed: refuse to start, with the line
+        else:
+            log.warning(
+                "flags file %s not found: every flag takes its fallback until it appears", path
+            )
+        self._provider = FlagdProvider(
+            resolver_type=ResolverType.FILE, offline_flag_source_path=str(path), deadline_ms=poll_ms
+        )
+        self._client = api.get_client(domain=self._domain)
+        self._client.add_handler(ProviderEvent.PROVIDER_ERROR, self._reload_failed)
+        self._client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, self._reloaded)
+        # No file yet: said above, and the provider reads it when it appears.
+        with contextlib.suppress(OpenFeatureError):
+            api.set_provider_and_wait(self._provider, domain=self._domain)
+
+    def value(self, flag: Flag, key: str | None = None, **attributes: str) -> FlagValue:
+        """The flag's value for `key` (the targeting key: an order id for a split by order)."""
+        if self._provider is None:
+            return flag.fallback
+        context = EvaluationContext(targeting_key=key, attributes=dict(attributes))
+        details = _evaluate(self._client, flag, context)
+        if details.error_code is not None:
+            self._fell_back(flag, f"{details.error_code}: {details.error_message or ''}")
+            return flag.fallback
+        found: FlagValue = details.value
+        return found
+
+    def enabled(self, flag: Flag, key: str | None = None, **attributes: str) -> bool:
+        return bool(self.value(flag, key, **attributes))
+
+    def close(self) -> None:
+        if self._provider is not None:
+            self._provider.shutdown()
+            self._provider = None
+
+    def _fell_back(self, flag: Flag, why: str) -> None:
+        with self._lock:
+            if (flag.key, why) in self._said:
+                return
+            self._said.add((flag.key, why))
+        log.warning(
+            "flag %s cannot be read from %s (%s): taking its fallback %s",
+            flag.key,
+            self.path,
+            why.strip(": "),
+            json.dumps(flag.fallback),
+        )
+
+    def _reload_failed(self, details: EventDetails) -> None:
+        """The provider could not read the file (it keeps the flags it had): say why, with the
+        line, once per distinct reason rather than on every poll."""
+        assert self.path is not None
+        try:
+            check(self.path)
+            why = details.message or "unreadable"
+        except FlagsFileError as exc:
+            why = str(exc)
+        with self._lock:
+            if why == self._failing:
+                return
+            self._failing = why
+        log.error("flags file not reloaded, the flags read before stay in force: %s", why)
+
+    def _reloaded(self, details: EventDetails) -> None:
+        """The provider read the file: what changed, and what flagd took but the declarations
+        refuse (such a flag takes its fallback where it is read)."""
+        assert self.path is not None
+        try:
+            check(self.path)
+            problem = None
+        except FlagsFileError as exc:
+            problem = str(exc)
+        with self._lock:
+            self._failing = problem
+            self._said.clear()  # a flag that still falls back is said again
+        changed = ", ".join(sorted(details.flags_changed or [])) or "none"
+        if problem is None:
+            log.info("flags read from %s; changed: %s", self.path, changed)
+        else:
+            log.error("flags read from %s, but not as declared: %s", self.path, problem)
+
+
+class _OnePerPoll(logging.Filter):
+    """flagd's file watcher logs a traceback on every poll while the file is bad; Flags says it
+    once, with the line (Flags._reload_failed)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.endswith("file_watcher.py")
+
+
+logging.getLogger("openfeature.contrib").addFilter(_OnePerPoll())
+
+
+def _evaluate(client: Any, flag: Flag, context: EvaluationContext) -> FlagEvaluationDetails[Any]:
+    method = {
+        bool: client.get_boolean_details,
+        str: client.get_string_details,
+        int: client.get_integer_details,
+        float: client.get_float_details,
+    }[flag.kind]
+    details: FlagEvaluationDetails[Any] = method(flag.key, flag.fallback, context)
+    return details
+
+
+# -- writing a flags file ----------------------------------------------------------------------
+
+
+def read(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return document
+
+
+def write(path: Path, document: dict[str, Any]) -> None:
+    """Replace the file at once (a new file renamed over it): the services polling it never
+    read half of it."""
+    staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    staged.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(staged, path)
+
+
+def with_default(document: dict[str, Any], key: str, variant: str) -> dict[str, Any]:
+    """The document with flag `key` answering `variant` to everyone (its targeting removed)."""
+    flags = dict(document["flags"])
+    if key not in flags:
+        raise KeyError(f"no flag {key!r} in the flags file")
+    if variant not in flags[key]["variants"]:
+        raise ValueError(
+            f"flag {key!r} has no variant {variant!r}: {', '.join(flags[key]['variants'])}"
+        )
+    flags[key] = {k: v for k, v in flags[key].items() if k != "targeting"} | {
+        "defaultVariant": variant
+    }
+    return {**document, "flags": flags}

@@ -1,0 +1,221 @@
+"""Feature flags (golive_eventing.flags): what a flags file may say, and what a service does when
+the file changes, is missing or is malformed. Files in a temporary directory; no broker."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from golive_contracts.flags import FLAGS, ORDERS_OPEN, Flag
+from golive_eventing.flags import Flags, FlagsFileError, problems, with_default, write
+
+from tests.helpers import eventually
+
+POLL_MS = 50
+TIER = Flag("tier", owner="order", fallback="basic", description="A string flag, for the tests.")
+DECLARED = (*FLAGS, TIER)
+
+VALID = """{
+  "flags": {
+    "orders-open": {
+      "state": "ENABLED",
+      "variants": {"on": true, "off": false},
+      "defaultVariant": "on"
+    }
+  }
+}
+"""
+
+
+def _with(*lines: str) -> str:
+    """VALID with its flag's body replaced by `lines` (line 4 onwards)."""
+    body = ",\n".join(f"      {line}" for line in lines)
+    return '{\n  "flags": {\n    "orders-open": {\n' + body + "\n    }\n  }\n}\n"
+
+
+# -- the file, checked (pure) --------------------------------------------------------------------
+
+
+def test_the_committed_shape_has_no_problems() -> None:
+    assert problems(VALID) == []
+    assert problems(VALID, complete=True) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ('{\n  "flags": {\n    "orders-open": {,\n  }\n}', 3, "not JSON"),
+        ("[]", 1, '"flags" object'),
+        (
+            _with('"state": "ENABLED"', '"variants": {"on": true}', '"defaultVariant": "of"'),
+            6,
+            "defaultVariant 'of' is not one of its variants (on)",
+        ),
+        (
+            _with('"state": "ON"', '"variants": {"on": true}', '"defaultVariant": "on"'),
+            4,
+            "state must be one of ENABLED, DISABLED",
+        ),
+        (
+            _with('"state": "ENABLED"', '"variants": {"on": "yes"}', '"defaultVariant": "on"'),
+            5,
+            "variant 'on' is \"yes\", not a bool",
+        ),
+        (
+            _with('"state": "ENABLED"', '"variants": {}', '"defaultVariant": "on"'),
+            5,
+            "variants must be a non-empty object",
+        ),
+        (
+            _with('"state": "ENABLED"', '"variants": {"on": true}', '"extra": 1'),
+            3,
+            "flagd refuses it: Flag.__init__() got an unexpected keyword argument 'extra'",
+        ),
+    ],
+)
+def test_a_malformed_file_is_refused_at_the_line_that_is_wrong(
+    text: str, line: int, says: str
+) -> None:
+    found = problems(text)
+    assert found, text
+    assert found[0][0] == line, found
+    assert says in found[0][1], found
+
+
+def test_a_flag_nobody_declared_is_refused_so_a_typo_cannot_hide() -> None:
+    typo = VALID.replace('"orders-open"', '"order-open"')
+    assert problems(typo) == [(3, "flag 'order-open' is declared nowhere (known: orders-open)")]
+
+
+def test_a_declared_flag_missing_is_refused_only_where_the_file_must_be_complete() -> None:
+    assert problems(VALID, DECLARED) == []
+    assert problems(VALID, DECLARED, complete=True) == [(2, "flag 'tier' is missing")]
+
+
+def test_with_default_answers_one_variant_to_everyone() -> None:
+    document: dict[str, Any] = json.loads(VALID)
+    document["flags"]["orders-open"]["targeting"] = {"if": [True, "off", "on"]}
+    changed = with_default(document, "orders-open", "off")
+    assert changed["flags"]["orders-open"]["defaultVariant"] == "off"
+    assert "targeting" not in changed["flags"]["orders-open"]
+    assert document["flags"]["orders-open"]["defaultVariant"] == "on"  # a copy
+    with pytest.raises(ValueError, match="no variant 'maybe'"):
+        with_default(document, "orders-open", "maybe")
+
+
+# -- a service's flags, from the file --------------------------------------------------------------
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    found = tmp_path / "flags.json"
+    found.write_text(VALID)
+    return found
+
+
+def _set(path: Path, variant: str) -> None:
+    write(path, with_default(json.loads(path.read_text()), "orders-open", variant))
+
+
+def test_a_change_takes_effect_without_a_restart(path: Path) -> None:
+    flags = Flags(path, poll_ms=POLL_MS)
+    try:
+        assert flags.enabled(ORDERS_OPEN) is True
+        _set(path, "off")
+        eventually(lambda: flags.enabled(ORDERS_OPEN) is False, 10, "the flag to turn off")
+        _set(path, "on")
+        eventually(lambda: flags.enabled(ORDERS_OPEN), 10, "the flag to turn back on")
+    finally:
+        flags.close()
+
+
+def test_no_file_at_start_is_every_fallback_said_in_the_log_until_the_file_appears(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "golive_eventing.flags")
+    path = tmp_path / "flags.json"
+    flags = Flags(path, poll_ms=POLL_MS)
+    try:
+        assert flags.value(ORDERS_OPEN) is True  # the declared fallback
+        assert any("not found" in r.getMessage() for r in caplog.records)
+        path.write_text(VALID.replace('"defaultVariant": "on"', '"defaultVariant": "off"'))
+        eventually(lambda: flags.enabled(ORDERS_OPEN) is False, 10, "the file to be read")
+    finally:
+        flags.close()
+
+
+def test_no_flags_file_configured_is_every_fallback() -> None:
+    assert Flags(None).value(ORDERS_OPEN) is True
+
+
+def test_a_malformed_file_at_start_refuses_the_start_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    path.write_text(VALID.replace('"defaultVariant": "on"', '"defaultVariant": "of"'))
+    with pytest.raises(FlagsFileError) as refused:
+        Flags(path)
+    assert str(refused.value).startswith(f"{path}:6: flag 'orders-open': defaultVariant 'of'")
+
+
+def test_a_bad_rewrite_while_running_keeps_the_flags_read_before_and_names_the_line(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, "golive_eventing.flags")
+    flags = Flags(path, poll_ms=POLL_MS)
+    try:
+        _set(path, "off")
+        eventually(lambda: flags.enabled(ORDERS_OPEN) is False, 10, "the flag to turn off")
+        path.write_text('{\n  "flags": {,\n}\n')
+
+        def said() -> list[str]:
+            return [r.getMessage() for r in caplog.records if "not reloaded" in r.getMessage()]
+
+        (message,) = eventually(said, 10, "the bad rewrite to be reported")
+        assert f"{path}:2: not JSON" in message
+        assert flags.enabled(ORDERS_OPEN) is False  # still what was read before
+        path.unlink()
+        eventually(lambda: len(said()) == 2, 10, "the removal to be reported")
+        assert flags.enabled(ORDERS_OPEN) is False
+        _set_fresh(path, "on")
+        eventually(lambda: flags.enabled(ORDERS_OPEN), 10, "the good file to be read again")
+    finally:
+        flags.close()
+
+
+def _set_fresh(path: Path, variant: str) -> None:
+    write(path, with_default(json.loads(VALID), "orders-open", variant))
+
+
+def test_a_flag_of_the_wrong_type_takes_its_fallback_and_says_so_once(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "golive_eventing.flags")
+    flags = Flags(path, poll_ms=POLL_MS)
+    try:
+        write(
+            path,
+            {
+                "flags": {
+                    "orders-open": {
+                        "state": "ENABLED",
+                        "variants": {"on": 0},
+                        "defaultVariant": "on",
+                    }
+                }
+            },
+        )
+
+        def fell_back() -> list[str]:
+            return [
+                r.getMessage() for r in caplog.records if "taking its fallback" in r.getMessage()
+            ]
+
+        eventually(lambda: flags.value(ORDERS_OPEN) is True and fell_back(), 10, "the fallback")
+        flags.value(ORDERS_OPEN)
+        flags.value(ORDERS_OPEN)
+        assert len(fell_back()) == 1
+        assert "TYPE_MISMATCH" in fell_back()[0]
+    finally:
+        flags.close()
