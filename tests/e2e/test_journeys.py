@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 import uuid
@@ -15,10 +16,12 @@ import pytest
 from golive_cli.main import app
 from golive_cli.system import TOKEN_ENV
 from golive_contracts.scopes import Scope
+from golive_contracts.topology import ORDERS, PAYMENTS
 from golive_payment.domain.rules import card_last4, decide_payment
 from golive_platform.testing import Cluster
 from typer.testing import CliRunner
 
+from tests import otlp
 from tests.factories import order_request
 from tests.helpers import eventually
 from tests.plugins.system import System
@@ -259,3 +262,83 @@ def test_inspect_shows_a_journey_from_kafka_and_from_the_audit_store(
         app, ["inspect", *window, *kafka, "--show-personal"], env=cluster.connection.env()
     )
     assert personal.exit_code == 0 and email in personal.output, personal.output
+
+
+def test_one_order_is_one_trace_from_the_http_request_through_every_hop(system: System) -> None:
+    answer = httpx.post(
+        f"{system.order_url}/orders",
+        json=order_request(card="tok_visa_4242"),
+        headers={**system.headers(Scope.PLACE_ORDERS), "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert answer.status_code == 202
+    # W3C traceresponse: version-traceid-spanid-flags, the trace the client can quote.
+    _, trace_id, _, _ = answer.headers["traceresponse"].split("-")
+    order_id = answer.json()["order_id"]
+    reads = system.headers(Scope.READ_ORDERS)
+
+    def confirmed() -> bool:
+        found = httpx.get(f"{system.order_url}/orders/{order_id}", headers=reads)
+        return found.status_code == 200 and found.json()["status"] == "CONFIRMED"
+
+    eventually(confirmed, 30, "the order to be confirmed")
+    names = system.topics.names
+
+    def hop(parent: str, service: str, name: str, group: str | None = None) -> Any:
+        found = [
+            s
+            for s in system.traces.trace(trace_id)
+            if s.parent_id == parent
+            and s.service == service
+            and s.name == name
+            and (group is None or s.attributes.get("messaging.consumer.group.name") == group)
+        ]
+        return found[0] if found else None
+
+    def chain() -> Any:
+        servers = [s for s in system.traces.trace(trace_id) if s.kind == otlp.SERVER]
+        if len(servers) != 1:
+            return None
+        server = servers[0]
+        placed = hop(server.span_id, "order", f"send {names.topic(ORDERS)}")
+        decided = placed and hop(
+            placed.span_id, "payment", f"process {names.topic(ORDERS)}", "payment"
+        )
+        paid = decided and hop(decided.span_id, "payment", f"send {names.topic(PAYMENTS)}")
+        settled = paid and hop(
+            paid.span_id, "order-process-manager", f"process {names.topic(PAYMENTS)}"
+        )
+        ended = settled and hop(
+            settled.span_id, "order-process-manager", f"send {names.topic(ORDERS)}"
+        )
+        projected = placed and hop(
+            placed.span_id, "order", f"process {names.topic(ORDERS)}", "order-projector"
+        )
+        recorded = paid and hop(paid.span_id, "audit", f"process {names.topic(PAYMENTS)}", "audit")
+        booked = paid and hop(
+            paid.span_id, "payment", f"process {names.topic(PAYMENTS)}", "payment-projector"
+        )
+        return (
+            (server, placed, ended, projected, recorded, booked)
+            if all((ended, projected, recorded, booked))
+            else None
+        )
+
+    server, placed, ended, projected, _, _ = eventually(
+        chain, 30, f"trace {trace_id}: HTTP -> order -> payment -> process manager, and the readers"
+    )
+    assert server.service == "order"
+    assert server.attributes["http.route"] == "/orders"
+    assert placed.kind == otlp.PRODUCER
+    assert placed.attributes["messaging.system"] == "kafka"
+    assert placed.attributes["messaging.kafka.message.key"] == order_id
+    assert ended.attributes["messaging.destination.name"] == names.topic(ORDERS)
+    assert projected.kind == otlp.CONSUMER
+    assert projected.attributes["golive.event_type"] == "OrderPlaced"
+    assert {s.trace_id for s in system.traces.trace(trace_id)} == {trace_id}
+
+    # The order API's log says it, as a JSON line carrying the request's trace id.
+    log = system.config.data_dir / "services" / "order.log"
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    (said,) = [line for line in lines if line["message"].startswith(f"order {order_id} placed")]
+    assert said["trace_id"] == trace_id
+    assert (said["level"], said["service"], said["version"]) == ("INFO", "order", "0.1.0")

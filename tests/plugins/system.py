@@ -15,6 +15,7 @@ from golive_platform.testing import Cluster, suite_config
 from golive_platform.tokens import Issuer
 
 from tests.helpers import Topics, make_topics, service_ports
+from tests.otlp import Receiver, receiving
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class System:
     payment_url: str
     audit_url: str
     issuer: Issuer  # whose API tokens the services take
+    traces: Receiver  # what the services' OTLP exporters sent
 
     def headers(self, *scopes: Scope) -> dict[str, str]:
         return self.issuer.headers(*scopes)
@@ -35,12 +37,20 @@ def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     topics = make_topics(cluster, f"e2e{uuid.uuid4().hex[:8]}", partitions=6)
     config = suite_config(data_dir=tmp_path_factory.mktemp("system"), **service_ports())
     where = Where(cluster.connection, cluster.services)
-    with started(config, service_specs(config, where, topics.names)):
-        yield System(
-            config,
-            topics,
-            order_url=f"http://127.0.0.1:{config.order_port}",
-            payment_url=f"http://127.0.0.1:{config.payment_port}",
-            audit_url=f"http://127.0.0.1:{config.audit_port}",
-            issuer=config.issuer(),
-        )
+    with receiving() as (traces, endpoint):
+        # Spans exported in batches every 200 ms, so a test sees a journey's trace soon.
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            "LOG_LEVEL": "INFO",
+        }
+        with started(config, service_specs(config, where, topics.names, env=env)):
+            yield System(
+                config,
+                topics,
+                order_url=f"http://127.0.0.1:{config.order_port}",
+                payment_url=f"http://127.0.0.1:{config.payment_port}",
+                audit_url=f"http://127.0.0.1:{config.audit_port}",
+                issuer=config.issuer(),
+                traces=traces,
+            )

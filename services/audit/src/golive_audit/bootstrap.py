@@ -39,7 +39,7 @@ def utc_now() -> datetime:
 def audit_app(settings: AuditSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The recorder (every event topic and its dead letters) and its API, in one process."""
     verifier = Verifier(settings)  # before any connection: no keys, no start
-    tracing.setup(topology.AUDIT.service)
+    tracing.setup(topology.AUDIT.service, VERSION)
     engine = make_engine(settings.audit_database_url)
     store.create_schema(engine)
     serde = make_serde(settings)
@@ -52,6 +52,7 @@ def audit_app(settings: AuditSettings, clock: Callable[[], datetime] = utc_now) 
         version=VERSION,
         lifespan=runner_lifespan(RunnerThreads([recorder]), producer.close),
     )
+    tracing.instrument(app)
     app.state.auditing = http.Auditing(engine, producer, clock, VERSION)
     add_health(app, service_readiness(settings, [recorder], database_check(engine)))
     use_tokens(app, verifier)

@@ -6,7 +6,6 @@ import logging
 import os
 import sys
 import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
@@ -15,11 +14,12 @@ from confluent_kafka import KafkaException
 from fastapi import FastAPI, Response
 from pydantic import BaseModel, ValidationError
 
-from golive_eventing import clients
+from golive_eventing import clients, logs
 from golive_eventing.auth import AuthConfigError
 from golive_eventing.exits import EXIT_CONFIG, EXIT_CRASH
 from golive_eventing.flags import FlagsFileError
 from golive_eventing.health import Readiness
+from golive_eventing.logs import LogSettings
 from golive_eventing.loop import Runner
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
@@ -144,11 +144,8 @@ def runner_lifespan(
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
-    """Run a service process: warnings and errors logged with a UTC time, then uvicorn."""
-    logging.Formatter.converter = time.gmtime
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
-    uvicorn.run(app, host=host, port=port, log_level="warning", log_config=None)
+    """Run a service process: its logs as golive_eventing.logs says (JSON lines with trace ids,
+    or text at a terminal), then uvicorn."""
+    settings = LogSettings()
+    logs.configure(settings)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), log_config=None)

@@ -14,9 +14,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
-from golive_contracts.topology import Group
+from golive_contracts.topology import Group, Kind
 
-from golive_eventing import clients
+from golive_eventing import clients, tracing
 from golive_eventing.errors import TRANSIENT, PositionsMovedError, RetryBatchError
 from golive_eventing.records import Consumed, decode, first_offsets
 from golive_eventing.serde import EventSerde
@@ -116,6 +116,15 @@ class Runner(ABC):
 
     # -- the loop ----------------------------------------------------------------------------
 
+    def _handle(self, batch: Sequence[Consumed]) -> None:
+        """A processor traces each record as it decides it (golive_eventing.processor); a read
+        model or the recorder writes a batch at once, traced as a span per record around it."""
+        if self.declared.kind is Kind.PROCESSOR:
+            self.handle(batch)
+            return
+        with tracing.processing_batch(batch, self.group):
+            self.handle(batch)
+
     def run(self) -> None:
         self.consumer.subscribe(
             self.topics,
@@ -132,7 +141,7 @@ class Runner(ABC):
                     # transient fault like any other (pause, retry), never the loop's end.
                     batch = [decode(m, self.serde, self.group) for m in records]
                     if batch:
-                        self.handle(batch)
+                        self._handle(batch)
                     self.tick()
                     attempt = 0
                 except PositionsMovedError as exc:

@@ -147,7 +147,7 @@ class TransactionalProcessor(Runner, Generic[S]):
                     dead_letter(producer, record, self.group, reason)
                     self._unprocessable(record, reason, changes)
                     continue
-                with tracing.processing(record.topic, record.headers):
+                with tracing.processing(record, self.group):
                     self._process(record, changes)
             if self.state is not None and changes is not None:
                 self.state.write(producer, changes)
@@ -210,13 +210,16 @@ class TransactionalProcessor(Runner, Generic[S]):
 
     def _produce(self, outputs: Sequence[Event]) -> None:
         for output in outputs:
-            produce_bounded(
-                self.transactions.producer,
-                topic=self.serde.topic_of(type(output)),
-                key=output.envelope.correlation_id.encode(),
-                value=self.serde.serialize(output),
-                headers=record_headers(output),
-            )
+            topic = self.serde.topic_of(type(output))
+            key = output.envelope.correlation_id
+            with tracing.producing(topic, key):
+                produce_bounded(
+                    self.transactions.producer,
+                    topic=topic,
+                    key=key.encode(),
+                    value=self.serde.serialize(output),
+                    headers=record_headers(output),
+                )
 
     # -- timers ------------------------------------------------------------------------------
 

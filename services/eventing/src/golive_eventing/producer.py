@@ -160,7 +160,7 @@ class EventProducer:
         topic = self.serde.topic_of(type(event))
         value = self.serde.serialize(event)
         producer = self._replace_if_fatal()
-        with tracing.producing(topic):
+        with tracing.producing(topic, key):
             try:
                 produce_bounded(
                     producer,

@@ -1,45 +1,142 @@
-"""W3C trace context across every Kafka hop: injected into record headers, extracted on consume."""
+"""OpenTelemetry traces: one trace per order journey, from the HTTP request through every Kafka hop.
+
+W3C trace context travels in record headers: injected on produce, extracted on consume. Spans
+carry OpenTelemetry's messaging semantic conventions (messaging.system, destination, operation,
+consumer group, partition, offset, key). The HTTP side is FastAPI's instrumentation, which also
+answers every traced request with its `traceresponse` header (W3C Trace Context level 2), so a
+client can quote its trace id.
+
+Export is OTLP over HTTP, configured by OpenTelemetry's standard variables
+(OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _HEADERS, OTEL_BSP_*): with
+neither endpoint set, nothing is exported and spans only carry the context across hops.
+OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn export off too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
 from opentelemetry import context, propagate, trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from opentelemetry.instrumentation.propagators import (
+    TraceResponsePropagator,
+    set_global_response_propagator,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from golive_eventing.records import Consumed
 
 Headers = list[tuple[str, bytes]]
+# Not traced: the probes would bury the journeys.
+UNTRACED_URLS = "healthz,readyz"
 
 
-def setup(service: str) -> None:
-    """A real tracer provider, so spans have ids and traceparent travels (exporters come later)."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):
-        trace.set_tracer_provider(
-            TracerProvider(resource=Resource.create({"service.name": service}))
-        )
+def exporting(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether spans are exported: an OTLP endpoint is configured and export is not off."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
+        return False
+    return bool(
+        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    )
+
+
+def setup(service: str, version: str) -> None:
+    """The process's tracer provider (once): spans with ids, exported if `exporting()`. The
+    resource names the service and version; OTEL_RESOURCE_ATTRIBUTES adds to it (the
+    deployment environment, for one). Batched spans are flushed when the process exits."""
+    if isinstance(trace.get_tracer_provider(), TracerProvider):
+        return
+    resource = Resource.create({"service.name": service, "service.version": version})
+    provider = TracerProvider(resource=resource)
+    if exporting():
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(provider)
+    set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
+
+
+def instrument(app: FastAPI) -> None:
+    """Trace the app's requests: a server span per request, the parent of what it publishes."""
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS)
 
 
 _tracer = trace.get_tracer("golive.eventing")
 
 
 @contextmanager
-def producing(topic: str) -> Iterator[trace.Span]:
+def producing(topic: str, key: str | None = None) -> Iterator[trace.Span]:
     """A span around one publish: its context is what `inject` writes into the record's headers."""
-    with _tracer.start_as_current_span(f"{topic} publish", kind=trace.SpanKind.PRODUCER) as span:
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "send",
+        "messaging.destination.name": topic,
+    }
+    if key is not None:
+        attributes["messaging.kafka.message.key"] = key
+    with _tracer.start_as_current_span(
+        f"send {topic}", kind=trace.SpanKind.PRODUCER, attributes=attributes
+    ) as span:
         yield span
 
 
 @contextmanager
-def processing(
-    topic: str, headers: Sequence[tuple[str, bytes | None]] | None
-) -> Iterator[trace.Span]:
+def processing(record: Consumed, group: str) -> Iterator[trace.Span]:
     """A span continuing the trace a consumed record carries; outputs produced inside join it."""
-    parent = extract(headers)
     with _tracer.start_as_current_span(
-        f"{topic} process", context=parent, kind=trace.SpanKind.CONSUMER
+        f"process {record.topic}",
+        context=extract(record.headers),
+        kind=trace.SpanKind.CONSUMER,
+        attributes=_consumed(record, group),
     ) as span:
         yield span
+
+
+@contextmanager
+def processing_batch(batch: Sequence[Consumed], group: str) -> Iterator[None]:
+    """A span per record, each in its own record's trace, around a batch handled at once (a read
+    model's database transaction, the recorder's): every journey shows the hop and its time."""
+    with ExitStack() as spans:
+        for record in batch:
+            if record.skip:
+                continue
+            spans.enter_context(
+                _tracer.start_as_current_span(
+                    f"process {record.topic}",
+                    context=extract(record.headers),
+                    kind=trace.SpanKind.CONSUMER,
+                    attributes=_consumed(record, group),
+                    end_on_exit=True,
+                )
+            )
+        yield
+
+
+def _consumed(record: Consumed, group: str) -> dict[str, str | int]:
+    found: dict[str, str | int] = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.operation.name": "process",
+        "messaging.destination.name": record.topic,
+        "messaging.destination.partition.id": str(record.partition),
+        "messaging.consumer.group.name": group,
+        "messaging.kafka.offset": record.offset,
+    }
+    if record.key is not None:
+        found["messaging.kafka.message.key"] = record.key
+    if record.event is not None:
+        found["golive.event_type"] = record.event.type_name()
+    return found
 
 
 def inject(headers: Headers) -> Headers:

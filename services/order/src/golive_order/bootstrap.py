@@ -41,7 +41,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     """The order API and, in the same process, the orders read model's projection."""
     verifier = Verifier(settings)  # before any connection: no keys, no start
     flags = Flags(settings.flags_file)  # a malformed flags file: no start either
-    tracing.setup(http.SERVICE)
+    tracing.setup(http.SERVICE, settings.version)
     engine = make_engine(settings.order_database_url)
     keys_engine = make_engine(settings.keys_database_url)
     orders.create_schema(engine)
@@ -55,6 +55,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     )
     lifespan = runner_lifespan(RunnerThreads([projector]), producer.close, flags.close)
     app = FastAPI(title="Golive order API", version=settings.version, lifespan=lifespan)
+    tracing.instrument(app)
     app.state.ordering = http.Ordering(
         settings=settings,
         engine=engine,
@@ -75,7 +76,7 @@ def process_manager_app(
     settings: OrderSettings, clock: Callable[[], datetime] = utc_now
 ) -> FastAPI:
     """The order process manager in its own process; HTTP only for health."""
-    tracing.setup(topology.ORDER_PROCESS_MANAGER.name)
+    tracing.setup(topology.ORDER_PROCESS_MANAGER.name, settings.version)
     processor = TransactionalProcessor(
         settings,
         make_serde(settings),
@@ -89,6 +90,7 @@ def process_manager_app(
         version=settings.version,
         lifespan=runner_lifespan(RunnerThreads([processor])),
     )
+    tracing.instrument(app)
     add_health(app, service_readiness(settings, [processor]))
     return app
 

@@ -36,7 +36,7 @@ def payment_app(
 ) -> FastAPI:
     """The processor deciding payments, the payments read model and its API, in one process."""
     verifier = Verifier(settings)  # before any connection: no keys, no start
-    tracing.setup(SERVICE)
+    tracing.setup(SERVICE, VERSION)
     engine = make_engine(settings.payment_database_url)
     payments.create_schema(engine)
     serde = make_serde(settings)
@@ -51,6 +51,7 @@ def payment_app(
         version=VERSION,
         lifespan=runner_lifespan(RunnerThreads([processor, projector])),
     )
+    tracing.instrument(app)
     app.state.engine = engine
     add_health(app, service_readiness(settings, [processor, projector], database_check(engine)))
     use_tokens(app, verifier)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -37,6 +38,7 @@ from golive_order.entrypoints.models import OrderAccepted, OrderCreate, OrderPag
 from golive_order.settings import OrderSettings
 
 SERVICE = "order"
+log = logging.getLogger(__name__)
 IN_FLIGHT_WAIT_S = 10.0
 RETRY_AFTER_S = "1"
 
@@ -121,6 +123,7 @@ async def place_order(
         await run_in_threadpool(keys.release, key)
         raise
     await run_in_threadpool(keys.complete, key, delivered.partition, delivered.offset)
+    log.info("order %s placed at %s:%s", order_id, delivered.partition, delivered.offset)
     return _accepted(response, order_id)
 
 
