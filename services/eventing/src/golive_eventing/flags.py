@@ -196,7 +196,7 @@ class Flags:
 
     def __init__(self, path: Path | None, *, poll_ms: int = POLL_MS) -> None:
         self.path = path
-        self._said: set[tuple[str, str]] = set()
+        self._said: dict[str, str] = {}  # flag -> why it fell back, said once until it reads
         self._failing: str | None = None
         self._lock = threading.Lock()
         # OpenFeature's registry is process-wide: a domain of its own per instance, so two
@@ -231,6 +231,7 @@ class Flags:
         if details.error_code is not None:
             self._fell_back(flag, f"{details.error_code}: {details.error_message or ''}")
             return flag.fallback
+        self._read(flag)
         found: FlagValue = details.value
         return found
 
@@ -242,11 +243,17 @@ class Flags:
             self._provider.shutdown()
             self._provider = None
 
+    def _read(self, flag: Flag) -> None:
+        """The flag reads again: if it falls back later, that is said again."""
+        if flag.key in self._said:
+            with self._lock:
+                self._said.pop(flag.key, None)
+
     def _fell_back(self, flag: Flag, why: str) -> None:
         with self._lock:
-            if (flag.key, why) in self._said:
+            if self._said.get(flag.key) == why:
                 return
-            self._said.add((flag.key, why))
+            self._said[flag.key] = why
         log.warning(
             "flag %s cannot be read from %s (%s): taking its fallback %s",
             flag.key,
@@ -279,10 +286,10 @@ class Flags:
             problem = None
         except FlagsFileError as exc:
             problem = str(exc)
+        changed_keys = set(details.flags_changed or [])
         with self._lock:
             self._failing = problem
-            self._said.clear()  # a flag that still falls back is said again
-        changed = ", ".join(sorted(details.flags_changed or [])) or "none"
+        changed = ", ".join(sorted(changed_keys)) or "none"
         if problem is None:
             log.info("flags read from %s; changed: %s", self.path, changed)
         else:
