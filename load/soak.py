@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "load"))
 from bench_platform import write_figures  # noqa: E402
-from golive_platform.config import PlatformConfig  # noqa: E402
+from golive_platform.config import SERVICE_PORTS, PlatformConfig  # noqa: E402
 from golive_platform.platform import Platform  # noqa: E402
 from golive_platform.process import free_port  # noqa: E402
 from golive_platform.testing import Cluster, suite_config  # noqa: E402
@@ -87,10 +87,7 @@ def main() -> int:
         registry_port=28081,
         registry_management_port=29001,
         postgres_port=25433,
-        order_port=free_port(),
-        order_process_manager_port=free_port(),
-        payment_port=free_port(),
-        audit_port=free_port(),
+        **{name: free_port() for name in SERVICE_PORTS},
     )
     platform = Platform(config, echo=lambda _line: None)
     started_platform = platform.ensure_up()

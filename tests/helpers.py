@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from confluent_kafka.admin import NewTopic
+from golive_cli.operations import unread
 from golive_cli.system import Cluster as Where
 from golive_cli.system import create_topics
 from golive_contracts.events import Event
@@ -17,6 +18,7 @@ from golive_eventing.clients import Connection
 from golive_eventing.producer import Delivered, EventProducer
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
+from golive_platform.config import SERVICE_PORTS, PlatformConfig
 from golive_platform.process import free_port
 from golive_platform.testing import Cluster, suite_config
 from golive_platform.tokens import Issuer
@@ -43,11 +45,8 @@ __all__ = [
 T = TypeVar("T")
 
 
-SERVICE_PORTS = ("order_port", "order_process_manager_port", "payment_port", "audit_port")
-
-
 def service_ports() -> dict[str, int]:
-    """Free ports for the four services, as suite_config overrides: a test's own instances."""
+    """Free ports for the service processes, as suite_config overrides: a test's own instances."""
     return {name: free_port() for name in SERVICE_PORTS}
 
 
@@ -78,6 +77,8 @@ class Topics:
             **self.names.settings(),
             "auth_jwks_file": issuer().jwks_path,
             "kafka_group_prefix": self.group_prefix,
+            # The committed flags: payment's route sends every order to the blue slot.
+            "flags_file": PlatformConfig().flags_source,
         }
 
     def group(self, name: str) -> str:
@@ -170,52 +171,8 @@ def read_topic(
 
 
 def lag(connection: Connection, group: str, topics: list[str]) -> int:
-    """How many committed records `group` has yet to read on `topics` (0: it has read them all).
-
-    A group's committed offset can stop short of the high watermark without anything left to
-    read: transaction markers (commit/abort) take offsets too. So behind the committed offset,
-    only records a read_committed consumer would get count.
-    """
-    from confluent_kafka import KafkaError, TopicPartition  # noqa: PLC0415
-
-    consumer = clients.consumer(connection, **{"group.id": group, "enable.auto.commit": False})
-    reader = clients.consumer(
-        connection,
-        **{
-            "group.id": f"{group}-lag-probe",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        },
-    )
-    try:
-        places = [
-            TopicPartition(topic, p)
-            for topic in topics
-            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ]
-        behind = []
-        for tp in consumer.committed(places, timeout=10):
-            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-            start = max(tp.offset, 0)
-            if start < high:
-                behind.append(TopicPartition(tp.topic, tp.partition, start))
-        if not behind:
-            return 0
-        reader.assign(behind)
-        unread, at_end = 0, set[tuple[str | None, int | None]]()
-        deadline = time.monotonic() + 10
-        while len(at_end) < len(behind) and time.monotonic() < deadline:
-            for msg in reader.consume(500, timeout=0.2):
-                error = msg.error()
-                if error is None:
-                    unread += 1
-                elif error.code() == KafkaError._PARTITION_EOF:
-                    at_end.add((msg.topic(), msg.partition()))
-        return unread if len(at_end) == len(behind) else max(unread, 1)
-    finally:
-        consumer.close()
-        reader.close()
+    """How many committed records `group` has yet to read on `topics` (golive_cli.operations)."""
+    return unread(connection, group, topics)
 
 
 def events_on(cluster: Cluster, topics: Topics, topic: str) -> list[Event]:

@@ -16,7 +16,7 @@ import pytest
 from golive_cli.main import app
 from golive_cli.system import TOKEN_ENV
 from golive_contracts.scopes import Scope
-from golive_contracts.topology import ORDERS, PAYMENTS
+from golive_contracts.topology import ORDERS, PAYMENT_BLUE, PAYMENTS
 from golive_payment.domain.rules import card_last4, decide_payment
 from golive_platform.testing import Cluster
 from typer.testing import CliRunner
@@ -300,9 +300,13 @@ def test_one_order_is_one_trace_from_the_http_request_through_every_hop(system: 
             return None
         server = servers[0]
         placed = hop(server.span_id, "order", f"send {names.topic(ORDERS)}")
-        decided = placed and hop(
-            placed.span_id, "payment", f"process {names.topic(ORDERS)}", "payment"
+        # payment's router hands it to the version slot the route names (blue), which decides.
+        routed = placed and hop(
+            placed.span_id, "payment", f"process {names.topic(ORDERS)}", "payment-router"
         )
+        blue = names.inputs(PAYMENT_BLUE)[0]
+        handed = routed and hop(routed.span_id, "payment", f"send {blue}")
+        decided = handed and hop(handed.span_id, "payment", f"process {blue}", "payment-blue")
         paid = decided and hop(decided.span_id, "payment", f"send {names.topic(PAYMENTS)}")
         settled = paid and hop(
             paid.span_id, "order-process-manager", f"process {names.topic(PAYMENTS)}"

@@ -63,7 +63,7 @@ def test_recorder_keeps_events_poison_and_dead_letters(
     raw = clients.producer(cluster.connection)
     raw.produce(topics.orders, key=b"poison-key", value=b"not avro at all")
     raw.produce(
-        dlq_topic(topics.orders, "payment"),
+        dlq_topic(topics.orders, "payment-blue"),
         key=str(first.order_id).encode(),
         value=b"\x00dead",
         headers=[("dlq.error", b"boom")],
@@ -87,7 +87,7 @@ def test_recorder_keeps_events_poison_and_dead_letters(
     assert "magic byte" in poison["decode_error"]
     assert (poison["payload"], poison["raw_base64"], poison["masked"]) == (None, None, True)
 
-    dead = next(i for i in items if i["topic"] == dlq_topic(topics.orders, "payment"))
+    dead = next(i for i in items if i["topic"] == dlq_topic(topics.orders, "payment-blue"))
     assert ["dlq.error", "boom"] in dead["headers"]
 
     # Filters: type, key, correlation id, and a time window that excludes everything.
@@ -107,7 +107,7 @@ def test_recorder_keeps_events_poison_and_dead_letters(
     timeline = audit.get(f"/orders/{first.order_id}/timeline").json()
     assert [(i["topic"], i["event_type"]) for i in timeline] == [
         (topics.orders, "OrderPlaced"),
-        (dlq_topic(topics.orders, "payment"), None),
+        (dlq_topic(topics.orders, "payment-blue"), None),
     ]
     # The raw bytes are kept: shown to a reader who may see personal data (last: that read is
     # itself recorded, and would be counted above).

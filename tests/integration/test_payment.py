@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 from fastapi.testclient import TestClient
 from golive_contracts.events import Event, PaymentAuthorized, PaymentDeclined
 from golive_contracts.scopes import Scope
-from golive_payment.bootstrap import payment_app
+from golive_payment.bootstrap import payment_app, slot_app
 from golive_payment.settings import PaymentSettings
 from golive_platform.testing import Cluster
 
@@ -16,6 +17,10 @@ from tests.factories import order_placed
 from tests.helpers import Topics, events_on, eventually, issuer, publisher
 
 pytestmark = pytest.mark.integration
+
+
+def _ready(client: TestClient) -> bool:
+    return client.get("/readyz").status_code == 200
 
 
 @pytest.fixture
@@ -26,8 +31,13 @@ def payment(
         {**topics.env(cluster), "payment_database_url": database_url, "instance_id": unique}
     )
     headers = issuer().headers(Scope.READ_PAYMENTS)
-    with TestClient(payment_app(settings), headers=headers) as client:
-        eventually(lambda: client.get("/readyz").status_code == 200, 30, "payment to be ready")
+    # The router, read model and API; and the blue version slot, where the route sends orders.
+    with (
+        TestClient(payment_app(settings), headers=headers) as client,
+        TestClient(slot_app(settings)) as blue,
+    ):
+        for app in (client, blue):
+            eventually(partial(_ready, app), 30, "payment to be ready")
         yield client
 
 

@@ -21,7 +21,7 @@ from golive_contracts.scopes import Scope
 from golive_eventing import clients
 from golive_order.bootstrap import order_app, process_manager_app
 from golive_order.settings import OrderSettings
-from golive_payment.bootstrap import payment_app
+from golive_payment.bootstrap import payment_app, slot_app
 from golive_payment.settings import PaymentSettings
 from golive_platform.testing import Cluster
 
@@ -54,6 +54,7 @@ def services(
                 {**env, "payment_database_url": f"sqlite:///{tmp_path / 'payment.db'}"}
             )
         ),
+        "payment-blue": slot_app(PaymentSettings.model_validate(env)),
         "audit": audit_app(
             AuditSettings.model_validate(
                 {**env, "audit_database_url": f"sqlite:///{tmp_path / 'audit.db'}"}

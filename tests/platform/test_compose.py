@@ -105,6 +105,8 @@ def test_services_run_after_the_schemas_are_registered(compose: dict[str, Any]) 
         "order": CONFIG.order_port,
         "order-pm": CONFIG.order_process_manager_port,
         "payment": CONFIG.payment_port,
+        "payment-blue": CONFIG.payment_blue_port,
+        "payment-green": CONFIG.payment_green_port,
         "audit": CONFIG.audit_port,
     }
     for service, port in ports.items():
@@ -131,7 +133,7 @@ def test_services_verify_tokens_with_the_public_keys_only(compose: dict[str, Any
     """The services take the local issuer's tokens (golive_platform.tokens), and see its public
     JWKS, never the volume that holds the signing key."""
     assert "credentials init" in " ".join(compose["api-keys"]["command"])
-    for name in ("order", "order-pm", "payment", "audit"):
+    for name in ("order", "order-pm", "payment", "payment-blue", "payment-green", "audit"):
         service = compose[name]
         env = service["environment"]
         assert env["AUTH_JWKS_FILE"] == "/keys/token-keys.json", name

@@ -199,6 +199,7 @@ def test_under_load_the_supervisor_brings_back_whatever_is_killed_and_every_orde
         for name, log in (
             ("kafka", "server.log"),
             ("payment", "payment.log"),
+            ("payment-blue", "payment-blue.log"),
             ("order-pm", "order-pm.log"),
             ("order", "order.log"),
             ("audit", "audit.log"),
@@ -278,6 +279,8 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
         ["order", "ready"],
         ["order-pm", "ready"],
         ["payment", "ready"],
+        ["payment-blue", "ready"],
+        ["payment-green", "ready"],
         ["audit", "ready"],
     ]
     admin = clients.admin(config.connection())
@@ -295,7 +298,10 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=90) == 0
     tail = _read_until(lines, "stopped:", timeout_s=5)
-    assert "stopped: audit, payment, order-pm, order, registry, kafka" in tail
+    assert (
+        "stopped: audit, payment-green, payment-blue, payment, order-pm, order, registry, kafka"
+        in tail
+    )
     assert golive(config, "platform", "status").returncode == 1
 
     restarted = golive(config, "platform", "up", "--postgres")
@@ -304,7 +310,10 @@ def test_run_until_ctrl_c_then_up_on_postgresql_keeps_the_data(
     assert kept in clients.admin(config.connection()).list_topics(timeout=10).topics
     _runs_on_postgresql(config)
     down = golive(config, "platform", "down")
-    assert "stopped: audit, payment, order-pm, order, registry, postgres, kafka" in down.stdout
+    assert (
+        "stopped: audit, payment-green, payment-blue, payment, order-pm, order, registry, postgres, kafka"
+        in down.stdout
+    )
     assert golive(config, "platform", "clean").returncode == 0
     assert not config.data_dir.exists()
 
@@ -318,6 +327,8 @@ def _runs_on_postgresql(config: PlatformConfig) -> None:
         ["order", "ready"],
         ["order-pm", "ready"],
         ["payment", "ready"],
+        ["payment-blue", "ready"],
+        ["payment-green", "ready"],
         ["audit", "ready"],
     ]
     with psycopg.connect(config.postgres_url) as conn:

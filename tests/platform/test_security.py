@@ -70,7 +70,7 @@ def test_a_service_writes_its_own_topics_and_no_other(cluster: Cluster, topics: 
 def test_a_service_cannot_join_another_service_s_group(cluster: Cluster, topics: Topics) -> None:
     if not cluster.services:
         pytest.skip("a cluster with a login per service")
-    group = topics.group("payment")
+    group = topics.group("payment-blue")
     audit = clients.consumer(
         cluster.services["audit"], **{"group.id": group, "auto.offset.reset": "earliest"}
     )

@@ -44,7 +44,10 @@ def system(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             "LOG_LEVEL": "INFO",
         }
-        with started(config, service_specs(config, where, topics.names, env=env)):
+        # The route sends every order to blue: the green slot would only idle (the release
+        # tests run it: tests/reliability/test_release.py).
+        specs = service_specs(config, where, topics.names, env=env, slots=("blue",))
+        with started(config, specs):
             yield System(
                 config,
                 topics,

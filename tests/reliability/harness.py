@@ -46,6 +46,11 @@ from tests.helpers import Topics, free_port, read_topic
 CARDS = ("tok_visa_4242", "tok_visa_4242", "tok_visa_4242", "tok_visa_9995", "tok_visa_0002")
 
 
+# What takes an order to its end: the order API, the process manager, payment's router (with its
+# read model and API) and the version slot the route names (blue; the release tests start green).
+PIPELINE = ("order", "order-pm", "payment", "payment-blue")
+
+
 @dataclass
 class Services:
     """The four services (and a second payment instance, `payment-b`) on a test's own topics."""
@@ -58,12 +63,12 @@ class Services:
     def on(cls, cluster: Cluster, topics: Topics, config: PlatformConfig, **env: str) -> Services:
         where = Where(cluster.connection, cluster.services)
         specs = {s.name: s for s in service_specs(config, where, topics.names, env=env)}
-        second = free_port()
-        specs["payment-b"] = dataclasses.replace(
-            specs["payment"],
-            name="payment-b",
+        second = free_port()  # a second instance of the blue slot, for a failover
+        specs["payment-blue-b"] = dataclasses.replace(
+            specs["payment-blue"],
+            name="payment-blue-b",
             port=second,
-            env={**specs["payment"].env, "PAYMENT_PORT": str(second), "INSTANCE_ID": "1"},
+            env={**specs["payment-blue"].env, "PAYMENT_SLOT_PORT": str(second), "INSTANCE_ID": "1"},
         )
         return cls(config, specs)
 

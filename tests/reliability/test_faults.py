@@ -34,6 +34,7 @@ from tests.helpers import (
     service_ports,
 )
 from tests.reliability.harness import (
+    PIPELINE,
     Services,
     all_settled,
     new_orders,
@@ -69,7 +70,7 @@ def system(
         PAYMENT_TIMEOUT_S=str(DEADLINE_S),
         UNKNOWN_SCHEMA_GRACE_S=str(UNKNOWN_SCHEMA_GRACE_S),
     )
-    services.start("order", "order-pm", "payment", "audit")
+    services.start(*PIPELINE, "audit")
     try:
         yield services
     finally:
@@ -99,8 +100,11 @@ def test_kill_9_payment_mid_stream_then_restart(
     orders = new_orders(1000)
     publish(cluster, topics, orders[:300], per_second=200)
     eventually(lambda: outcome(cluster, topics).payments, 30, "the first payments", every_s=0.5)
-    system.kill("payment")  # mid-batch, mid-transaction: whatever it was doing
-    publish(cluster, topics, orders[300:], per_second=400)
+    system.kill("payment-blue")  # the slot deciding: mid-batch, mid-transaction
+    publish(cluster, topics, orders[300:600], per_second=400)
+    system.start("payment-blue")
+    system.kill("payment")  # the router handing it the orders, mid-transaction too
+    publish(cluster, topics, orders[600:], per_second=400)
     system.start("payment")
 
     _exactly_once(_wait_settled(cluster, topics, orders), orders)
@@ -117,7 +121,10 @@ def test_a_duplicated_order_placed_and_a_replayed_partition_pay_once(
     replayed = _copy_partition(cluster, topics.orders, 0)
     assert replayed > 0
     eventually(
-        lambda: lag(cluster.connection, topics.group("payment"), [topics.orders]) == 0,
+        lambda: (
+            lag(cluster.connection, topics.group("payment-router"), [topics.orders]) == 0
+            and lag(cluster.connection, topics.group("payment-blue"), _slot_input(topics)) == 0
+        ),
         30,
         "payment to read the duplicates",
         every_s=0.5,
@@ -198,13 +205,14 @@ def test_poison_records_go_to_each_groups_dlq_and_the_line_keeps_moving(
     publish(cluster, topics, later)
 
     _wait_settled(cluster, topics, later)  # later records still flow
-    for group in ("payment", "order-projector", "order-process-manager"):
+    for group in ("payment-blue", "order-projector", "order-process-manager"):
         dead = _records(cluster, dlq_topic(topics.orders, group))
         by_key = {d["key"]: d for d in dead}
         for kind, key in keys.items():
             assert key in by_key, f"{kind}: not in {group}'s DLQ"
             headers = by_key[key]["headers"]
-            assert headers["dlq.source.topic"] == topics.orders
+            # Where it read it: the blue slot, what the router handed it.
+            assert headers["dlq.source.topic"] == topics.names.inputs(topology.group(group))[0]
             assert headers["dlq.group"] == group
             assert {"dlq.error", "dlq.source.partition", "dlq.source.offset"} <= headers.keys()
     # The journey each belonged to still ends: payment declined it as unprocessable.
@@ -214,6 +222,10 @@ def test_poison_records_go_to_each_groups_dlq_and_the_line_keeps_moving(
         "unprocessable declines",
     )
     assert declined == set(keys.values())
+
+
+def _slot_input(topics: Topics) -> list[str]:
+    return topics.names.inputs(topology.PAYMENT_BLUE)
 
 
 def _declined_unprocessable(cluster: Cluster, topics: Topics, keys: set[str]) -> set[str] | None:
@@ -241,7 +253,7 @@ def _records(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
 
 def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topics: Topics) -> None:
     payment_dlq, projector_dlq = (
-        dlq_topic(topics.orders, "payment"),
+        dlq_topic(topics.orders, "payment-blue"),
         dlq_topic(topics.orders, "order-projector"),
     )
     before_payment, before_projector = (
@@ -249,7 +261,7 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
         len(_records(cluster, projector_dlq)),
     )
     env = cluster.connection.env()
-    done = _golive(["dlq", "redrive", "--topic", topics.orders, "--group", "payment"], env)
+    done = _golive(["dlq", "redrive", "--topic", topics.orders, "--group", "payment-blue"], env)
     assert f"redrove {before_payment} record(s)" in done.stdout
     # Still poison: payment dead-letters them again; no other group takes them.
     eventually(
@@ -264,7 +276,7 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
     )
     assert len(_records(cluster, projector_dlq)) == before_projector
     again = _golive(
-        ["dlq", "redrive", "--topic", topics.orders, "--group", "payment", "--dry-run"], env
+        ["dlq", "redrive", "--topic", topics.orders, "--group", "payment-blue", "--dry-run"], env
     )
     assert f"would redrive {before_payment} record(s)" in again.stdout  # only the new dead letters
 
@@ -290,7 +302,7 @@ def _golive(
 def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing(
     system: Services, cluster: Cluster, topics: Topics
 ) -> None:
-    system.stop("payment")
+    system.stop("payment-blue")  # the slot that decides
     orders = new_orders(5)
     publish(cluster, topics, orders)
 
@@ -299,7 +311,7 @@ def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing
         return all(found.cancel_reasons.get(str(o.order_id)) == "payment_timeout" for o in orders)
 
     eventually(timed_out, DEADLINE_S + 20, "the deadline to cancel the orders", every_s=0.5)
-    system.start("payment")  # the late payments arrive now
+    system.start("payment-blue")  # the late payments arrive now
     found = _wait_settled(cluster, topics, orders)
     _exactly_once(found, orders)
     assert all(found.cancel_reasons[str(o.order_id)] == "payment_timeout" for o in orders)
@@ -318,10 +330,10 @@ def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing
 def test_two_payment_instances_one_killed_under_load(
     system: Services, cluster: Cluster, topics: Topics
 ) -> None:
-    system.start("payment-b")
+    system.start("payment-blue-b")
     orders = new_orders(600)
     publish(cluster, topics, orders[:200], per_second=200)
-    system.kill("payment")  # its partitions move to payment-b
+    system.kill("payment-blue")  # its partitions move to payment-blue-b
     publish(cluster, topics, orders[200:], per_second=300)
 
     _exactly_once(_wait_settled(cluster, topics, orders, timeout_s=120), orders)

@@ -26,6 +26,7 @@ from tests.helpers import Topics, eventually, make_topics, read_topic, service_p
 from tests.instances import Broker, Registry, own_registry
 from tests.reliability.harness import (
     ANSWER_WITHIN_S,
+    PIPELINE,
     Answer,
     Clients,
     Outcome,
@@ -69,7 +70,7 @@ def test_broker_stopped_while_orders_are_placed(own_broker: Broker, cluster: Clu
     )
     topics = make_topics(own, f"brk{uuid.uuid4().hex[:8]}", partitions=3)
     services = Services.on(own, topics, config)
-    services.start("order", "order-pm", "payment")
+    services.start(*PIPELINE)
     try:
         with Clients(services.url("order"), services.headers) as clients:
             eventually(lambda: clients.count(202, "up") >= 30, 60, "30 orders accepted")
@@ -172,7 +173,7 @@ def test_registry_restarted_mid_stream(registry: Registry, cluster: Cluster) -> 
     )
     assert v1.schema_id is not None
     services = Services.on(own, topics, config)
-    services.start("order", "order-pm", "payment")
+    services.start(*PIPELINE)
     order_ids: list[str] = []
     try:
         with httpx.Client(

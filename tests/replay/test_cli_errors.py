@@ -30,7 +30,7 @@ WINDOW = ["--from", "2026-11-24T10:00:00Z", "--to", "2026-11-24T10:05:00Z"]
         (["regress", "missing.gz"], "missing.gz: no such file"),
         (["inspect", *WINDOW, "--source", "s3"], "--source 's3'"),
         (["dlq", "redrive", "--topic", "orders", "--group", "payments"],
-         "no consumer group 'payments': one of order-projector, payment,"),
+         "no consumer group 'payments': one of order-projector, payment-router, payment-blue,"),
         (["dlq", "redrive", "--topic", "orders", "--group", "audit"], "no dead letters"),
     ],
 )  # fmt: skip

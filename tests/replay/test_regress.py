@@ -25,17 +25,18 @@ from tests.helpers import eventually
 pytestmark = pytest.mark.e2e
 
 CARDS = ["tok_visa_4242", "tok_mc_1111", "tok_visa_0002", "tok_amex_1111", "tok_visa_5556"]
-# The candidate build's changed rule, applied inside its payment process: cards ending 1111 decline.
+# The candidate build's changed rule, applied inside the payment slot that decides (the route
+# sends every order to blue): cards ending 1111 decline.
 STRICTER_PAYMENT = (
     "import golive_payment.domain.rules as rules; rules.TEST_CARDS['1111'] = 'card_declined'; "
-    "from golive_payment.bootstrap import main; main()"
+    "from golive_payment.bootstrap import slot; slot()"
 )
 
 
 def stricter_payment(specs: list[ServiceSpec]) -> list[ServiceSpec]:
     return [
         dataclasses.replace(s, argv=[sys.executable, "-c", STRICTER_PAYMENT])
-        if s.name == "payment"
+        if s.name == "payment-blue"
         else s
         for s in specs
     ]

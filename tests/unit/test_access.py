@@ -34,9 +34,17 @@ def _topics(principal: str, operation: Operation, names: Names = NAMES) -> set[s
 def test_a_service_writes_only_the_topics_it_owns() -> None:
     assert _topics("payment", Operation.WRITE) == {
         "payments",
-        "orders.payment.dlq",
         "payments.payment-projector.dlq",
-        "orders.payment.state",
+        # The router hands each version slot its orders, and keeps its pins.
+        "orders.payment-blue",
+        "orders.payment-green",
+        "orders.payment-router.state",
+        # Each slot: its dead letters, its state, and the shadow outputs either may write.
+        "orders.payment-blue.dlq",
+        "orders.payment-green.dlq",
+        "orders.payment-blue.state",
+        "orders.payment-green.state",
+        "payments.shadow",
     }
     assert _topics("order", Operation.WRITE) == {
         "orders",
@@ -60,8 +68,16 @@ def test_every_event_topic_has_exactly_its_writer() -> None:
 
 
 def test_a_service_reads_what_its_groups_read_and_restores_its_own_state() -> None:
-    assert _topics("payment", Operation.READ) == {"orders", "payments", "orders.payment.state"}
-    assert "orders.payment.state" not in _topics("order", Operation.READ)
+    assert _topics("payment", Operation.READ) == {
+        "orders",  # the router
+        "orders.payment-blue",  # each slot, what the router hands it
+        "orders.payment-green",
+        "payments",  # the read model
+        "orders.payment-router.state",
+        "orders.payment-blue.state",
+        "orders.payment-green.state",
+    }
+    assert "orders.payment-blue.state" not in _topics("order", Operation.READ)
 
 
 def test_the_recorder_reads_every_topic_and_every_dead_letter() -> None:
@@ -82,10 +98,16 @@ def test_groups_and_transactional_ids_are_each_service_s_own() -> None:
         # A changelog restore only assigns, but looks up its group's coordinator.
         ("order", Resource.GROUP, "order-process-manager-restore", Pattern.LITERAL),
         ("order", Resource.TRANSACTIONAL_ID, "order-process-manager-", Pattern.PREFIXED),
-        ("payment", Resource.GROUP, "payment", Pattern.LITERAL),
-        ("payment", Resource.GROUP, "payment-restore", Pattern.LITERAL),
+        *(
+            found
+            for group in ("payment-router", "payment-blue", "payment-green")
+            for found in (
+                ("payment", Resource.GROUP, group, Pattern.LITERAL),
+                ("payment", Resource.GROUP, f"{group}-restore", Pattern.LITERAL),
+                ("payment", Resource.TRANSACTIONAL_ID, f"{group}-", Pattern.PREFIXED),
+            )
+        ),
         ("payment", Resource.GROUP, "payment-projector", Pattern.LITERAL),
-        ("payment", Resource.TRANSACTIONAL_ID, "payment-", Pattern.PREFIXED),
         ("audit", Resource.GROUP, "audit", Pattern.LITERAL),
     }
 
@@ -94,16 +116,22 @@ def test_an_environment_s_grants_name_only_its_own_resources() -> None:
     test_env = Names.suffixed("t1")
     assert _topics("payment", Operation.WRITE, test_env) == {
         "payments.t1",
-        "orders.t1.payment.dlq",
         "payments.t1.payment-projector.dlq",
-        "orders.t1.payment.state",
+        "orders.t1.payment-blue",
+        "orders.t1.payment-green",
+        "orders.t1.payment-router.state",
+        "orders.t1.payment-blue.dlq",
+        "orders.t1.payment-green.dlq",
+        "orders.t1.payment-blue.state",
+        "orders.t1.payment-green.state",
+        "payments.t1.shadow",
     }
     assert resources(test_env).isdisjoint(resources(NAMES))
-    assert Grant("payment", Resource.GROUP, "t1.payment", Operation.READ) in grants(test_env)
+    assert Grant("payment", Resource.GROUP, "t1.payment-blue", Operation.READ) in grants(test_env)
     assert Grant(
         "payment",
         Resource.TRANSACTIONAL_ID,
-        "t1.payment-",
+        "t1.payment-blue-",
         Operation.WRITE,
         Pattern.PREFIXED,
     ) in grants(test_env)

@@ -37,8 +37,15 @@ def test_writers_and_readers_follow_the_catalogue() -> None:
     operations = document(CATALOGUE)["operations"]
     assert operations["orderSendsOrders"]["action"] == "send"
     assert operations["paymentSendsPayments"]["action"] == "send"
-    payment_reads = operations["paymentReceivesOrders"]
-    assert payment_reads["messages"] == [{"$ref": "#/channels/orders/messages/OrderPlaced"}]
-    assert payment_reads["bindings"]["kafka"]["groupId"]["enum"] == ["payment"]
-    dlq = operations["paymentDeadLettersOrders"]["channel"]["$ref"]
-    assert dlq == "#/channels/ordersPaymentDlq"
+    routed = operations["paymentRouterReceivesOrders"]
+    assert routed["messages"] == [{"$ref": "#/channels/orders/messages/OrderPlaced"}]
+    assert routed["bindings"]["kafka"]["groupId"]["enum"] == ["payment-router"]
+    handed = operations["paymentRouterSendsOrdersPaymentBlue"]
+    assert handed["channel"]["$ref"] == "#/channels/ordersPaymentBlue"
+    slot_reads = operations["paymentBlueReceivesOrdersPaymentBlue"]
+    assert slot_reads["messages"] == [{"$ref": "#/channels/ordersPaymentBlue/messages/OrderPlaced"}]
+    assert slot_reads["bindings"]["kafka"]["groupId"]["enum"] == ["payment-blue"]
+    dlq = operations["paymentBlueDeadLettersOrders"]["channel"]["$ref"]
+    assert dlq == "#/channels/ordersPaymentBlueDlq"
+    shadow = operations["paymentSendsShadowPayments"]["channel"]["$ref"]
+    assert shadow == "#/channels/paymentsShadow"

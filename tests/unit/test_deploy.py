@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
 import pytest
 import yaml
-from golive_cli.deploy import DeployError, Step, render, rollout_plan, run_rollout
+from golive_cli.deploy import SLOT_RULES, DeployError, Step, render, rollout_plan, run_rollout
 from golive_cli.system import PROCESS_SERVICE
 
 pytestmark = pytest.mark.unit
@@ -28,6 +29,7 @@ def test_render_fills_every_image_and_keeps_consumers_up(tmp_path: Path) -> None
         "payment.yaml",
         "audit.yaml",
         "order-process-manager.yaml",
+        "payment-slots.yaml",
     }
     for path in written:
         assert "${" not in path.read_text(), path
@@ -41,6 +43,30 @@ def test_render_fills_every_image_and_keeps_consumers_up(tmp_path: Path) -> None
         ]
     (manager,) = _docs(tmp_path / "order-process-manager.yaml")
     assert manager["kind"] == "Deployment"
+
+
+def test_render_runs_payment_s_version_slots_beside_its_router_and_the_route(
+    tmp_path: Path,
+) -> None:
+    render(SOURCE, tmp_path, version="1.4.0", registry="r")
+    slots = {d["metadata"]["name"]: d for d in _docs(tmp_path / "payment-slots.yaml")}  # type: ignore[index]
+    assert set(slots) == {"payment-blue", "payment-green"}
+    for name, slot in slots.items():
+        (container,) = slot["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert container["command"] == ["golive-payment-slot"]
+        assert env["PAYMENT_RULES"] == SLOT_RULES[env["PAYMENT_SLOT"]]
+        assert name == f"payment-{env['PAYMENT_SLOT']}"
+    (router,) = _docs(tmp_path / "payment.yaml")
+    mounts = router["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]  # type: ignore[index]
+    assert mounts == [{"name": "flags", "mountPath": "/flags", "readOnly": True}]
+    flags = next(
+        d
+        for d in _docs(tmp_path / "config.yaml")
+        if d["metadata"]["name"] == "golive-flags"  # type: ignore[index]
+    )
+    route = json.loads(flags["data"]["flags.json"])["flags"]["payment-route"]  # type: ignore[index]
+    assert route["defaultVariant"] == "blue"
 
 
 def test_each_workload_logs_in_to_kafka_as_its_service_and_trusts_the_identity_provider(

@@ -39,6 +39,18 @@ def pom_properties(pom: Path) -> dict[str, str]:
     }
 
 
+# The service processes' ports: a test or a tool running its own instances picks a free port for
+# each (golive_platform.testing, golive_cli.recorder.environment, load/soak.py).
+SERVICE_PORTS = (
+    "order_port",
+    "order_process_manager_port",
+    "payment_port",
+    "payment_blue_port",
+    "payment_green_port",
+    "audit_port",
+)
+
+
 def _default_cache() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "golive"
@@ -62,6 +74,9 @@ class PlatformConfig(BaseSettings):
     order_port: int = 8000
     order_process_manager_port: int = 8010
     payment_port: int = 8020
+    # The version slots' processes (health only): payment's router hands them the orders.
+    payment_blue_port: int = 8021
+    payment_green_port: int = 8022
     audit_port: int = 8030
 
     # Sized for a laptop: together well under 1.2 GB resident (see make bench-platform).

@@ -11,7 +11,7 @@ from typing import Literal
 from golive_eventing.clients import Connection
 
 from golive_platform import acls
-from golive_platform.config import PlatformConfig
+from golive_platform.config import SERVICE_PORTS, PlatformConfig
 from golive_platform.containers import ContainerSpec, container_platform, load_compose
 from golive_platform.credentials import REGISTRY, SERVICES
 from golive_platform.kafka import admin_client
@@ -69,10 +69,7 @@ def config_env(config: PlatformConfig) -> dict[str, str]:
         "registry_port",
         "registry_management_port",
         "postgres_port",
-        "order_port",
-        "order_process_manager_port",
-        "payment_port",
-        "audit_port",
+        *SERVICE_PORTS,
         "kafka_heap",
         "registry_heap",
         "kafka_version",

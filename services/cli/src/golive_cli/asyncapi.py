@@ -21,6 +21,8 @@ from golive_platform.topics import Catalogue, TopicSpec, resolve
 AVRO_FORMAT = "application/vnd.apache.avro+json;version=1.9.0"
 KAFKA_BINDING = "0.5.0"
 DLQ_SUFFIX = ".dlq"
+STATE_SUFFIX = ".state"
+NAMES = topology.Names()
 
 
 def document(
@@ -36,7 +38,9 @@ def document(
         by_topic.setdefault(event.topic, []).append(event)
     channels: dict[str, Any] = {}
     for name, spec in production.items():
-        source = name.split(".", 1)[0] if name.endswith(DLQ_SUFFIX) else name
+        # A dead-letter, slot or shadow topic carries its event topic's records; a changelog
+        # carries state, no events.
+        source = name if name.endswith(STATE_SUFFIX) else name.split(".", 1)[0]
         if source not in by_topic:
             continue  # the registry's own topics carry no events of ours
         channels[_id(name)] = _channel(spec, described[name], by_topic[source])
@@ -51,16 +55,16 @@ def document(
             "messages": [_message_ref(topic, e) for e in carried],
         }
     for sub in groups:
-        for topic in sub.reads:
+        for topic, read in zip(sub.reads, NAMES.inputs(sub), strict=True):
             carried = [
                 e for e in by_topic[topic] if not sub.handles or e.type_name() in sub.handles
             ]
-            operations[f"{_camel(sub.name)}Receives{_cap(_id(topic))}"] = {
+            operations[f"{_camel(sub.name)}Receives{_cap(_id(read))}"] = {
                 "action": "receive",
-                "title": f"{sub.service} ({sub.name}) reads {topic}",
+                "title": f"{sub.service} ({sub.name}) reads {read}",
                 "summary": sub.description,
-                "channel": {"$ref": f"#/channels/{_id(topic)}"},
-                "messages": [_message_ref(topic, e) for e in carried],
+                "channel": {"$ref": f"#/channels/{_id(read)}"},
+                "messages": [_message_ref(read, e) for e in carried],
                 "bindings": {
                     "kafka": {
                         "groupId": {"type": "string", "enum": [sub.name]},
@@ -68,6 +72,7 @@ def document(
                     }
                 },
             }
+            operations |= _routing(sub, carried, by_topic)
             dlq = dlq_topic(topic, sub.name)
             if sub.dead_letters and _id(dlq) in channels:
                 operations[f"{_camel(sub.name)}DeadLetters{_cap(_id(topic))}"] = {
@@ -179,6 +184,33 @@ def _message(event: type[Event]) -> dict[str, Any]:
             }
         },
     }
+
+
+def _routing(
+    sub: Group, carried: Sequence[type[Event]], by_topic: dict[str, list[type[Event]]]
+) -> dict[str, Any]:
+    """A router's sends to each version slot; the shadow topic a slot writes (ADR 0012)."""
+    found: dict[str, Any] = {}
+    if sub.kind is topology.Kind.ROUTER:
+        for slot_topic in (t for ts in NAMES.slot_inputs(sub).values() for t in ts):
+            found[f"{_camel(sub.name)}Sends{_cap(_id(slot_topic))}"] = {
+                "action": "send",
+                "title": f"{sub.name} hands {slot_topic} its records",
+                "summary": "Each key to one version slot, pinned for good (ADR 0012).",
+                "channel": {"$ref": f"#/channels/{_id(slot_topic)}"},
+                "messages": [_message_ref(slot_topic, e) for e in carried],
+            }
+    for shadow in NAMES.shadow_topics(sub) if sub.slot == topology.SLOTS[0] else []:
+        written = shadow.split(".", 1)[0]
+        found[f"{_camel(sub.service)}SendsShadow{_cap(_id(written))}"] = {
+            "action": "send",
+            "title": f"the {sub.service} version in shadow writes {shadow}",
+            "summary": "What a candidate decides on the router's shadow copies, for the "
+            f"comparison with {written}; never read as real.",
+            "channel": {"$ref": f"#/channels/{_id(shadow)}"},
+            "messages": [_message_ref(shadow, e) for e in by_topic[written]],
+        }
+    return found
 
 
 def _message_ref(topic: str, event: type[Event]) -> dict[str, str]:

@@ -19,7 +19,11 @@ from string import Template
 from typing import Any
 
 KNATIVE_SERVICES = ("order", "payment", "audit")
-DEPLOYMENTS = ("order-process-manager",)
+DEPLOYMENTS = ("order-process-manager", "payment-slots")
+# The version of payment's rules each slot runs (make run, compose, Kubernetes): blue the live
+# one, green the candidate (golive_payment.domain.rules), as a release puts a new image in the
+# idle slot.
+SLOT_RULES = {"blue": "1", "green": "2"}
 NAMESPACE = "golive"
 # What the rendered services log in to Kafka with, and whose API tokens they trust, unless told.
 KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
@@ -98,6 +102,8 @@ def render(
                 AUTH_ISSUER=auth_issuer,
                 AUTH_JWKS_URL=auth_jwks_url,
                 FLAGS_JSON=json.dumps(flags, separators=(",", ":")),
+                BLUE_RULES=SLOT_RULES["blue"],
+                GREEN_RULES=SLOT_RULES["green"],
                 TRAFFIC=_traffic_block(service, version, previous)
                 if service in KNATIVE_SERVICES
                 else "",

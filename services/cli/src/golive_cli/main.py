@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from golive_platform.config import PlatformConfig
@@ -17,8 +17,12 @@ from golive_cli import deploy
 from golive_cli.recorder.cli import register as register_recorder
 
 if TYPE_CHECKING:
+    from golive_contracts.topology import Names
     from golive_eventing.rebuild import Progress
     from golive_platform.platform import Platform
+
+    from golive_cli.release import Route
+    from golive_cli.shadow import Comparison
 
 # Commands import what they use when they run: `golive platform status` should not pay for
 # SQLAlchemy, the schema registry client and the rebuild machinery (seconds on a small machine).
@@ -41,6 +45,11 @@ flags_app = typer.Typer(
     help="Feature flags (infra/flags/flags.json, flagd's format; docs/flags.md)."
 )
 app.add_typer(flags_app, name="flags")
+release_app = typer.Typer(
+    help="Releases by routing: a routed group's version slots, switched by its route "
+    "(ADR 0012, docs/runbooks/release-a-new-version.md)."
+)
+app.add_typer(release_app, name="release")
 deploy_app = typer.Typer(help="The go-live path: Kubernetes manifests and a blue/green rollout.")
 app.add_typer(deploy_app, name="deploy")
 
@@ -587,6 +596,195 @@ def dlq_redrive(
     typer.echo(f"{verb} {found.records} record(s) from {found.dlq} to group {group}")
     for source, count in sorted(found.by_source.items()):
         typer.echo(f"  {source}: {count}")
+
+
+Service = Annotated[str, typer.Argument(help="The routed group, e.g. payment.")]
+FlagsFile = Annotated[
+    Path | None,
+    typer.Option("--flags", help="The flags the router reads (default: make run's copy)."),
+]
+
+
+def _released(
+    service: str, flags: Path | None, action: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    """Rewrite the route as `action` says, and say what it was and what it is."""
+    from golive_eventing.flags import read, write  # noqa: PLC0415
+
+    from golive_cli import release  # noqa: PLC0415
+
+    path = flags or PlatformConfig().ensure_flags()
+    try:
+        document = read(path)
+        before = release.route(document, service)
+        changed = action(document)
+        after = release.route(changed, service)
+    except (release.ReleaseError, KeyError) as exc:
+        raise PlatformError(str(exc).strip("'\"")) from None
+    write(path, changed)
+    typer.echo(f"was  {before}\nnow  {after}\n({path}; the router reads it within a second)")
+
+
+@release_app.command("shadow")
+@fails_cleanly
+def release_shadow(service: Service, flags: FlagsFile = None) -> None:
+    """The candidate slot gets a shadow copy of every input; the live slot decides them all."""
+    from golive_cli import release  # noqa: PLC0415
+
+    _released(service, flags, lambda d: release.shadow(d, service))
+
+
+@release_app.command("canary")
+@fails_cleanly
+def release_canary(
+    service: Service,
+    percent: Annotated[int, typer.Option(help="The share of new keys the candidate decides.")],
+    flags: FlagsFile = None,
+) -> None:
+    """A share of new keys (by order id) to the candidate, the rest to the live slot."""
+    from golive_cli import release  # noqa: PLC0415
+
+    _released(service, flags, lambda d: release.canary(d, service, percent))
+
+
+@release_app.command("switch")
+@fails_cleanly
+def release_switch(service: Service, flags: FlagsFile = None) -> None:
+    """Every new key to the candidate (blue/green): rollback returns them to the live slot."""
+    from golive_cli import release  # noqa: PLC0415
+
+    _released(service, flags, lambda d: release.switch(d, service))
+
+
+@release_app.command("rollback")
+@fails_cleanly
+def release_rollback(service: Service, flags: FlagsFile = None) -> None:
+    """Every new key back to the live slot at once; keys the candidate has keep their slot."""
+    from golive_cli import release  # noqa: PLC0415
+
+    _released(service, flags, lambda d: release.rollback(d, service))
+
+
+Bootstrap = Annotated[str | None, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka.")]
+Suffix = Annotated[
+    str | None,
+    typer.Option(
+        help="An environment of its own on a shared cluster: topics <t>.<suffix>, groups "
+        "<suffix>.<g> (as golive regress and the tests make them)."
+    ),
+]
+
+
+def _route(service: str, flags: Path | None) -> Route:
+    """The routed group's route in the flags file (make run's copy by default)."""
+    from golive_eventing.flags import read  # noqa: PLC0415
+
+    from golive_cli import release  # noqa: PLC0415
+
+    try:
+        return release.route(read(flags or PlatformConfig().ensure_flags()), service)
+    except (release.ReleaseError, KeyError) as exc:
+        raise PlatformError(str(exc).strip("'\"")) from None
+
+
+def _names(suffix: str | None) -> Names:
+    from golive_contracts.topology import Names  # noqa: PLC0415
+
+    return Names.suffixed(suffix) if suffix else Names()
+
+
+def _comparison(
+    service: str, flags: Path | None, bootstrap: str | None, suffix: str | None
+) -> Comparison:
+    """The candidate slot's shadow decisions (its version's only) beside the live ones."""
+    from golive_contracts import topology  # noqa: PLC0415
+    from golive_eventing import clients  # noqa: PLC0415
+    from golive_eventing.serde import EventSerde  # noqa: PLC0415
+
+    from golive_cli import release, shadow  # noqa: PLC0415
+    from golive_cli.system import Cluster  # noqa: PLC0415
+
+    now = _route(service, flags)
+    names = _names(suffix)
+    slot = topology.slot_group(service, now.candidate)
+    declared = release.candidate(service, now.candidate)
+    connection = Cluster.chosen(bootstrap).connection
+    serde = EventSerde(clients.registry(connection), dict(names.topics))
+    shadowed = [
+        (key, event, ts)
+        for topic in names.shadow_topics(slot)
+        for key, event, ts in shadow.read(connection, serde, topic)
+        if event.envelope.producer_version == declared.version
+    ]
+    if not shadowed:
+        return shadow.Comparison(orders=0)
+    since = min(ts for _, _, ts in shadowed) - shadow.LIVE_LEAD_MS
+    live = [
+        (key, event)
+        for topic in slot.writes
+        for key, event, _ in shadow.read(connection, serde, names.topic(topic), since)
+    ]
+    return shadow.compare(live, [(k, e) for k, e, _ in shadowed], declared.intended)
+
+
+@release_app.command("compare")
+@fails_cleanly
+def release_compare(
+    service: Service, flags: FlagsFile = None, bootstrap: Bootstrap = None, suffix: Suffix = None
+) -> None:
+    """The candidate's shadow decisions beside the live ones, order by order: exit 1 on any
+    difference its version does not declare it intends."""
+    found = _comparison(service, flags, bootstrap, suffix)
+    typer.echo(found.text())
+    if not found.ok:
+        raise typer.Exit(1)
+
+
+@release_app.command("promote")
+@fails_cleanly
+def release_promote(
+    service: Service, flags: FlagsFile = None, bootstrap: Bootstrap = None, suffix: Suffix = None
+) -> None:
+    """The candidate becomes the live slot; the other slot is free for the next version.
+    Refused while its shadow decisions differ from the live ones beyond what it intends."""
+    from golive_cli import release  # noqa: PLC0415
+
+    found = _comparison(service, flags, bootstrap, suffix)
+    if not found.ok:
+        typer.echo(found.text(), err=True)
+        raise PlatformError(
+            f"promotion refused: {len(found.unintended)} order(s) decided in shadow differ from "
+            f"the live version beyond what the candidate intends: {', '.join(found.unintended)}"
+        )
+    _released(service, flags, lambda d: release.promote(d, service))
+
+
+@release_app.command("status")
+@fails_cleanly
+def release_status(
+    service: Service, flags: FlagsFile = None, bootstrap: Bootstrap = None, suffix: Suffix = None
+) -> None:
+    """The route, what the router and each slot have yet to read, and the shadow comparison."""
+    from golive_contracts import topology  # noqa: PLC0415
+
+    from golive_cli import operations  # noqa: PLC0415
+    from golive_cli.system import Cluster  # noqa: PLC0415
+
+    now = _route(service, flags)
+    typer.echo(str(now))
+    connection = Cluster.chosen(bootstrap).connection
+    names = _names(suffix)
+    router = topology.router_of(service)
+    behind = operations.unread(connection, names.group_id(router.name), names.inputs(router))
+    typer.echo(f"  {router.name:<16} {behind:>8} unread")
+    for slot in topology.SLOTS:
+        group = topology.slot_group(service, slot)
+        role = "live" if slot == now.live else "candidate"
+        behind = operations.unread(connection, names.group_id(group.name), names.inputs(group))
+        typer.echo(f"  {group.name:<16} {behind:>8} unread   ({role})")
+    compared = _comparison(service, flags, bootstrap, suffix)
+    if compared.orders:
+        typer.echo("shadow: " + compared.text(limit=0).splitlines()[0])
 
 
 def main() -> None:

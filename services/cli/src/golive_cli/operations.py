@@ -171,6 +171,12 @@ def _dead_lettering(group: str) -> None:
         declared = topology.group(group)
     except KeyError as exc:
         raise PlatformError(str(exc.args[0])) from None
+    if declared.routes is not None:
+        slots = ", ".join(topology.slot_group(declared.routes, s).name for s in topology.SLOTS)
+        raise PlatformError(
+            f"{group!r} hands every record to a version slot: no dead letters (its slots' are "
+            f"theirs: {slots})"
+        )
     if not declared.dead_letters:
         raise PlatformError(f"{group!r} keeps every record, undecodable ones too: no dead letters")
 
@@ -203,3 +209,50 @@ def _send_back(producer: Producer | None, message: Message, topic: str, group: s
 
 def _bytes(value: str | bytes | None) -> bytes:
     return value.encode() if isinstance(value, str) else value or b""
+
+
+def unread(connection: Connection, group: str, topics: list[str]) -> int:
+    """How many committed records `group` has yet to read on `topics` (0: it has read them all).
+
+    A group's committed offset can stop short of the high watermark without anything left to
+    read: transaction markers (commit/abort) take offsets too. So behind the committed offset,
+    only records a read_committed consumer would get count.
+    """
+    consumer = clients.consumer(connection, **{"group.id": group, "enable.auto.commit": False})
+    reader = clients.consumer(
+        connection,
+        **{
+            "group.id": f"{group}-lag-probe",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        },
+    )
+    try:
+        places = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ]
+        behind = []
+        for tp in consumer.committed(places, timeout=10):
+            _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+            start = max(tp.offset, 0)
+            if start < high:
+                behind.append(TopicPartition(tp.topic, tp.partition, start))
+        if not behind:
+            return 0
+        reader.assign(behind)
+        unread, at_end = 0, set[tuple[str | None, int | None]]()
+        deadline = time.monotonic() + 10
+        while len(at_end) < len(behind) and time.monotonic() < deadline:
+            for msg in reader.consume(500, timeout=0.2):
+                error = msg.error()
+                if error is None:
+                    unread += 1
+                elif error.code() == KafkaError._PARTITION_EOF:
+                    at_end.add((msg.topic(), msg.partition()))
+        return unread if len(at_end) == len(behind) else max(unread, 1)
+    finally:
+        consumer.close()
+        reader.close()

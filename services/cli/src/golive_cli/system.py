@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +15,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
 from golive_contracts import access
 from golive_contracts.scopes import Scope
-from golive_contracts.topology import GROUPS, Names
+from golive_contracts.topology import GROUPS, SLOTS, Names
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 from golive_platform import acls
@@ -26,7 +26,10 @@ from golive_platform.postgres import ensure_database
 from golive_platform.services import ServiceSpec
 from golive_platform.tokens import bearer
 
+from golive_cli.deploy import SLOT_RULES
+
 DATABASES = ("golive_order", "golive_payment", "golive_audit")
+
 # Each service process logs in as the service it belongs to (order-pm: order).
 PROCESS_SERVICE = {g.process: g.service for g in GROUPS}
 
@@ -107,11 +110,15 @@ def service_specs(
     *,
     postgres: bool = False,
     env: Mapping[str, str] | None = None,
+    slots: Sequence[str] = SLOTS,
 ) -> list[ServiceSpec]:
-    """order API, order process manager, payment, audit; SQLite under the data dir, or each service
+    """order API, order process manager, payment (router, read model, API) and its two version
+    slots, audit; SQLite under the data dir, or each service
     its own PostgreSQL database (golive_<service>) on the local server. The cluster defaults to the
     platform of `config`, the names to the topology's own; a group prefix is set only when the
-    names have one (otherwise the shell's or .env's stands). `env` goes to every process."""
+    names have one (otherwise the shell's or .env's stands). `env` goes to every process; `slots`
+    are the version slots that run (a system whose route never names the other one, as a test's
+    or a replay's, need not start it)."""
     at = cluster or Cluster.of(config)
     names = names or Names()
     common = {
@@ -138,6 +145,10 @@ def service_specs(
              ORDER_PROCESS_MANAGER_PORT=str(config.order_process_manager_port)),
         spec("payment", "golive-payment", config.payment_port,
              PAYMENT_DATABASE_URL=db("payment"), PAYMENT_PORT=str(config.payment_port)),
+        *(spec(f"payment-{slot}", "golive-payment-slot", port, PAYMENT_SLOT=slot,
+               PAYMENT_RULES=SLOT_RULES[slot], PAYMENT_SLOT_PORT=str(port))
+          for slot, port in (("blue", config.payment_blue_port),
+                             ("green", config.payment_green_port)) if slot in slots),
         spec("audit", "golive-audit", config.audit_port,
              AUDIT_DATABASE_URL=db("audit"), AUDIT_PORT=str(config.audit_port)),
     ]  # fmt: skip

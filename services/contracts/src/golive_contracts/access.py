@@ -71,7 +71,14 @@ def grants(names: Names) -> list[Grant]:
     for g in GROUPS:
         own = g.service
         found.add(Grant(own, Resource.GROUP, names.group_id(g.name), Operation.READ))
-        found |= {Grant(own, Resource.TOPIC, names.topic(t), Operation.READ) for t in g.reads}
+        found |= {Grant(own, Resource.TOPIC, t, Operation.READ) for t in names.inputs(g)}
+        if g.kind is Kind.ROUTER:  # it hands each slot its inputs
+            found |= {
+                Grant(own, Resource.TOPIC, t, Operation.WRITE)
+                for topics in names.slot_inputs(g).values()
+                for t in topics
+            }
+        found |= {Grant(own, Resource.TOPIC, t, Operation.WRITE) for t in names.shadow_topics(g)}
         found |= {
             Grant(own, Resource.TOPIC, dlq, Operation.WRITE) for dlq in names.dead_letter_topics(g)
         }
@@ -82,7 +89,7 @@ def grants(names: Names) -> list[Grant]:
                 Grant(own, Resource.TOPIC, state, Operation.READ),
                 Grant(own, Resource.GROUP, names.restore_group_id(g.name), Operation.READ),
             }
-        if g.kind is Kind.PROCESSOR:
+        if g.kind in (Kind.PROCESSOR, Kind.ROUTER):
             found.add(
                 Grant(
                     own,

@@ -10,7 +10,7 @@ its prefix in front of group and transactional ids (`Names`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 ORDERS = "orders"
@@ -22,6 +22,14 @@ class Kind(StrEnum):
     PROCESSOR = "processor"  # consume, decide, produce: one Kafka transaction per batch
     PROJECTION = "projection"  # a read model: rows and offsets in one database transaction
     RECORDER = "recorder"  # the audit store: every record of every topic, dead letters too
+    ROUTER = "router"  # hands each input of a routed group to one version slot (releases)
+
+
+# The version slots of a routed group: one is live, the other takes the candidate version.
+SLOTS = ("blue", "green")
+# The header a router marks a shadow copy with: its outputs go to shadow topics only.
+ROUTE_HEADER = "golive.route"
+SHADOW = "shadow"
 
 
 @dataclass(frozen=True)
@@ -44,12 +52,16 @@ class Group:
     handles: tuple[str, ...] = ()  # event type names it acts on; empty: every event it reads
     stateful: bool = False  # keeps per-key state in <first input>.<group>.state
     description: str = ""
+    routed: bool = False  # runs as versions in SLOTS behind a router (releases by routing)
+    slot: str | None = None  # a version slot of a routed group: reads what its router hands it
+    routes: str | None = None  # a router: the routed group whose inputs it hands out
 
     @property
     def dead_letters(self) -> bool:
         """Processors and projections dead-letter what they cannot process; the recorder keeps
-        everything, undecodable records included."""
-        return self.kind is not Kind.RECORDER
+        everything, undecodable records included; a router forwards everything, undecodable
+        records too, for the slot that decides them to dead-letter."""
+        return self.kind not in (Kind.RECORDER, Kind.ROUTER)
 
 
 def dlq_topic(topic: str, group: str) -> str:
@@ -58,6 +70,16 @@ def dlq_topic(topic: str, group: str) -> str:
 
 def state_topic(topic: str, group: str) -> str:
     return f"{topic}.{group}.state"
+
+
+def slot_topic(topic: str, group: str) -> str:
+    """Where a router hands a slot group (`payment-blue`) the records of `topic`."""
+    return f"{topic}.{group}"
+
+
+def shadow_topic(topic: str) -> str:
+    """Where a slot writes what it decides on a shadow copy, instead of `topic`."""
+    return f"{topic}.{SHADOW}"
 
 
 TOPICS = (
@@ -85,6 +107,7 @@ PAYMENT = Group(
     writes=(PAYMENTS,),
     handles=("OrderPlaced",),
     stateful=True,
+    routed=True,
     description="Decides each order's payment, in a Kafka transaction per batch.",
 )
 PAYMENT_PROJECTOR = Group(
@@ -116,7 +139,67 @@ AUDIT = Group(
     "topics; its own record of personal-data reads too.",
 )
 
-GROUPS = (ORDER_PROJECTOR, PAYMENT, PAYMENT_PROJECTOR, ORDER_PROCESS_MANAGER, AUDIT)
+
+def routing(declared: Group) -> tuple[Group, ...]:
+    """A routed group as it runs: its router (in the declared process), which pins each key to
+    one slot and hands it the key's records, and one group per slot, each in a process of its
+    own (`payment-blue`), with its own transactional ids, changelog and dead letters. ADR 0012."""
+    router = Group(
+        name=f"{declared.name}-router",
+        service=declared.service,
+        process=declared.process,
+        kind=Kind.ROUTER,
+        reads=declared.reads,
+        handles=declared.handles,
+        stateful=True,  # the pins: which slot each key went to, forever
+        routes=declared.name,
+        description=f"Hands each {declared.name} input to one version slot, by the route flag; "
+        "a key's first slot is its slot for good.",
+    )
+    slots = tuple(
+        replace(
+            declared,
+            name=f"{declared.name}-{slot}",
+            process=f"{declared.process}-{slot}",
+            routed=False,
+            slot=slot,
+            description=f"{declared.description} The {slot} version slot.",
+        )
+        for slot in SLOTS
+    )
+    return (router, *slots)
+
+
+ROUTED = (PAYMENT,)
+PAYMENT_ROUTER, PAYMENT_BLUE, PAYMENT_GREEN = routing(PAYMENT)
+
+GROUPS = (
+    ORDER_PROJECTOR,
+    PAYMENT_ROUTER,
+    PAYMENT_BLUE,
+    PAYMENT_GREEN,
+    PAYMENT_PROJECTOR,
+    ORDER_PROCESS_MANAGER,
+    AUDIT,
+)
+
+
+def routed(name: str) -> Group:
+    """A routed group's declaration (what each of its versions reads, writes and handles)."""
+    found = next((g for g in ROUTED if g.name == name), None)
+    if found is None:
+        raise KeyError(f"no routed group {name!r}: one of {', '.join(g.name for g in ROUTED)}")
+    return found
+
+
+def router_of(name: str) -> Group:
+    return next(g for g in GROUPS if g.routes == routed(name).name)
+
+
+def slot_group(name: str, slot: str) -> Group:
+    if slot not in SLOTS:
+        raise KeyError(f"no slot {slot!r}: one of {', '.join(SLOTS)}")
+    return group(f"{routed(name).name}-{slot}")
 
 
 def group(name: str) -> Group:
@@ -184,6 +267,21 @@ class Names:
     def transactional_id(self, group_name: str, instance: str) -> str:
         return f"{self.group_id(group_name)}-{instance}"
 
+    def inputs(self, of: Group) -> list[str]:
+        """The topics the group consumes: a slot reads what its router hands it."""
+        if of.slot is not None:
+            return [slot_topic(self.topic(t), of.name) for t in of.reads]
+        return [self.topic(t) for t in of.reads]
+
+    def slot_inputs(self, router: Group) -> dict[str, list[str]]:
+        """A router's outputs: per slot, the topics it hands that slot."""
+        assert router.routes is not None
+        return {slot: self.inputs(slot_group(router.routes, slot)) for slot in SLOTS}
+
+    def shadow_topics(self, of: Group) -> list[str]:
+        """Where a slot writes its outputs for shadow copies."""
+        return [shadow_topic(self.topic(t)) for t in of.writes] if of.slot is not None else []
+
     def dead_letter_topics(self, of: Group) -> tuple[str, ...]:
         return tuple(dlq_topic(self.topic(t), of.name) for t in of.reads) if of.dead_letters else ()
 
@@ -195,6 +293,10 @@ class Names:
         each stateful group's changelog (compacted)."""
         found = [TopicNeed(self.topic(t.name), t.writer) for t in TOPICS]
         for g in GROUPS:
+            if g.slot is not None:
+                found += [TopicNeed(name, g.service) for name in self.inputs(g)]
+                if g.slot == SLOTS[0]:  # one shadow topic, which either slot may write
+                    found += [TopicNeed(name, g.service) for name in self.shadow_topics(g)]
             found += [TopicNeed(name, g.service) for name in self.dead_letter_topics(g)]
             state = self.state_topic(g)
             if state is not None:

@@ -46,9 +46,12 @@ class Attempts:
             self._errors.pop(record.position, None)
 
 
-def dead_letter(producer: Producer, record: Consumed, group: str, reason: str) -> None:
+def dead_letter(
+    producer: Producer, record: Consumed, group: str, reason: str, topic: str | None = None
+) -> None:
     """Produce the record, unchanged, to its group's dead-letter topic (in the producer's open
-    transaction, for a processor)."""
+    transaction, for a processor): `topic`, or <its topic>.<group>.dlq. A version slot names
+    its own (<routed topic>.<slot group>.dlq: topology.Names.dead_letter_topics)."""
     headers = [
         *record.headers,
         ("dlq.error", reason.encode()),
@@ -60,7 +63,7 @@ def dead_letter(producer: Producer, record: Consumed, group: str, reason: str) -
     log.error("%s: dead-lettering %s: %s", group, record.position, reason)
     produce_bounded(
         producer,
-        topic=dlq_topic(record.topic, group),
+        topic=topic or dlq_topic(record.topic, group),
         key=record.key.encode() if record.key is not None else None,
         value=record.value,
         headers=headers,

@@ -26,6 +26,9 @@ class Received:
 
     event: Event
     logged_at: datetime
+    # A router's shadow copy for a candidate version: what it decides is compared, never acted
+    # on, so nothing with an outside effect may happen for it (a payment provider's dry run).
+    shadow: bool = False
 
     @property
     def key(self) -> str:

@@ -140,6 +140,12 @@ def _flag_problems(flag: Flag, body: object) -> Iterable[tuple[tuple[str, ...], 
                 f"flag {name!r}: variant {variant!r} is {json.dumps(value)}, "
                 f"not a {flag.kind.__name__}",
             )
+        elif flag.values and value not in flag.values:
+            yield (
+                ("variants", variant),
+                f"flag {name!r}: variant {variant!r} is {json.dumps(value)}, "
+                f"not one of {', '.join(flag.values)}",
+            )
     default = body.get("defaultVariant")
     if default is not None and default not in variants:
         yield (
@@ -222,18 +228,22 @@ class Flags:
         with contextlib.suppress(OpenFeatureError):
             api.set_provider_and_wait(self._provider, domain=self._domain)
 
-    def value(self, flag: Flag, key: str | None = None, **attributes: str) -> FlagValue:
-        """The flag's value for `key` (the targeting key: an order id for a split by order)."""
+    def value(self, flag: Flag, key: str | None = None, **attributes: str) -> FlagValue | None:
+        """The flag's value for `key` (the targeting key: an order id for a split by order);
+        its fallback when it cannot be read (None for a flag with no safe fallback)."""
         if self._provider is None:
+            if flag.fallback is None:
+                self._fell_back(flag, "no flags file")
             return flag.fallback
         context = EvaluationContext(targeting_key=key, attributes=dict(attributes))
         details = _evaluate(self._client, flag, context)
-        if details.error_code is not None:
-            self._fell_back(flag, f"{details.error_code}: {details.error_message or ''}")
-            return flag.fallback
-        self._read(flag)
         found: FlagValue = details.value
-        return found
+        if details.error_code is None and (not flag.values or found in flag.values):
+            self._read(flag)
+            return found
+        why = f"{details.error_code}: {details.error_message or ''}"
+        self._fell_back(flag, why if details.error_code else f"{found!r} is not a value it takes")
+        return flag.fallback
 
     def enabled(self, flag: Flag, key: str | None = None, **attributes: str) -> bool:
         return bool(self.value(flag, key, **attributes))
@@ -254,6 +264,15 @@ class Flags:
             if self._said.get(flag.key) == why:
                 return
             self._said[flag.key] = why
+        if flag.fallback is None:
+            log.error(
+                "flag %s cannot be read from %s (%s): it has no fallback; %s waits for it",
+                flag.key,
+                self.path,
+                why.strip(": "),
+                flag.owner,
+            )
+            return
         log.warning(
             "flag %s cannot be read from %s (%s): taking its fallback %s",
             flag.key,
@@ -314,7 +333,8 @@ def _evaluate(client: Any, flag: Flag, context: EvaluationContext) -> FlagEvalua
         int: client.get_integer_details,
         float: client.get_float_details,
     }[flag.kind]
-    details: FlagEvaluationDetails[Any] = method(flag.key, flag.fallback, context)
+    default = flag.fallback if flag.fallback is not None else flag.kind()
+    details: FlagEvaluationDetails[Any] = method(flag.key, default, context)
     return details
 
 

@@ -54,7 +54,7 @@ class Runner(ABC):
         self.declared = group
         self.group = group.name
         self.group_id = settings.names.group_id(group.name)
-        self.topics = list(topics or [settings.names.topic(t) for t in group.reads])
+        self.topics = list(topics or settings.names.inputs(group))
         self.batch_size = batch_size
         self.joined = threading.Event()
         self.stopping = threading.Event()
@@ -119,7 +119,7 @@ class Runner(ABC):
     def _handle(self, batch: Sequence[Consumed]) -> None:
         """A processor traces each record as it decides it (golive_eventing.processor); a read
         model or the recorder writes a batch at once, traced as a span per record around it."""
-        if self.declared.kind is Kind.PROCESSOR:
+        if self.declared.kind in (Kind.PROCESSOR, Kind.ROUTER):
             self.handle(batch)
             return
         with tracing.processing_batch(batch, self.group):

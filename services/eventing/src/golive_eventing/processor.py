@@ -20,7 +20,7 @@ from typing import Generic
 
 from confluent_kafka import TopicPartition
 from golive_contracts.events import Event
-from golive_contracts.topology import Group
+from golive_contracts.topology import ROUTE_HEADER, SHADOW, Group, Kind, shadow_topic
 
 from golive_eventing import tracing
 from golive_eventing.deadletters import Attempts, dead_letter
@@ -67,6 +67,9 @@ class TransactionalProcessor(Runner, Generic[S]):
         )
         self.decider = decider
         self.clock = clock
+        # Where each input's dead letters go (a slot's: its routed topic's, not its input's).
+        dead = settings.names.dead_letter_topics(group)
+        self.dead_letter_topics = dict(zip(self.topics, dead, strict=False))
         changelog = settings.names.state_topic(group)
         self.state = KeyedState(settings, changelog, group.name) if changelog else None
         self.transactions = transactions or Transactions(settings, group.name, instance)
@@ -74,6 +77,7 @@ class TransactionalProcessor(Runner, Generic[S]):
         self.attempts = Attempts()
         self.partition_clock = PartitionClock(self.topics, self.read_to_end, clock)
         self._next_tick = 0.0
+        self._shadow = False  # the record being decided is a router's shadow copy
 
     # -- recovery ----------------------------------------------------------------------------
 
@@ -103,6 +107,9 @@ class TransactionalProcessor(Runner, Generic[S]):
         the new producer's first transaction (recovery.Transactions.sweep)."""
         names = self.settings.names
         written = [names.topic(t) for t in self.declared.writes]
+        written += names.shadow_topics(self.declared)
+        if self.declared.kind is Kind.ROUTER:
+            written += [t for topics in names.slot_inputs(self.declared).values() for t in topics]
         written += names.dead_letter_topics(self.declared)
         if self.state is not None:
             written.append(self.state.topic)
@@ -142,13 +149,19 @@ class TransactionalProcessor(Runner, Generic[S]):
             for record in batch:
                 if record.skip:
                     continue
+                # A router's shadow copy: decided like any input, its outputs to shadow topics
+                # only, never a dead letter (the live slot dead-letters the real record).
+                self._shadow = record.header(ROUTE_HEADER) == SHADOW.encode()
                 reason = self.attempts.poison(record)
                 if reason is not None:
-                    dead_letter(producer, record, self.group, reason)
+                    if not self._shadow:
+                        to = self.dead_letter_topics.get(record.topic)
+                        dead_letter(producer, record, self.group, reason, to)
                     self._unprocessable(record, reason, changes)
                     continue
                 with tracing.processing(record, self.group):
                     self._process(record, changes)
+            self._shadow = False
             if self.state is not None and changes is not None:
                 self.state.write(producer, changes)
             with watchdog.watch("send_offsets_to_transaction", 30):
@@ -166,7 +179,7 @@ class TransactionalProcessor(Runner, Generic[S]):
 
     def _process(self, record: Consumed, changes: Changes | None) -> None:
         assert record.event is not None
-        received = Received(record.event, _logged_at(record))
+        received = Received(record.event, _logged_at(record), shadow=self._shadow)
         try:
             decision = self.decider.decide(
                 received, self._state(changes, received.key), self.clock()
@@ -211,6 +224,8 @@ class TransactionalProcessor(Runner, Generic[S]):
     def _produce(self, outputs: Sequence[Event]) -> None:
         for output in outputs:
             topic = self.serde.topic_of(type(output))
+            if self._shadow:
+                topic = shadow_topic(topic)
             key = output.envelope.correlation_id
             with tracing.producing(topic, key):
                 produce_bounded(
@@ -225,6 +240,7 @@ class TransactionalProcessor(Runner, Generic[S]):
 
     def tick(self) -> None:
         """Fire the timers whose due time has passed on their partition's clock."""
+        self._shadow = False  # a timer's outputs are real
         if self.state is None or time.monotonic() < self._next_tick:
             return
         self.transactions.usable()

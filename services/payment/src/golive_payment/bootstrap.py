@@ -19,10 +19,12 @@ from golive_eventing.app import (
 )
 from golive_eventing.auth import Verifier, use_tokens
 from golive_eventing.db import database_check, make_engine
+from golive_eventing.flags import Flags
 from golive_eventing.health import service_readiness
 from golive_eventing.processor import TransactionalProcessor
 from golive_eventing.projection import ProjectionRunner
 from golive_eventing.rebuild import ReadModel
+from golive_eventing.router import Router
 
 from golive_payment.adapters import payments
 from golive_payment.domain.payment import SERVICE, VERSION
@@ -34,28 +36,49 @@ from golive_payment.settings import PaymentSettings
 def payment_app(
     settings: PaymentSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> FastAPI:
-    """The processor deciding payments, the payments read model and its API, in one process."""
+    """The router handing each order to a version slot, the payments read model and its API, in
+    one process. The slots decide, each in its own process (slot_app)."""
     verifier = Verifier(settings)  # before any connection: no keys, no start
+    flags = Flags(settings.flags_file)  # the route: a malformed flags file, no start either
     tracing.setup(SERVICE, VERSION)
     engine = make_engine(settings.payment_database_url)
     payments.create_schema(engine)
     serde = make_serde(settings)
-    processor = TransactionalProcessor(
-        settings, serde, topology.PAYMENT, AuthorizeOrders(), settings.instance_id, clock=clock
-    )
+    router = Router(settings, serde, topology.PAYMENT_ROUTER, flags, settings.instance_id)
     projector = ProjectionRunner(
         settings, serde, topology.PAYMENT_PROJECTOR, payments.PaymentProjection(engine)
     )
     app = FastAPI(
         title="Golive payment API",
         version=VERSION,
-        lifespan=runner_lifespan(RunnerThreads([processor, projector])),
+        lifespan=runner_lifespan(RunnerThreads([router, projector]), flags.close),
     )
     tracing.instrument(app)
     app.state.engine = engine
-    add_health(app, service_readiness(settings, [processor, projector], database_check(engine)))
+    add_health(app, service_readiness(settings, [router, projector], database_check(engine)))
     use_tokens(app, verifier)
     app.include_router(http.router)
+    return app
+
+
+def slot_app(
+    settings: PaymentSettings, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> FastAPI:
+    """One version slot (settings.payment_slot) deciding the payments its router hands it, with
+    the rules of settings.payment_rules; HTTP only for health."""
+    group = topology.slot_group(topology.PAYMENT.name, settings.payment_slot)
+    decider = AuthorizeOrders(settings.payment_rules)
+    tracing.setup(SERVICE, decider.version)  # the version tells the slots apart
+    processor = TransactionalProcessor(
+        settings, make_serde(settings), group, decider, settings.instance_id, clock=clock
+    )
+    app = FastAPI(
+        title=f"Golive payment, {settings.payment_slot} slot (rules {settings.payment_rules})",
+        version=decider.version,
+        lifespan=runner_lifespan(RunnerThreads([processor])),
+    )
+    tracing.instrument(app)
+    add_health(app, service_readiness(settings, [processor]))
     return app
 
 
@@ -69,6 +92,14 @@ def read_model(settings: PaymentSettings) -> ReadModel:
         group=topology.PAYMENT_PROJECTOR.name,
         topics=lambda: [settings.payments_topic],
     )
+
+
+def slot() -> None:
+    """golive-payment-slot: one version slot (PAYMENT_SLOT, PAYMENT_RULES)."""
+    with configured("golive-payment-slot"):
+        settings = PaymentSettings()
+        app = slot_app(settings)
+    serve(app, settings.payment_host, settings.payment_slot_port)
 
 
 def main() -> None:

@@ -7,12 +7,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from golive_contracts import topology
 from golive_contracts.topology import Names
-from golive_platform.config import PlatformConfig
+from golive_eventing.flags import read
+from golive_platform.config import SERVICE_PORTS, PlatformConfig
 from golive_platform.process import free_port
 from golive_platform.services import ServiceSpec
 from golive_platform.tokens import Issuer
 
+from golive_cli import release
 from golive_cli.system import Cluster, TopicSetupError, create_topics, service_specs, started
 
 __all__ = [
@@ -62,14 +65,14 @@ def running_system(
     """The candidate build's four service processes on `names`, stopped on exit. Their consumer
     groups and transactional ids carry the names' prefix: the same cluster may run the real
     services, and a group shared with them would rebalance both at every start and stop."""
-    config = PlatformConfig(
-        data_dir=data_dir,
-        order_port=free_port(),
-        order_process_manager_port=free_port(),
-        payment_port=free_port(),
-        audit_port=free_port(),
+    config = PlatformConfig.model_validate(
+        {"data_dir": data_dir, **{name: free_port() for name in SERVICE_PORTS}}
     )
-    specs = service_specs(config, cluster, names, env={"INSTANCE_ID": instance})
+    # The version slot(s) a fresh environment's route sends orders to (the committed flags).
+    route = release.route(read(config.ensure_flags()), topology.PAYMENT.name)
+    specs = service_specs(
+        config, cluster, names, env={"INSTANCE_ID": instance}, slots=route.deciding
+    )
     with started(config, customise(specs) if customise else specs):
         yield RunningSystem(
             cluster,

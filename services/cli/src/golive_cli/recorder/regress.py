@@ -111,11 +111,14 @@ def _collect(system: RunningSystem, orders: set[str], timeout_s: float) -> _Seen
     )
     admin = clients.admin(cluster.connection)
     seen = _Seen()
+    # The event topics, and what routers hand their version slots (for the slots' lag only).
+    watched = [*topics.values(), *_consumed_only(system.names)]
     parts = [
         TopicPartition(t, p, 0)
-        for t in topics.values()
+        for t in watched
         for p in consumer.list_topics(t, timeout=10).topics[t].partitions
     ]
+    emitted = set(topics.values())
     consumer.assign(parts)
     deadline = time.monotonic() + timeout_s
     try:
@@ -125,6 +128,8 @@ def _collect(system: RunningSystem, orders: set[str], timeout_s: float) -> _Seen
                     continue
                 place = (msg.topic() or "", msg.partition() or 0)
                 seen.last[place] = msg.offset() or 0
+                if place[0] not in emitted:
+                    continue  # a router's copy for a slot: not an output of the build
                 try:
                     event = serde.deserialize(msg.value())
                 except PoisonRecordError:
@@ -152,19 +157,26 @@ def _caught_up(consumer: Consumer, parts: Iterable[TopicPartition]) -> bool:
     return True
 
 
+def _consumed_only(names: topology.Names) -> list[str]:
+    """Topics groups consume that are not event topics: what routers hand version slots."""
+    events = {names.topic(t.name) for t in topology.TOPICS}
+    return sorted({t for g in topology.GROUPS for t in names.inputs(g)} - events)
+
+
 def _no_lag(admin: AdminClient, system: RunningSystem, seen: _Seen) -> bool:
-    """Every group committed past the last record we saw (a commit marker may follow it)."""
+    """Every group committed past the last record we saw on what it consumes (a commit marker
+    may follow it)."""
     from confluent_kafka import ConsumerGroupTopicPartitions  # noqa: PLC0415
 
-    for event_topic in topology.TOPICS:
-        name = system.names.topic(event_topic.name)
-        wanted = [TopicPartition(t, p) for (t, p) in seen.last if t == name]
+    for g in topology.GROUPS:
+        inputs = set(system.names.inputs(g))
+        wanted = [TopicPartition(t, p) for (t, p) in seen.last if t in inputs]
         if not wanted:
             continue
-        for group in (system.names.group_id(g.name) for g in topology.readers(event_topic.name)):
-            request = [ConsumerGroupTopicPartitions(group, wanted)]
-            result = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
-            for tp in result.topic_partitions:
-                if tp.offset <= seen.last[(tp.topic, tp.partition)]:
-                    return False
+        group = system.names.group_id(g.name)
+        request = [ConsumerGroupTopicPartitions(group, wanted)]
+        result = admin.list_consumer_group_offsets(request)[group].result(timeout=10)
+        for tp in result.topic_partitions:
+            if tp.offset <= seen.last[(tp.topic, tp.partition)]:
+                return False
     return True

@@ -14,7 +14,8 @@ from datetime import datetime
 from golive_contracts.envelope import GOLIVE_NAMESPACE, Envelope, event_id_for
 from golive_contracts.events import OrderPlaced, PaymentAuthorized, PaymentDeclined
 
-from golive_payment.domain.rules import card_last4, decide_payment
+from golive_payment.domain.provider import Provider, SimulatedProvider
+from golive_payment.domain.rules import card_last4
 
 SERVICE = "payment"
 VERSION = "0.1.0"
@@ -36,6 +37,7 @@ class Decided:
 @dataclass(frozen=True)
 class Authorize:
     placed: OrderPlaced
+    dry_run: bool = False  # a shadow copy: ask the provider's dry run, never the real thing
 
 
 @dataclass(frozen=True)
@@ -51,23 +53,31 @@ Command = Authorize | Decline
 
 
 def decide(
-    command: Command, state: Decided | None, now: datetime
+    command: Command,
+    state: Decided | None,
+    now: datetime,
+    provider: Provider | None = None,
+    version: str = VERSION,
 ) -> tuple[list[Payment], Decided | None]:
     """The payment event, once per order; nothing if the order was decided before."""
     if state is not None:
         return [], None  # decided before: a duplicate, a replay or a redelivery
     payment = (
-        authorize(command.placed, now) if isinstance(command, Authorize) else _decline(command, now)
+        authorize(command, now, provider or SimulatedProvider(), version)
+        if isinstance(command, Authorize)
+        else _decline(command, now, version)
     )
     return [payment], Decided(payment.type_name(), str(payment.envelope.event_id))
 
 
-def authorize(placed: OrderPlaced, now: datetime) -> Payment:
-    """The provider's decision on one order."""
-    decision = decide_payment(placed.total_minor, placed.currency, card_last4(placed.card_token))
+def authorize(command: Authorize, now: datetime, provider: Provider, version: str) -> Payment:
+    """The provider's decision on one order (its dry run for a shadow copy)."""
+    placed = command.placed
+    ask = provider.check if command.dry_run else provider.authorize
+    decision = ask(placed.total_minor, placed.currency, card_last4(placed.card_token))
     event_type = "PaymentAuthorized" if decision.authorized else "PaymentDeclined"
     cause = str(placed.envelope.event_id)
-    envelope = _envelope(event_type, placed.order_id, cause, cause, now)
+    envelope = _envelope(event_type, placed.order_id, cause, cause, now, version)
     if decision.authorized:
         return PaymentAuthorized(
             envelope=envelope,
@@ -90,11 +100,13 @@ def payment_id(order_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(GOLIVE_NAMESPACE, f"payment:{order_id}")
 
 
-def _decline(command: Decline, now: datetime) -> PaymentDeclined:
+def _decline(command: Decline, now: datetime, version: str) -> PaymentDeclined:
     placed = command.placed
     causation = str(placed.envelope.event_id) if placed else command.cause
     return PaymentDeclined(
-        envelope=_envelope("PaymentDeclined", command.order_id, command.cause, causation, now),
+        envelope=_envelope(
+            "PaymentDeclined", command.order_id, command.cause, causation, now, version
+        ),
         order_id=command.order_id,
         payment_id=payment_id(command.order_id),
         amount_minor=placed.total_minor if placed else 0,
@@ -104,7 +116,12 @@ def _decline(command: Decline, now: datetime) -> PaymentDeclined:
 
 
 def _envelope(
-    event_type: str, order_id: uuid.UUID, cause: str, causation: str, now: datetime
+    event_type: str,
+    order_id: uuid.UUID,
+    cause: str,
+    causation: str,
+    now: datetime,
+    version: str = VERSION,
 ) -> Envelope:
     return Envelope(
         event_id=event_id_for(cause, event_type),
@@ -113,5 +130,5 @@ def _envelope(
         correlation_id=str(order_id),
         causation_id=causation,
         producer=SERVICE,
-        producer_version=VERSION,
+        producer_version=version,
     )
