@@ -1,12 +1,16 @@
-"""make soak: orders at a fixed rate for a bounded time, one fault a minute, then the books.
+"""make soak: orders at a fixed rate for a bounded time, one fault and one route flip a minute,
+then the books.
 
 Runs its own platform instance (var/soak-platform, ports 29xxx: never the one `make run` or the
-test suite uses), the four services plus a second payment instance, on topics of its own.
-A service that exits by itself (crash-only, e.g. exit code 70) is restarted, as a supervisor
-would, and reported. Faults, in turn: kill -9 payment, kill -9 the process manager, kill -9 payment-b, SIGTERM audit,
-kill -9 the order service, a broker restart (SIGTERM, start again on the same data); each is
-restarted right after. At the end every order must have
-exactly one payment event and exactly one end; the figures go to var/bench/soak.json.
+test suite uses), the services (payment's router and both version slots, a second instance of
+the blue slot) on topics of its own. A service that exits by itself (crash-only, e.g. exit code
+70) is restarted, as a supervisor would, and reported. Faults, in turn: kill -9 payment's
+router, kill -9 the process manager, kill -9 the blue slot, SIGTERM audit, kill -9 the order
+service, kill -9 the green slot, a broker restart (SIGTERM, start again on the same data); each
+is restarted right after. Half a minute after each fault payment's route moves on, in turn:
+shadow, canary 50%, switch, rollback (golive_cli.release, on the soak's flags file). At the end
+every order must have exactly one payment event and exactly one end, whichever version decided
+it; the figures go to var/bench/soak.json.
 
     make soak                     # 10 minutes at 40 orders/s
     make soak ARGS="--minutes 3 --rate 20"
@@ -18,13 +22,18 @@ import argparse
 import sys
 import time
 import uuid
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "load"))
 from bench_platform import write_figures  # noqa: E402
+from golive_cli import release  # noqa: E402
+from golive_eventing.flags import read, write  # noqa: E402
 from golive_platform.config import SERVICE_PORTS, PlatformConfig  # noqa: E402
 from golive_platform.platform import Platform  # noqa: E402
 from golive_platform.process import free_port  # noqa: E402
@@ -41,13 +50,36 @@ from tests.reliability.harness import (  # noqa: E402
 )
 
 FAULTS = [
-    ("kill -9 payment", "payment", True),
+    ("kill -9 payment (its router)", "payment", True),
     ("kill -9 order process manager", "order-pm", True),
-    ("kill -9 payment-b", "payment-b", True),
+    ("kill -9 payment-blue", "payment-blue", True),
     ("SIGTERM audit", "audit", False),
     ("kill -9 order (API + projection)", "order", True),
+    ("kill -9 payment-green", "payment-green", True),
     ("restart the Kafka broker", "kafka", False),
 ]
+SERVICES = (
+    "order",
+    "order-pm",
+    "payment",
+    "payment-blue",
+    "payment-blue-b",
+    "payment-green",
+    "audit",
+)
+ROUTES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
+    ("shadow", lambda d: release.shadow(d, "payment")),
+    ("canary 50%", lambda d: release.canary(d, "payment", 50)),
+    ("switch", lambda d: release.switch(d, "payment")),
+    ("rollback", lambda d: release.rollback(d, "payment")),
+]
+
+
+def _flip(config: PlatformConfig, step: int) -> str:
+    """The route's next step, as golive release would write it."""
+    what, action = ROUTES[step % len(ROUTES)]
+    write(config.flags_file, action(read(config.flags_file)))
+    return what
 
 
 def _inject(services: Services, broker: Broker, name: str, *, kill: bool) -> None:
@@ -105,11 +137,14 @@ def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
     broker = Broker(config)
     placed = []
     faults: list[dict[str, object]] = []
+    flips: list[dict[str, object]] = []
     exits: list[dict[str, object]] = []
+    write(config.flags_file, read(config.flags_source))  # the route at rest: every order to blue
     try:
-        services.start("order", "order-pm", "payment", "payment-b", "audit")
+        services.start(*SERVICES)
         began = time.monotonic()
         next_fault = began + args.fault_every
+        next_flip = began + args.fault_every / 2
         while time.monotonic() - began < args.minutes * 60:
             batch = new_orders(int(args.rate))
             publish(cluster, topics, batch, per_second=args.rate)
@@ -130,6 +165,11 @@ def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
                 )
                 print(f"{at:6.1f}s  {what}: back after {faults[-1]['back_after_s']} s", flush=True)
                 next_fault += args.fault_every
+            if time.monotonic() >= next_flip:
+                at = time.monotonic() - began
+                flips.append({"route": _flip(config, len(flips)), "at_s": round(at, 1)})
+                print(f"{at:6.1f}s  payment's route: {flips[-1]['route']}", flush=True)
+                next_flip += args.fault_every
         published_s = time.monotonic() - began
         ids = [str(o.order_id) for o in placed]
         found = _drained(cluster, topics, ids, timeout_s=300)
@@ -139,6 +179,10 @@ def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
             "rate_per_s": args.rate,
             "orders": len(ids),
             "faults": faults,
+            "route_flips": flips,
+            "decided_by_version": dict(
+                Counter(found.versions[i] for i in ids if i in found.versions)
+            ),
             "crash_only_exits": exits,
             "ended": sum(1 for i in ids if found.terminal[i]),
             "not_ended": sum(1 for i in ids if not found.terminal[i]),
@@ -153,7 +197,7 @@ def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
         services.stop_all()
     write_figures(config, "soak", figures)
     for key, value in figures.items():
-        if key not in ("faults", "crash_only_exits"):
+        if key not in ("faults", "route_flips", "crash_only_exits"):
             print(f"{key:>30}: {value}")
     clean = not (figures["not_ended"] or figures["duplicate_payments"] or figures["duplicate_ends"])
     return 0 if clean else 1

@@ -204,6 +204,8 @@ class Outcome:
     terminal: Counter[str]  # order id -> OrderConfirmed/OrderCancelled events
     placed: Counter[str]  # order id -> OrderPlaced events
     cancel_reasons: dict[str, str]
+    # order id -> the version that decided its payment (producer_version: each slot's own)
+    versions: dict[str, str] = field(default_factory=dict)
 
     def gaps(self, order_ids: Sequence[str]) -> str:
         """What is missing for these orders, for a failure message."""
@@ -223,11 +225,13 @@ def outcome(cluster: Cluster, topics: Topics, serde: EventSerde | None = None) -
     terminal: Counter[str] = Counter()
     placed: Counter[str] = Counter()
     reasons: dict[str, str] = {}
+    versions: dict[str, str] = {}
     for topic in (topics.orders, topics.payments):
         for _key, value in read_topic(cluster.connection, topic, timeout_s=30):
             match event := _decoded(serde, value):
                 case PaymentAuthorized() | PaymentDeclined():
                     payments[str(event.order_id)] += 1
+                    versions[str(event.order_id)] = event.envelope.producer_version
                 case OrderConfirmed():
                     terminal[str(event.order_id)] += 1
                 case OrderCancelled():
@@ -235,7 +239,7 @@ def outcome(cluster: Cluster, topics: Topics, serde: EventSerde | None = None) -
                     reasons[str(event.order_id)] = event.reason
                 case OrderPlaced():
                     placed[str(event.order_id)] += 1
-    return Outcome(payments, terminal, placed, reasons)
+    return Outcome(payments, terminal, placed, reasons, versions)
 
 
 def _decoded(serde: EventSerde, value: bytes | None) -> Event | None:
