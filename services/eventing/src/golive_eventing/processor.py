@@ -147,20 +147,8 @@ class TransactionalProcessor(Runner, Generic[S]):
         producer.begin_transaction()
         try:
             for record in batch:
-                if record.skip:
-                    continue
-                # A router's shadow copy: decided like any input, its outputs to shadow topics
-                # only, never a dead letter (the live slot dead-letters the real record).
-                self._shadow = record.header(ROUTE_HEADER) == SHADOW.encode()
-                reason = self.attempts.poison(record)
-                if reason is not None:
-                    if not self._shadow:
-                        to = self.dead_letter_topics.get(record.topic)
-                        dead_letter(producer, record, self.group, reason, to)
-                    self._unprocessable(record, reason, changes)
-                    continue
-                with tracing.processing(record, self.group):
-                    self._process(record, changes)
+                if not record.skip:
+                    self._record(record, changes)
             self._shadow = False
             if self.state is not None and changes is not None:
                 self.state.write(producer, changes)
@@ -176,6 +164,21 @@ class TransactionalProcessor(Runner, Generic[S]):
             self.state.commit(changes)
         self.partition_clock.saw(batch)
         self.attempts.forget(batch)
+
+    def _record(self, record: Consumed, changes: Changes | None) -> None:
+        """One input, inside the batch's transaction: decided, or dead-lettered and declined."""
+        # A router's shadow copy: decided like any input, its outputs to shadow topics only,
+        # never a dead letter (the live slot dead-letters the real record).
+        self._shadow = record.header(ROUTE_HEADER) == SHADOW.encode()
+        reason = self.attempts.poison(record)
+        if reason is not None:
+            if not self._shadow:
+                to = self.dead_letter_topics.get(record.topic)
+                dead_letter(self.transactions.producer, record, self.group, reason, to)
+            self._unprocessable(record, reason, changes)
+            return
+        with tracing.processing(record, self.group):
+            self._process(record, changes)
 
     def _process(self, record: Consumed, changes: Changes | None) -> None:
         assert record.event is not None

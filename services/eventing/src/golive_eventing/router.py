@@ -31,7 +31,7 @@ from golive_eventing.errors import RetryBatchError
 from golive_eventing.flags import Flags
 from golive_eventing.processor import TransactionalProcessor, utc_now
 from golive_eventing.producer import produce_bounded
-from golive_eventing.records import Consumed, next_offsets
+from golive_eventing.records import Consumed
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
 from golive_eventing.state import Changes
@@ -85,30 +85,20 @@ class Router(TransactionalProcessor[str]):
         self.shadow = shadow_flag(group.routes)
         self.outputs = settings.names.slot_inputs(group)  # per slot, aligned with self.topics
         self.handled = {name.encode() for name in group.handles}
+        self._copy_to: object = NO_SHADOW  # the shadow slot, as read for the batch in hand
 
     def handle(self, batch: Sequence[Consumed]) -> None:
-        assert self.state is not None
-        self.transactions.usable()
-        producer = self.transactions.producer
-        changes = self.state.begin()
-        producer.begin_transaction()
-        try:
-            shadow = self.flags.value(self.shadow)
-            for record in batch:
-                if record.skip or not self._handles(record):
-                    continue
-                with tracing.processing(record, self.group):
-                    self._forward(producer, record, changes, shadow)
-            self.state.write(producer, changes)
-            with self.transactions.watchdog.watch("send_offsets_to_transaction", 30):
-                producer.send_offsets_to_transaction(
-                    next_offsets(batch), self.consumer.consumer_group_metadata(), 30
-                )
-            self.transactions.commit()
-        except BaseException as exc:
-            self.transactions.abort(exc)
-            raise
-        self.state.commit(changes)
+        """The processor's transaction per batch (TransactionalProcessor.handle), each record
+        forwarded (_record); the shadow flag read once per batch."""
+        self._copy_to = self.flags.value(self.shadow)
+        super().handle(batch)
+
+    def _record(self, record: Consumed, changes: Changes | None) -> None:
+        assert changes is not None  # a router keeps its pins
+        if not self._handles(record):
+            return
+        with tracing.processing(record, self.group):
+            self._forward(self.transactions.producer, record, changes, self._copy_to)
 
     def _handles(self, record: Consumed) -> bool:
         """What the routed group acts on, by the event type header; a record without one (not
