@@ -154,7 +154,7 @@ def read_messages(connection: Connection, topic: str, timeout_s: float = 15.0) -
         ):
             if time.monotonic() > deadline:
                 raise AssertionError(f"could not read {topic} to its end in {timeout_s}s")
-            messages += [m for m in consumer.consume(500, timeout=0.2) if m.error() is None]
+            messages += [m for m in consumer.consume(500, timeout=0.05) if m.error() is None]
         return messages
     finally:
         consumer.close()

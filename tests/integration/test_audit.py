@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -13,12 +14,16 @@ import pytest
 from fastapi.testclient import TestClient
 from golive_audit.bootstrap import audit_app
 from golive_audit.settings import AuditSettings
-from golive_contracts.events import PersonalDataRead
+from golive_cli.main import app
+from golive_cli.release import ACTOR_ENV
+from golive_contracts.events import PersonalDataRead, ReleaseRouteChanged
 from golive_contracts.scopes import Scope
-from golive_contracts.topology import PII_ACCESS, dlq_topic
+from golive_contracts.topology import PII_ACCESS, RELEASES, dlq_topic
 from golive_eventing import clients
 from golive_eventing.schemas import register_all
-from golive_platform.testing import Cluster
+from golive_platform.config import PlatformConfig
+from golive_platform.testing import Cluster, config_env, suite_config
+from typer.testing import CliRunner, Result
 
 from tests.factories import order_placed
 from tests.helpers import (
@@ -189,3 +194,87 @@ def test_a_read_of_personal_data_that_cannot_be_recorded_shows_nothing(
         assert "could not be recorded" in refused.json()["detail"]
         assert "ada@example.com" not in refused.text
         assert refused.headers["retry-after"] == "1"
+
+
+def _release(*argv: str, flags: Path, suffix: str, env: dict[str, str]) -> Result:
+    """`golive release ... payment` on this environment's releases topic and a flags file."""
+    command = ["release", *argv, "--flags", str(flags), "--suffix", suffix]
+    return CliRunner().invoke(app, command, env=env)
+
+
+def test_each_release_action_is_recorded_first_and_audit_shows_it(
+    cluster: Cluster, topics: Topics, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags.json"
+    shutil.copy(PlatformConfig().flags_source, flags)
+    suffix = topics.group_prefix.removesuffix(".")
+    env = {**config_env(suite_config()), ACTOR_ENV: "pipeline#7"}
+    taken = _release(
+        "canary",
+        "payment",
+        "--percent",
+        "10",
+        "--reason",
+        "INC-42 fix",
+        flags=flags,
+        suffix=suffix,
+        env=env,
+    )
+    assert taken.exit_code == 0, taken.output
+    assert "recorded as " + topics.names.topic(RELEASES) in taken.output
+    # A refused action changes nothing and records nothing.
+    refused = _release("canary", "payment", "--percent", "100", flags=flags, suffix=suffix, env=env)
+    assert refused.exit_code == 1 and "between 1 and 99" in refused.output
+    back = _release("rollback", "payment", flags=flags, suffix=suffix, env=env)
+    assert back.exit_code == 0, back.output
+
+    recorded = [
+        e
+        for e in events_on(cluster, topics, topics.names.topic(RELEASES))
+        if isinstance(e, ReleaseRouteChanged)
+    ]
+    assert [(e.action, e.mode_before, e.mode, e.candidate_share) for e in recorded] == [
+        ("canary", "live", "canary", 10),
+        ("rollback", "canary", "live", 0),
+    ]
+    canary = recorded[0]
+    assert (canary.group, canary.by, canary.reason) == ("payment", "pipeline#7", "INC-42 fix")
+    assert (canary.live, canary.candidate) == ("blue", "green")
+    assert (canary.live_version, canary.candidate_version) == ("0.1.0", "0.2.0")
+    assert canary.where == str(flags)
+    assert canary.envelope.producer == "release"
+
+    settings = AuditSettings.model_validate(
+        {**topics.env(cluster), "audit_database_url": f"sqlite:///{tmp_path / 'audit.db'}"}
+    )
+    with audit_api(settings) as audit:
+
+        def shown() -> list[dict[str, Any]] | None:
+            found = audit.get("/releases", params={"group": "payment"}).json()["items"]
+            return found if len(found) == 2 else None
+
+        items = eventually(shown, 30, "audit to show both release actions")
+        assert [i["payload"]["action"] for i in items] == ["canary", "rollback"]
+        assert items[0]["payload"]["by"] == "***"  # who is personal: audit:pii shows it
+        assert items[0]["payload"]["route"] == str(canary.route)
+        # An incident's window lines up with the release actions in it, and only those.
+        since = items[1]["timestamp"]  # when the broker took the rollback's record
+        later = audit.get("/releases", params={"from": since}).json()["items"]
+        assert [i["payload"]["action"] for i in later] == ["rollback"]
+        assert audit.get("/releases", params={"group": "order"}).json()["items"] == []
+
+
+def test_a_release_action_that_cannot_be_recorded_is_not_taken(
+    topics: Topics, tmp_path: Path
+) -> None:
+    flags = tmp_path / "flags.json"
+    shutil.copy(PlatformConfig().flags_source, flags)
+    before = flags.read_text()
+    suffix = topics.group_prefix.removesuffix(".")
+    env = config_env(suite_config())
+    # The registry has no schema for a releases topic of an environment that was never made.
+    refused = _release("switch", "payment", flags=flags, suffix=f"{suffix}x", env=env)
+    assert refused.exit_code == 1
+    assert "not released: the action could not be recorded" in refused.output
+    assert "the route is unchanged" in refused.output
+    assert flags.read_text() == before

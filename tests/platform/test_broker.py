@@ -33,7 +33,7 @@ def _drain(
     got: list[tuple[bytes | None, bytes | None]] = []
 
     def more() -> bool:
-        for msg in consumer.consume(num_messages=100, timeout=0.2):
+        for msg in consumer.consume(num_messages=100, timeout=0.05):
             if msg.error() is None:
                 got.append((msg.key(), msg.value()))
         return len(got) >= want

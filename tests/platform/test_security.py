@@ -23,7 +23,7 @@ from golive_platform.kafka import admin_client
 from golive_platform.testing import Cluster
 from typer.testing import CliRunner
 
-from tests.helpers import Topics, free_port, issuer
+from tests.helpers import Topics, eventually, free_port, issuer
 
 pytestmark = pytest.mark.integration
 
@@ -97,6 +97,14 @@ def test_acls_apply_is_idempotent_and_removes_drift(cluster: Cluster, topics: To
     made = admin.create_acls([acls.binding(foreign), acls.binding(unrelated)], request_timeout=30)
     for future in made.values():
         future.result(timeout=30)
+    # The controller commits an ACL at once; the broker's authorizer, which describe reads,
+    # applies it from the metadata log a moment later. Drift not yet applied is not yet seen.
+    [foreign_only] = acls.exact([acls.binding(foreign)])
+    eventually(
+        lambda: admin.describe_acls(foreign_only, request_timeout=30).result(timeout=30),
+        30,
+        "the broker to apply the foreign grant",
+    )
     fixed = acls.apply(admin, declared, scope)
     assert fixed.deleted == [str(foreign)]  # on this environment's resources only
     assert acls.apply(admin, declared, scope).deleted == []

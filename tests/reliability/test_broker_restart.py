@@ -97,7 +97,7 @@ def _committed(connection: Connection, topic: str) -> dict[str, set[int]]:
         deadline = time.monotonic() + 30
         while len(at_end) < 3:
             assert time.monotonic() < deadline, f"{topic} not read to its end"
-            for message in consumer.consume(1000, timeout=0.5):
+            for message in consumer.consume(1000, timeout=0.05):
                 error = message.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:

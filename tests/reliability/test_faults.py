@@ -164,7 +164,7 @@ def _copy_partition(cluster: Cluster, topic: str, partition: int) -> int:
         deadline = time.monotonic() + 30
         while consumer.position([TopicPartition(topic, partition)])[0].offset < high:
             assert time.monotonic() < deadline, "could not read the partition to copy"
-            for msg in consumer.consume(500, timeout=0.5):
+            for msg in consumer.consume(500, timeout=0.05):
                 headers = {str(h[0]): _text(h[1]) for h in msg.headers() or []}
                 placed = headers.get("event_type") == "OrderPlaced"
                 if msg.error() is None and placed and (msg.offset() or 0) < high:

@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from golive_cli import shadow as shadow_module
 from golive_cli.main import app
-from golive_contracts.events import PaymentAuthorized, PaymentDeclined
-from golive_contracts.topology import dlq_topic, shadow_topic
+from golive_cli.release import ACTOR_ENV
+from golive_contracts.events import PaymentAuthorized, PaymentDeclined, ReleaseRouteChanged
+from golive_contracts.topology import RELEASES, dlq_topic, shadow_topic
 from golive_payment.domain import rules
 from golive_platform.testing import Cluster, config_env, suite_config
 from typer.testing import CliRunner
 
 from tests.factories import order_placed
-from tests.helpers import Topics, eventually, make_topics, read_topic, service_ports
+from tests.helpers import Topics, events_on, eventually, make_topics, read_topic, service_ports
 from tests.reliability.harness import (
     PIPELINE,
     Services,
@@ -58,13 +60,22 @@ def system(
         services.stop_all()
 
 
-def _release(system: Services, cluster: Cluster, action: str, *args: str, ok: bool = True) -> str:
-    """`golive release ACTION payment ...` on this system's flags (in process: a subprocess
-    would add seconds of imports to each of the many steps)."""
+def _release(
+    system: Services,
+    cluster: Cluster,
+    topics: Topics,
+    action: str,
+    *args: str,
+    ok: bool | None = True,
+) -> str:
+    """`golive release ACTION payment ...` on this system's flags and topics (in process: a
+    subprocess would add seconds of imports to each of the many steps)."""
+    suffix = topics.group_prefix.removesuffix(".")
     argv = ["release", action, "payment", *args, "--flags", str(system.config.flags_file)]
-    env = {**config_env(system.config), **cluster.connection.env()}
+    argv += ["--suffix", suffix]
+    env = {**config_env(system.config), **cluster.connection.env(), ACTOR_ENV: "test_release"}
     done = CliRunner().invoke(app, argv, env=env)
-    assert (done.exit_code == 0) is ok, done.output
+    assert ok is None or (done.exit_code == 0) is ok, done.output
     return done.output
 
 
@@ -81,7 +92,7 @@ def _payments(cluster: Cluster, topics: Topics, topic: str) -> dict[str, list[An
 def test_shadow_shows_exactly_the_orders_the_candidate_decides_otherwise(
     system: Services, cluster: Cluster, topics: Topics, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _release(system, cluster, "shadow")
+    _release(system, cluster, topics, "shadow")
     shadow = shadow_topic(topics.payments)
     probes: list[str] = []
 
@@ -117,19 +128,57 @@ def test_shadow_shows_exactly_the_orders_the_candidate_decides_otherwise(
     assert read_topic(cluster.connection, dlq_topic(topics.orders, "payment-green"), 5) == []
 
     # The comparison, as golive release compares: every difference is one version 2 intends.
-    suffix = topics.group_prefix.removesuffix(".")
-    comparison = _release(system, cluster, "compare", "--suffix", suffix)
+    # (Copies handed over in the last 30 s count as in flight; here none is.)
+    monkeypatch.setattr(shadow_module, "IN_FLIGHT_MS", 0)
+    comparison = _release(system, cluster, topics, "compare")
     assert "5 differ as the candidate intends, 0 differ otherwise" in comparison
+    assert "0 handed to the candidate have no shadow decision" in comparison
+
+    # Copies the candidate never decides (it is down) are missing, and stop a promotion.
+    system.stop("payment-green")
+    lost = new_orders(3)
+    publish(cluster, topics, lost)
+    lost_ids = {str(o.order_id) for o in lost}
+    eventually(
+        lambda: lost_ids <= _payments(cluster, topics, topics.payments).keys(),
+        30,
+        "the live version to decide the orders the candidate misses",
+    )
+    missing = _release(system, cluster, topics, "compare", ok=False)
+    assert "3 handed to the candidate have no shadow decision" in missing
+    assert all(f"no shadow decision: order {i}" in missing for i in lost_ids)
+    system.start("payment-green")  # back: it decides what it was handed
+    eventually(
+        lambda: (
+            "0 handed to the candidate have no shadow decision"
+            in _release(system, cluster, topics, "compare", ok=None)
+        ),
+        60,
+        "the candidate to decide what it missed",
+        every_s=1.0,
+    )
     # A candidate that did not declare them would not be promoted, naming the orders.
     monkeypatch.setitem(rules.INTENDED, "2", lambda live, candidate: False)
-    refused = _release(system, cluster, "promote", "--suffix", suffix, ok=False)
+    refused = _release(system, cluster, topics, "promote", ok=False)
     assert "promotion refused: 5 order(s)" in refused
     assert all(str(o.order_id) in refused for o in changed)
     monkeypatch.undo()
-    promoted = _release(system, cluster, "promote", "--suffix", suffix)
+    promoted = _release(system, cluster, topics, "promote")
     assert "now  payment: live: every new key to green (live)" in promoted
-    back = _release(system, cluster, "promote", "--suffix", suffix)  # blue again, for the next
+    back = _release(system, cluster, topics, "promote")  # blue again, for the next
     assert "now  payment: live: every new key to blue (live)" in back
+    # Each action taken was recorded first, in order; the refused promotion was not.
+    recorded = [
+        e
+        for e in events_on(cluster, topics, topics.names.topic(RELEASES))
+        if isinstance(e, ReleaseRouteChanged)
+    ]
+    assert [(e.action, e.mode, e.live) for e in recorded[-3:]] == [
+        ("shadow", "shadow", "blue"),
+        ("promote", "live", "green"),
+        ("promote", "live", "blue"),
+    ]
+    assert {e.by for e in recorded} == {"test_release"}
 
 
 def test_route_flips_under_load_and_a_killed_version_decide_each_order_exactly_once(
@@ -156,7 +205,7 @@ def test_route_flips_under_load_and_a_killed_version_decide_each_order_exactly_o
             system.kill("payment-green")
             system.start("payment-green")
         else:
-            _release(system, cluster, *step)
+            _release(system, cluster, topics, *step)
 
     found = eventually(
         lambda: all_settled(cluster, topics, orders), 180, "every order to end", every_s=2.0
@@ -172,8 +221,7 @@ def test_route_flips_under_load_and_a_killed_version_decide_each_order_exactly_o
     assert by_version["0.1.0"] > 0 and by_version["0.2.0"] > 0, by_version  # both decided some
     route = json.loads(system.config.flags_file.read_text())["flags"]["payment-route"]
     assert route["defaultVariant"] == "blue"  # rolled back
-    suffix = topics.group_prefix.removesuffix(".")
-    status = _release(system, cluster, "status", "--suffix", suffix).splitlines()
+    status = _release(system, cluster, topics, "status").splitlines()
     assert status[0] == "payment: live: every new key to blue (live)"
     assert [line.split()[:3] for line in status[1:4]] == [
         ["payment-router", "0", "unread"],

@@ -55,6 +55,9 @@ def test_a_service_writes_only_the_topics_it_owns() -> None:
     }
     # The recorder only reads; its API writes the record of each read of personal data.
     assert _topics("audit", Operation.WRITE) == {"pii-access"}
+    # `golive release` logs in as release: it records each release action, and that is all.
+    assert _topics("release", Operation.WRITE) == {"releases"}
+    assert not [g for g in grants(NAMES) if g.principal == "release" and g.name != "releases"]
 
 
 def test_every_event_topic_has_exactly_its_writer() -> None:
@@ -82,7 +85,7 @@ def test_a_service_reads_what_its_groups_read_and_restores_its_own_state() -> No
 
 def test_the_recorder_reads_every_topic_and_every_dead_letter() -> None:
     dead_letters = {d for g in GROUPS for d in NAMES.dead_letter_topics(g)}
-    events = {"orders", "payments", "pii-access"}
+    events = {"orders", "payments", "pii-access", "releases"}
     assert _topics("audit", Operation.READ) == {*events, *dead_letters}
 
 

@@ -4,6 +4,7 @@ router reads; the committed flags are the route at rest. No I/O but the committe
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,6 +59,21 @@ def test_what_cannot_be_done_says_why() -> None:
         release.rollback(COMMITTED, "payment")
     with pytest.raises(KeyError, match="no routed group 'order'"):
         release.route(COMMITTED, "order")
+    older = {"flags": {k: v for k, v in COMMITTED["flags"].items() if k != "payment-route"}}
+    with pytest.raises(ReleaseError, match="the flags have no 'payment-route'"):
+        release.route(older, "payment")
+
+
+def test_a_copy_from_an_older_checkout_gains_the_flags_declared_since(tmp_path: Path) -> None:
+    config = PlatformConfig(data_dir=tmp_path)
+    assert json.loads(config.ensure_flags().read_text()) == COMMITTED  # first use: a copy
+    set_here = release.canary(COMMITTED, "payment", 5)
+    older = {**set_here, "flags": {"payment-route": set_here["flags"]["payment-route"]}}
+    config.flags_file.write_text(json.dumps(older))
+    kept = json.loads(config.ensure_flags().read_text())
+    assert kept == set_here  # the others added as committed, the route as it was set
+    config.flags_file.write_text("{ not json")
+    assert config.ensure_flags().read_text() == "{ not json"  # the services name the line
 
 
 def test_a_route_says_itself_in_one_line() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import xml.etree.ElementTree as ET
 from functools import cache
@@ -131,9 +132,25 @@ class PlatformConfig(BaseSettings):
         return self.data_dir / "flags.json"
 
     def ensure_flags(self) -> Path:
+        """The running system's flags, made on first use. A copy an older checkout made gains
+        the flags declared since, at their committed values (a release's route flag missing
+        would hold every new order); the flags it has keep the values set on it."""
         if not self.flags_file.exists():
             self.flags_file.parent.mkdir(parents=True, exist_ok=True)
             self.flags_file.write_bytes(self.flags_source.read_bytes())
+            return self.flags_file
+        try:
+            kept = json.loads(self.flags_file.read_text())
+            flags = kept["flags"]
+            committed = json.loads(self.flags_source.read_text())["flags"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.flags_file  # not readable as flags: the services say which line
+        added = {name: body for name, body in committed.items() if name not in flags}
+        if added and isinstance(flags, dict):
+            flags.update(added)
+            fresh = self.flags_file.with_suffix(".json.new")
+            fresh.write_text(json.dumps(kept, indent=2) + "\n")
+            fresh.replace(self.flags_file)
         return self.flags_file
 
     @property

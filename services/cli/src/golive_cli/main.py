@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
@@ -17,6 +18,7 @@ from golive_cli import deploy
 from golive_cli.recorder.cli import register as register_recorder
 
 if TYPE_CHECKING:
+    from golive_contracts.events import ReleaseRouteChanged
     from golive_contracts.topology import Names
     from golive_eventing.rebuild import Progress
     from golive_platform.platform import Platform
@@ -603,68 +605,6 @@ FlagsFile = Annotated[
     Path | None,
     typer.Option("--flags", help="The flags the router reads (default: make run's copy)."),
 ]
-
-
-def _released(
-    service: str, flags: Path | None, action: Callable[[dict[str, Any]], dict[str, Any]]
-) -> None:
-    """Rewrite the route as `action` says, and say what it was and what it is."""
-    from golive_eventing.flags import read, write  # noqa: PLC0415
-
-    from golive_cli import release  # noqa: PLC0415
-
-    path = flags or PlatformConfig().ensure_flags()
-    try:
-        document = read(path)
-        before = release.route(document, service)
-        changed = action(document)
-        after = release.route(changed, service)
-    except (release.ReleaseError, KeyError) as exc:
-        raise PlatformError(str(exc).strip("'\"")) from None
-    write(path, changed)
-    typer.echo(f"was  {before}\nnow  {after}\n({path}; the router reads it within a second)")
-
-
-@release_app.command("shadow")
-@fails_cleanly
-def release_shadow(service: Service, flags: FlagsFile = None) -> None:
-    """The candidate slot gets a shadow copy of every input; the live slot decides them all."""
-    from golive_cli import release  # noqa: PLC0415
-
-    _released(service, flags, lambda d: release.shadow(d, service))
-
-
-@release_app.command("canary")
-@fails_cleanly
-def release_canary(
-    service: Service,
-    percent: Annotated[int, typer.Option(help="The share of new keys the candidate decides.")],
-    flags: FlagsFile = None,
-) -> None:
-    """A share of new keys (by order id) to the candidate, the rest to the live slot."""
-    from golive_cli import release  # noqa: PLC0415
-
-    _released(service, flags, lambda d: release.canary(d, service, percent))
-
-
-@release_app.command("switch")
-@fails_cleanly
-def release_switch(service: Service, flags: FlagsFile = None) -> None:
-    """Every new key to the candidate (blue/green): rollback returns them to the live slot."""
-    from golive_cli import release  # noqa: PLC0415
-
-    _released(service, flags, lambda d: release.switch(d, service))
-
-
-@release_app.command("rollback")
-@fails_cleanly
-def release_rollback(service: Service, flags: FlagsFile = None) -> None:
-    """Every new key back to the live slot at once; keys the candidate has keep their slot."""
-    from golive_cli import release  # noqa: PLC0415
-
-    _released(service, flags, lambda d: release.rollback(d, service))
-
-
 Bootstrap = Annotated[str | None, typer.Option(envvar="KAFKA_BOOTSTRAP_SERVERS", help="Kafka.")]
 Suffix = Annotated[
     str | None,
@@ -673,6 +613,167 @@ Suffix = Annotated[
         "<suffix>.<g> (as golive regress and the tests make them)."
     ),
 ]
+By = Annotated[
+    str | None,
+    typer.Option(help="Who takes the action, as recorded (default: GOLIVE_ACTOR, or login@host)."),
+]
+Reason = Annotated[str | None, typer.Option(help="Why, as recorded with the action.")]
+
+
+@dataclass(frozen=True)
+class _Taking:
+    """Where a release action is written and recorded, and by whom."""
+
+    flags: Path | None
+    bootstrap: str | None
+    suffix: str | None
+    by: str | None
+    reason: str | None
+
+
+def _released(
+    service: str,
+    action: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    taking: _Taking,
+) -> None:
+    """Record the action on the releases topic, then rewrite the route as `change` says, and
+    say what it was and what it is. Not recorded, not taken."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from golive_eventing.flags import read, write  # noqa: PLC0415
+
+    from golive_cli import release  # noqa: PLC0415
+
+    path = taking.flags or PlatformConfig().ensure_flags()
+    try:
+        document = read(path)
+        before = release.route(document, service)
+        changed = change(document)
+        after = release.route(changed, service)
+    except (release.ReleaseError, KeyError) as exc:
+        raise PlatformError(str(exc).strip("'\"")) from None
+    event = release.recorded(
+        action,
+        before,
+        after,
+        by=taking.by or release.actor(),
+        reason=taking.reason,
+        where=str(path),
+        now=datetime.now(UTC),
+    )
+    at = _record(event, taking.bootstrap, taking.suffix)
+    write(path, changed)
+    typer.echo(
+        f"was  {before}\nnow  {after}\n({path}; the router reads it within a second; "
+        f"recorded as {at})"
+    )
+
+
+def _record(event: ReleaseRouteChanged, bootstrap: str | None, suffix: str | None) -> str:
+    """Publish a release's record under the release login; where it landed."""
+    from golive_eventing import clients  # noqa: PLC0415
+    from golive_eventing.clients import Connection  # noqa: PLC0415
+    from golive_eventing.producer import DeliveryFailedError, EventProducer  # noqa: PLC0415
+    from golive_eventing.serde import (  # noqa: PLC0415
+        EventSerde,
+        RegistryUnavailableError,
+        SchemaNotRegisteredError,
+    )
+    from golive_eventing.settings import KafkaSettings  # noqa: PLC0415
+
+    from golive_cli.release import RELEASE  # noqa: PLC0415
+    from golive_cli.system import Cluster  # noqa: PLC0415
+
+    login = Cluster.chosen(bootstrap).service(RELEASE)
+    names = _names(suffix)
+    settings = KafkaSettings.exactly(
+        **{name: getattr(login, name) for name in Connection.model_fields},
+        **names.settings(),
+        kafka_group_prefix=names.group_prefix,
+    )
+    producer = EventProducer(
+        settings, EventSerde(clients.registry(login), dict(names.topics)), client_id=RELEASE
+    )
+    try:
+        done = producer.publish_sync(event, key=event.group)
+    except (DeliveryFailedError, RegistryUnavailableError, SchemaNotRegisteredError) as exc:
+        raise PlatformError(
+            f"not released: the action could not be recorded on {settings.releases_topic} "
+            f"({exc}); the route is unchanged"
+        ) from None
+    finally:
+        producer.close()
+    return f"{done.topic}[{done.partition}]@{done.offset}"
+
+
+@release_app.command("shadow")
+@fails_cleanly
+def release_shadow(
+    service: Service,
+    flags: FlagsFile = None,
+    bootstrap: Bootstrap = None,
+    suffix: Suffix = None,
+    by: By = None,
+    reason: Reason = None,
+) -> None:
+    """The candidate slot gets a shadow copy of every input; the live slot decides them all."""
+    from golive_cli import release  # noqa: PLC0415
+
+    taking = _Taking(flags, bootstrap, suffix, by, reason)
+    _released(service, "shadow", lambda d: release.shadow(d, service), taking)
+
+
+@release_app.command("canary")
+@fails_cleanly
+def release_canary(
+    service: Service,
+    percent: Annotated[int, typer.Option(help="The share of new keys the candidate decides.")],
+    flags: FlagsFile = None,
+    bootstrap: Bootstrap = None,
+    suffix: Suffix = None,
+    by: By = None,
+    reason: Reason = None,
+) -> None:
+    """A share of new keys (by order id) to the candidate, the rest to the live slot."""
+    from golive_cli import release  # noqa: PLC0415
+
+    taking = _Taking(flags, bootstrap, suffix, by, reason)
+    _released(service, "canary", lambda d: release.canary(d, service, percent), taking)
+
+
+@release_app.command("switch")
+@fails_cleanly
+def release_switch(
+    service: Service,
+    flags: FlagsFile = None,
+    bootstrap: Bootstrap = None,
+    suffix: Suffix = None,
+    by: By = None,
+    reason: Reason = None,
+) -> None:
+    """Every new key to the candidate (blue/green): rollback returns them to the live slot."""
+    from golive_cli import release  # noqa: PLC0415
+
+    taking = _Taking(flags, bootstrap, suffix, by, reason)
+    _released(service, "switch", lambda d: release.switch(d, service), taking)
+
+
+@release_app.command("rollback")
+@fails_cleanly
+def release_rollback(
+    service: Service,
+    flags: FlagsFile = None,
+    bootstrap: Bootstrap = None,
+    suffix: Suffix = None,
+    by: By = None,
+    reason: Reason = None,
+) -> None:
+    """Every new key back to the live slot at once; keys the candidate has keep their slot."""
+    from golive_cli import release  # noqa: PLC0415
+
+    taking = _Taking(flags, bootstrap, suffix, by, reason)
+    _released(service, "rollback", lambda d: release.rollback(d, service), taking)
 
 
 def _route(service: str, flags: Path | None) -> Route:
@@ -696,8 +797,12 @@ def _names(suffix: str | None) -> Names:
 def _comparison(
     service: str, flags: Path | None, bootstrap: str | None, suffix: str | None
 ) -> Comparison:
-    """The candidate slot's shadow decisions (its version's only) beside the live ones."""
+    """The candidate slot's shadow decisions (its version's only, in the shadow window) beside
+    the live ones, and the shadow copies it was handed and never decided."""
+    import time  # noqa: PLC0415
+
     from golive_contracts import topology  # noqa: PLC0415
+    from golive_contracts.events import ReleaseRouteChanged  # noqa: PLC0415
     from golive_eventing import clients  # noqa: PLC0415
     from golive_eventing.serde import EventSerde  # noqa: PLC0415
 
@@ -710,21 +815,36 @@ def _comparison(
     declared = release.candidate(service, now.candidate)
     connection = Cluster.chosen(bootstrap).connection
     serde = EventSerde(clients.registry(connection), dict(names.topics))
-    shadowed = [
-        (key, event, ts)
+    releases = [
+        (r.event, r.timestamp)
+        for r in shadow.read(connection, serde, names.topic(topology.RELEASES))
+        if isinstance(r.event, ReleaseRouteChanged)
+    ]
+    window = shadow.shadow_window(releases, service)
+    decided = [
+        r
         for topic in names.shadow_topics(slot)
-        for key, event, ts in shadow.read(connection, serde, topic)
-        if event.envelope.producer_version == declared.version
+        for r in shadow.read(connection, serde, topic, window.start)
+        if window.holds(r.timestamp) and r.event.envelope.producer_version == declared.version
     ]
-    if not shadowed:
-        return shadow.Comparison(orders=0)
-    since = min(ts for _, _, ts in shadowed) - shadow.LIVE_LEAD_MS
-    live = [
-        (key, event)
-        for topic in slot.writes
-        for key, event, _ in shadow.read(connection, serde, names.topic(topic), since)
-    ]
-    return shadow.compare(live, [(k, e) for k, e, _ in shadowed], declared.intended)
+    in_flight = int(time.time() * 1000) - shadow.IN_FLIGHT_MS
+    handed = {
+        r.key
+        for topic in names.inputs(slot)
+        for r in shadow.read(connection, serde, topic, window.start)
+        if r.route == topology.SHADOW and window.holds(r.timestamp) and r.timestamp < in_flight
+    }
+    since = min((r.timestamp for r in decided), default=window.start) - shadow.LIVE_LEAD_MS
+    live = (
+        [
+            (r.key, r.event)
+            for topic in slot.writes
+            for r in shadow.read(connection, serde, names.topic(topic), max(since, 0))
+        ]
+        if decided
+        else []
+    )
+    return shadow.compare(live, [(r.key, r.event) for r in decided], declared.intended, handed)
 
 
 @release_app.command("compare")
@@ -743,7 +863,12 @@ def release_compare(
 @release_app.command("promote")
 @fails_cleanly
 def release_promote(
-    service: Service, flags: FlagsFile = None, bootstrap: Bootstrap = None, suffix: Suffix = None
+    service: Service,
+    flags: FlagsFile = None,
+    bootstrap: Bootstrap = None,
+    suffix: Suffix = None,
+    by: By = None,
+    reason: Reason = None,
 ) -> None:
     """The candidate becomes the live slot; the other slot is free for the next version.
     Refused while its shadow decisions differ from the live ones beyond what it intends."""
@@ -753,10 +878,12 @@ def release_promote(
     if not found.ok:
         typer.echo(found.text(), err=True)
         raise PlatformError(
-            f"promotion refused: {len(found.unintended)} order(s) decided in shadow differ from "
-            f"the live version beyond what the candidate intends: {', '.join(found.unintended)}"
+            f"promotion refused: {len(found.refused)} order(s) handed to the candidate in shadow "
+            "were decided otherwise than the live version beyond what it intends, or not at "
+            f"all: {', '.join(found.refused)}"
         )
-    _released(service, flags, lambda d: release.promote(d, service))
+    taking = _Taking(flags, bootstrap, suffix, by, reason)
+    _released(service, "promote", lambda d: release.promote(d, service), taking)
 
 
 @release_app.command("status")
@@ -783,7 +910,7 @@ def release_status(
         behind = operations.unread(connection, names.group_id(group.name), names.inputs(group))
         typer.echo(f"  {group.name:<16} {behind:>8} unread   ({role})")
     compared = _comparison(service, flags, bootstrap, suffix)
-    if compared.orders:
+    if compared.orders or compared.missing_shadow:
         typer.echo("shadow: " + compared.text(limit=0).splitlines()[0])
 
 

@@ -135,7 +135,7 @@ def redrive(
         while pending:
             if time.monotonic() > deadline:
                 raise PlatformError(f"could not read {dlq} to its end in {timeout_s}s")
-            for message in consumer.consume(500, timeout=0.5):
+            for message in consumer.consume(500, timeout=0.05):
                 error = message.error()
                 partition = message.partition() or 0
                 offset = message.offset() or 0
@@ -246,7 +246,7 @@ def unread(connection: Connection, group: str, topics: list[str]) -> int:
         unread, at_end = 0, set[tuple[str | None, int | None]]()
         deadline = time.monotonic() + 10
         while len(at_end) < len(behind) and time.monotonic() < deadline:
-            for msg in reader.consume(500, timeout=0.2):
+            for msg in reader.consume(500, timeout=0.05):
                 error = msg.error()
                 if error is None:
                     unread += 1

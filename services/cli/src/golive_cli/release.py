@@ -16,15 +16,28 @@ the flags, which the router reads within a second:
 Keys already pinned stay where they are: a route change moves only keys not yet seen. The
 functions here are pure (a flags document in, a new one out); the command reads and writes the
 file and says what changed.
+
+Every action is recorded before it takes effect: a ReleaseRouteChanged event (`recorded`) on
+the releases topic, written under the `release` login; an action that cannot be recorded is
+not taken. The audit service keeps them (GET /releases), so an incident is lined up with the
+release that caused it.
 """
 
 from __future__ import annotations
 
+import getpass
+import os
+import socket
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, Literal
 
+from golive_contracts.envelope import Envelope
+from golive_contracts.events import ReleaseRouteChanged
 from golive_contracts.flags import NO_SHADOW, route_flag, shadow_flag
-from golive_contracts.topology import SLOTS, routed
+from golive_contracts.topology import RELEASES, SLOTS, routed, topic
 
 from golive_cli.deploy import SLOT_RULES
 
@@ -33,6 +46,9 @@ if TYPE_CHECKING:
 
 Mode = Literal["live", "shadow", "canary", "switched"]
 ORDER_ID = "order_id"  # the attribute a canary splits on (golive_eventing.router)
+# Who takes release actions, to the broker: the releases topic's one writer.
+RELEASE = topic(RELEASES).writer
+ACTOR_ENV = "GOLIVE_ACTOR"
 
 
 class ReleaseError(ValueError):
@@ -94,6 +110,12 @@ def route(document: dict[str, Any], group: str) -> Route:
     """The route of routed group `group` in a flags document."""
     routed(group)  # a KeyError naming the routed groups if it is not one
     flags = document["flags"]
+    for declared in (route_flag(group), shadow_flag(group)):
+        if declared.key not in flags:
+            raise ReleaseError(
+                f"the flags have no {declared.key!r} ({declared.description}): add it as "
+                "infra/flags/flags.json has it"
+            )
     body = flags[route_flag(group).key]
     live = str(body.get("metadata", {}).get("live", SLOTS[0]))
     if live not in SLOTS:
@@ -178,3 +200,49 @@ def promote(document: dict[str, Any], group: str) -> dict[str, Any]:
     """The candidate becomes the live slot; the old live slot is free for the next version."""
     now = route(document, group)
     return _rewrite(document, group, to=now.candidate, live=now.candidate)
+
+
+def actor() -> str:
+    """Who takes a release action: GOLIVE_ACTOR (a pipeline sets its job and run), else the
+    operator's login at this host."""
+    named = os.environ.get(ACTOR_ENV, "").strip()
+    return named or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def recorded(
+    action: str,
+    before: Route,
+    after: Route,
+    *,
+    by: str,
+    reason: str | None,
+    where: str,
+    now: datetime,
+) -> ReleaseRouteChanged:
+    """The record of a release action: the route it leaves, the route it makes, who and why."""
+    event_id = uuid.uuid4()
+    return ReleaseRouteChanged(
+        envelope=Envelope(
+            event_id=event_id,
+            event_type=ReleaseRouteChanged.type_name(),
+            occurred_at=now,
+            correlation_id=str(event_id),
+            producer=RELEASE,
+            producer_version=version("golive-cli"),
+        ),
+        group=after.group,
+        action=action,
+        by=by,
+        reason=reason or None,
+        mode_before=before.mode,
+        mode=after.mode,
+        live=after.live,
+        candidate=after.candidate,
+        live_version=candidate(after.group, after.live).version,
+        candidate_version=candidate(after.group, after.candidate).version,
+        candidate_share=after.share,
+        shadow=after.mode == "shadow",
+        route=str(after),
+        where=where,
+        changed_at=now,
+    )

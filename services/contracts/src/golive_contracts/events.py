@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from golive_contracts.envelope import Envelope, Record
 from golive_contracts.fields import personal, public
-from golive_contracts.topology import ORDERS, PAYMENTS, PII_ACCESS
+from golive_contracts.topology import ORDERS, PAYMENTS, PII_ACCESS, RELEASES
 
 
 class Event(Record):
@@ -105,6 +105,30 @@ class PersonalDataRead(Event):
     read_at: datetime = public("When it was read.")
 
 
+class ReleaseRouteChanged(Event):
+    """A release action on a routed group (`golive release`), recorded before it takes effect:
+    an incident is lined up with the release that caused it (audit's GET /releases). Keyed by
+    the group: a group's releases are in order on one partition."""
+
+    avro_namespace: ClassVar[str] = "dev.golive.releases"
+    topic: ClassVar[str] = RELEASES
+    group: str = public("The routed group, e.g. payment.")
+    action: str = public("shadow, canary, switch, rollback or promote.")
+    by: str = personal("Who took it: GOLIVE_ACTOR, or the operator's login at the host.")
+    reason: str | None = public("Why, as the operator gave it (--reason).", default=None)
+    mode_before: str = public("The route before: live, shadow, canary or switched.")
+    mode: str = public("The route after: live, shadow, canary or switched.")
+    live: str = public("The live version slot after, e.g. blue.")
+    candidate: str = public("The candidate version slot after, e.g. green.")
+    live_version: str = public("The version the live slot runs.")
+    candidate_version: str = public("The version the candidate slot runs.")
+    candidate_share: int = public("Percent of new keys the candidate decides after (0 to 100).")
+    shadow: bool = public("Whether the candidate gets a shadow copy of every input after.")
+    route: str = public("The route after, in words (what `golive release status` shows).")
+    where: str = public("Where the route was written: the flags file or ConfigMap.")
+    changed_at: datetime = public("When it was taken.")
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     OrderPlaced,
     OrderConfirmed,
@@ -112,5 +136,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PaymentAuthorized,
     PaymentDeclined,
     PersonalDataRead,
+    ReleaseRouteChanged,
 )
 BY_FULL_NAME: dict[str, type[Event]] = {cls.full_name(): cls for cls in EVENT_TYPES}

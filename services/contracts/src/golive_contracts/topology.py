@@ -16,6 +16,7 @@ from enum import StrEnum
 ORDERS = "orders"
 PAYMENTS = "payments"
 PII_ACCESS = "pii-access"
+RELEASES = "releases"
 
 
 class Kind(StrEnum):
@@ -88,6 +89,12 @@ TOPICS = (
     Topic(
         PII_ACCESS, "audit", "Every read of personal data through the audit API (PersonalDataRead)."
     ),
+    Topic(
+        RELEASES,
+        "release",
+        "Every release action on a routed group: who, what, when, which split "
+        "(ReleaseRouteChanged, written by `golive release` under its own login).",
+    ),
 )
 
 ORDER_PROJECTOR = Group(
@@ -134,9 +141,9 @@ AUDIT = Group(
     service="audit",
     process="audit",
     kind=Kind.RECORDER,
-    reads=(ORDERS, PAYMENTS, PII_ACCESS),
+    reads=(ORDERS, PAYMENTS, PII_ACCESS, RELEASES),
     description="The black-box recorder: every record, raw and decoded, and the dead-letter "
-    "topics; its own record of personal-data reads too.",
+    "topics; its own record of personal-data reads too, and every release action.",
 )
 
 

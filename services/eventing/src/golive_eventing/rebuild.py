@@ -154,7 +154,7 @@ def _replay(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"rebuild did not reach the end of {topics} in {timeout_s}s")
             batch: list[Consumed] = []
-            for message in consumer.consume(1000, timeout=0.5):
+            for message in consumer.consume(1000, timeout=0.05):
                 error = message.error()
                 place = (message.topic() or "", message.partition() or 0)
                 if error is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from golive_contracts.topology import ORDERS, PAYMENTS, PII_ACCESS, Names
+from golive_contracts.topology import ORDERS, PAYMENTS, PII_ACCESS, RELEASES, Names
 
 from golive_eventing.clients import Connection
 from golive_eventing.serde import UNKNOWN_SCHEMA_GRACE_S
@@ -14,6 +14,7 @@ class KafkaSettings(Connection):
     orders_topic: str = "orders"
     payments_topic: str = "payments"
     pii_access_topic: str = "pii-access"
+    releases_topic: str = "releases"
     # Prepended to the id of every consumer group this service joins, and to its transactional
     # ids. Environments that share a cluster have their own topics, and need their own groups
     # too: a member of the same group on other topics still takes part in every rebalance
@@ -35,6 +36,7 @@ class KafkaSettings(Connection):
             ORDERS: self.orders_topic,
             PAYMENTS: self.payments_topic,
             PII_ACCESS: self.pii_access_topic,
+            RELEASES: self.releases_topic,
         }
         return Names(topics, self.kafka_group_prefix)
 

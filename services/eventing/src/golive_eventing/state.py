@@ -105,7 +105,9 @@ class KeyedState:
             while not self._read_to_end(consumer, stable, wanted):
                 if time.monotonic() > deadline:
                     raise StateRestoreError(self._stuck(consumer, stable, wanted, timeout_s))
-                for message in consumer.consume(1000, timeout=0.5):
+                # consume() returns at 1,000 records or the timeout: a long timeout would be
+                # waited out by every pass that finds fewer.
+                for message in consumer.consume(1000, timeout=0.05):
                     error = message.error()
                     partition = message.partition() or 0
                     if error is not None:

@@ -1,5 +1,5 @@
-"""Audit's HTTP API: the recorded events (GET /events) and one order's journey in order
-(GET /orders/{id}/timeline).
+"""Audit's HTTP API: the recorded events (GET /events), one order's journey in order
+(GET /orders/{id}/timeline), and the release actions (GET /releases).
 
 Both need the audit:read scope and show personal data masked (golive_audit.domain.disclosure).
 With audit:pii too they show it, once the read itself is recorded: a PersonalDataRead event,
@@ -17,6 +17,7 @@ from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from golive_contracts.events import ReleaseRouteChanged
 from golive_contracts.scopes import Scope
 from golive_eventing.auth import RESPONSES, Caller, require
 from golive_eventing.producer import DeliveryFailedError, EventProducer
@@ -77,19 +78,81 @@ router = APIRouter(
 )
 
 
+From = Annotated[AwareDatetime | None, Query(alias="from")]
+To = Annotated[AwareDatetime | None, Query(alias="to")]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[int, Query(ge=0)]
+
+
 @router.get("/events", response_model=EventPage, summary="Recorded events, oldest first")
 async def list_events(
     request: Request,
     auditing: AuditingDep,
     caller: Reader,
-    start: Annotated[AwareDatetime | None, Query(alias="from")] = None,
-    end: Annotated[AwareDatetime | None, Query(alias="to")] = None,
+    start: From = None,
+    end: To = None,
     event_type: Annotated[str | None, Query(alias="type", max_length=100)] = None,
     key: Annotated[str | None, Query(max_length=200)] = None,
     correlation_id: Annotated[str | None, Query(max_length=100)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    limit: Limit = 100,
+    cursor: Cursor = 0,
 ) -> Any:
+    return await _page(
+        request,
+        auditing,
+        caller,
+        start=start,
+        end=end,
+        event_type=event_type,
+        key=key,
+        correlation_id=correlation_id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/releases",
+    response_model=EventPage,
+    summary="Release actions (golive release), oldest first: line an incident up with them",
+)
+async def list_releases(
+    request: Request,
+    auditing: AuditingDep,
+    caller: Reader,
+    start: From = None,
+    end: To = None,
+    group: Annotated[str | None, Query(max_length=100, description="A routed group.")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = 0,
+) -> Any:
+    return await _page(
+        request,
+        auditing,
+        caller,
+        start=start,
+        end=end,
+        event_type=ReleaseRouteChanged.type_name(),
+        key=group,
+        correlation_id=None,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def _page(
+    request: Request,
+    auditing: Auditing,
+    caller: Caller,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    event_type: str | None,
+    key: str | None,
+    correlation_id: str | None,
+    limit: int,
+    cursor: int,
+) -> dict[str, Any]:
     if start is not None and end is not None and end <= start:
         detail = [{"loc": ["query", "to"], "msg": "must be after 'from'", "type": "value_error"}]
         raise HTTPException(status_code=422, detail=detail)

@@ -123,7 +123,7 @@ def _collect(system: RunningSystem, orders: set[str], timeout_s: float) -> _Seen
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
-            for msg in consumer.consume(500, timeout=0.2):
+            for msg in consumer.consume(500, timeout=0.05):
                 if msg.error() is not None:
                     continue
                 place = (msg.topic() or "", msg.partition() or 0)
