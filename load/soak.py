@@ -8,9 +8,9 @@ the blue slot) on topics of its own. A service that exits by itself (crash-only,
 router, kill -9 the process manager, kill -9 the blue slot, SIGTERM audit, kill -9 the order
 service, kill -9 the green slot, a broker restart (SIGTERM, start again on the same data); each
 is restarted right after. Half a minute after each fault payment's route moves on, in turn:
-shadow, canary 50%, switch, rollback (golive_cli.release, on the soak's flags file). At the end
-every order must have exactly one payment event and exactly one end, whichever version decided
-it; the figures go to var/bench/soak.json.
+shadow, canary 50%, switch, rollback (`golive release`, on the soak's flags file and topics).
+At the end every order must have exactly one payment event and exactly one end, whichever
+version decided it; the figures go to var/bench/soak.json.
 
     make soak                     # 10 minutes at 40 orders/s
     make soak ARGS="--minutes 3 --rate 20"
@@ -23,21 +23,20 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 sys.path.insert(0, str(ROOT / "load"))
 from bench_platform import write_figures  # noqa: E402
-from golive_cli import release  # noqa: E402
+from golive_cli.main import app  # noqa: E402
 from golive_eventing.flags import read, write  # noqa: E402
 from golive_platform.config import SERVICE_PORTS, PlatformConfig  # noqa: E402
 from golive_platform.platform import Platform  # noqa: E402
 from golive_platform.process import free_port  # noqa: E402
-from golive_platform.testing import Cluster, suite_config  # noqa: E402
+from golive_platform.testing import Cluster, config_env, suite_config  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
 
 from tests.helpers import Topics, make_topics  # noqa: E402
 from tests.instances import Broker  # noqa: E402
@@ -67,19 +66,25 @@ SERVICES = (
     "payment-green",
     "audit",
 )
-ROUTES: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [
-    ("shadow", lambda d: release.shadow(d, "payment")),
-    ("canary 50%", lambda d: release.canary(d, "payment", 50)),
-    ("switch", lambda d: release.switch(d, "payment")),
-    ("rollback", lambda d: release.rollback(d, "payment")),
+# Each flip as an operator takes it: `golive release`, recorded on the soak's releases topic
+# before the route changes (a flip that cannot be recorded, the broker being away, is not taken).
+ROUTES: list[tuple[str, ...]] = [
+    ("shadow",),
+    ("canary", "--percent", "50"),
+    ("switch",),
+    ("rollback",),
 ]
 
 
-def _flip(config: PlatformConfig, step: int) -> str:
-    """The route's next step, as golive release would write it."""
-    what, action = ROUTES[step % len(ROUTES)]
-    write(config.flags_file, action(read(config.flags_file)))
-    return what
+def _flip(config: PlatformConfig, cluster: Cluster, topics: Topics, step: int) -> str:
+    """The route's next step, by `golive release` (in process: no seconds of imports)."""
+    action = ROUTES[step % len(ROUTES)]
+    argv = ["release", action[0], "payment", *action[1:], "--flags", str(config.flags_file)]
+    argv += ["--suffix", topics.group_prefix.removesuffix("."), "--reason", "make soak"]
+    env = {**config_env(config), **cluster.connection.env()}
+    done = CliRunner().invoke(app, argv, env=env)
+    what = " ".join(action)
+    return what if done.exit_code == 0 else f"{what}: refused: {done.output.strip()}"
 
 
 def _inject(services: Services, broker: Broker, name: str, *, kill: bool) -> None:
@@ -167,7 +172,9 @@ def _soak(args: argparse.Namespace, config: PlatformConfig) -> int:
                 next_fault += args.fault_every
             if time.monotonic() >= next_flip:
                 at = time.monotonic() - began
-                flips.append({"route": _flip(config, len(flips)), "at_s": round(at, 1)})
+                flips.append(
+                    {"route": _flip(config, cluster, topics, len(flips)), "at_s": round(at, 1)}
+                )
                 print(f"{at:6.1f}s  payment's route: {flips[-1]['route']}", flush=True)
                 next_flip += args.fault_every
         published_s = time.monotonic() - began
