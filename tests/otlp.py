@@ -1,6 +1,7 @@
-"""An OTLP/HTTP trace receiver for the tests: it takes what the services' real OTLP exporter sends
-(protobuf ExportTraceServiceRequest on POST /v1/traces, decoded with OpenTelemetry's own proto
-definitions) and keeps the spans to be looked at. Loopback only."""
+"""An OTLP/HTTP receiver for the tests: it takes what the services' real OTLP exporters send
+(protobuf ExportTraceServiceRequest on POST /v1/traces, ExportMetricsServiceRequest on
+/v1/metrics, decoded with OpenTelemetry's own proto definitions) and keeps the spans and metric
+names to be looked at. Loopback only."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -41,7 +46,24 @@ def _value(value: AnyValue) -> Any:
 class Receiver:
     def __init__(self) -> None:
         self._spans: list[Span] = []
+        self._metrics: list[tuple[str, str]] = []  # (service, metric name)
         self._lock = threading.Lock()
+
+    def take_metrics(self, body: bytes) -> None:
+        request = ExportMetricsServiceRequest.FromString(body)
+        found = []
+        for resource_metrics in request.resource_metrics:
+            resource = {a.key: _value(a.value) for a in resource_metrics.resource.attributes}
+            service = str(resource.get("service.name", ""))
+            for scope_metrics in resource_metrics.scope_metrics:
+                found += [(service, m.name) for m in scope_metrics.metrics]
+        with self._lock:
+            self._metrics += found
+
+    def metric_names(self) -> set[tuple[str, str]]:
+        """(service, metric name) of every metric exported so far."""
+        with self._lock:
+            return set(self._metrics)
 
     def take(self, body: bytes) -> None:
         request = ExportTraceServiceRequest.FromString(body)
@@ -79,12 +101,16 @@ def receiving() -> Iterator[tuple[Receiver, str]]:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
-            if self.path != "/v1/traces":
+            if self.path == "/v1/traces":
+                receiver.take(body)
+                answer = ExportTraceServiceResponse().SerializeToString()
+            elif self.path == "/v1/metrics":
+                receiver.take_metrics(body)
+                answer = ExportMetricsServiceResponse().SerializeToString()
+            else:
                 self.send_response(404)
                 self.end_headers()
                 return
-            receiver.take(body)
-            answer = ExportTraceServiceResponse().SerializeToString()
             self.send_response(200)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(answer)))

@@ -15,8 +15,20 @@ import httpx
 import pytest
 from golive_cli.main import app
 from golive_cli.system import TOKEN_ENV
+from golive_contracts.metrics import (
+    CONSUMER_LAG,
+    HTTP_REQUESTS,
+    JOURNEY_DURATION,
+    METRICS,
+    PAYMENT_DECISIONS,
+    RECORDS_DEAD_LETTERED,
+    RECORDS_PROCESSED,
+    UNIFIED_TAGS,
+    Kind,
+)
 from golive_contracts.scopes import Scope
 from golive_contracts.topology import ORDERS, PAYMENT_BLUE, PAYMENTS
+from golive_eventing import clients
 from golive_payment.domain.rules import card_last4, decide_payment
 from golive_platform.testing import Cluster
 from typer.testing import CliRunner
@@ -346,3 +358,109 @@ def test_one_order_is_one_trace_from_the_http_request_through_every_hop(system: 
     (said,) = [line for line in lines if line["message"].startswith(f"order {order_id} placed")]
     assert said["trace_id"] == trace_id
     assert (said["level"], said["service"], said["version"]) == ("INFO", "order", "0.1.0")
+
+
+def _place(system: System, bodies: list[dict[str, Any]]) -> list[str]:
+    """Place orders and wait until each has its final state."""
+    placing = system.headers(Scope.PLACE_ORDERS, Scope.READ_ORDERS)
+    with httpx.Client(base_url=system.order_url, timeout=30, headers=placing) as client:
+        ids = []
+        for body in bodies:
+            answer = client.post(
+                "/orders", json=body, headers={"Idempotency-Key": str(uuid.uuid4())}
+            )
+            assert answer.status_code == 202, answer.text
+            ids.append(answer.json()["order_id"])
+
+        def ended() -> bool:
+            return all(client.get(f"/orders/{i}").json()["status"] != "PLACED" for i in ids)
+
+        eventually(ended, 60, "the orders to end", every_s=0.2)
+    return ids
+
+
+def test_every_metric_arrives_by_dogstatsd_and_otlp_with_its_tags(
+    system: System, cluster: Cluster
+) -> None:
+    bodies = _orders(18)  # authorized and declined (over the limit, a declined card)
+    assert {_expected(b)[0] for b in bodies} == {"CONFIRMED", "CANCELLED"}
+    _place(system, bodies)
+    poison = clients.producer(cluster.connection)  # every reader of orders dead-letters it
+    poison.produce(system.topics.orders, key=str(uuid.uuid4()).encode(), value=b"not avro")
+    assert poison.flush(10) == 0
+
+    def every_metric() -> bool:
+        return all(system.statsd.named(m.name) for m in METRICS)
+
+    eventually(every_metric, 30, "a data point of every metric", every_s=0.5)
+    for m in METRICS:
+        for point in system.statsd.named(m.name):
+            assert set(point.tags) == {*m.tags, *UNIFIED_TAGS}, (m.name, point.tags)
+            assert point.tags["env"] == "e2e"
+    kinds = {"c": Kind.COUNT, "g": Kind.GAUGE, "d": Kind.DISTRIBUTION}
+    assert {m.name: kinds[system.statsd.named(m.name)[0].kind] for m in METRICS} == {
+        m.name: m.kind for m in METRICS
+    }
+    placed = system.statsd.named(HTTP_REQUESTS.name, route="/orders", method="POST")
+    assert {p.tags["status"] for p in placed} == {"202"}
+    assert {p.tags["service"] for p in placed} == {"order"}
+    journeys = system.statsd.named(JOURNEY_DURATION.name)
+    assert {p.tags["outcome"] for p in journeys} == {"confirmed", "cancelled"}
+    assert all(0 < p.value < 60 for p in journeys)
+    decided = system.statsd.named(PAYMENT_DECISIONS.name)
+    assert {(p.tags["outcome"], p.tags["decided_by"]) for p in decided} >= {
+        ("authorized", "0.1.0"),
+        ("declined", "0.1.0"),
+    }
+    dead = {p.tags["group"] for p in system.statsd.named(RECORDS_DEAD_LETTERED.name)}
+    assert {"order-projector", "order-process-manager"} <= dead
+    processed = {p.tags["group"] for p in system.statsd.named(RECORDS_PROCESSED.name)}
+    assert {"payment-router", "payment-blue", "order-process-manager", "audit"} <= processed
+    # The same metrics through OpenTelemetry: a team without Datadog loses nothing.
+    eventually(
+        lambda: {m.name for m in METRICS} <= {n for _, n in system.traces.metric_names()},
+        30,
+        "every metric exported by OTLP",
+        every_s=0.5,
+    )
+
+
+def _lag(system: System, group: str) -> int | None:
+    """The group's lag as the last measurement per partition says (None: not measured yet)."""
+    latest: dict[tuple[str, str], float] = {}
+    for point in system.statsd.named(CONSUMER_LAG.name, group=group):
+        latest[(point.tags["topic"], point.tags["partition"])] = point.value
+    return int(sum(latest.values())) if latest else None
+
+
+def test_the_lag_metric_rises_while_a_consumer_is_stopped_and_falls_when_it_resumes(
+    system: System,
+) -> None:
+    system.stop(PAYMENT_BLUE.name)
+    try:
+        placing = system.headers(Scope.PLACE_ORDERS)
+        with httpx.Client(base_url=system.order_url, timeout=30, headers=placing) as client:
+            for body in _orders(12):
+                key = {"Idempotency-Key": str(uuid.uuid4())}
+                assert client.post("/orders", json=body, headers=key).status_code == 202
+        eventually(
+            lambda: (_lag(system, PAYMENT_BLUE.name) or 0) >= 12,
+            30,
+            "payment-blue's lag to show the 12 orders it has not read",
+            every_s=0.5,
+        )
+    finally:
+        system.start(PAYMENT_BLUE.name)
+    # Back: it reads them; what is left is at most a commit marker per partition.
+    partitions = len(
+        {
+            p.tags["partition"]
+            for p in system.statsd.named(CONSUMER_LAG.name, group=PAYMENT_BLUE.name)
+        }
+    )
+    eventually(
+        lambda: (_lag(system, PAYMENT_BLUE.name) or 0) <= partitions,
+        60,
+        "payment-blue's lag to fall once it is back",
+        every_s=0.5,
+    )

@@ -93,7 +93,7 @@ def test_groups_and_transactional_ids_are_each_service_s_own() -> None:
     mine = {
         (g.principal, g.resource, g.name, g.pattern)
         for g in grants(NAMES)
-        if g.resource is not Resource.TOPIC
+        if g.resource is not Resource.TOPIC and g.operation is not Operation.DESCRIBE
     }
     assert mine == {
         ("order", Resource.GROUP, "order-projector", Pattern.LITERAL),
@@ -113,6 +113,24 @@ def test_groups_and_transactional_ids_are_each_service_s_own() -> None:
         ("payment", Resource.GROUP, "payment-projector", Pattern.LITERAL),
         ("audit", Resource.GROUP, "audit", Pattern.LITERAL),
     }
+
+
+def test_the_recorder_may_see_every_group_s_lag_and_join_none() -> None:
+    """Audit's lag watch reads each group's committed offsets and its inputs' ends: DESCRIBE on
+    both, never READ on another's group (which would let it join or commit for it)."""
+    described = {
+        (g.resource, g.name)
+        for g in grants(NAMES)
+        if g.principal == "audit" and g.operation is Operation.DESCRIBE
+    }
+    assert {name for kind, name in described if kind is Resource.GROUP} == {g.name for g in GROUPS}
+    assert ("topic", "orders.payment-green") in {(str(k), n) for k, n in described}
+    joined = {
+        g.name
+        for g in grants(NAMES)
+        if g.principal == "audit" and g.resource is Resource.GROUP and g.operation is Operation.READ
+    }
+    assert joined == {"audit"}
 
 
 def test_an_environment_s_grants_name_only_its_own_resources() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from golive_contracts import topology
-from golive_eventing import tracing
+from golive_eventing import clients, metrics, tracing
 from golive_eventing.app import (
     RunnerThreads,
     add_health,
@@ -20,6 +20,7 @@ from golive_eventing.app import (
 from golive_eventing.auth import Verifier, use_tokens
 from golive_eventing.db import database_check, make_engine
 from golive_eventing.health import service_readiness
+from golive_eventing.lag import LagWatch
 from golive_eventing.producer import EventProducer
 from golive_eventing.projection import ProjectionRunner
 from golive_eventing.rebuild import ReadModel, matching_topics
@@ -40,6 +41,7 @@ def audit_app(settings: AuditSettings, clock: Callable[[], datetime] = utc_now) 
     """The recorder (every event topic and its dead letters) and its API, in one process."""
     verifier = Verifier(settings)  # before any connection: no keys, no start
     tracing.setup(topology.AUDIT.service, VERSION)
+    metrics.setup(topology.AUDIT.service, VERSION)
     engine = make_engine(settings.audit_database_url)
     store.create_schema(engine)
     serde = make_serde(settings)
@@ -47,12 +49,22 @@ def audit_app(settings: AuditSettings, clock: Callable[[], datetime] = utc_now) 
         settings, serde, topology.AUDIT, store.Recorder(engine), topics=[_pattern(settings)]
     )
     producer = EventProducer(settings, serde, client_id=f"audit-api-{settings.instance_id}")
+    # The black box watches every group's lag from outside it (when metrics are on).
+    lag = LagWatch(
+        clients.admin(settings),
+        settings.names,
+        topology.GROUPS,
+        metrics.get(),
+        settings.lag_interval_s,
+    )
+    lag.start()
     app = FastAPI(
         title="Golive audit API",
         version=VERSION,
-        lifespan=runner_lifespan(RunnerThreads([recorder]), producer.close),
+        lifespan=runner_lifespan(RunnerThreads([recorder]), producer.close, lag.close),
     )
     tracing.instrument(app)
+    metrics.instrument(app)
     app.state.auditing = http.Auditing(engine, producer, clock, VERSION)
     add_health(app, service_readiness(settings, [recorder], database_check(engine)))
     use_tokens(app, verifier)

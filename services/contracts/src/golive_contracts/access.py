@@ -105,6 +105,14 @@ def grants(names: Names) -> list[Grant]:
                 for other in GROUPS
                 for dlq in names.dead_letter_topics(other)
             }
+            # and every group's lag, watched from outside: its offsets, its inputs' ends
+            for other in GROUPS:
+                found.add(
+                    Grant(own, Resource.GROUP, names.group_id(other.name), Operation.DESCRIBE)
+                )
+                found |= {
+                    Grant(own, Resource.TOPIC, t, Operation.DESCRIBE) for t in names.inputs(other)
+                }
     return sorted(found)
 
 

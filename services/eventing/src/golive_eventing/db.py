@@ -217,6 +217,10 @@ class SqlProjection(ProjectionStore):
                 raise PositionsMovedError(moved)
             self.write(conn, batch)
             store_offsets(conn, self.offsets, consumer, offsets)
+        self.committed()
+
+    def committed(self) -> None:
+        """After the batch's transaction committed: what it made happen may be reported."""
 
     @abstractmethod
     def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:

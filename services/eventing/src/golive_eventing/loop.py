@@ -11,12 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from time import perf_counter
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from golive_contracts.metrics import COMMIT_DURATION, RECORDS_DEAD_LETTERED, RECORDS_PROCESSED
 from golive_contracts.topology import Group, Kind
 
-from golive_eventing import clients, tracing
+from golive_eventing import clients, metrics, tracing
 from golive_eventing.errors import TRANSIENT, PositionsMovedError, RetryBatchError
 from golive_eventing.records import Consumed, decode, first_offsets
 from golive_eventing.serde import EventSerde
@@ -64,6 +68,10 @@ class Runner(ABC):
         # timers set). See read_to_end: under read_committed that end may be a transaction's start.
         self.at_end: dict[tuple[str, int], int] = {}
         self.cooperative = assignment == "cooperative-sticky"
+        # What the batch in hand dead-lettered (per topic) and how long its commit took:
+        # reported once the batch is durable (golive_contracts.metrics).
+        self.dead_lettered: Counter[str] = Counter()
+        self.commit_s: float | None = None
         self.consumer = clients.consumer(
             settings,
             **{
@@ -119,11 +127,35 @@ class Runner(ABC):
     def _handle(self, batch: Sequence[Consumed]) -> None:
         """A processor traces each record as it decides it (golive_eventing.processor); a read
         model or the recorder writes a batch at once, traced as a span per record around it."""
+        self.dead_lettered.clear()
+        self.commit_s = None
         if self.declared.kind in (Kind.PROCESSOR, Kind.ROUTER):
             self.handle(batch)
+        else:
+            with tracing.processing_batch(batch, self.group):
+                self.handle(batch)
+        self._measured(batch)
+
+    @contextmanager
+    def committing(self) -> Iterator[None]:
+        """Around the batch's commit (a Kafka or a database transaction): its time is measured."""
+        began = perf_counter()
+        yield
+        self.commit_s = perf_counter() - began
+
+    def _measured(self, batch: Sequence[Consumed]) -> None:
+        measured = metrics.get()
+        if not measured.on:
             return
-        with tracing.processing_batch(batch, self.group):
-            self.handle(batch)
+        handled = Counter(r.topic for r in batch if not r.skip)
+        for topic, count in handled.items():
+            dead = self.dead_lettered[topic]
+            if count > dead:
+                measured.count(RECORDS_PROCESSED, count - dead, group=self.group, topic=topic)
+            if dead:
+                measured.count(RECORDS_DEAD_LETTERED, dead, group=self.group, topic=topic)
+        if self.commit_s is not None:
+            measured.distribution(COMMIT_DURATION, self.commit_s, group=self.group)
 
     def run(self) -> None:
         self.consumer.subscribe(

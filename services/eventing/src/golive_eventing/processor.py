@@ -152,11 +152,12 @@ class TransactionalProcessor(Runner, Generic[S]):
             self._shadow = False
             if self.state is not None and changes is not None:
                 self.state.write(producer, changes)
-            with watchdog.watch("send_offsets_to_transaction", 30):
-                producer.send_offsets_to_transaction(
-                    next_offsets(batch), self.consumer.consumer_group_metadata(), 30
-                )
-            self.transactions.commit()
+            with self.committing():
+                with watchdog.watch("send_offsets_to_transaction", 30):
+                    producer.send_offsets_to_transaction(
+                        next_offsets(batch), self.consumer.consumer_group_metadata(), 30
+                    )
+                self.transactions.commit()
         except BaseException as exc:
             self.transactions.abort(exc)
             raise
@@ -175,6 +176,7 @@ class TransactionalProcessor(Runner, Generic[S]):
             if not self._shadow:
                 to = self.dead_letter_topics.get(record.topic)
                 dead_letter(self.transactions.producer, record, self.group, reason, to)
+                self.dead_lettered[record.topic] += 1
             self._unprocessable(record, reason, changes)
             return
         with tracing.processing(record, self.group):

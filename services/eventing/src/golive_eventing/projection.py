@@ -78,6 +78,7 @@ class ProjectionRunner(Runner):
             poisoned = [r for r in batch if r.event is None and not r.skip]
             for record in poisoned:
                 dead_letter(self._dlq, record, self.group, record.error or "undecodable")
+                self.dead_lettered[record.topic] += 1
             if poisoned and self._dlq.flush(10) != 0:
                 raise RetryBatchError("dead-letter writes not acknowledged")
         offsets = next_offsets(batch)
@@ -85,7 +86,8 @@ class ProjectionRunner(Runner):
             (tp.topic, tp.partition): self._written.get((tp.topic, tp.partition)) for tp in offsets
         }
         try:
-            self.store.apply(self.group, [r for r in batch if not r.skip], offsets, expected)
+            with self.committing():
+                self.store.apply(self.group, [r for r in batch if not r.skip], offsets, expected)
         except PositionsMovedError as moved:
             self._written.update(moved.positions)
             raise

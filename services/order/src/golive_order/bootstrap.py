@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from golive_contracts import topology
-from golive_eventing import tracing
+from golive_eventing import metrics, tracing
 from golive_eventing.app import (
     RunnerThreads,
     add_health,
@@ -42,6 +42,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     verifier = Verifier(settings)  # before any connection: no keys, no start
     flags = Flags(settings.flags_file)  # a malformed flags file: no start either
     tracing.setup(http.SERVICE, settings.version)
+    metrics.setup(http.SERVICE, settings.version)
     engine = make_engine(settings.order_database_url)
     keys_engine = make_engine(settings.keys_database_url)
     orders.create_schema(engine)
@@ -56,6 +57,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     lifespan = runner_lifespan(RunnerThreads([projector]), producer.close, flags.close)
     app = FastAPI(title="Golive order API", version=settings.version, lifespan=lifespan)
     tracing.instrument(app)
+    metrics.instrument(app)
     app.state.ordering = http.Ordering(
         settings=settings,
         engine=engine,
@@ -77,6 +79,7 @@ def process_manager_app(
 ) -> FastAPI:
     """The order process manager in its own process; HTTP only for health."""
     tracing.setup(topology.ORDER_PROCESS_MANAGER.name, settings.version)
+    metrics.setup(topology.ORDER_PROCESS_MANAGER.name, settings.version)
     processor = TransactionalProcessor(
         settings,
         make_serde(settings),
@@ -91,6 +94,7 @@ def process_manager_app(
         lifespan=runner_lifespan(RunnerThreads([processor])),
     )
     tracing.instrument(app)
+    metrics.instrument(app)
     add_health(app, service_readiness(settings, [processor]))
     return app
 

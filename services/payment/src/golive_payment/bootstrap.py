@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 from golive_contracts import topology
-from golive_eventing import tracing
+from golive_eventing import metrics, tracing
 from golive_eventing.app import (
     RunnerThreads,
     add_health,
@@ -41,6 +41,7 @@ def payment_app(
     verifier = Verifier(settings)  # before any connection: no keys, no start
     flags = Flags(settings.flags_file)  # the route: a malformed flags file, no start either
     tracing.setup(SERVICE, VERSION)
+    metrics.setup(SERVICE, VERSION)
     engine = make_engine(settings.payment_database_url)
     payments.create_schema(engine)
     serde = make_serde(settings)
@@ -54,6 +55,7 @@ def payment_app(
         lifespan=runner_lifespan(RunnerThreads([router, projector]), flags.close),
     )
     tracing.instrument(app)
+    metrics.instrument(app)
     app.state.engine = engine
     add_health(app, service_readiness(settings, [router, projector], database_check(engine)))
     use_tokens(app, verifier)
@@ -69,6 +71,7 @@ def slot_app(
     group = topology.slot_group(topology.PAYMENT.name, settings.payment_slot)
     decider = AuthorizeOrders(settings.payment_rules)
     tracing.setup(SERVICE, decider.version)  # the version tells the slots apart
+    metrics.setup(SERVICE, decider.version)
     processor = TransactionalProcessor(
         settings, make_serde(settings), group, decider, settings.instance_id, clock=clock
     )
@@ -78,6 +81,7 @@ def slot_app(
         lifespan=runner_lifespan(RunnerThreads([processor])),
     )
     tracing.instrument(app)
+    metrics.instrument(app)
     add_health(app, service_readiness(settings, [processor]))
     return app
 

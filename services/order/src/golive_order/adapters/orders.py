@@ -6,10 +6,12 @@ import base64
 import json
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
+from golive_contracts.metrics import JOURNEY_DURATION
+from golive_eventing import metrics
 from golive_eventing.db import SqlProjection, as_utc, create_tables, insert_or_ignore, offsets_table
 from golive_eventing.records import Consumed
 from sqlalchemy import (
@@ -57,8 +59,13 @@ def create_schema(engine: Engine) -> None:
 class OrderProjection(SqlProjection):
     def __init__(self, engine: Engine, tables: Mapping[str, Table] | None = None) -> None:
         super().__init__(engine, metadata, tables)
+        # Journeys ended by the batch in hand: (outcome, placed at). A rebuild (fresh tables)
+        # replays old journeys: it reports none.
+        self.live = tables is None
+        self._ended: list[tuple[str, datetime]] = []
 
     def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
+        self._ended = []
         table = self.tables["orders"]
         placed = [_placed_row(r.event) for r in batch if isinstance(r.event, OrderPlaced)]
         if placed:
@@ -68,16 +75,35 @@ class OrderProjection(SqlProjection):
             conn.execute(insert_or_ignore(self.engine, table), placed)
         for record in batch:
             if isinstance(record.event, OrderConfirmed | OrderCancelled):
-                _ended(conn, table, record.event)
+                placed_at = _ended(conn, table, record.event)
+                if placed_at is not None and self.live:
+                    self._ended.append((type(record.event).__name__, placed_at))
+
+    def committed(self) -> None:
+        """Each journey the batch ended, placed to final as a client polling the order sees
+        it (golive.order.journey.duration)."""
+        measured = metrics.get()
+        if measured.on and self._ended:
+            now = datetime.now(UTC)
+            for outcome, placed_at in self._ended:
+                seconds = (now - as_utc(placed_at)).total_seconds()
+                measured.distribution(JOURNEY_DURATION, seconds, outcome=JOURNEY_OUTCOME[outcome])
+        self._ended = []
 
 
-def _ended(conn: Connection, table: Table, event: OrderConfirmed | OrderCancelled) -> None:
-    """The order's status as the aggregate's evolve has it; only a PLACED order moves."""
+JOURNEY_OUTCOME = {OrderConfirmed.__name__: "confirmed", OrderCancelled.__name__: "cancelled"}
+
+
+def _ended(
+    conn: Connection, table: Table, event: OrderConfirmed | OrderCancelled
+) -> datetime | None:
+    """The order's status as the aggregate's evolve has it; only a PLACED order moves. When
+    this event moved it, when it was placed."""
     placed = OrderState(order_id=event.order_id, status=OrderStatus.PLACED)
     after = evolve(placed, event)
     if after.status is None or after.status is OrderStatus.PLACED:
-        return
-    conn.execute(
+        return None
+    moved = conn.execute(
         update(table)
         .where(table.c.order_id == str(event.order_id))
         .where(table.c.status == OrderStatus.PLACED.value)
@@ -87,7 +113,9 @@ def _ended(conn: Connection, table: Table, event: OrderConfirmed | OrderCancelle
             updated_at=event.envelope.occurred_at,
             last_event_id=str(event.envelope.event_id),
         )
-    )
+        .returning(table.c.placed_at)
+    ).first()
+    return None if moved is None else moved[0]
 
 
 def _placed_row(event: OrderPlaced) -> dict[str, Any]:

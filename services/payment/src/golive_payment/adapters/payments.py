@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from golive_contracts.events import PaymentAuthorized, PaymentDeclined
+from golive_contracts.metrics import PAYMENT_DECISIONS
+from golive_eventing import metrics
 from golive_eventing.db import SqlProjection, as_utc, create_tables, insert_or_ignore, offsets_table
 from golive_eventing.records import Consumed
 from sqlalchemy import BigInteger, Column, DateTime, MetaData, String, Table, select
@@ -34,13 +36,31 @@ def create_schema(engine: Engine) -> None:
 class PaymentProjection(SqlProjection):
     def __init__(self, engine: Engine, tables: Mapping[str, Table] | None = None) -> None:
         super().__init__(engine, metadata, tables)
+        self.live = tables is None  # a rebuild replays old decisions: it reports none
+        self._decided: list[PaymentAuthorized | PaymentDeclined] = []
 
     def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
-        rows = [
-            _row(r.event) for r in batch if isinstance(r.event, PaymentAuthorized | PaymentDeclined)
+        decided = [
+            r.event for r in batch if isinstance(r.event, PaymentAuthorized | PaymentDeclined)
         ]
-        if rows:
-            conn.execute(insert_or_ignore(self.engine, self.tables["payments"]), rows)
+        if decided:
+            conn.execute(
+                insert_or_ignore(self.engine, self.tables["payments"]), [_row(e) for e in decided]
+            )
+        self._decided = decided if self.live else []
+
+    def committed(self) -> None:
+        """The decision mix (golive.payment.decisions), by outcome, reason and version."""
+        measured = metrics.get()
+        if measured.on:
+            for event in self._decided:
+                measured.count(
+                    PAYMENT_DECISIONS,
+                    outcome="authorized" if isinstance(event, PaymentAuthorized) else "declined",
+                    reason=event.reason if isinstance(event, PaymentDeclined) else "none",
+                    decided_by=event.envelope.producer_version,
+                )
+        self._decided = []
 
 
 def _row(event: PaymentAuthorized | PaymentDeclined) -> dict[str, Any]:
