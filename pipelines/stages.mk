@@ -73,9 +73,10 @@ stage-native: install ## Stage: the recorder's native crate: rustfmt, clippy (wa
 	  "cd $(NATIVE) && cargo clippy --release --all-targets --quiet -- -D warnings" \
 	  "cd $(NATIVE) && cargo test --release --quiet"
 
-stage-schema-gate: install $(NODE_TOOLS) ## Stage: FULL_TRANSITIVE gate, AsyncAPI drift and validation, the flags file
+stage-schema-gate: install $(NODE_TOOLS) ## Stage: FULL_TRANSITIVE gate, AsyncAPI drift and validation, the flags file, Datadog as code
 	$(STAGE) schema-gate "$(GOLIVE) schemas check --against-ref $(SCHEMA_GATE_REF)" \
 	  "$(GOLIVE) flags check" \
+	  "$(GOLIVE) datadog check" \
 	  "$(GOLIVE) schemas asyncapi --check" \
 	  "node pipelines/tools/validate-asyncapi.mjs docs/asyncapi.yaml"
 

@@ -52,6 +52,10 @@ release_app = typer.Typer(
     "(ADR 0012, docs/runbooks/release-a-new-version.md)."
 )
 app.add_typer(release_app, name="release")
+datadog_app = typer.Typer(
+    help="Datadog as code: infra/datadog/ (dashboard, monitors, SLOs; docs/observability.md)."
+)
+app.add_typer(datadog_app, name="datadog")
 deploy_app = typer.Typer(help="The go-live path: Kubernetes manifests and a blue/green rollout.")
 app.add_typer(deploy_app, name="deploy")
 
@@ -361,6 +365,80 @@ def flags_check(
     except (FlagsFileError, SchemaFetchError) as exc:
         raise PlatformError(str(exc)) from None
     typer.echo(f"{path}: valid (flagd's schema, and every declared flag as declared)")
+
+
+DatadogFolder = Annotated[
+    Path | None, typer.Option("--folder", help="The definitions (default: infra/datadog).")
+]
+
+
+def _datadog_definitions(folder: Path | None) -> Any:
+    from golive_cli import datadog  # noqa: PLC0415
+
+    where = folder or PlatformConfig().root / "infra" / "datadog"
+    try:
+        definitions = datadog.load(where)
+    except (OSError, datadog.DefinitionError) as exc:
+        raise PlatformError(str(exc)) from None
+    found = datadog.problems(definitions)
+    if found:
+        raise PlatformError(f"{where}: {len(found)} problem(s)", detail="\n".join(found))
+    return definitions
+
+
+@datadog_app.command("check")
+@fails_cleanly
+def datadog_check(folder: DatadogFolder = None) -> None:
+    """Every definition loads into the API's models and names only metrics and tags the
+    services emit: exit 1 naming each problem."""
+    d = _datadog_definitions(folder)
+    typer.echo(
+        f"valid: {len(d.dashboards)} dashboard(s), {len(d.monitors)} monitor(s), "
+        f"{len(d.slos)} SLO(s)"
+    )
+
+
+@datadog_app.command("apply")
+@fails_cleanly
+def datadog_apply(
+    folder: DatadogFolder = None,
+    dry_run: Annotated[bool, typer.Option(help="Say what would be pushed; push nothing.")] = False,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="DD_API_KEY", help="Datadog API key.")
+    ] = None,
+    app_key: Annotated[
+        str | None, typer.Option(envvar="DD_APP_KEY", help="Datadog application key.")
+    ] = None,
+    site: Annotated[str | None, typer.Option(envvar="DD_SITE", help="e.g. datadoghq.eu.")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="The API's base URL instead of the site's (a test's fake).")
+    ] = None,
+) -> None:
+    """Create what is missing and update what differs (dashboards by title, monitors and SLOs
+    by name): idempotent. Without DD_API_KEY and DD_APP_KEY, a dry run."""
+    from golive_cli import datadog  # noqa: PLC0415
+
+    d = _datadog_definitions(folder)
+    if dry_run or not (api_key and app_key):
+        why = "--dry-run" if dry_run else "no DD_API_KEY and DD_APP_KEY"
+        typer.echo(f"dry run ({why}): would apply")
+        for title in [x["title"] for x in d.dashboards]:
+            typer.echo(f"  dashboard {title!r}")
+        for name in [x["name"] for x in d.monitors]:
+            typer.echo(f"  monitor {name!r}")
+        for name in [x["name"] for x in d.slos]:
+            typer.echo(f"  SLO {name!r}")
+        return
+    try:
+        done = datadog.apply(d, datadog.configuration(api_key, app_key, site, host))
+    except Exception as exc:  # the API's refusal, said in its words
+        raise PlatformError(f"datadog apply: {exc}") from None
+    for verb, labels in (("created", done.created), ("updated", done.updated)):
+        for label in labels:
+            typer.echo(f"{verb} {label}")
+    typer.echo(
+        f"{len(done.created)} created, {len(done.updated)} updated, {len(done.unchanged)} unchanged"
+    )
 
 
 @schemas_app.command("check")

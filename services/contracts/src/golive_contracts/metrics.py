@@ -88,6 +88,14 @@ PAYMENT_DECISIONS = Metric(
     "version (shadow decisions are not counted).",
     ("outcome", "reason", "decided_by"),
 )
+SERVICE_READY = Metric(
+    "golive.service.ready",
+    Kind.GAUGE,
+    "1",
+    "1 while the process answers /readyz ready (broker, registry, database, consumers), else "
+    "0; measured every 10 s by the process itself. No data: the process is gone.",
+    (),
+)
 
 METRICS = (
     HTTP_REQUESTS,
@@ -98,6 +106,7 @@ METRICS = (
     CONSUMER_LAG,
     JOURNEY_DURATION,
     PAYMENT_DECISIONS,
+    SERVICE_READY,
 )
 UNIFIED_TAGS = ("env", "service", "version")
 

@@ -6,15 +6,17 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 import uvicorn
 from confluent_kafka import KafkaException
 from fastapi import FastAPI, Response
+from golive_contracts.metrics import SERVICE_READY
 from pydantic import BaseModel, ValidationError
 
-from golive_eventing import clients, logs
+from golive_eventing import clients, logs, metrics
 from golive_eventing.auth import AuthConfigError
 from golive_eventing.exits import EXIT_CONFIG, EXIT_CRASH
 from golive_eventing.flags import FlagsFileError
@@ -59,7 +61,31 @@ class ReadinessReport(BaseModel):
     checks: dict[str, bool]
 
 
+READY_EVERY_S = 10.0
+
+
+def _report_readiness(readiness: Readiness, every_s: float) -> None:
+    """golive.service.ready, from the checks /readyz answers with (a monitor's no-data alert
+    catches a process that is gone)."""
+    measured = metrics.get()
+    while True:
+        try:
+            ready = all(readiness.report().values())
+        except Exception:  # a check that fails is not ready
+            ready = False
+        measured.gauge(SERVICE_READY, 1 if ready else 0)
+        time.sleep(every_s)  # the reporting interval, not a synchronisation
+
+
 def add_health(app: FastAPI, readiness: Readiness) -> None:
+    if metrics.get().on:
+        threading.Thread(
+            target=_report_readiness,
+            args=(readiness, READY_EVERY_S),
+            name="readiness-report",
+            daemon=True,
+        ).start()
+
     @app.get("/healthz", tags=["health"], summary="The process is alive")
     def healthz() -> dict[str, str]:
         return {"status": "alive"}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -172,13 +173,15 @@ def get() -> Metrics:
     return _metrics
 
 
+# A path parameter as Datadog's tags can carry it (no braces): /orders/{order_id} -> /orders/:order_id
+_ROUTE_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
 # Not measured: the probes would drown the requests.
 UNMEASURED_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 class HttpMetrics:
     """ASGI middleware: golive.http.requests and golive.http.request.duration per route template
-    (`/orders/{order_id}`, not each order's path) and status code."""
+    (`/orders/:order_id`, not each order's path) and status code."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -200,7 +203,7 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _ROUTE_PARAM.sub(r":\1", getattr(scope.get("route"), "path", "unmatched"))
             tags = {"method": scope["method"], "route": route, "status": status}
             measured.count(HTTP_REQUESTS, **tags)
             measured.distribution(HTTP_DURATION, time.perf_counter() - began, **tags)
