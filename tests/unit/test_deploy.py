@@ -147,3 +147,24 @@ def test_a_failing_rollback_says_a_human_must_look(tmp_path: Path) -> None:
     lines: list[str] = []
     assert run_rollout(steps, lines.append, run=lambda argv: 0 if argv == ("true",) else 1) == 2
     assert "a human must look now" in lines[-1]
+
+
+def test_every_workload_sends_its_metrics_and_traces_to_the_node_s_agent(tmp_path: Path) -> None:
+    render(SOURCE, tmp_path, version="1.4.0", registry="r", environment="staging")
+    config = next(d for d in _docs(tmp_path / "config.yaml") if d["kind"] == "ConfigMap")
+    assert cast(dict[str, str], config["data"])["DD_ENV"] == "staging"
+    files = ("order", "order-process-manager", "payment", "payment-slots", "audit")
+    containers = [
+        container
+        for name in files
+        for doc in _docs(tmp_path / f"{name}.yaml")
+        for container in doc["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    ]
+    assert len(containers) == 6  # order, its process manager, payment, two slots, audit
+    for container in containers:
+        env = {e["name"]: e for e in container["env"]}
+        assert env["DD_AGENT_HOST"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.hostIP"}}
+        names = [e["name"] for e in container["env"]]
+        # Kubernetes expands $(VAR) only from variables listed before it.
+        assert names.index("DD_AGENT_HOST") < names.index("OTEL_EXPORTER_OTLP_ENDPOINT")
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"]["value"] == "http://$(DD_AGENT_HOST):4318"

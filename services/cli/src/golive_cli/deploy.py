@@ -69,6 +69,7 @@ def render(
     auth_issuer: str = AUTH_ISSUER,
     auth_jwks_url: str = AUTH_JWKS_URL,
     flags: Mapping[str, Any] | None = None,
+    environment: str = "production",
 ) -> list[Path]:
     """Fill the templates in `source` for `version` (image tag = version) into `out`.
 
@@ -78,7 +79,8 @@ def render(
     Secret golive-kafka-<service>. The API
     tokens are verified as issued by `auth_issuer` with the keys at `auth_jwks_url` (your
     identity provider's `iss` and `jwks_uri`). `flags` (flagd's format; default: the
-    committed infra/flags/flags.json) goes into the golive-flags ConfigMap.
+    committed infra/flags/flags.json) goes into the golive-flags ConfigMap. `environment` is
+    Datadog's `env` tag (DD_ENV) of every metric, trace and log.
     """
     if flags is None:
         flags = json.loads((source.parent / "flags" / "flags.json").read_text())
@@ -104,6 +106,7 @@ def render(
                 FLAGS_JSON=json.dumps(flags, separators=(",", ":")),
                 BLUE_RULES=SLOT_RULES["blue"],
                 GREEN_RULES=SLOT_RULES["green"],
+                ENVIRONMENT=environment,
                 TRAFFIC=_traffic_block(service, version, previous)
                 if service in KNATIVE_SERVICES
                 else "",

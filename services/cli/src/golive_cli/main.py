@@ -534,6 +534,9 @@ def deploy_render(
     auth_jwks_url: Annotated[
         str, typer.Option(help="Where that provider publishes its keys (its jwks_uri).")
     ] = deploy.AUTH_JWKS_URL,
+    environment: Annotated[
+        str, typer.Option(help="Datadog's env tag (DD_ENV) of every metric and trace.")
+    ] = "production",
 ) -> None:
     """Render infra/k8s for one version."""
     from golive_cli.deploy import DeployError  # noqa: PLC0415
@@ -550,6 +553,7 @@ def deploy_render(
             kafka_security=(kafka_security_protocol, kafka_sasl_mechanism),
             auth_issuer=auth_issuer,
             auth_jwks_url=auth_jwks_url,
+            environment=environment,
         )
     except DeployError as exc:
         raise PlatformError(str(exc)) from exc
