@@ -86,6 +86,10 @@ class Receiver:
         with self._lock:
             self._spans += found
 
+    def spans(self) -> list[Span]:
+        with self._lock:
+            return list(self._spans)
+
     def trace(self, trace_id: str) -> list[Span]:
         with self._lock:
             return [s for s in self._spans if s.trace_id == trace_id]

@@ -33,6 +33,7 @@ from tests.helpers import (
     read_topic,
     service_ports,
 )
+from tests.otlp import Receiver, receiving
 from tests.reliability.harness import (
     PIPELINE,
     Services,
@@ -54,11 +55,19 @@ def topics(cluster: Cluster) -> Topics:
 
 
 @pytest.fixture(scope="module")
+def traces() -> Iterator[tuple[Receiver, str]]:
+    """Where the services export their spans (a timer's firing is traced too)."""
+    with receiving() as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
 def system(
     cluster: Cluster,
     topics: Topics,
     tmp_path_factory: pytest.TempPathFactory,
     keep_logs: Callable[[Path], None],
+    traces: tuple[Receiver, str],
 ) -> Iterator[Services]:
     config = suite_config(data_dir=tmp_path_factory.mktemp("faults"), **service_ports())
     keep_logs(config.data_dir)
@@ -69,6 +78,8 @@ def system(
         config,
         PAYMENT_TIMEOUT_S=str(DEADLINE_S),
         UNKNOWN_SCHEMA_GRACE_S=str(UNKNOWN_SCHEMA_GRACE_S),
+        OTEL_EXPORTER_OTLP_ENDPOINT=traces[1],
+        OTEL_BSP_SCHEDULE_DELAY="200",
     )
     services.start(*PIPELINE, "audit")
     try:
@@ -300,7 +311,7 @@ def _golive(
 
 
 def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing(
-    system: Services, cluster: Cluster, topics: Topics
+    system: Services, cluster: Cluster, topics: Topics, traces: tuple[Receiver, str]
 ) -> None:
     system.stop("payment-blue")  # the slot that decides
     orders = new_orders(5)
@@ -325,6 +336,36 @@ def test_payment_down_past_the_deadline_cancels_and_late_payments_change_nothing
             f"{system.url('order')}/orders/{order.order_id}", timeout=10, headers=system.headers
         ).json()
         assert (body["status"], body["cancel_reason"]) == ("CANCELLED", "payment_timeout")
+    # Each cancellation is in its order's trace: the timer fired in the trace of the OrderPlaced
+    # that armed it, and what it published was read on in that trace too.
+    for order in orders:
+        eventually(
+            partial(_cancelled_in_its_trace, traces[0], topics, str(order.order_id)),
+            30,
+            f"the trace of {order.order_id}'s cancellation",
+        )
+
+
+def _cancelled_in_its_trace(receiver: Receiver, topics: Topics, order_id: str) -> bool:
+    manager = "order-process-manager"
+    armed = [
+        s
+        for s in receiver.spans()
+        if s.attributes.get("messaging.kafka.message.key") == order_id
+        and s.attributes.get("messaging.consumer.group.name") == manager
+        and s.attributes.get("golive.event_type") == "OrderPlaced"
+    ]
+    if not armed:
+        return False
+    trace = receiver.trace(armed[0].trace_id)
+
+    def child(parent: str, name: str) -> Any:
+        return next((s for s in trace if s.parent_id == parent and s.name == name), None)
+
+    fired = child(armed[0].span_id, f"expire {manager}")
+    sent = fired and child(fired.span_id, f"send {topics.orders}")
+    read = sent and child(sent.span_id, f"process {topics.orders}")
+    return bool(read) and fired.attributes.get("golive.timer.key") == order_id
 
 
 def test_two_payment_instances_one_killed_under_load(

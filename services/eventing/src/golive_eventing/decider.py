@@ -10,7 +10,7 @@ list of inputs with no broker at all, which is how its rules are unit-tested.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -89,12 +89,20 @@ class Decider(ABC, Generic[S]):
         """The state from its JSON document (every form ever dumped)."""
 
 
-def document(decider: Decider[S], state: S) -> dict[str, Any]:
+TRACE = "trace"  # the runtime's: the trace context of the record that armed the timer
+
+
+def document(
+    decider: Decider[S], state: S, trace: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The state as its changelog holds it: the decider's dump, and its deadline as `due_at`
-    (epoch seconds), which arms the key's timer (golive_eventing.state.KeyedState). The runtime
-    owns `due_at`; `load` is handed the whole document back."""
+    (epoch seconds), which arms the key's timer (golive_eventing.state.KeyedState), with the
+    trace context of the record that armed it (`trace`: W3C fields), which the timer's firing
+    continues. The runtime owns `due_at` and `trace`; `load` is handed the whole document back."""
     found = decider.dump(state)
     due = decider.due(state)
     if due is not None:
         found["due_at"] = due.timestamp()
+        if trace:
+            found[TRACE] = dict(trace)
     return found

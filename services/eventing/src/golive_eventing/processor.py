@@ -24,7 +24,15 @@ from golive_contracts.topology import ROUTE_HEADER, SHADOW, Group, Kind, shadow_
 
 from golive_eventing import tracing
 from golive_eventing.deadletters import Attempts, dead_letter
-from golive_eventing.decider import Decider, Decision, Received, S, Unprocessable, document
+from golive_eventing.decider import (
+    TRACE,
+    Decider,
+    Decision,
+    Received,
+    S,
+    Unprocessable,
+    document,
+)
 from golive_eventing.errors import TRANSIENT, RetryBatchError
 from golive_eventing.loop import Runner
 from golive_eventing.producer import produce_bounded, record_headers
@@ -224,7 +232,7 @@ class TransactionalProcessor(Runner, Generic[S]):
                     f"{self.group}: a decision kept state, but the group keeps none "
                     "or the record has no key"
                 )
-            changes.put(key, partition, document(self.decider, decision.state))
+            changes.put(key, partition, document(self.decider, decision.state, tracing.carried()))
 
     def _produce(self, outputs: Sequence[Event]) -> None:
         for output in outputs:
@@ -269,7 +277,9 @@ class TransactionalProcessor(Runner, Generic[S]):
             for key, partition in ready:
                 found = self._state(changes, key)
                 if found is not None:
-                    self._apply(self.decider.expire(key, found, now), changes, key, partition)
+                    armed = (changes.get(key) or {}).get(TRACE) or {}
+                    with tracing.expiring(armed, self.group, key):
+                        self._apply(self.decider.expire(key, found, now), changes, key, partition)
             self.state.write(producer, changes)
             self.transactions.commit()
         except BaseException as exc:

@@ -143,6 +143,28 @@ def _consumed(record: Consumed, group: str) -> dict[str, str | int]:
     return found
 
 
+@contextmanager
+def expiring(remembered: Mapping[str, str], group: str, key: str) -> Iterator[trace.Span]:
+    """A span around a timer's firing, in the trace of the record that armed it (`remembered`:
+    the trace context kept with the key's state, see `carried`): a payment timeout's
+    cancellation belongs to its order's journey."""
+    with _tracer.start_as_current_span(
+        f"expire {group}",
+        context=propagate.extract(dict(remembered)),
+        kind=trace.SpanKind.INTERNAL,
+        attributes={"messaging.consumer.group.name": group, "golive.timer.key": key},
+    ) as span:
+        yield span
+
+
+def carried() -> dict[str, str]:
+    """The current trace context as W3C fields (`traceparent`, `tracestate`), to keep beside
+    state that outlives the span (a timer); empty outside a recorded span."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
 def inject(headers: Headers) -> Headers:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
