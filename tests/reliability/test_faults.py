@@ -262,7 +262,9 @@ def _records(cluster: Cluster, topic: str) -> list[dict[str, Any]]:
     ]
 
 
-def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topics: Topics) -> None:
+def test_redrive_reaches_only_its_group(
+    system: Services, cluster: Cluster, topics: Topics, traces: tuple[Receiver, str]
+) -> None:
     payment_dlq, projector_dlq = (
         dlq_topic(topics.orders, "payment-blue"),
         dlq_topic(topics.orders, "order-projector"),
@@ -271,6 +273,7 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
         len(_records(cluster, payment_dlq)),
         len(_records(cluster, projector_dlq)),
     )
+    assert before_payment > 0  # the poison test's dead letters
     env = cluster.connection.env()
     done = _golive(["dlq", "redrive", "--topic", topics.orders, "--group", "payment-blue"], env)
     assert f"redrove {before_payment} record(s)" in done.stdout
@@ -290,6 +293,24 @@ def test_redrive_reaches_only_its_group(system: Services, cluster: Cluster, topi
         ["dlq", "redrive", "--topic", topics.orders, "--group", "payment-blue", "--dry-run"], env
     )
     assert f"would redrive {before_payment} record(s)" in again.stdout  # only the new dead letters
+    # Each dead letter is in its journey's trace, marked; redriven, it is there again.
+    eventually(
+        partial(_redriven_in_their_traces, traces[0], before_payment),
+        30,
+        "each redriven dead letter's span in the trace of its first",
+    )
+
+
+def _redriven_in_their_traces(receiver: Receiver, redriven: int) -> bool:
+    dead = [
+        s
+        for s in receiver.spans()
+        if s.attributes.get("messaging.consumer.group.name") == "payment-blue"
+        and "golive.dead_letter.reason" in s.attributes
+    ]
+    first = {(s.trace_id, s.parent_id) for s in dead if "golive.redrive.from" not in s.attributes}
+    again = [s for s in dead if "golive.redrive.from" in s.attributes]
+    return len(again) >= redriven and all((s.trace_id, s.parent_id) in first for s in again)
 
 
 def _golive(

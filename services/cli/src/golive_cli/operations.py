@@ -24,7 +24,7 @@ from golive_eventing.clients import Connection
 from golive_eventing.db import create_tables, make_engine
 from golive_eventing.producer import service_producer
 from golive_eventing.rebuild import Progress, ReadModel, Rebuilt, rebuild
-from golive_eventing.records import REDRIVE_HEADER
+from golive_eventing.records import REDRIVE_FROM, REDRIVE_HEADER
 from golive_eventing.settings import KafkaSettings
 from golive_order.bootstrap import read_model as order_read_model
 from golive_order.settings import OrderSettings
@@ -193,7 +193,7 @@ def _send_back(producer: Producer | None, message: Message, topic: str, group: s
     ]
     kept += [
         (REDRIVE_HEADER, group.encode()),
-        ("redrive.from", f"{message.topic()}:{message.partition()}:{message.offset()}".encode()),
+        (REDRIVE_FROM, f"{message.topic()}:{message.partition()}:{message.offset()}".encode()),
     ]
     producer.produce(
         source,

@@ -179,16 +179,18 @@ class TransactionalProcessor(Runner, Generic[S]):
         # A router's shadow copy: decided like any input, its outputs to shadow topics only,
         # never a dead letter (the live slot dead-letters the real record).
         self._shadow = record.header(ROUTE_HEADER) == SHADOW.encode()
-        reason = self.attempts.poison(record)
-        if reason is not None:
+        with tracing.processing(record, self.group) as span:
+            reason = self.attempts.poison(record)
+            if reason is None:
+                self._process(record, changes)
+                return
+            # A dead letter shows in its journey's trace (and again when it is redriven).
+            tracing.dead_lettered(span, reason)
             if not self._shadow:
                 to = self.dead_letter_topics.get(record.topic)
                 dead_letter(self.transactions.producer, record, self.group, reason, to)
                 self.dead_lettered[record.topic] += 1
             self._unprocessable(record, reason, changes)
-            return
-        with tracing.processing(record, self.group):
-            self._process(record, changes)
 
     def _process(self, record: Consumed, changes: Changes | None) -> None:
         assert record.event is not None

@@ -15,6 +15,7 @@ from golive_eventing.serde import EventSerde, PoisonRecordError
 # `golive dlq redrive` puts dead letters back with this header: only that group takes them,
 # every other group passes over them.
 REDRIVE_HEADER = "redrive.group"
+REDRIVE_FROM = "redrive.from"  # the dead letter a redriven record was: <dlq>:<partition>:<offset>
 
 
 @dataclass(frozen=True)

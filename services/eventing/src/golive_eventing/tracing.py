@@ -29,6 +29,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from golive_eventing.records import REDRIVE_FROM
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
@@ -126,6 +128,12 @@ def processing_batch(batch: Sequence[Consumed], group: str) -> Iterator[None]:
         yield
 
 
+def dead_lettered(span: trace.Span, reason: str) -> None:
+    """Mark a record's processing span: it went to the dead-letter topic, and why."""
+    span.set_attribute("golive.dead_letter.reason", reason)
+    span.set_status(trace.Status(trace.StatusCode.ERROR, reason))
+
+
 def _consumed(record: Consumed, group: str) -> dict[str, str | int]:
     found: dict[str, str | int] = {
         "messaging.system": "kafka",
@@ -140,6 +148,9 @@ def _consumed(record: Consumed, group: str) -> dict[str, str | int]:
         found["messaging.kafka.message.key"] = record.key
     if record.event is not None:
         found["golive.event_type"] = record.event.type_name()
+    redriven = record.header(REDRIVE_FROM)
+    if redriven is not None:  # `golive dlq redrive` sent it back: from where
+        found["golive.redrive.from"] = redriven.decode("utf-8", "replace")
     return found
 
 
