@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from golive_contracts.flags import ORDERS_OPEN, Flag
 from golive_eventing.flags import Flags, FlagsFileError, problems, with_default, write
+from openfeature.event import EventDetails
 
 from tests.helpers import eventually
 
@@ -222,3 +223,22 @@ def test_a_flag_of_the_wrong_type_takes_its_fallback_and_says_so_once(
         assert "TYPE_MISMATCH" in fell_back()[0]
     finally:
         flags.close()
+
+
+def test_a_reload_handled_after_the_file_changed_again_does_not_hide_the_bad_rewrite(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """flagd reports a good read; before its event is handled the file is rewritten badly. The
+    event must not report the new text as read (nor hush the report of it that follows), as it
+    once did in CI. The provider's two events, in that order, stand in for the race."""
+    caplog.set_level(logging.INFO, "golive_eventing.flags")
+    flags = Flags(path, poll_ms=60_000)  # no poll of its own during the test
+    try:
+        path.write_text('{\n  "flags": {,\n}\n')
+        flags._reloaded(EventDetails(flags_changed=[ORDERS_OPEN.key]))
+        flags._reload_failed(EventDetails(message="could not parse"))
+    finally:
+        flags.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert not [m for m in said if "but not as declared" in m], said
+    assert [m for m in said if "not reloaded" in m and f"{path}:2: not JSON" in m], said

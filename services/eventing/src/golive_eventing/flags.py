@@ -301,6 +301,13 @@ class Flags:
         refuse (such a flag takes its fallback where it is read)."""
         assert self.path is not None
         try:
+            json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            # What flagd read parsed; what is there now does not: the file was written again
+            # since, and flagd's next read of it says what it finds (_reload_failed). Checking
+            # it here would report the new text as read, and hush that report.
+            return
+        try:
             check(self.path)
             problem = None
         except FlagsFileError as exc:
