@@ -187,11 +187,22 @@ def check(path: Path, declared: Sequence[Flag] = FLAGS, *, complete: bool = Fals
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise FlagsFileError(path, 1, f"cannot read it: {exc}") from exc
+    wrong = first_problem(path, text, declared, complete=complete)
+    if wrong is not None:
+        raise wrong
+
+
+def first_problem(
+    path: Path, text: str, declared: Sequence[Flag] = FLAGS, *, complete: bool = False
+) -> FlagsFileError | None:
+    """The first thing wrong with `text`, the content of `path`, and how many more; None: it
+    is as declared."""
     found = problems(text, declared, complete=complete)
-    if found:
-        line, message = found[0]
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise FlagsFileError(path, line, message + more)
+    if not found:
+        return None
+    line, message = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return FlagsFileError(path, line, message + more)
 
 
 # -- evaluating flags --------------------------------------------------------------------------
@@ -301,17 +312,15 @@ class Flags:
         refuse (such a flag takes its fallback where it is read)."""
         assert self.path is not None
         try:
-            json.loads(self.path.read_text(encoding="utf-8"))
+            text = self.path.read_text(encoding="utf-8")  # once: it may be rewritten any time
+            json.loads(text)
         except (OSError, ValueError):
             # What flagd read parsed; what is there now does not: the file was written again
             # since, and flagd's next read of it says what it finds (_reload_failed). Checking
             # it here would report the new text as read, and hush that report.
             return
-        try:
-            check(self.path)
-            problem = None
-        except FlagsFileError as exc:
-            problem = str(exc)
+        wrong = first_problem(self.path, text)
+        problem = None if wrong is None else str(wrong)
         changed_keys = set(details.flags_changed or [])
         with self._lock:
             self._failing = problem
