@@ -14,7 +14,8 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
-        bench-platform bench postgres-install demo wrk-install soak stress-outage
+        bench-platform bench postgres-install demo wrk-install soak stress-outage \
+        trace-screenshot chromium-install bench-tracing
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -95,6 +96,9 @@ bench-platform: install fetch ## Cold/warm start, resident memory, raw produce/c
 bench: install fetch wrk-install ## Orders through the whole system beside the raw Kafka and bare FastAPI references
 	cd load && $(RUN) python bench_orders.py
 
+bench-tracing: install ## What tracing costs a Kafka hop per record: none, export off, recorded
+	$(RUN) python load/bench_tracing.py $(ARGS)
+
 soak: install fetch ## Orders at a fixed rate for 10 minutes with a fault a minute; every order must end once (ARGS="--minutes 3")
 	$(RUN) python load/soak.py $(ARGS)
 
@@ -102,6 +106,15 @@ N ?= 20
 stress-outage: install postgres-install fetch ## The outage and fault tests N times in a row (N=20); prints how many runs passed
 	@rc=0; pipelines/stress-outage.sh $(N) $(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider -m 'reliability or stress' $(PYTEST_ARGS) || rc=$$?; \
 	  $(MAKE) --no-print-directory ci-cluster-down; exit $$rc
+
+trace-screenshot: install chromium-install ## One order's trace in the local viewer (GOLIVE_TRACE_VIEWER=1 make up) as docs/img/order-trace.png
+	$(RUN) python load/trace_screenshot.py $(ARGS)
+
+chromium-install: ## Install Chromium (Debian's package), the headless browser of make trace-screenshot, if it is missing
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+	  || { echo "error: no Chromium found; install it (apt-get install chromium)" >&2; exit 1; }
 
 wrk-install: ## Install wrk (Debian's package), the HTTP load tool of make bench, if it is missing
 	@command -v wrk >/dev/null \

@@ -18,3 +18,11 @@ def test_without_a_prefix_the_shells_stands() -> None:
     """The launcher lays each spec's env over os.environ: an empty value would override the
     KAFKA_GROUP_PREFIX an operator set for `make run`."""
     assert all("KAFKA_GROUP_PREFIX" not in s.env for s in service_specs(PlatformConfig()))
+
+
+def test_the_trace_viewer_setting_points_every_service_at_it() -> None:
+    config = PlatformConfig(trace_viewer=True, zipkin_port=19411)
+    for spec in service_specs(config):
+        assert spec.env["OTEL_TRACES_EXPORTER"] == "zipkin", spec.name
+        assert spec.env["OTEL_EXPORTER_ZIPKIN_ENDPOINT"] == "http://127.0.0.1:19411/api/v2/spans"
+    assert all("OTEL_TRACES_EXPORTER" not in s.env for s in service_specs(PlatformConfig()))

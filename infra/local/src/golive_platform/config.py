@@ -79,6 +79,10 @@ class PlatformConfig(BaseSettings):
     payment_blue_port: int = 8021
     payment_green_port: int = 8022
     audit_port: int = 8030
+    # The local trace viewer (Zipkin), started only when trace_viewer is set.
+    trace_viewer: bool = False
+    zipkin_port: int = 9411
+    zipkin_heap: str = "256m"
 
     # Sized for a laptop: together well under 1.2 GB resident (see make bench-platform).
     kafka_heap: str = "384m"
@@ -86,6 +90,7 @@ class PlatformConfig(BaseSettings):
 
     kafka_version: str = ""
     apicurio_version: str = ""
+    zipkin_version: str = ""
     java_home: Path | None = None
     # Where credentials.json is, if not in the data dir: the data dir of the instance whose
     # Kafka this one uses (a test's registry of its own on the suite's broker).
@@ -110,6 +115,7 @@ class PlatformConfig(BaseSettings):
         pom = pom_properties(self.pom)
         self.kafka_version = self.kafka_version or pom["kafka.version"]
         self.apicurio_version = self.apicurio_version or pom["apicurio.version"]
+        self.zipkin_version = self.zipkin_version or pom["zipkin.version"]
         return self
 
     @property
@@ -187,6 +193,11 @@ class PlatformConfig(BaseSettings):
         return {service: self.connection(service) for service in credentials.SERVICES}
 
     @property
+    def zipkin_url(self) -> str:
+        """The trace viewer: its UI under /zipkin/, its span intake at /api/v2/spans."""
+        return f"http://{self.host}:{self.zipkin_port}"
+
+    @property
     def postgres_url(self) -> str:
         return f"postgresql://golive@{self.host}:{self.postgres_port}/golive"
 
@@ -202,4 +213,5 @@ class PlatformConfig(BaseSettings):
             "registry": self.registry_port,
             "registry management": self.registry_management_port,
             "postgres": self.postgres_port,
+            "zipkin": self.zipkin_port,
         }

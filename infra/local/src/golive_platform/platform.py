@@ -37,13 +37,15 @@ from golive_platform.registry import RegistryNode, registry_ready
 from golive_platform.registry import grants as registry_grants
 from golive_platform.services import ServiceSpec
 from golive_platform.topics import apply, load_catalogue, resolve
+from golive_platform.viewer import UI_PATH, ZipkinNode, zipkin_ready
+from golive_platform.viewer import fetch as fetch_viewer
 
 Echo = Callable[[str], None]
 STOPPING = ".stopping"  # in the run dir: `make down` asked a foreground `make run` to end
 FORGIVEN_AFTER_S = 60.0
 MAX_BACKOFF_S = 30.0
 # Stop order: consumers of a component go before it.
-INFRA = ("kafka", "postgres", "registry")
+INFRA = ("kafka", "postgres", "registry", "zipkin")
 
 
 @dataclass
@@ -92,6 +94,7 @@ class Platform:
             "kafka": c.bootstrap_servers,
             "registry": c.registry_url,
             "postgres": c.postgres_url,
+            "zipkin": c.zipkin_url + UI_PATH,
         }
         found.update({s.name: s.url or "(no HTTP)" for s in self.services})
         return found
@@ -107,6 +110,7 @@ class Platform:
             "kafka": lambda: metadata_ready(c.connection()),
             "registry": lambda: registry_ready(c),
             "postgres": lambda: database_ready(c),
+            "zipkin": lambda: zipkin_ready(c),
         }
         for spec in self.services:
             found[spec.name] = _http_probe(spec)
@@ -170,7 +174,12 @@ class Platform:
 
     def _all_ready(self) -> bool:
         running = self.running()
-        wanted = ["kafka", "registry", *(["postgres"] if self.with_postgres else [])]
+        wanted = [
+            "kafka",
+            "registry",
+            *(["postgres"] if self.with_postgres else []),
+            *(["zipkin"] if self.config.trace_viewer else []),
+        ]
         probes = self.probes()
         return all(name in running and probes[name]() for name in wanted)
 
@@ -178,6 +187,8 @@ class Platform:
         ports = self.config.ports()
         if not self.with_postgres:
             ports.pop("postgres")
+        if not self.config.trace_viewer:
+            ports.pop("zipkin")
         for spec in self.services:
             if spec.port is not None:
                 ports[spec.name] = spec.port
@@ -203,6 +214,7 @@ class Platform:
             registry.minimum_java(), c.java_home, f"Apicurio Registry {c.apicurio_version}"
         )
         postgres = PostgresNode(c) if self.with_postgres else None
+        viewer = ZipkinNode(c, fetch_viewer(c)) if c.trace_viewer else None
         specs = resolve(load_catalogue(c.topics_file), c.environment)
 
         result = Started()
@@ -211,6 +223,8 @@ class Platform:
         try:
             kafka.prepare(kafka_java)
             kafka_proc = self._start(kafka.launch(kafka_java), started)
+            if viewer is not None:
+                viewer_proc = self._start(viewer.launch(kafka_java), started)
             if postgres is not None:
                 postgres.prepare()
                 postgres_proc = self._start(postgres.launch(), started)
@@ -233,6 +247,10 @@ class Platform:
             if postgres is not None:
                 result.timings["postgres"] = process.wait_ready(
                     postgres_proc, probes["postgres"], c.ready_timeout_s
+                )
+            if viewer is not None:
+                result.timings["zipkin"] = process.wait_ready(
+                    viewer_proc, probes["zipkin"], c.ready_timeout_s, viewer.log
                 )
             self._start_services(result, started)
         except BaseException:

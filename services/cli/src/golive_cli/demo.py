@@ -19,7 +19,7 @@ CASES = [
 ]
 
 
-def _body(card: str, currency: str, quantity: int, price: int, n: int) -> dict[str, Any]:
+def order_body(card: str, currency: str, quantity: int, price: int, n: int) -> dict[str, Any]:
     return {
         "customer_id": f"demo-{n % 3}",
         "email": f"customer{n}@example.com",
@@ -36,26 +36,39 @@ def _body(card: str, currency: str, quantity: int, price: int, n: int) -> dict[s
     }
 
 
+def trace_id(answer: httpx.Response) -> str | None:
+    """The trace a response belongs to, from its W3C `traceresponse` header
+    (version-traceid-spanid-flags), if it has one."""
+    parts = answer.headers.get("traceresponse", "").split("-")
+    return parts[1] if len(parts) == 4 else None
+
+
 def run_demo(
-    order_url: str, audit_url: str, headers: dict[str, str], timeout_s: float, echo: Any
+    order_url: str,
+    audit_url: str,
+    headers: dict[str, str],
+    timeout_s: float,
+    echo: Any,
+    traces_url: str | None = None,
 ) -> int:
-    """Place the cases, wait (bounded) for each to end, print it. Exit code 1 if any stays open."""
-    placed: list[tuple[str, str]] = []
+    """Place the cases, wait (bounded) for each to end, print it with its trace (a link into
+    the trace viewer at `traces_url` when one runs). Exit code 1 if any stays open."""
+    placed: list[tuple[str, str, str | None]] = []
     with httpx.Client(timeout=15, headers=headers) as http:
         for n, (label, card, currency, quantity, price) in enumerate(CASES):
             answer = http.post(
                 f"{order_url}/orders",
-                json=_body(card, currency, quantity, price, n),
+                json=order_body(card, currency, quantity, price, n),
                 headers={"Idempotency-Key": f"demo-{uuid.uuid4()}"},
             )
             if answer.status_code != 202:
                 echo(f"{label}: HTTP {answer.status_code} {answer.text}")
                 return 1
-            placed.append((label, answer.json()["order_id"]))
+            placed.append((label, answer.json()["order_id"], trace_id(answer)))
 
         deadline = time.monotonic() + timeout_s
         open_orders = 0
-        for label, order_id in placed:
+        for label, order_id, trace in placed:
             order = http.get(f"{order_url}/orders/{order_id}").json()
             while order["status"] == "PLACED" and time.monotonic() < deadline:
                 time.sleep(0.1)  # polling the running system, bounded by the deadline
@@ -64,6 +77,8 @@ def run_demo(
             amount = f"{order['total_minor']} {order['currency']} (minor units)"
             reason = f"  {order['cancel_reason']}" if order["cancel_reason"] else ""
             echo(f"\n{label}: order {order_id}  {amount}\n  -> {order['status']}{reason}")
+            if trace is not None:
+                echo(f"  trace {traces_url}{trace}" if traces_url else f"  trace id {trace}")
             for event in http.get(f"{audit_url}/orders/{order_id}/timeline").json():
                 echo(f"     {event['timestamp']}  {event['topic']:<9} {event['event_type']}")
     return 1 if open_orders else 0

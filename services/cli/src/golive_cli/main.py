@@ -596,6 +596,7 @@ def demo(
     """Place a mix of orders against the running system; print each final state and timeline."""
     import httpx  # noqa: PLC0415
     from golive_contracts.scopes import Scope  # noqa: PLC0415
+    from golive_platform import process, viewer  # noqa: PLC0415
 
     from golive_cli.demo import run_demo  # noqa: PLC0415
     from golive_cli.system import api_headers  # noqa: PLC0415
@@ -607,8 +608,10 @@ def demo(
     )
     scopes = (Scope.PLACE_ORDERS, Scope.READ_ORDERS, Scope.READ_AUDIT)
     headers = api_headers(config, *scopes, subject="golive-demo")
+    zipkin = process.read(config.run_dir, viewer.ZipkinNode.name)
+    traces_url = viewer.traces_url(config) if zipkin and zipkin.alive else None
     try:
-        code = run_demo(order_url, audit_url, headers, timeout, typer.echo)
+        code = run_demo(order_url, audit_url, headers, timeout, typer.echo, traces_url)
     except httpx.HTTPError as exc:
         raise PlatformError(
             f"the system does not answer at {order_url} ({exc}): `make up` starts it"

@@ -25,6 +25,7 @@ from golive_platform.platform import Echo, Platform
 from golive_platform.postgres import ensure_database
 from golive_platform.services import ServiceSpec
 from golive_platform.tokens import bearer
+from golive_platform.viewer import exporting as viewer_exporting
 
 from golive_cli.deploy import SLOT_RULES
 
@@ -126,6 +127,7 @@ def service_specs(
         "FLAGS_FILE": str(config.ensure_flags()),
         **{setting.upper(): topic for setting, topic in names.settings().items()},
         **({"KAFKA_GROUP_PREFIX": names.group_prefix} if names.group_prefix else {}),
+        **(viewer_exporting(config) if config.trace_viewer else {}),
         **(env or {}),
     }
 

@@ -25,18 +25,19 @@ from golive_eventing.logs import LogSettings
 from golive_eventing.loop import Runner
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
+from golive_eventing.tracing import TracingSettingsError
 
 log = logging.getLogger(__name__)
 
 
 @contextmanager
 def configured(name: str) -> Iterator[None]:
-    """Settings that do not validate, no way to verify API tokens, a malformed flags file, or a Kafka resource the
-    login is not granted: one line naming what is wrong on stderr, and exit code 78, instead
-    of a traceback."""
+    """Settings that do not validate (an unknown trace exporter among them), no way to verify
+    API tokens, a malformed flags file, or a Kafka resource the login is not granted: one line
+    naming what is wrong on stderr, and exit code 78, instead of a traceback."""
     try:
         yield
-    except (ValidationError, AuthConfigError, FlagsFileError) as exc:
+    except (ValidationError, AuthConfigError, FlagsFileError, TracingSettingsError) as exc:
         print(f"{name}: cannot start as configured: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
     except KafkaException as exc:

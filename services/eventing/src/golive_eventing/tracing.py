@@ -6,10 +6,12 @@ consumer group, partition, offset, key). The HTTP side is FastAPI's instrumentat
 answers every traced request with its `traceresponse` header (W3C Trace Context level 2), so a
 client can quote its trace id.
 
-Export is OTLP over HTTP, configured by OpenTelemetry's standard variables
+Export is configured by OpenTelemetry's standard variables. OTLP over HTTP is the default
 (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _HEADERS, OTEL_BSP_*): with
 neither endpoint set, nothing is exported and spans only carry the context across hops.
-OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn export off too.
+OTEL_TRACES_EXPORTER=zipkin sends them to OTEL_EXPORTER_ZIPKIN_ENDPOINT instead (the local
+trace viewer, golive_platform.viewer). OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
+turn export off.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -28,6 +30,7 @@ from opentelemetry.instrumentation.propagators import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from golive_eventing.records import REDRIVE_FROM
 
@@ -41,32 +44,65 @@ Headers = list[tuple[str, bytes]]
 UNTRACED_URLS = "healthz,readyz"
 
 
-def exporting(env: Mapping[str, str] = os.environ) -> bool:
-    """Whether spans are exported: an OTLP endpoint is configured and export is not off."""
+Exporter = Literal["otlp", "zipkin"]
+EXPORTERS: tuple[Exporter, ...] = ("otlp", "zipkin")
+
+
+class TracingSettingsError(ValueError):
+    """OTEL_TRACES_EXPORTER names an exporter this build does not have."""
+
+
+def exporter(env: Mapping[str, str] = os.environ) -> Exporter | None:
+    """Where spans are exported, or None: OTLP when an endpoint is configured, Zipkin when
+    OTEL_TRACES_EXPORTER says so; nothing when export is off."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
-        return False
-    if env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
-        return False
-    return bool(
-        env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        return None
+    chosen = env.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
+    if chosen == "none":
+        return None
+    if chosen == "zipkin":
+        return "zipkin"
+    if chosen != "otlp":
+        raise TracingSettingsError(
+            f"OTEL_TRACES_EXPORTER={chosen!r}: this build exports with one of "
+            f"{', '.join(EXPORTERS)}, or none"
+        )
+    configured = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
     )
+    return "otlp" if configured else None
 
 
 def setup(service: str, version: str) -> None:
-    """The process's tracer provider (once): spans with ids, exported if `exporting()`. The
-    resource names the service and version; OTEL_RESOURCE_ATTRIBUTES adds to it (the
-    deployment environment, for one). Batched spans are flushed when the process exits."""
+    """The process's tracer provider (once): spans with ids, exported where `exporter()` says.
+    The resource names the service and version; OTEL_RESOURCE_ATTRIBUTES adds to it (the
+    deployment environment, for one). Batched spans are flushed when the process exits.
+
+    With export off, no span is recorded (the ALWAYS_OFF sampler): each still gets its ids, so
+    the trace context travels from hop to hop, logs name their trace and the `traceresponse`
+    header answers, but nothing else is kept, at less than half the cost of a recorded span
+    (make bench-tracing measures it). The context then travels unsampled (flags 00): export is
+    set for every service at once, not for some."""
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
     resource = Resource.create({"service.name": service, "service.version": version})
-    provider = TracerProvider(resource=resource)
-    if exporting():
-        # Imported only to export: a fifth of a second of every process start otherwise.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter,
-        )
+    chosen = exporter()
+    # sampler None: OpenTelemetry's default (parent-based, or OTEL_TRACES_SAMPLER's choice).
+    provider = TracerProvider(resource=resource, sampler=None if chosen else ALWAYS_OFF)
+    # The exporters are imported only to export: a fifth of a second of every process start.
+    match chosen:
+        case "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter,
+            )
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        case "zipkin":
+            from opentelemetry.exporter.zipkin.json import ZipkinExporter  # noqa: PLC0415
+
+            provider.add_span_processor(BatchSpanProcessor(ZipkinExporter()))
+        case None:
+            pass
     trace.set_tracer_provider(provider)
     set_global_response_propagator(TraceResponsePropagator())  # type: ignore[no-untyped-call]
 

@@ -1,0 +1,134 @@
+"""The local trace viewer: Zipkin's server (from Maven Central), in memory, on loopback.
+
+`GOLIVE_TRACE_VIEWER=1 make run` starts it beside the broker and the registry and points every
+service's trace export at it; its UI is at `/zipkin/` (docs/observability.md). Zipkin keeps the
+most recent spans in memory only: a viewer for a developer's machine, not a trace store.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+
+from golive_platform.artifacts import unresolved_artifact
+from golive_platform.config import PlatformConfig
+from golive_platform.errors import PlatformError
+from golive_platform.java import Java
+from golive_platform.process import Launch
+
+# The most recent spans Zipkin keeps; older traces drop out (a few thousand orders' worth).
+MAX_SPANS = 200_000
+SPANS_PATH = "/api/v2/spans"
+UI_PATH = "/zipkin/"
+
+
+def jar(config: PlatformConfig) -> Path:
+    return config.cache_dir / f"zipkin-{config.zipkin_version}" / "zipkin-server.jar"
+
+
+def fetch(config: PlatformConfig, *, echo: bool = True) -> Path:
+    """Zipkin's executable jar, through infra/local/pom.xml's trace-viewer profile (cached)."""
+    found = jar(config)
+    if found.is_file():
+        return found
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise PlatformError("Maven (mvn) not found on PATH: it fetches the trace viewer")
+    if echo:
+        print(
+            f"fetching Zipkin {config.zipkin_version} from Maven Central into {found.parent} (once)"
+        )
+    cmd = [
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(config.pom),
+        "-P",
+        "trace-viewer",
+        "generate-resources",
+        f"-Dgolive.cache={config.cache_dir}",
+        f"-Dkafka.version={config.kafka_version}",
+        f"-Dapicurio.version={config.apicurio_version}",
+        f"-Dzipkin.version={config.zipkin_version}",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not found.is_file():
+        output = done.stdout + done.stderr
+        coordinates = unresolved_artifact(output)
+        if coordinates:
+            raise PlatformError(f"cannot resolve artifact {coordinates}", detail=output[-2000:])
+        raise PlatformError(f"maven failed to fetch Zipkin (exit {done.returncode})", output)
+    return found
+
+
+class ZipkinNode:
+    name = "zipkin"
+
+    def __init__(self, config: PlatformConfig, server: Path) -> None:
+        self.config = config
+        self.server = server
+        self.home = config.data_dir / "zipkin"
+        self.log = self.home / "zipkin.log"
+
+    def launch(self, java: Java) -> Launch:
+        c = self.config
+        self.home.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(java.executable),
+            "-Xms64m",
+            f"-Xmx{c.zipkin_heap}",
+            "-XX:+UseSerialGC",
+            "-XX:+ExitOnOutOfMemoryError",
+            "-XX:TieredStopAtLevel=1",
+            f"-Djava.io.tmpdir={self.home}",
+            f"-Dgolive.instance={c.data_dir}",
+            "-jar",
+            str(self.server),
+            # Loopback only, like every part of the local platform.
+            f"--armeria.ports[0].ip={c.host}",
+            f"--armeria.ports[0].port={c.zipkin_port}",
+            "--armeria.ports[0].protocols[0]=http",
+        ]
+        env = {
+            "STORAGE_TYPE": "mem",
+            "MEM_MAX_SPANS": str(MAX_SPANS),
+            # Its other collectors look for brokers of their own; only HTTP is used here.
+            "COLLECTOR_GRPC_ENABLED": "false",
+            "COLLECTOR_KAFKA_ENABLED": "false",
+            "COLLECTOR_RABBITMQ_ENABLED": "false",
+            "COLLECTOR_ACTIVEMQ_ENABLED": "false",
+            "COLLECTOR_PULSAR_ENABLED": "false",
+        }
+        return Launch(
+            self.name,
+            argv,
+            self.log,
+            marker=f"-Dgolive.instance={c.data_dir}",
+            env=env,
+            cwd=self.home,
+        )
+
+
+def exporting(config: PlatformConfig) -> dict[str, str]:
+    """The services' settings that send their spans to this viewer (OpenTelemetry's standard
+    variables: golive_eventing.tracing reads them)."""
+    return {
+        "OTEL_TRACES_EXPORTER": "zipkin",
+        "OTEL_EXPORTER_ZIPKIN_ENDPOINT": config.zipkin_url + SPANS_PATH,
+    }
+
+
+def traces_url(config: PlatformConfig) -> str:
+    """Where the viewer shows one trace: this, then the trace id."""
+    return f"{config.zipkin_url}{UI_PATH}traces/"
+
+
+def zipkin_ready(config: PlatformConfig) -> bool:
+    try:
+        return httpx.get(f"{config.zipkin_url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -1,0 +1,81 @@
+"""Where spans go, from OpenTelemetry's standard variables (golive_eventing.tracing.exporter)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from golive_eventing.tracing import TracingSettingsError, exporter
+
+
+def test_nothing_is_exported_without_an_endpoint() -> None:
+    assert exporter({}) is None
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://agent:4318"},
+        {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://agent:4318/v1/traces"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://agent:4318", "OTEL_TRACES_EXPORTER": "otlp"},
+    ],
+)
+def test_otlp_when_an_endpoint_is_set(env: dict[str, str]) -> None:
+    assert exporter(env) == "otlp"
+
+
+def test_zipkin_when_asked_for_the_local_viewer() -> None:
+    assert exporter({"OTEL_TRACES_EXPORTER": "Zipkin"}) == "zipkin"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://agent:4318", "OTEL_TRACES_EXPORTER": "none"},
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://agent:4318", "OTEL_SDK_DISABLED": "true"},
+        {"OTEL_TRACES_EXPORTER": "zipkin", "OTEL_SDK_DISABLED": "TRUE"},
+    ],
+)
+def test_export_can_be_turned_off(env: dict[str, str]) -> None:
+    assert exporter(env) is None
+
+
+def test_an_exporter_this_build_lacks_is_named() -> None:
+    with pytest.raises(TracingSettingsError, match=r"OTEL_TRACES_EXPORTER='jaeger'.*otlp, zipkin"):
+        exporter({"OTEL_TRACES_EXPORTER": "jaeger"})
+
+
+_OFF = textwrap.dedent(
+    """
+    from opentelemetry import trace
+    from golive_eventing import tracing
+
+    tracing.setup("order", "test")
+    with trace.get_tracer("t").start_as_current_span("POST /orders") as request:
+        with tracing.producing("orders", "k") as publish:
+            headers = dict(tracing.inject([]))
+    ids = request.get_span_context(), publish.get_span_context()
+    print(format(ids[0].trace_id, "032x"), ids[0].is_valid, ids[1].is_valid,
+          request.is_recording(), publish.is_recording(), headers["traceparent"].decode())
+    """
+)
+
+
+def test_with_export_off_nothing_is_recorded_but_the_context_still_travels() -> None:
+    """Ids for the logs, the traceresponse header and the next hop; no span kept."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OFF],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    trace_id, request_valid, publish_valid, recorded, published, traceparent = done.stdout.split()
+    assert (request_valid, publish_valid) == ("True", "True")
+    assert (recorded, published) == ("False", "False")
+    version, carried_trace, _span, flags = traceparent.split("-")
+    assert (version, carried_trace) == ("00", trace_id)
+    assert int(flags, 16) & 0x01 == 0, "carried as not sampled"
