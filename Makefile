@@ -15,7 +15,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
         bench-platform bench postgres-install demo wrk-install soak stress-outage \
-        trace-screenshot chromium-install bench-tracing
+        trace-screenshot chromium-install bench-tracing load load-smoke
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -95,6 +95,13 @@ bench-platform: install fetch ## Cold/warm start, resident memory, raw produce/c
 
 bench: install fetch wrk-install ## Orders through the whole system beside the raw Kafka and bare FastAPI references
 	cd load && $(RUN) python bench_orders.py
+
+load: install ## locust's customers against the running system (make run), gated on load/slo.toml; report under var/load/
+	$(RUN) python load/run_load.py --profile load $(ARGS)
+
+load-smoke: install ci-cluster-up ## The short load run of the pipeline: a system of its own on the test platform, the smoke profile's gates
+	@rc=0; $(RUN) python load/run_load.py --profile smoke --own-system $(ARGS) || rc=$$?; \
+	  $(MAKE) --no-print-directory ci-cluster-down; exit $$rc
 
 bench-tracing: install ## What tracing costs a Kafka hop per record: none, export off, recorded
 	$(RUN) python load/bench_tracing.py $(ARGS)

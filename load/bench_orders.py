@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import bench_table
 import httpx
 from bench_platform import resident_mb, throughput, write_figures
 from golive_cli.system import TOKEN_ENV, system
@@ -166,34 +167,16 @@ def check_cost_us(config: PlatformConfig, token: str, rounds: int = 2000) -> flo
     return (time.perf_counter() - started) / rounds * 1e6
 
 
-def report(figures: dict[str, Any]) -> None:
-    """The figures, each beside its reference."""
-    echo_rate = figures["echo_req_per_s"]
-    print(
-        f"raw Kafka (512 B, acks=all)    produce {figures['raw_produce_msgs_per_s']:>8} msg/s   "
-        f"consume {figures['raw_consume_msgs_per_s']:>8} msg/s"
-    )
-    print(f"bare FastAPI echo (OrderCreate) {echo_rate:>7} req/s   (reference)")
-    print(
-        f"the same, bearer token checked  {figures['echo_with_token_check_req_per_s']:>7} req/s   "
-        f"{figures['echo_with_token_check_req_per_s'] / echo_rate:.2f} x echo (the check's cost; "
-        f"a token not seen before: {figures['token_check_uncached_us']} us to verify)"
-    )
-    print(
-        f"POST /orders                    {figures['post_orders_req_per_s']:>7} req/s   "
-        f"{figures['post_orders_req_per_s'] / echo_rate:.2f} x echo (target >= 0.6)"
-    )
-    print(
-        f"sustained placed-to-outcome     {figures['sustained_orders_per_s']:>7} orders/s "
-        f"{figures['sustained_orders_per_s'] / echo_rate:.2f} x echo (target >= 0.25); "
-        f"{figures['open_at_end_of_load']} journeys open when the load stopped, the last ended "
-        f"{figures['last_outcome_after_load_s']} s later"
-    )
-    print(
-        f"journey at {figures['latency_rate_per_s']}/s            p50 {figures['journey_p50_ms']} ms  "
-        f"p99 {figures['journey_p99_ms']} ms  ({figures['latency_samples']} orders; targets 20 / 100 ms)"
-    )
-    print(f"whole stack resident            {figures['stack_rss_mb']:>7} MB  (target < 2048)")
+def report(config: PlatformConfig, figures: dict[str, Any]) -> None:
+    """One table: each figure beside its same-run reference and its target; written as JSON
+    and HTML under var/bench/ too."""
+    table = bench_table.rows(figures)
+    print(bench_table.text(table))
+    print(f"a token not seen before takes {figures['token_check_uncached_us']} us to verify")
+    out = config.root / "var" / "bench" / "orders"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    bench_table.write(table, out, f"make bench, {time.strftime('%Y-%m-%d %H:%M')}")
+    print(f"table written to {out}.table.json and {out}.html")
 
 
 def main() -> None:
@@ -265,7 +248,7 @@ def main() -> None:
         echo.wait(10)
         platform.down()
 
-    report(figures)
+    report(config, figures)
     write_figures(config, "orders", figures)
 
 

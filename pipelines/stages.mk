@@ -3,7 +3,7 @@
 # Included from the Makefile; docs/pipeline.md explains each stage.
 
 CHECK_STAGES := lint types unit native schema-gate package
-CLUSTER_STAGES := integration platform e2e reliability replay regression
+CLUSTER_STAGES := integration platform e2e reliability replay regression load-smoke
 STAGES := $(CHECK_STAGES) $(CLUSTER_STAGES) deploy
 # One stage per core: four cluster stages on two cores failed e2e and reliability (docs/pipeline.md).
 CI_JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -101,6 +101,9 @@ REGRESS_ON = $(if $(KAFKA_BOOTSTRAP_SERVERS),,$(shell $(RUN) python -c 'from gol
 
 stage-regression: install fetch ci-cluster-up ## Stage: the golden capture through this build's services, diffed (as make replay-regression)
 	$(STAGE) regression "$(GOLIVE) regress $(GOLDEN_CAPTURE) --report var/replay-regression.json $(REGRESS_ON)"
+
+stage-load-smoke: install fetch ci-cluster-up ## Stage: locust's customers for 25 s against a system of its own, gated on load/slo.toml (smoke)
+	$(STAGE) load-smoke "$(RUN) python load/run_load.py --profile smoke --own-system"
 
 stage-package: install ## Stage: wheels of every package (uv build), Dockerfiles linted (hadolint)
 	$(STAGE) package "rm -rf dist && $(UV) build --all-packages --wheel --out-dir dist --quiet && ls dist" \

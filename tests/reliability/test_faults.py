@@ -475,9 +475,11 @@ def test_the_audit_store_holds_every_record_exactly_once(
     redriven copies addressed to another group are not the recorder's to keep."""
     names = [topics.orders, topics.payments]
     names += [t for g in topology.GROUPS for t in topics.names.dead_letter_topics(g)]
-    expected = set()
-    for topic in names:
-        expected |= {(topic, p, o) for p, o in _positions(cluster, topic)}
+
+    def held() -> set[tuple[str, int, int]]:
+        return {(topic, p, o) for topic in names for p, o in _positions(cluster, topic)}
+
+    expected = held()
     url = system.specs["audit"].env["AUDIT_DATABASE_URL"]
 
     def recorded() -> set[tuple[str, int, int]] | None:
@@ -487,7 +489,9 @@ def test_the_audit_store_holds_every_record_exactly_once(
         return found if found >= expected else None
 
     found = eventually(recorded, 30, "the audit store to hold every record", every_s=0.5)
-    assert found == expected
+    # The system may still write after `expected` was read (a payment deadline from a test
+    # above firing, say): what the store holds beyond it must be in the topics now.
+    assert found <= held(), "a record the topics do not hold (or one addressed to another group)"
 
 
 def _positions(cluster: Cluster, topic: str) -> list[tuple[int, int]]:

@@ -1,0 +1,138 @@
+"""`make bench`'s one table: each figure beside its same-run reference, the ratio, the target
+(issue 18) and whether it is met; printed, and written as JSON and as an HTML page with a bar
+per ratio under var/bench/."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    value: float
+    unit: str
+    reference: str  # what it is measured against, in the same run ("" if an absolute target)
+    reference_value: float | None
+    target: str  # in words: ">= 0.6 x", "< 20 ms"
+    met: bool | None  # None: no target
+
+    @property
+    def ratio(self) -> float | None:
+        if not self.reference_value:
+            return None
+        return self.value / self.reference_value
+
+
+def rows(f: dict[str, Any]) -> list[Row]:
+    """The table of a `make bench` run's figures (bench_orders.py)."""
+    echo = float(f["echo_req_per_s"])
+    post, sustained = float(f["post_orders_req_per_s"]), float(f["sustained_orders_per_s"])
+    p50, p99 = float(f["journey_p50_ms"]), float(f["journey_p99_ms"])
+    return [
+        Row(
+            "raw Kafka produce (512 B, acks=all)",
+            f["raw_produce_msgs_per_s"],
+            "msg/s",
+            "",
+            None,
+            "",
+            None,
+        ),
+        Row("raw Kafka consume", f["raw_consume_msgs_per_s"], "msg/s", "", None, "", None),
+        Row("bare FastAPI echo", echo, "req/s", "", None, "(the reference)", None),
+        Row(
+            "echo with the bearer token checked",
+            f["echo_with_token_check_req_per_s"],
+            "req/s",
+            "echo",
+            echo,
+            "",
+            None,
+        ),
+        Row("POST /orders", post, "req/s", "echo", echo, ">= 0.6 x", post / echo >= 0.6),
+        Row(
+            "sustained placed-to-outcome",
+            sustained,
+            "orders/s",
+            "echo",
+            echo,
+            ">= 0.25 x",
+            sustained / echo >= 0.25,
+        ),
+        Row(
+            f"journey p50 at {f['latency_rate_per_s']}/s", p50, "ms", "", None, "< 20 ms", p50 < 20
+        ),
+        Row(
+            f"journey p99 at {f['latency_rate_per_s']}/s",
+            p99,
+            "ms",
+            "",
+            None,
+            "< 100 ms",
+            p99 < 100,
+        ),
+        Row(
+            "whole stack resident",
+            f["stack_rss_mb"],
+            "MB",
+            "",
+            None,
+            "< 1,200 MB",
+            f["stack_rss_mb"] < 1200,
+        ),
+    ]
+
+
+def _met(row: Row) -> str:
+    return "" if row.met is None else ("yes" if row.met else "NO")
+
+
+def text(table: list[Row]) -> str:
+    cells = [("figure", "value", "reference", "ratio", "target", "met?")]
+    for r in table:
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f} x"
+        reference = f"{r.reference} {r.reference_value:,.0f}" if r.reference_value else ""
+        cells.append((r.figure, f"{r.value:,.1f} {r.unit}", reference, ratio, r.target, _met(r)))
+    widths = [max(len(c[i]) for c in cells) for i in range(6)]
+    lines = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def write(table: list[Row], out: Path, title: str) -> None:
+    """<out>.table.json and <out>.html beside the figures' JSON."""
+    data = [asdict(r) | {"ratio": r.ratio} for r in table]
+    out.with_suffix(".table.json").write_text(json.dumps(data, indent=2))
+    body = []
+    for r in table:
+        bar = ""
+        if r.ratio is not None:
+            width = min(r.ratio, 1.0) * 300
+            colour = "#2e7d32" if r.met or r.met is None else "#c62828"
+            bar = (
+                f'<svg width="310" height="14"><rect width="{width:.0f}" height="14" '
+                f'fill="{colour}"/></svg> {r.ratio:.2f} x'
+            )
+        body.append(
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(c))}</td>"
+                for c in (r.figure, f"{r.value:,.1f} {r.unit}", r.reference, r.target, _met(r))
+            )
+            + f"<td>{bar}</td></tr>"
+        )
+    page = (
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        "<style>body{font:14px sans-serif}td,th{padding:3px 10px;text-align:left}</style>"
+        f"<h1>{html.escape(title)}</h1><table><tr><th>figure</th><th>value</th><th>reference"
+        "</th><th>target</th><th>met?</th><th>ratio to the reference</th></tr>"
+        + "".join(body)
+        + "</table>"
+    )
+    out.with_suffix(".html").write_text(page)
