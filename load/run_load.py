@@ -130,7 +130,7 @@ def main() -> None:
     stats = out / "locust_stats.csv"
     if done.returncode != 0 or not stats.is_file():
         raise SystemExit(f"error: locust exited {done.returncode} without its statistics")
-    verdicts = slo.check(gates, slo.read_stats(stats))
+    verdicts = slo.check(gates, args.profile, slo.read_stats(stats))
     print(f"\nSLO gates ({args.slo}, profile {args.profile}):\n{slo.report(verdicts)}")
     print(f"\nreport: {out / 'locust-report.html'}   csv: {out}/locust_*.csv")
     missed = [v for v in verdicts if not v.met]

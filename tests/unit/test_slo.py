@@ -61,7 +61,7 @@ def test_a_run_within_every_gate_passes(tmp_path: Path) -> None:
         ("POST", "/orders", 100, 0, 120.0),
         ("JOURNEY", "placed to final", 100, 0, 300.0),
     )
-    verdicts = slo.check(slo.load(_file(tmp_path, GATES)), stats)
+    verdicts = slo.check(slo.load(_file(tmp_path, GATES)), "smoke", stats)
     assert [v.met for v in verdicts] == [True, True]
 
 
@@ -71,7 +71,7 @@ def test_a_slow_percentile_fails_saying_by_how_much(tmp_path: Path) -> None:
         ("POST", "/orders", 100, 0, 750.0),
         ("JOURNEY", "placed to final", 100, 0, 300.0),
     )
-    slow, ended = slo.check(slo.load(_file(tmp_path, GATES)), stats)
+    slow, ended = slo.check(slo.load(_file(tmp_path, GATES)), "smoke", stats)
     assert not slow.met
     assert slow.miss == "+250 ms (1.5 x the limit)"
     assert ended.met
@@ -84,14 +84,14 @@ def test_failures_over_the_rate_fail(tmp_path: Path) -> None:
         ("POST", "/orders", 100, 0, 100.0),
         ("JOURNEY", "placed to final", 100, 2, 300.0),
     )
-    _, ended = slo.check(slo.load(_file(tmp_path, GATES)), stats)
+    _, ended = slo.check(slo.load(_file(tmp_path, GATES)), "smoke", stats)
     assert not ended.met
     assert "2 of 100 failed" in ended.miss
 
 
 def test_a_run_where_too_little_happened_fails(tmp_path: Path) -> None:
     stats = _stats(tmp_path, ("POST", "/orders", 3, 0, 10.0))
-    fast, ended = slo.check(slo.load(_file(tmp_path, GATES)), stats)
+    fast, ended = slo.check(slo.load(_file(tmp_path, GATES)), "smoke", stats)
     assert (fast.met, fast.miss) == (False, "7 too few requests")
     assert (ended.met, ended.miss) == (False, "10 too few requests")
 
@@ -116,3 +116,20 @@ def test_a_bad_file_names_its_line(tmp_path: Path, old: str, new: str, message: 
     assert old in GATES
     with pytest.raises(slo.SloFileError, match=message):
         slo.load(_file(tmp_path, GATES.replace(old, new, 1)))
+
+
+def test_a_gate_for_some_profiles_gates_only_those(tmp_path: Path) -> None:
+    text = GATES.replace("min_count = 10\n\n", 'min_count = 10\nprofiles = ["load"]\n\n', 1)
+    text = text.replace(
+        "[profiles.smoke]",
+        "[profiles.load]\nusers = 9\nspawn_rate = 1\nrun_time_s = 60\n\n[profiles.smoke]",
+    )
+    gates = slo.load(_file(tmp_path, text))
+    assert [g.name for g in gates.gates("load")] == ["fast posts", "journeys end"]
+    assert [g.name for g in gates.gates("smoke")] == ["journeys end"]
+
+
+def test_a_gate_naming_an_unknown_profile_is_refused(tmp_path: Path) -> None:
+    text = GATES.replace("min_count = 10\n\n", 'min_count = 10\nprofiles = ["soak"]\n\n', 1)
+    with pytest.raises(slo.SloFileError, match=r"names no profile \['soak'\]"):
+        slo.load(_file(tmp_path, text))

@@ -43,6 +43,9 @@ class Gate(BaseModel):
     max_ms: float | None = Field(default=None, gt=0)
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
     min_count: int = Field(default=1, ge=1)
+    # The profiles it gates (all when unset): a latency objective for a full run need not hold
+    # for a short smoke run beside other jobs.
+    profiles: list[str] | None = None
 
     @model_validator(mode="after")
     def _one_objective(self) -> Self:
@@ -63,6 +66,17 @@ class SloFile(BaseModel):
 
     profiles: dict[str, Profile]
     gate: list[Gate] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_profiles(self) -> Self:
+        for i, gate in enumerate(self.gate):
+            unknown = set(gate.profiles or ()) - set(self.profiles)
+            if unknown:
+                raise ValueError(f"gate {i} ({gate.name}) names no profile {sorted(unknown)}")
+        return self
+
+    def gates(self, profile: str) -> list[Gate]:
+        return [g for g in self.gate if g.profiles is None or profile in g.profiles]
 
 
 def load(path: Path) -> SloFile:
@@ -139,8 +153,9 @@ class Verdict:
     miss: str  # by how much it missed; empty when met
 
 
-def check(slo: SloFile, stats: dict[str, Stat]) -> list[Verdict]:
-    return [_verdict(gate, stats.get(gate.request)) for gate in slo.gate]
+def check(slo: SloFile, profile: str, stats: dict[str, Stat]) -> list[Verdict]:
+    """The verdict of each gate of `profile` on a run's statistics."""
+    return [_verdict(gate, stats.get(gate.request)) for gate in slo.gates(profile)]
 
 
 def _verdict(gate: Gate, stat: Stat | None) -> Verdict:
