@@ -7,8 +7,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
-from golive_eventing.db import create_tables
+from golive_eventing.db import create_tables, writing
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -22,7 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 keys_metadata = MetaData()
@@ -61,7 +62,7 @@ class IdempotencyStore:
 
     def claim(self, key: str, request_hash: str, order_id: str) -> tuple[Claim, KeyRecord | None]:
         try:
-            with self.engine.begin() as conn:
+            with writing(self.engine) as conn:
                 conn.execute(
                     insert(idempotency_keys).values(
                         key=key,
@@ -74,30 +75,37 @@ class IdempotencyStore:
             return Claim.NEW, None
         except IntegrityError:
             pass
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             row = conn.execute(
                 select(idempotency_keys).where(idempotency_keys.c.key == key)
             ).first()
-            if row is None:  # released between our insert and this read: try again
-                return self.claim(key, request_hash, order_id)
-            record = KeyRecord(row.order_id, row.state, row.partition, row.offset)
-            if row.request_hash != request_hash:
-                return Claim.CONFLICT, record
-            if row.state == "done":
-                return Claim.DONE, record
-            if time.time() - row.claimed_at > self.lease_s:
-                # The request that claimed it died before answering: take it over. The event it may
-                # have written has the same id as ours, so consumers drop the duplicate.
-                conn.execute(
-                    update(idempotency_keys)
-                    .where(idempotency_keys.c.key == key)
-                    .values(claimed_at=time.time())
-                )
-                return Claim.NEW, None
-            return Claim.IN_FLIGHT, record
+            if row is not None:
+                return self._claimed(conn, row, key, request_hash)
+        # Released between our insert and this read: try again (outside the write lock).
+        return self.claim(key, request_hash, order_id)
+
+    def _claimed(
+        self, conn: Connection, row: Row[Any], key: str, request_hash: str
+    ) -> tuple[Claim, KeyRecord | None]:
+        """What a claim of a key already held comes to (in the transaction that read it)."""
+        record = KeyRecord(row.order_id, row.state, row.partition, row.offset)
+        if row.request_hash != request_hash:
+            return Claim.CONFLICT, record
+        if row.state == "done":
+            return Claim.DONE, record
+        if time.time() - row.claimed_at > self.lease_s:
+            # The request that claimed it died before answering: take it over. The event it may
+            # have written has the same id as ours, so consumers drop the duplicate.
+            conn.execute(
+                update(idempotency_keys)
+                .where(idempotency_keys.c.key == key)
+                .values(claimed_at=time.time())
+            )
+            return Claim.NEW, None
+        return Claim.IN_FLIGHT, record
 
     def complete(self, key: str, partition: int, offset: int) -> None:
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(
                 update(idempotency_keys)
                 .where(idempotency_keys.c.key == key)
@@ -106,7 +114,7 @@ class IdempotencyStore:
 
     def release(self, key: str) -> None:
         """The event could not be made durable: free the key so a retry can try again."""
-        with self.engine.begin() as conn:
+        with writing(self.engine) as conn:
             conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
 
     def get(self, key: str) -> KeyRecord | None:
