@@ -24,7 +24,7 @@ from typing import Any
 
 import bench_table
 import httpx
-from bench_platform import resident_mb, throughput, write_figures
+from bench_platform import cpu_s, resident_mb, throughput, write_figures
 from golive_cli.system import TOKEN_ENV, system
 from golive_contracts.scopes import Scope
 from golive_eventing import clients
@@ -172,6 +172,7 @@ def report(config: PlatformConfig, figures: dict[str, Any]) -> None:
     and HTML under var/bench/ too."""
     table = bench_table.rows(figures)
     print(bench_table.text(table))
+    print(bench_table.cpu_text(figures))
     print(f"a token not seen before takes {figures['token_check_uncached_us']} us to verify")
     out = config.root / "var" / "bench" / "orders"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +214,7 @@ def main() -> None:
         figures["token_check_uncached_us"] = round(check_cost_us(config, token), 1)
 
         order_url = f"http://127.0.0.1:{config.order_port}/orders"
+        cpu_before = cpu_s(platform)
         started = time.time()
         post_rate, placed = wrk(order_url, args.seconds, args.concurrency, token)
         load_ended = time.time()
@@ -224,6 +226,15 @@ def main() -> None:
         if len(outcomes) < placed:
             raise SystemExit(f"only {len(outcomes)} of {placed} orders reached an outcome in 180 s")
         last = max(outcomes.values())
+        # What one order costs the whole stack in CPU, each component's share: every order
+        # placed has ended, so all of its work is in (the idle processes' polling too, a little).
+        cpu_after = cpu_s(platform)
+        per_order = {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / placed, 2)
+            for name in cpu_before
+        }
+        figures["cpu_ms_per_order"] = per_order
+        figures["cores"] = os.cpu_count() or 1
         figures |= {
             "post_orders_req_per_s": round(post_rate),
             "orders_placed": placed,

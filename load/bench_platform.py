@@ -56,6 +56,18 @@ def resident_mb(platform: Platform) -> dict[str, float]:
     return found
 
 
+def cpu_s(platform: Platform) -> dict[str, float]:
+    """CPU seconds (user + system) each running component has used so far, children included."""
+    found = {}
+    for name, record in platform.running().items():
+        proc = psutil.Process(record.pid)
+        found[name] = sum(
+            t.user + t.system
+            for t in (proc.cpu_times(), *(c.cpu_times() for c in proc.children(recursive=True)))
+        )
+    return found
+
+
 def throughput(connection: Connection, count: int) -> tuple[float, float]:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     spec = TopicSpec(

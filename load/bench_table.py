@@ -33,6 +33,7 @@ def rows(f: dict[str, Any]) -> list[Row]:
     echo = float(f["echo_req_per_s"])
     post, sustained = float(f["post_orders_req_per_s"]), float(f["sustained_orders_per_s"])
     p50, p99 = float(f["journey_p50_ms"]), float(f["journey_p99_ms"])
+    bound = f["cores"] * 1000 / sum(f["cpu_ms_per_order"].values())
     return [
         Row(
             "raw Kafka produce (512 B, acks=all)",
@@ -65,6 +66,15 @@ def rows(f: dict[str, Any]) -> list[Row]:
             sustained / echo >= 0.25,
         ),
         Row(
+            "throughput bound: cores / CPU per order",
+            bound,
+            "orders/s",
+            "sustained",
+            sustained,
+            "the sustained rate's ceiling",
+            None,
+        ),
+        Row(
             f"journey p50 at {f['latency_rate_per_s']}/s", p50, "ms", "", None, "< 20 ms", p50 < 20
         ),
         Row(
@@ -86,6 +96,14 @@ def rows(f: dict[str, Any]) -> list[Row]:
             f["stack_rss_mb"] < 1200,
         ),
     ]
+
+
+def cpu_text(f: dict[str, Any]) -> str:
+    """Each component's CPU per order, largest first: where the throughput bound comes from."""
+    shares = sorted(f["cpu_ms_per_order"].items(), key=lambda kv: -kv[1])
+    total = sum(ms for _, ms in shares)
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in shares)
+    return f"CPU per order, ms: {parts}; total {total:.2f} on {f['cores']} cores"
 
 
 def _met(row: Row) -> str:
