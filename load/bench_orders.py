@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import bench_floor
 import bench_table
 import httpx
 from bench_platform import cpu_s, resident_mb, throughput, write_figures
@@ -35,6 +36,8 @@ from golive_platform.process import port_in_use
 from golive_platform.tokens import bearer
 
 ECHO_PORT = 38099
+# A journey's exactly-once hops: payment's router, the deciding slot, the process manager.
+FLOOR_HOPS = 3
 
 
 def bench_config() -> PlatformConfig:
@@ -180,6 +183,27 @@ def report(config: PlatformConfig, figures: dict[str, Any]) -> None:
     print(f"table written to {out}.table.json and {out}.html")
 
 
+def latency(
+    config: PlatformConfig, order_url: str, token: str, rate: float, seconds: float
+) -> dict[str, Any]:
+    """The journey's latency at `rate` (open loop), then the same rate through bare
+    exactly-once hops, as many as the journey has (bench_floor.py)."""
+    sent = asyncio.run(open_loop(order_url, token, rate, seconds))
+    done = outcome_times(config.connection(), "orders", set(sent), timeout_s=60)
+    latencies = sorted((done[i] - sent[i]) * 1000 for i in sent if i in done)
+    floor = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds)
+    return {
+        "latency_rate_per_s": round(rate, 1),
+        "latency_samples": len(latencies),
+        "journey_p50_ms": round(statistics.median(latencies), 1),
+        "journey_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
+        "floor_hops": floor.hops,
+        "floor_samples": floor.samples,
+        "floor_p50_ms": floor.p50_ms,
+        "floor_p99_ms": floor.p99_ms,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
@@ -244,16 +268,8 @@ def main() -> None:
         }
 
         rate = max(1.0, figures["sustained_orders_per_s"] / 2)
-        sent = asyncio.run(open_loop(order_url, token, rate, args.seconds))
-        done = outcome_times(config.connection(), "orders", set(sent), timeout_s=60)
-        latencies = sorted((done[i] - sent[i]) * 1000 for i in sent if i in done)
-        figures |= {
-            "latency_rate_per_s": round(rate, 1),
-            "latency_samples": len(latencies),
-            "journey_p50_ms": round(statistics.median(latencies), 1),
-            "journey_p99_ms": round(latencies[int(len(latencies) * 0.99) - 1], 1),
-            "stack_rss_mb": round(sum(resident_mb(platform).values())),
-        }
+        figures |= latency(config, order_url, token, rate, args.seconds)
+        figures["stack_rss_mb"] = round(sum(resident_mb(platform).values()))
     finally:
         echo.terminate()
         echo.wait(10)

@@ -1,0 +1,190 @@
+"""The floor of a journey made of exactly-once Kafka hops, on this machine, in the same run.
+
+`make bench` measures it beside the system: records are produced at the journey phase's rate
+into the first of `hops + 1` topics; each hop is a bare confluent-kafka process (no
+framework, no decoding, no database) that reads committed records, writes each on to the next
+topic in a transaction with the consumed offsets, and commits, with the settings the services
+use (read_committed, retry.backoff.ms 10, linger.ms 1). A read_committed consumer of the last
+topic notes when each record arrives. The journey through the services has as many such hops
+(payment's router, the deciding slot, the process manager), so its latency is compared to this.
+
+Run alone: `python bench_floor.py --hop-of TOPIC_IN TOPIC_OUT GROUP` is one hop process
+(bench_orders.py starts them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic
+from golive_eventing import clients
+from golive_eventing.clients import Connection
+
+PARTITIONS = 6  # as the event topics (infra/topics.yaml)
+
+
+@dataclass(frozen=True)
+class Floor:
+    hops: int
+    rate_per_s: float
+    samples: int
+    p50_ms: float
+    p99_ms: float
+
+
+def hop(source: str, sink: str, group: str) -> None:
+    """One exactly-once hop: until killed."""
+    connection = Connection()
+    consumer = clients.consumer(
+        connection,
+        **{
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 500,
+        },
+    )
+    producer = clients.producer(
+        connection,
+        **{
+            "transactional.id": f"{group}-tx",
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 1,
+            "retry.backoff.ms": 10,
+        },
+    )
+    producer.init_transactions(30)
+    consumer.subscribe([source])
+    while True:
+        first = consumer.poll(0.5)
+        if first is None:
+            continue
+        batch = [first, *consumer.consume(499, timeout=0)]
+        batch = [m for m in batch if m.error() is None]
+        if not batch:
+            continue
+        producer.begin_transaction()
+        for message in batch:
+            producer.produce(sink, message.value(), message.key())
+        producer.send_offsets_to_transaction(
+            consumer.position(consumer.assignment()), consumer.consumer_group_metadata()
+        )
+        producer.commit_transaction(30)
+
+
+def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float) -> Floor:
+    """Records through `hops` hop processes at `rate_per_s`: their latency, first to last topic."""
+    run = uuid.uuid4().hex[:8]
+    topics = [f"bench.floor.{run}.{i}" for i in range(hops + 1)]
+    admin = clients.admin(connection)
+    futures = admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
+    for future in futures.values():
+        future.result(30)
+    env = {**os.environ, **connection.env()}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--hop-of", topics[i], topics[i + 1], f"floor-{run}-{i}"],
+            env=env,
+        )
+        for i in range(hops)
+    ]
+    try:
+        arrivals = _drive(connection, topics[0], topics[-1], rate_per_s, seconds)
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait(10)
+        admin.delete_topics(topics)
+    latencies = sorted(arrivals)
+    return Floor(
+        hops,
+        rate_per_s,
+        len(latencies),
+        round(statistics.median(latencies), 1),
+        round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1),
+    )
+
+
+def _drive(
+    connection: Connection, first: str, last: str, rate_per_s: float, seconds: float
+) -> list[float]:
+    """Produce at a fixed rate (open loop) after the hops are ready; ms from send to arrival."""
+    reader = clients.consumer(
+        connection,
+        **{
+            "group.id": f"floor-reader-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "auto.offset.reset": "latest",
+            "fetch.wait.max.ms": 500,
+        },
+    )
+    partitions = [TopicPartition(last, p) for p in range(PARTITIONS)]
+    reader.assign(partitions)
+    writer = clients.producer(
+        connection, **{"acks": "all", "linger.ms": 1, "enable.idempotence": True}
+    )
+    sent: dict[bytes, float] = {}
+    arrived: dict[bytes, float] = {}
+
+    def read(until: float) -> None:
+        while time.monotonic() < until:
+            for message in reader.consume(500, timeout=0.001):
+                key = message.key()
+                if message.error() is None and key is not None and key in sent:
+                    arrived.setdefault(key, time.monotonic())
+
+    # Warm up: the hops join their groups and open their transactions before the clock runs.
+    probe = b"warm-up"
+    sent[probe] = time.monotonic()
+    writer.produce(first, b"x", probe)
+    writer.flush(10)
+    deadline = time.monotonic() + 60
+    while probe not in arrived:
+        if time.monotonic() > deadline:
+            raise SystemExit("the floor's hops did not pass a record within 60 s")
+        read(time.monotonic() + 0.05)
+    sent.clear()
+    arrived.clear()
+
+    interval = 1 / rate_per_s
+    start = time.monotonic()
+    n = 0
+    while (now := time.monotonic()) < start + seconds:
+        due = start + n * interval
+        if now >= due:
+            key = f"r{n}".encode()
+            sent[key] = time.monotonic()
+            writer.produce(first, b"x" * 200, key)
+            writer.poll(0)
+            n += 1
+        read(min(due + interval, time.monotonic() + 0.002))
+    writer.flush(10)
+    read(time.monotonic() + 10)
+    reader.close()
+    return [(arrived[k] - sent[k]) * 1000 for k in sent if k in arrived]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hop-of", nargs=3, metavar=("IN", "OUT", "GROUP"))
+    args = parser.parse_args()
+    if args.hop_of:
+        try:
+            hop(*args.hop_of)
+        except KafkaException as exc:
+            raise SystemExit(f"floor hop failed: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()
