@@ -9,6 +9,9 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 export UV_PYTHON_DOWNLOADS ?= never
 RUN := $(UV) run --frozen --no-sync
 GOLIVE := $(RUN) golive
+# make bench's open-loop load (a fixed rate, Go: it must not eat the cores it measures).
+VEGETA_VERSION := v12.13.0
+VEGETA := $(CURDIR)/.cache/tools/bin/vegeta-$(VEGETA_VERSION)
 PYTEST_ARGS ?=
 # Two workers, one test file each at a time (a file's tests run in order on one worker).
 PYTEST_WORKERS ?= 2
@@ -93,8 +96,8 @@ demo: install ## Against the running system (make up): a mix of orders, each one
 bench-platform: install fetch ## Cold/warm start, resident memory, raw produce/consume throughput
 	$(RUN) python load/bench_platform.py
 
-bench: install fetch wrk-install ## Orders through the whole system beside the raw Kafka and bare FastAPI references
-	cd load && $(RUN) python bench_orders.py
+bench: install fetch wrk-install $(VEGETA) ## Orders through the whole system beside the raw Kafka and bare FastAPI references
+	cd load && VEGETA=$(VEGETA) $(RUN) python bench_orders.py
 
 load: install ## locust's customers against the running system (make run), gated on load/slo.toml; report under var/load/
 	$(RUN) python load/run_load.py --profile load $(ARGS)
@@ -122,6 +125,11 @@ chromium-install: ## Install Chromium (Debian's package), the headless browser o
 	  || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
 	       && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 	  || { echo "error: no Chromium found; install it (apt-get install chromium)" >&2; exit 1; }
+
+$(VEGETA):
+	@command -v go >/dev/null || { echo "error: Go is needed to build vegeta $(VEGETA_VERSION), make bench's fixed-rate load (https://go.dev/dl)" >&2; exit 1; }
+	GOBIN=$(CURDIR)/.cache/tools/bin go install github.com/tsenart/vegeta/v12@$(VEGETA_VERSION)
+	mv $(CURDIR)/.cache/tools/bin/vegeta $@
 
 wrk-install: ## Install wrk (Debian's package), the HTTP load tool of make bench, if it is missing
 	@command -v wrk >/dev/null \
