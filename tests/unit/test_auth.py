@@ -28,6 +28,7 @@ from golive_eventing.auth import (
     AuthSettings,
     Caller,
     InvalidTokenError,
+    KeysUnavailableError,
     Verifier,
     require,
     use_tokens,
@@ -140,6 +141,22 @@ def test_rotation_keeps_handed_out_tokens_good_and_running_services_learn_the_ne
     issuer.rotate()  # two rotations on, the first key is gone
     with pytest.raises(InvalidTokenError, match="unknown key"):
         verifier(issuer).verify(before)
+
+
+def test_a_keys_file_unreadable_after_start_is_the_keys_unavailable(issuer: Issuer) -> None:
+    """A running service whose JWKS file is mid-rewrite or gone when a new key shows up:
+    503 (retry), not a 500; the keys it read before still verify."""
+    check = verifier(issuer)
+    before = issuer.token(Scope.READ_ORDERS)
+    issuer.rotate()
+    after = issuer.token(Scope.READ_ORDERS)
+    issuer.jwks_path.write_text('{"keys": [')  # half written
+    with pytest.raises(KeysUnavailableError, match="cannot read the token keys"):
+        check.verify(after)
+    issuer.jwks_path.unlink()
+    with pytest.raises(KeysUnavailableError, match="cannot read the token keys"):
+        check.verify(after)
+    assert check.verify(before).subject == "local-developer"
 
 
 def test_a_token_seen_lately_is_not_checked_again_for_at_most_a_minute(issuer: Issuer) -> None:

@@ -107,9 +107,15 @@ class _KeyFile:
         self._stamp = stamp
 
     def key(self, kid: str) -> jwt.PyJWK:
+        """The key `kid`. The file is read again for a key it did not hold; a file that cannot
+        be read then (mid-rewrite, or gone) is the keys being unavailable, not the caller's
+        fault nor a crash: 503, and the keys read before stay."""
         if kid not in self._keys:
             with self._lock:
-                self._load()
+                try:
+                    self._load()
+                except AuthConfigError as exc:
+                    raise KeysUnavailableError(str(exc)) from None
         try:
             return self._keys[kid]
         except KeyError:
