@@ -18,7 +18,7 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: help install fetch run up down status logs clean clean-cache test lint format types \
         bench-platform bench postgres-install demo wrk-install soak stress-outage \
-        trace-screenshot chromium-install bench-tracing load load-smoke
+        trace-screenshot chromium-install bench-tracing load load-smoke bench-payment
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -105,6 +105,10 @@ load: install ## locust's customers against the running system (make run), gated
 load-smoke: install ci-cluster-up ## The short load run of the pipeline: a system of its own on the test platform, the smoke profile's gates
 	@rc=0; $(RUN) python load/run_load.py --profile smoke --own-system $(ARGS) || rc=$$?; \
 	  $(MAKE) --no-print-directory ci-cluster-down; exit $$rc
+
+bench-payment: install fetch ## The payment task draining 50,000 orders: the project's slot, Quix Streams, a bare confluent-kafka loop
+	cd load/quix && $(UV) sync --frozen --quiet
+	cd load && UV=$(UV) $(RUN) python bench_payment.py $(ARGS)
 
 bench-tracing: install ## What tracing costs a Kafka hop per record: none, export off, recorded
 	$(RUN) python load/bench_tracing.py $(ARGS)
