@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass
 
+from bench_table import percentile
 from confluent_kafka import KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
 from golive_eventing import clients
 from golive_eventing.clients import Connection
+from golive_eventing.loop import FETCH_WAIT_MAX_MS
+from golive_eventing.recovery import RETRY_BACKOFF_MS, TRANSACTION_TIMEOUT_MS
+from golive_eventing.settings import KafkaSettings
 
 PARTITIONS = 6  # as the event topics (infra/topics.yaml)
 
@@ -50,7 +53,7 @@ def hop(source: str, sink: str, group: str) -> None:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
-            "fetch.wait.max.ms": 500,
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         },
     )
     producer = clients.producer(
@@ -59,8 +62,9 @@ def hop(source: str, sink: str, group: str) -> None:
             "transactional.id": f"{group}-tx",
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 1,
-            "retry.backoff.ms": 10,
+            "linger.ms": KafkaSettings.model_fields["linger_ms"].default,
+            "retry.backoff.ms": RETRY_BACKOFF_MS,
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
         },
     )
     producer.init_transactions(30)
@@ -99,26 +103,30 @@ def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float
         for i in range(hops)
     ]
     try:
-        arrivals = _drive(connection, topics[0], topics[-1], rate_per_s, seconds)
+        arrivals, sent = _drive(connection, topics[0], topics[-1], rate_per_s, seconds)
     finally:
         for process in processes:
             process.kill()
             process.wait(10)
-        admin.delete_topics(topics)
+        for future in admin.delete_topics(topics).values():
+            future.result(30)
+    if len(arrivals) < sent:
+        raise SystemExit(f"the floor's hops passed {len(arrivals)} of {sent} records")
     latencies = sorted(arrivals)
     return Floor(
         hops,
         rate_per_s,
         len(latencies),
-        round(statistics.median(latencies), 1),
-        round(latencies[max(0, int(len(latencies) * 0.99) - 1)], 1),
+        round(percentile(latencies, 50), 1),
+        round(percentile(latencies, 99), 1),
     )
 
 
 def _drive(
     connection: Connection, first: str, last: str, rate_per_s: float, seconds: float
-) -> list[float]:
-    """Produce at a fixed rate (open loop) after the hops are ready; ms from send to arrival."""
+) -> tuple[list[float], int]:
+    """Produce at a fixed rate (open loop) after the hops are ready: ms from send to arrival of
+    each record that arrived, and how many were sent."""
     reader = clients.consumer(
         connection,
         **{
@@ -126,7 +134,7 @@ def _drive(
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
             "auto.offset.reset": "latest",
-            "fetch.wait.max.ms": 500,
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         },
     )
     partitions = [TopicPartition(last, p) for p in range(PARTITIONS)]
@@ -172,7 +180,7 @@ def _drive(
     writer.flush(10)
     read(time.monotonic() + 10)
     reader.close()
-    return [(arrived[k] - sent[k]) * 1000 for k in sent if k in arrived]
+    return [(arrived[k] - sent[k]) * 1000 for k in sent if k in arrived], len(sent)
 
 
 def main() -> None:

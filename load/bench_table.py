@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    """The nearest-rank percentile `p` (0-100) of an ascending list (not empty)."""
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,11 @@ class Customer(HttpUser):
 
     @task(4)
     def place_and_follow(self) -> None:
+        started = time.perf_counter()
         order_id = self._place()
+        if order_id is None:  # refused, or 503 every time: the journey did not happen
+            self._journey(started, RuntimeError("the order was not accepted"))
+            return
         if order_id is not None and self._follow(order_id):
             self.client.get(
                 f"{self.audit_url}/orders/{order_id}/timeline", name="audit /orders/:id/timeline"
@@ -68,7 +72,7 @@ class Customer(HttpUser):
         """POST /orders; a 503 (the broker is away) is retried with the same key."""
         key = f"load-{uuid.uuid4()}"
         body = order_body(self.customer)
-        for _attempt in range(MAX_ATTEMPTS):
+        for attempt in range(1, MAX_ATTEMPTS + 1):
             with self.client.post(
                 "/orders", json=body, headers={"Idempotency-Key": key}, catch_response=True
             ) as answer:
@@ -81,7 +85,8 @@ class Customer(HttpUser):
                     return None
                 answer.failure("503: retried with the same key")
                 pause = float(answer.headers.get("Retry-After", "0.2"))
-            time.sleep(pause)  # the server's Retry-After (gevent: only this user waits)
+            if attempt < MAX_ATTEMPTS:
+                time.sleep(pause)  # the server's Retry-After (gevent: only this user waits)
         return None
 
     def _follow(self, order_id: str) -> bool:

@@ -90,7 +90,9 @@ def main() -> None:
         old.unlink()
 
     config = PlatformConfig()
-    target = own_system(out / "system") if args.own_system else running(config)
+    # The own system's data (its token-signing key among it) stays out of var/load/, which CI
+    # keeps as the run's report.
+    target = own_system(Path("var/load-system")) if args.own_system else running(config)
     with target as system:
         token = system.issuer.token(*SCOPES, subject="load")
         print(

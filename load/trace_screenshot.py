@@ -95,7 +95,8 @@ def main() -> None:
     services = sorted({s["localEndpoint"]["serviceName"] for s in spans})
     page = viewer.traces_url(config) + trace
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.unlink(missing_ok=True)
+    taken = args.out.with_name(f".{args.out.name}.new")
+    taken.unlink(missing_ok=True)
     shot = subprocess.run(
         [
             browser,
@@ -105,7 +106,7 @@ def main() -> None:
             "--hide-scrollbars",
             f"--window-size={args.size}",
             "--virtual-time-budget=10000",
-            f"--screenshot={args.out.resolve()}",
+            f"--screenshot={taken.resolve()}",
             page,
         ],
         capture_output=True,
@@ -113,8 +114,9 @@ def main() -> None:
         timeout=120,
         check=False,
     )
-    if shot.returncode != 0 or not args.out.is_file():
+    if shot.returncode != 0 or not taken.is_file():
         fail(f"{browser} exited {shot.returncode}: {shot.stderr[-800:]}")
+    taken.replace(args.out)
     print(f"order {order_id}: {len(spans)} spans across {', '.join(services)}")
     print(f"trace {page}\n  -> {args.out}")
 

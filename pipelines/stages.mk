@@ -102,7 +102,7 @@ REGRESS_ON = $(if $(KAFKA_BOOTSTRAP_SERVERS),,$(shell $(RUN) python -c 'from gol
 stage-regression: install fetch ci-cluster-up ## Stage: the golden capture through this build's services, diffed (as make replay-regression)
 	$(STAGE) regression "$(GOLIVE) regress $(GOLDEN_CAPTURE) --report var/replay-regression.json $(REGRESS_ON)"
 
-stage-load-smoke: install fetch ci-cluster-up ## Stage: locust's customers for 25 s against a system of its own, gated on load/slo.toml (smoke)
+stage-load-smoke: install fetch ci-cluster-up ## Stage: locust's customers against a system of its own, gated on load/slo.toml (its smoke profile)
 	$(STAGE) load-smoke "$(RUN) python load/run_load.py --profile smoke --own-system"
 
 stage-package: install ## Stage: wheels of every package (uv build), Dockerfiles linted (hadolint)

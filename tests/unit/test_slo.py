@@ -9,14 +9,21 @@ import pytest
 from golive_cli import slo
 
 ROOT = Path(__file__).resolve().parents[2]
-HEADER = "Type,Name,Request Count,Failure Count," + ",".join(f"{p}%" for p in slo.PERCENTILES)
+# locust 2.47's stats CSV header, as `make load` writes it.
+HEADER = (
+    "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,"
+    "Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,"
+    "50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%"
+)
 
 
 def _stats(tmp_path: Path, *rows: tuple[str, str, int, int, float]) -> dict[str, slo.Stat]:
-    """A locust stats CSV whose every percentile is the row's one value."""
+    """A locust stats CSV whose 99th percentile is the row's value and every other one 1 ms:
+    a gate reading another column would see 1."""
     lines = [HEADER]
     for kind, name, count, failures, ms in rows:
-        lines.append(f"{kind},{name},{count},{failures}," + ",".join([str(ms)] * 11))
+        percentiles = [str(ms) if p == "99" else "1" for p in slo.PERCENTILES]
+        lines.append(f"{kind},{name},{count},{failures},1,1,1,1,0,1,0," + ",".join(percentiles))
     path = tmp_path / "locust_stats.csv"
     path.write_text("\n".join(lines) + "\n")
     return slo.read_stats(path)
@@ -133,3 +140,10 @@ def test_a_gate_naming_an_unknown_profile_is_refused(tmp_path: Path) -> None:
     text = GATES.replace("min_count = 10\n\n", 'min_count = 10\nprofiles = ["soak"]\n\n', 1)
     with pytest.raises(slo.SloFileError, match=r"names no profile \['soak'\]"):
         slo.load(_file(tmp_path, text))
+
+
+def test_all_is_the_aggregated_row(tmp_path: Path) -> None:
+    stats = _stats(tmp_path, ("POST", "/orders", 10, 0, 5.0), ("", "Aggregated", 30, 3, 9.0))
+    assert stats[slo.ALL].count == 30
+    assert stats[slo.ALL].error_rate == pytest.approx(0.1)
+    assert stats["POST /orders"].percentiles["99"] == 5.0

@@ -13,6 +13,7 @@ private half (golive_platform.tokens, `golive token`). A service with neither re
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,8 @@ REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 CACHE_SIZE = 4096
 KEYS_RETRY_AFTER_S = "5"
 CACHE_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class AuthConfigError(ValueError):
@@ -115,7 +118,8 @@ class _KeyFile:
                 try:
                     self._load()
                 except AuthConfigError as exc:
-                    raise KeysUnavailableError(str(exc)) from None
+                    log.warning("%s", exc)  # where, for the operator; not in the answer
+                    raise KeysUnavailableError("the token keys cannot be read now") from None
         try:
             return self._keys[kid]
         except KeyError:

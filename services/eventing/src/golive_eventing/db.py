@@ -43,6 +43,7 @@ T = TypeVar("T")
 
 # One lock per SQLite engine, taken around its write transactions (`writing`).
 _WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_WRITING = threading.local()  # the engines this thread is writing to now
 
 
 @contextmanager
@@ -52,15 +53,24 @@ def writing(engine: Engine) -> Iterator[Connection]:
     SQLite lets one writer in at a time, and a writer that finds the file locked sleeps in its
     busy handler, 1 ms, then 2, 5, 10 and up to 100 ms a try, whatever the lock's holder needs:
     under concurrent requests those sleeps were most of POST /orders' time (py-spy, make bench).
-    So a process's writers of one SQLite file queue on a lock instead, and wait only for the
-    write before them. PostgreSQL's writers need no such lock."""
+    So the writers that share an engine (a process's only engine for that file) queue on a lock
+    instead, and wait only for the write before them. PostgreSQL's writers need no such lock.
+    A write begun inside another on the same engine and thread would wait for itself: it is
+    refused at once instead."""
     lock = _WRITERS.get(engine)
     if lock is None:
         with engine.begin() as conn:
             yield conn
         return
+    held: set[int] = _WRITING.__dict__.setdefault("engines", set())
+    if id(engine) in held:
+        raise RuntimeError("a write transaction begun inside another on the same SQLite engine")
     with lock, engine.begin() as conn:
-        yield conn
+        held.add(id(engine))
+        try:
+            yield conn
+        finally:
+            held.discard(id(engine))
 
 
 def make_engine(url: str) -> Engine:

@@ -66,7 +66,11 @@ def running_system(
     groups and transactional ids carry the names' prefix: the same cluster may run the real
     services, and a group shared with them would rebalance both at every start and stop."""
     config = PlatformConfig.model_validate(
-        {"data_dir": data_dir, **{name: free_port() for name in SERVICE_PORTS}}
+        {
+            "data_dir": data_dir,
+            "trace_viewer": False,  # make run's viewer is not this environment's
+            **{name: free_port() for name in SERVICE_PORTS},
+        }
     )
     # The version slot(s) a fresh environment's route sends orders to (the committed flags).
     route = release.route(read(config.ensure_flags()), topology.PAYMENT.name)
