@@ -379,24 +379,28 @@ class Platform:
     def describe(self, started: Started | None = None) -> str:
         lines = ["golive platform is up:"]
         endpoints = self.endpoints()
-        for name in self.running():
+        running = self.running()
+        width = max([len(name) for name in running] + [len("API keys")])
+        for name in running:
             took = (
                 f"  (ready in {started.timings[name]:.1f}s)"
                 if started and name in started.timings
                 else ""
             )
-            lines.append(f"  {name:<10} {endpoints[name]}{took}")
-        lines.append(f"  data       {self.config.data_dir}")
+            lines.append(f"  {name:<{width}} {endpoints[name]}{took}")
+        lines.append(f"  {'data':<{width}} {self.config.data_dir}")
         lines.append(
-            f"  logins     {credentials.credentials_path(self.config.credentials_home)}"
+            f"  {'logins':<{width}} {credentials.credentials_path(self.config.credentials_home)}"
             "  (SASL/SCRAM, one per service: docs/security.md)"
         )
         if self.services:
             lines.append(
-                f"  API keys   {self.config.issuer().jwks_path}  (tokens signed here; "
+                f"  {'API keys':<{width}} {self.config.issuer().jwks_path}  (tokens signed here; "
                 "one for a scope: uv run golive token orders:write)"
             )
-        lines.append("  logs       make logs   |   status: make status   |   stop: make down")
+        lines.append(
+            f"  {'logs':<{width}} make logs   |   status: make status   |   stop: make down"
+        )
         return "\n".join(lines)
 
 

@@ -123,9 +123,10 @@ def status() -> None:
     if not rows:
         typer.echo("the platform is down (`make up` or `make run` starts it)")
         raise typer.Exit(1)
+    width = max(len(row.name) for row in rows)
     for row in rows:
         state = "ready" if row.ready else ("starting/unhealthy" if row.alive else "dead")
-        typer.echo(f"{row.name:<10} {state:<19} pid {row.pid:<8} {row.endpoint}")
+        typer.echo(f"{row.name:<{width}} {state:<19} pid {row.pid:<8} {row.endpoint}")
     if not all(row.ready for row in rows):
         raise typer.Exit(1)
 
