@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,30 +62,41 @@ def fetch(config: PlatformConfig, *, echo: bool = True) -> Artifacts:
     artifacts = locate(config)
     if _complete(artifacts, config.kafka_version):
         return artifacts
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise PlatformError("Maven (mvn) not found on PATH: it fetches Kafka and the registry")
     if echo:
         print(
             f"fetching Kafka {config.kafka_version} and Apicurio Registry "
             f"{config.apicurio_version} from Maven Central into {config.cache_dir} (once)"
         )
+    maven(config, "Kafka and the registry", lambda: _complete(artifacts, config.kafka_version))
+    return artifacts
+
+
+def maven(
+    config: PlatformConfig, what: str, done: Callable[[], bool], profiles: Sequence[str] = ()
+) -> None:
+    """Run infra/local/pom.xml's generate-resources (with `profiles`) at the versions of
+    `config`; a PlatformError naming the artifact Maven could not resolve, or its exit, unless
+    `done()` holds afterwards."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise PlatformError(f"Maven (mvn) not found on PATH: it fetches {what}")
     cmd = [
         mvn,
         "-B",
         "-q",
         "-f",
         str(config.pom),
+        *(arg for profile in profiles for arg in ("-P", profile)),
         "generate-resources",
         f"-Dgolive.cache={config.cache_dir}",
         f"-Dkafka.version={config.kafka_version}",
         f"-Dapicurio.version={config.apicurio_version}",
+        f"-Dzipkin.version={config.zipkin_version}",
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not _complete(artifacts, config.kafka_version):
-        output = done.stdout + done.stderr
+    finished = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if finished.returncode != 0 or not done():
+        output = finished.stdout + finished.stderr
         coordinates = unresolved_artifact(output)
         if coordinates:
             raise PlatformError(f"cannot resolve artifact {coordinates}", detail=output[-2000:])
-        raise PlatformError(f"maven failed to fetch the platform (exit {done.returncode})", output)
-    return artifacts
+        raise PlatformError(f"maven failed to fetch {what} (exit {finished.returncode})", output)

@@ -7,15 +7,12 @@ most recent spans in memory only: a viewer for a developer's machine, not a trac
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
 
-from golive_platform.artifacts import unresolved_artifact
+from golive_platform.artifacts import maven
 from golive_platform.config import PlatformConfig
-from golive_platform.errors import PlatformError
 from golive_platform.java import Java
 from golive_platform.process import Launch
 
@@ -35,34 +32,11 @@ def fetch(config: PlatformConfig, *, echo: bool = True) -> Path:
     found = jar(config)
     if found.is_file():
         return found
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise PlatformError("Maven (mvn) not found on PATH: it fetches the trace viewer")
     if echo:
         print(
             f"fetching Zipkin {config.zipkin_version} from Maven Central into {found.parent} (once)"
         )
-    cmd = [
-        mvn,
-        "-B",
-        "-q",
-        "-f",
-        str(config.pom),
-        "-P",
-        "trace-viewer",
-        "generate-resources",
-        f"-Dgolive.cache={config.cache_dir}",
-        f"-Dkafka.version={config.kafka_version}",
-        f"-Dapicurio.version={config.apicurio_version}",
-        f"-Dzipkin.version={config.zipkin_version}",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not found.is_file():
-        output = done.stdout + done.stderr
-        coordinates = unresolved_artifact(output)
-        if coordinates:
-            raise PlatformError(f"cannot resolve artifact {coordinates}", detail=output[-2000:])
-        raise PlatformError(f"maven failed to fetch Zipkin (exit {done.returncode})", output)
+    maven(config, "Zipkin", found.is_file, profiles=("trace-viewer",))
     return found
 
 
