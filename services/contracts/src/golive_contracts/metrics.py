@@ -10,6 +10,7 @@ its version), which are not listed here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from enum import StrEnum
 
 
@@ -26,6 +27,11 @@ class Metric:
     unit: str  # UCUM, as OpenTelemetry wants it: "s", "1", "{record}"
     description: str
     tags: tuple[str, ...]  # every data point has exactly these (besides env, service, version)
+
+    @cached_property
+    def tag_names(self) -> frozenset[str]:
+        """`tags` as a set, made once: every data point is checked against it."""
+        return frozenset(self.tags)
 
 
 HTTP_REQUESTS = Metric(

@@ -123,7 +123,7 @@ class Metrics:
             self._record(metric, Kind.GAUGE, value, tags)
 
     def _record(self, metric: Metric, kind: Kind, value: float, tags: Mapping[str, Tag]) -> None:
-        if metric.kind is not kind or set(tags) != set(metric.tags):
+        if metric.kind is not kind or tags.keys() != metric.tag_names:
             raise ValueError(
                 f"{metric.name} is a {metric.kind} tagged {', '.join(metric.tags)}: not a {kind} "
                 f"tagged {', '.join(sorted(tags))}"
