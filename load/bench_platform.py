@@ -57,16 +57,18 @@ def resident_mb(platform: Platform) -> dict[str, float]:
     return found
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far, its children included."""
+    proc = psutil.Process(pid)
+    return sum(
+        t.user + t.system
+        for t in (proc.cpu_times(), *(c.cpu_times() for c in proc.children(recursive=True)))
+    )
+
+
 def cpu_s(platform: Platform) -> dict[str, float]:
-    """CPU seconds (user + system) each running component has used so far, children included."""
-    found = {}
-    for name, record in platform.running().items():
-        proc = psutil.Process(record.pid)
-        found[name] = sum(
-            t.user + t.system
-            for t in (proc.cpu_times(), *(c.cpu_times() for c in proc.children(recursive=True)))
-        )
-    return found
+    """CPU seconds each running component has used so far, children included."""
+    return {name: process_cpu_s(record.pid) for name, record in platform.running().items()}
 
 
 def throughput(connection: Connection, count: int) -> tuple[float, float]:
