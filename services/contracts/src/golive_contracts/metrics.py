@@ -10,8 +10,8 @@ its version), which are not listed here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 
 
 class Kind(StrEnum):
