@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, TopicPartition
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 from golive_eventing.errors import RetryBatchError
@@ -20,10 +20,17 @@ from golive_eventing.producer import produce_bounded
 from golive_eventing.recovery import SWEEP_KEY, Transactions
 from golive_eventing.settings import KafkaSettings
 
-from tests.helpers import create_topic
+from tests.helpers import create_topic, eventually
 from tests.instances import Broker
 
 pytestmark = pytest.mark.reliability
+
+COORDINATOR_NOT_YET = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError._TIMED_OUT,
+}
 
 
 def _committed(connection: Connection, topic: str) -> list[bytes | None]:
@@ -52,6 +59,16 @@ def _committed(connection: Connection, topic: str) -> list[bytes | None]:
         consumer.close()
 
 
+def _coordinated(group: Consumer, read: TopicPartition) -> list[int] | None:
+    """The group's committed offsets, or None while its coordinator is not there yet."""
+    try:
+        return [position.offset for position in group.committed([read], timeout=10)]
+    except KafkaException as exc:
+        if exc.args[0].code() in COORDINATOR_NOT_YET:
+            return None
+        raise
+
+
 def test_no_commit_after_the_broker_went_away_and_the_sweep_settles_every_partition_alike(
     own_broker: Broker,
 ) -> None:
@@ -65,6 +82,14 @@ def test_no_commit_after_the_broker_went_away_and_the_sweep_settles_every_partit
     group = clients.consumer(connection, **{"group.id": f"sweep-{unique}"})
     read = TopicPartition(inputs, 0)
     try:
+        # A processor commits only once its group has joined, so its group coordinator is found
+        # and loaded. This broker, new, may not be the coordinator yet (NOT_COORDINATOR while it
+        # creates and loads __consumer_offsets): a send_offsets_to_transaction then has blocked
+        # past its timeout for good (librdkafka issues 5456 and 5511; in a processor the
+        # Watchdog ends the process). So wait for the coordinator first, as joining would.
+        assert eventually(lambda: _coordinated(group, read), 60, "the group coordinator") == [
+            OFFSET_INVALID
+        ]
         # What a processor commits: its output and its input's offset, in one transaction.
         transactions.producer.begin_transaction()
         produce_bounded(transactions.producer, topic=outputs, key=b"before", value=b"1")

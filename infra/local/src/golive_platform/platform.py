@@ -160,13 +160,27 @@ class Platform:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def ensure_up(self) -> bool:
-        """Start the platform unless it already runs and answers. True if this call started it."""
+    def ensure_up(self, fresh: bool = False) -> bool:
+        """Start the platform unless it already runs and answers. True if this call started it;
+        `fresh`, on data of its own: what an earlier start left is stopped and removed first."""
         with self._lock():
             if self._all_ready():
                 return False
+            if fresh:
+                self._wipe_locked()
             self._up_locked()
             return True
+
+    def _wipe_locked(self) -> None:
+        for name in reversed(self.order()):
+            process.stop(self.config.run_dir, name, self.config.stop_timeout_s)
+        for path in self.config.data_dir.iterdir():
+            if path == self.config.run_dir:
+                continue  # holds the lock this call holds
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def up(self) -> Started:
         with self._lock():
