@@ -121,7 +121,7 @@ stress-outage: install postgres-install fetch ## The outage and fault tests N ti
 	@rc=0; pipelines/stress-outage.sh $(N) $(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider -m 'reliability or stress' $(PYTEST_ARGS) || rc=$$?; \
 	  $(MAKE) --no-print-directory ci-cluster-down; exit $$rc
 
-trace-screenshot: install chromium-install ## One order's trace in the local viewer (GOLIVE_TRACE_VIEWER=1 make up) as docs/img/order-trace.png
+trace-screenshot: install chromium-install ## One order's trace in the local viewer (GOLIVE_VIEWERS=1 make up) as docs/img/order-trace.png
 	$(RUN) python load/trace_screenshot.py $(ARGS)
 
 chromium-install: ## Install Chromium (Debian's package), the headless browser of make trace-screenshot, if it is missing

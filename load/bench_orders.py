@@ -52,7 +52,7 @@ def bench_config() -> PlatformConfig:
         order_process_manager_port=38010,
         payment_port=38020,
         audit_port=38030,
-        trace_viewer=False,  # measured without export, whatever .env says
+        viewers=False,  # measured without export, whatever .env says
     )
 
 

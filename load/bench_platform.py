@@ -36,7 +36,7 @@ def bench_config() -> PlatformConfig:
         registry_port=28081,
         registry_management_port=29001,
         postgres_port=25433,
-        trace_viewer=False,  # measured without export, whatever .env says
+        viewers=False,  # measured without export, whatever .env says
     )
 
 

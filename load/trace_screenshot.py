@@ -1,6 +1,6 @@
 """`make trace-screenshot`: one order's trace in the local viewer, as a picture for the docs.
 
-Against the running system with its trace viewer (`GOLIVE_TRACE_VIEWER=1 make up`): places one
+Against the running system with its trace viewer (`GOLIVE_VIEWERS=1 make up`): places one
 order, waits until it is final and until the viewer holds every span of its trace, then has a
 headless Chromium take the viewer's page of that trace (docs/img/order-trace.png by default).
 """
@@ -84,7 +84,7 @@ def main() -> None:
     config = PlatformConfig()
     running = process.read(config.run_dir, viewer.ZipkinNode.name)
     if running is None or not running.alive or not viewer.zipkin_ready(config):
-        fail("no trace viewer runs: start the system with GOLIVE_TRACE_VIEWER=1 make up")
+        fail("no trace viewer runs: start the system with GOLIVE_VIEWERS=1 make up")
     browser = next((found for b in BROWSERS if (found := shutil.which(b))), None)
     if browser is None:
         fail(f"no headless browser ({', '.join(BROWSERS)}): make chromium-install")

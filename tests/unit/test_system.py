@@ -20,9 +20,13 @@ def test_without_a_prefix_the_shells_stands() -> None:
     assert all("KAFKA_GROUP_PREFIX" not in s.env for s in service_specs(PlatformConfig()))
 
 
-def test_the_trace_viewer_setting_points_every_service_at_it() -> None:
-    config = PlatformConfig(trace_viewer=True, zipkin_port=19411)
+def test_the_viewers_setting_points_every_service_at_them() -> None:
+    config = PlatformConfig(viewers=True, zipkin_port=19411, victoriametrics_port=18428)
+    metrics = "http://127.0.0.1:18428/opentelemetry/v1/metrics"
     for spec in service_specs(config):
         assert spec.env["OTEL_TRACES_EXPORTER"] == "zipkin", spec.name
         assert spec.env["OTEL_EXPORTER_ZIPKIN_ENDPOINT"] == "http://127.0.0.1:19411/api/v2/spans"
-    assert all("OTEL_TRACES_EXPORTER" not in s.env for s in service_specs(PlatformConfig()))
+        assert spec.env["OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"] == metrics, spec.name
+    for spec in service_specs(PlatformConfig()):
+        assert "OTEL_TRACES_EXPORTER" not in spec.env, spec.name
+        assert "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT" not in spec.env, spec.name

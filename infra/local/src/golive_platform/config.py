@@ -79,10 +79,12 @@ class PlatformConfig(BaseSettings):
     payment_blue_port: int = 8021
     payment_green_port: int = 8022
     audit_port: int = 8030
-    # The local trace viewer (Zipkin), started only when trace_viewer is set.
-    trace_viewer: bool = False
+    # The local viewers (golive_platform.viewer), started only when viewers is set: Zipkin for
+    # traces, VictoriaMetrics for metrics.
+    viewers: bool = False
     zipkin_port: int = 9411
     zipkin_heap: str = "256m"
+    victoriametrics_port: int = 8428
 
     # Sized for a laptop: together well under 1.2 GB resident (see make bench-platform).
     kafka_heap: str = "384m"
@@ -91,6 +93,8 @@ class PlatformConfig(BaseSettings):
     kafka_version: str = ""
     apicurio_version: str = ""
     zipkin_version: str = ""
+    # A Go module version (the metrics viewer is built from source with `go install`).
+    victoriametrics_version: str = "v1.151.0"
     java_home: Path | None = None
     # Where credentials.json is, if not in the data dir: the data dir of the instance whose
     # Kafka this one uses (a test's registry of its own on the suite's broker).
@@ -198,6 +202,11 @@ class PlatformConfig(BaseSettings):
         return f"http://{self.host}:{self.zipkin_port}"
 
     @property
+    def victoriametrics_url(self) -> str:
+        """The metrics viewer: its UI under /vmui/, its OTLP intake at /opentelemetry/v1/metrics."""
+        return f"http://{self.host}:{self.victoriametrics_port}"
+
+    @property
     def postgres_url(self) -> str:
         return f"postgresql://golive@{self.host}:{self.postgres_port}/golive"
 
@@ -214,4 +223,5 @@ class PlatformConfig(BaseSettings):
             "registry management": self.registry_management_port,
             "postgres": self.postgres_port,
             "zipkin": self.zipkin_port,
+            "victoriametrics": self.victoriametrics_port,
         }

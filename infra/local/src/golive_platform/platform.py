@@ -37,7 +37,15 @@ from golive_platform.registry import RegistryNode, registry_ready
 from golive_platform.registry import grants as registry_grants
 from golive_platform.services import ServiceSpec
 from golive_platform.topics import apply, load_catalogue, resolve
-from golive_platform.viewer import UI_PATH, ZipkinNode, zipkin_ready
+from golive_platform.viewer import (
+    UI_PATH,
+    VMUI_PATH,
+    VictoriaMetricsNode,
+    ZipkinNode,
+    build_vm,
+    metrics_ready,
+    zipkin_ready,
+)
 from golive_platform.viewer import fetch as fetch_viewer
 
 Echo = Callable[[str], None]
@@ -45,7 +53,8 @@ STOPPING = ".stopping"  # in the run dir: `make down` asked a foreground `make r
 FORGIVEN_AFTER_S = 60.0
 MAX_BACKOFF_S = 30.0
 # Stop order: consumers of a component go before it.
-INFRA = ("kafka", "postgres", "registry", "zipkin")
+INFRA = ("kafka", "postgres", "registry", "zipkin", "victoriametrics")
+VIEWERS = ("zipkin", "victoriametrics")
 
 
 @dataclass
@@ -95,6 +104,7 @@ class Platform:
             "registry": c.registry_url,
             "postgres": c.postgres_url,
             "zipkin": c.zipkin_url + UI_PATH,
+            "victoriametrics": c.victoriametrics_url + VMUI_PATH,
         }
         found.update({s.name: s.url or "(no HTTP)" for s in self.services})
         return found
@@ -111,6 +121,7 @@ class Platform:
             "registry": lambda: registry_ready(c),
             "postgres": lambda: database_ready(c),
             "zipkin": lambda: zipkin_ready(c),
+            "victoriametrics": lambda: metrics_ready(c),
         }
         for spec in self.services:
             found[spec.name] = _http_probe(spec)
@@ -192,7 +203,7 @@ class Platform:
             "kafka",
             "registry",
             *(["postgres"] if self.with_postgres else []),
-            *(["zipkin"] if self.config.trace_viewer else []),
+            *(VIEWERS if self.config.viewers else ()),
         ]
         probes = self.probes()
         return all(name in running and probes[name]() for name in wanted)
@@ -201,8 +212,9 @@ class Platform:
         ports = self.config.ports()
         if not self.with_postgres:
             ports.pop("postgres")
-        if not self.config.trace_viewer:
-            ports.pop("zipkin")
+        if not self.config.viewers:
+            for name in VIEWERS:
+                ports.pop(name)
         for spec in self.services:
             if spec.port is not None:
                 ports[spec.name] = spec.port
@@ -228,7 +240,8 @@ class Platform:
             registry.minimum_java(), c.java_home, f"Apicurio Registry {c.apicurio_version}"
         )
         postgres = PostgresNode(c) if self.with_postgres else None
-        viewer = ZipkinNode(c, fetch_viewer(c)) if c.trace_viewer else None
+        viewer = ZipkinNode(c, fetch_viewer(c)) if c.viewers else None
+        metrics = VictoriaMetricsNode(c, build_vm(c)) if c.viewers else None
         specs = resolve(load_catalogue(c.topics_file), c.environment)
 
         result = Started()
@@ -239,6 +252,8 @@ class Platform:
             kafka_proc = self._start(kafka.launch(kafka_java), started)
             if viewer is not None:
                 viewer_proc = self._start(viewer.launch(kafka_java), started)
+            if metrics is not None:
+                metrics_proc = self._start(metrics.launch(), started)
             if postgres is not None:
                 postgres.prepare()
                 postgres_proc = self._start(postgres.launch(), started)
@@ -265,6 +280,10 @@ class Platform:
             if viewer is not None:
                 result.timings["zipkin"] = process.wait_ready(
                     viewer_proc, probes["zipkin"], c.ready_timeout_s, viewer.log
+                )
+            if metrics is not None:
+                result.timings["victoriametrics"] = process.wait_ready(
+                    metrics_proc, probes["victoriametrics"], c.ready_timeout_s, metrics.log
                 )
             self._start_services(result, started)
         except BaseException:

@@ -51,8 +51,8 @@ def suite_config(**overrides: object) -> PlatformConfig:
         "registry_port": 18081,
         "registry_management_port": 19001,
         "postgres_port": 15433,
-        # GOLIVE_TRACE_VIEWER (.env) is for `make run`: its Zipkin, its port.
-        "trace_viewer": False,
+        # GOLIVE_VIEWERS (.env) is for `make run`: its viewers, on their ports.
+        "viewers": False,
         **overrides,
     }
     return PlatformConfig(**values)  # type: ignore[arg-type]
@@ -75,7 +75,9 @@ def config_env(config: PlatformConfig) -> dict[str, str]:
         "kafka_version",
         "apicurio_version",
         "ready_timeout_s",
-        "trace_viewer",
+        "viewers",
+        "zipkin_port",
+        "victoriametrics_port",
     )
     env = {f"GOLIVE_{name.upper()}": str(getattr(config, name)) for name in fields}
     if config.java_home is not None:

@@ -1,18 +1,28 @@
-"""The local trace viewer: Zipkin's server (from Maven Central), in memory, on loopback.
+"""The local viewers, on loopback, started beside the broker and the registry by
+`GOLIVE_VIEWERS=1 make run` (docs/observability.md):
 
-`GOLIVE_TRACE_VIEWER=1 make run` starts it beside the broker and the registry and points every
-service's trace export at it; its UI is at `/zipkin/` (docs/observability.md). Zipkin keeps the
-most recent spans in memory only: a viewer for a developer's machine, not a trace store.
+- traces: Zipkin's server (from Maven Central), in memory, its UI at `/zipkin/`. It keeps the
+  most recent spans only: a viewer for a developer's machine, not a trace store.
+- metrics: VictoriaMetrics (built once from the Go module proxy), which takes the services'
+  OpenTelemetry metrics over OTLP/HTTP and graphs them in its UI at `/vmui/`, kept a day.
+
+Every service's trace and metric export is pointed at them with OpenTelemetry's standard
+variables (`exporting`).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import httpx
 
 from golive_platform.artifacts import maven
 from golive_platform.config import PlatformConfig
+from golive_platform.errors import PlatformError
 from golive_platform.java import Java
 from golive_platform.process import Launch
 
@@ -88,12 +98,106 @@ class ZipkinNode:
         )
 
 
+# -- metrics: VictoriaMetrics ---------------------------------------------------------------------
+
+VM_MODULE = "github.com/VictoriaMetrics/VictoriaMetrics"
+VM_PACKAGE = f"{VM_MODULE}/app/victoria-metrics"
+OTLP_METRICS_PATH = "/opentelemetry/v1/metrics"
+VMUI_PATH = "/vmui/"
+# How often the services push their metrics to it (OpenTelemetry's default is a minute).
+EXPORT_INTERVAL_MS = 5_000
+
+
+def vm_binary(config: PlatformConfig) -> Path:
+    return (
+        config.cache_dir / f"victoria-metrics-{config.victoriametrics_version}" / "victoria-metrics"
+    )
+
+
+def build_vm(config: PlatformConfig, *, echo: bool = True) -> Path:
+    """VictoriaMetrics' single-node server, built with `go install` from the Go module proxy
+    into the cache outside git (once; about a minute on two cores)."""
+    found = vm_binary(config)
+    if found.is_file():
+        return found
+    go = shutil.which("go")
+    if go is None:
+        raise PlatformError(
+            "Go not found on PATH: the metrics viewer (VictoriaMetrics "
+            f"{config.victoriametrics_version}) is built with it; install Go or unset GOLIVE_VIEWERS"
+        )
+    if echo:
+        print(
+            f"building VictoriaMetrics {config.victoriametrics_version} from the Go module proxy "
+            f"into {found.parent} (once)"
+        )
+    found.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=found.parent) as bin_dir:
+        done = subprocess.run(
+            [go, "install", f"{VM_PACKAGE}@{config.victoriametrics_version}"],
+            env={**os.environ, "GOBIN": bin_dir, "CGO_ENABLED": "0"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        built = Path(bin_dir) / "victoria-metrics"
+        if done.returncode != 0 or not built.is_file():
+            raise PlatformError(
+                f"building VictoriaMetrics {config.victoriametrics_version} failed "
+                f"(go install {VM_PACKAGE}@{config.victoriametrics_version})",
+                detail=(done.stderr or done.stdout)[-4000:],
+            )
+        built.replace(found)  # whole or not at all: a half-written binary is never found
+    return found
+
+
+class VictoriaMetricsNode:
+    name = "victoriametrics"
+
+    def __init__(self, config: PlatformConfig, server: Path) -> None:
+        self.config = config
+        self.server = server
+        self.home = config.data_dir / "victoriametrics"
+        self.log = self.home / "victoriametrics.log"
+
+    def launch(self) -> Launch:
+        c = self.config
+        self.home.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(self.server),
+            f"-httpListenAddr={c.host}:{c.victoriametrics_port}",  # loopback only
+            f"-storageDataPath={self.home / 'data'}",
+            "-retentionPeriod=1d",
+            # A viewer: a point is queryable as soon as it arrives, not 30 s later.
+            "-search.latencyOffset=0s",
+            # Bounded beside the rest of the platform on a laptop.
+            "-memory.allowedBytes=128MiB",
+        ]
+        return Launch(
+            self.name,
+            argv,
+            self.log,
+            marker=f"-storageDataPath={self.home / 'data'}",  # this instance's, in its argv
+            cwd=self.home,
+        )
+
+
+def metrics_ready(config: PlatformConfig) -> bool:
+    try:
+        return httpx.get(f"{config.victoriametrics_url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def exporting(config: PlatformConfig) -> dict[str, str]:
-    """The services' settings that send their spans to this viewer (OpenTelemetry's standard
-    variables: golive_eventing.tracing reads them)."""
+    """The services' settings that send their spans and metrics to these viewers
+    (OpenTelemetry's standard variables: golive_eventing.tracing and .metrics read them)."""
     return {
         "OTEL_TRACES_EXPORTER": "zipkin",
         "OTEL_EXPORTER_ZIPKIN_ENDPOINT": config.zipkin_url + SPANS_PATH,
+        "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": config.victoriametrics_url + OTLP_METRICS_PATH,
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf",
+        "OTEL_METRIC_EXPORT_INTERVAL": str(EXPORT_INTERVAL_MS),
     }
 
 

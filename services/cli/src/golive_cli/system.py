@@ -127,7 +127,7 @@ def service_specs(
         "FLAGS_FILE": str(config.ensure_flags()),
         **{setting.upper(): topic for setting, topic in names.settings().items()},
         **({"KAFKA_GROUP_PREFIX": names.group_prefix} if names.group_prefix else {}),
-        **(viewer_exporting(config) if config.trace_viewer else {}),
+        **(viewer_exporting(config) if config.viewers else {}),
         **(env or {}),
     }
 

@@ -20,6 +20,30 @@ class Kind(StrEnum):
     DISTRIBUTION = "distribution"  # DogStatsD distribution (global percentiles), a histogram
 
 
+# Where an OpenTelemetry histogram of seconds splits its buckets. The SDK's default boundaries
+# (0, 5, 10, 25, ... 10,000) are made for milliseconds: every duration in seconds would land in
+# the first bucket and every quantile would read 2.5 s. These are the semantic conventions'
+# (http.server.request.duration), with 30 s and 60 s for journeys that end at their deadline.
+SECONDS_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1,
+    2.5,
+    5,
+    7.5,
+    10,
+    30,
+    60,
+)
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -32,6 +56,13 @@ class Metric:
     def tag_names(self) -> frozenset[str]:
         """`tags` as a set, made once: every data point is checked against it."""
         return frozenset(self.tags)
+
+    @property
+    def buckets(self) -> tuple[float, ...] | None:
+        """A distribution's histogram boundaries for OpenTelemetry (DogStatsD needs none)."""
+        if self.kind is Kind.DISTRIBUTION and self.unit == "s":
+            return SECONDS_BUCKETS
+        return None
 
 
 HTTP_REQUESTS = Metric(

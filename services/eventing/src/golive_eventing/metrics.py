@@ -102,11 +102,15 @@ class Metrics:
         meter = self._provider.get_meter("golive")
         made: dict[str, Any] = {}
         for m in METRICS:
-            make = {
-                Kind.COUNT: meter.create_counter,
-                Kind.GAUGE: meter.create_gauge,
-                Kind.DISTRIBUTION: meter.create_histogram,
-            }[m.kind]
+            if m.kind is Kind.DISTRIBUTION:
+                made[m.name] = meter.create_histogram(
+                    m.name,
+                    unit=m.unit,
+                    description=m.description,
+                    explicit_bucket_boundaries_advisory=m.buckets,
+                )
+                continue
+            make = {Kind.COUNT: meter.create_counter, Kind.GAUGE: meter.create_gauge}[m.kind]
             made[m.name] = make(m.name, unit=m.unit, description=m.description)
         return made
 

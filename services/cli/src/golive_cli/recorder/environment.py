@@ -68,7 +68,7 @@ def running_system(
     config = PlatformConfig.model_validate(
         {
             "data_dir": data_dir,
-            "trace_viewer": False,  # make run's viewer is not this environment's
+            "viewers": False,  # make run's viewer is not this environment's
             **{name: free_port() for name in SERVICE_PORTS},
         }
     )
