@@ -145,6 +145,23 @@ def test_the_metrics_ui_is_served(victoriametrics: PlatformConfig) -> None:
         assert "javascript" in code.headers["content-type"], script
 
 
+def test_the_journeys_dashboard_is_served_and_each_query_parses(
+    victoriametrics: PlatformConfig,
+) -> None:
+    ui = victoriametrics.victoriametrics_url + viewer.VMUI_PATH
+    boards = httpx.get(ui + "custom-dashboards", timeout=5).json()["dashboardsSettings"]
+    assert [b["title"] for b in boards] == ["Golive: the order journey"]
+    for row in boards[0]["rows"]:
+        for panel in row["panels"]:
+            for expr in panel["expr"]:
+                answer = httpx.get(
+                    f"{victoriametrics.victoriametrics_url}/api/v1/query_range",
+                    params={"query": expr, "start": "-5m", "step": "15s"},
+                    timeout=5,
+                )
+                assert answer.status_code == 200, (panel["title"], answer.text)
+
+
 def test_the_binary_is_cached_outside_git(victoriametrics: PlatformConfig) -> None:
     binary = viewer.vm_binary(victoriametrics)
     assert binary.is_file()

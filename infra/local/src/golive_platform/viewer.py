@@ -108,6 +108,11 @@ VMUI_PATH = "/vmui/"
 EXPORT_INTERVAL_MS = 5_000
 
 
+def dashboards(config: PlatformConfig) -> Path:
+    """vmui's dashboards, one JSON file each (on the catalogue's metrics: tests/unit)."""
+    return config.root / "infra" / "local" / "vmui"
+
+
 def vm_binary(config: PlatformConfig) -> Path:
     return (
         config.cache_dir / f"victoria-metrics-{config.victoriametrics_version}" / "victoria-metrics"
@@ -172,6 +177,8 @@ class VictoriaMetricsNode:
             "-search.latencyOffset=0s",
             # Bounded beside the rest of the platform on a laptop.
             "-memory.allowedBytes=128MiB",
+            # The journey's dashboard, under vmui's Dashboards tab (beside Datadog's).
+            f"-vmui.customDashboardsPath={dashboards(c)}",
         ]
         return Launch(
             self.name,
