@@ -79,3 +79,43 @@ def test_with_export_off_nothing_is_recorded_but_the_context_still_travels() -> 
     version, carried_trace, _span, flags = traceparent.split("-")
     assert (version, carried_trace) == ("00", trace_id)
     assert int(flags, 16) & 0x01 == 0, "carried as not sampled"
+
+
+_HOP_OFF = textwrap.dedent(
+    """
+    from opentelemetry import trace
+    from golive_eventing import tracing
+    from golive_eventing.records import Consumed
+
+    tracing.setup("payment", "test")
+    upstream = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    record = Consumed(
+        topic="orders", partition=0, offset=7, timestamp_ms=0, key="k", value=b"", event=None,
+        headers=(("golive.event", b"OrderPlaced"), ("traceparent", upstream.encode())),
+    )
+    with tracing.processing(record, "payment") as hop, tracing.producing("payments", "k") as out:
+        headers = dict(tracing.inject([]))
+        current = trace.get_current_span().get_span_context()
+    outside = trace.get_current_span().get_span_context()
+    print(hop is out, hop.is_recording(), format(current.trace_id, "032x"),
+          headers["traceparent"].decode() == upstream, outside.is_valid)
+    """
+)
+
+
+def test_with_export_off_a_kafka_hop_makes_no_span_and_passes_the_context_along() -> None:
+    """What makes "off" cheap: the record's own context, current while it is handled (for the
+    logs), written unchanged into its outputs, and gone after."""
+    done = subprocess.run(
+        [sys.executable, "-c", _HOP_OFF],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    same_span, recording, trace_id, passed_on, leaked = done.stdout.split()
+    assert (same_span, recording) == ("True", "False")  # no span of its own
+    assert trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"  # what its logs name
+    assert passed_on == "True"  # the next hop continues the same trace, from the same parent
+    assert leaked == "False"  # the record's context ends with it

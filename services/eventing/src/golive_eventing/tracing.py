@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import context, propagate, trace
@@ -27,6 +28,7 @@ from opentelemetry.instrumentation.propagators import (
     TraceResponsePropagator,
     set_global_response_propagator,
 )
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -78,15 +80,18 @@ def setup(service: str, version: str) -> None:
     The resource names the service and version; OTEL_RESOURCE_ATTRIBUTES adds to it (the
     deployment environment, for one). Batched spans are flushed when the process exits.
 
-    With export off, no span is recorded (the ALWAYS_OFF sampler): each still gets its ids, so
-    the trace context travels from hop to hop, logs name their trace and the `traceresponse`
-    header answers, but nothing else is kept, at less than half the cost of a recorded span
-    (make bench-tracing measures it). The context then travels unsampled (flags 00): export is
-    set for every service at once, not for some."""
+    With export off, no span is recorded (the ALWAYS_OFF sampler): an HTTP request's span still
+    gets its ids, so logs name their trace and the `traceresponse` header answers. The Kafka
+    hops then make no span at all: a record's context is made current as it came, so its
+    outputs and logs carry it on, at a fifth of a span's cost (make bench-tracing measures
+    it). The context then travels unsampled (flags 00): export is set for every service at
+    once, not for some."""
+    global _hops_traced  # noqa: PLW0603 (one per process, as the provider is)
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         return
     resource = Resource.create({"service.name": service, "service.version": version})
     chosen = exporter()
+    _hops_traced = chosen is not None
     # sampler None: OpenTelemetry's default (parent-based, or OTEL_TRACES_SAMPLER's choice).
     provider = TracerProvider(resource=resource, sampler=None if chosen else ALWAYS_OFF)
     # The exporters are imported only to export: a fifth of a second of every process start.
@@ -113,11 +118,18 @@ def instrument(app: FastAPI) -> None:
 
 
 _tracer = trace.get_tracer("golive.eventing")
+# Whether the Kafka hops make spans: only when they are exported (`setup`). Otherwise a hop
+# passes the context it was given along, and costs a parse and a copy, not two spans.
+_hops_traced = False
 
 
 @contextmanager
 def producing(topic: str, key: str | None = None) -> Iterator[trace.Span]:
-    """A span around one publish: its context is what `inject` writes into the record's headers."""
+    """A span around one publish: its context is what `inject` writes into the record's headers.
+    Not traced: the current span, unchanged (the publish joins the hop's context)."""
+    if not _hops_traced:
+        yield trace.get_current_span()
+        return
     attributes = {
         "messaging.system": "kafka",
         "messaging.operation.type": "send",
@@ -134,7 +146,15 @@ def producing(topic: str, key: str | None = None) -> Iterator[trace.Span]:
 
 @contextmanager
 def processing(record: Consumed, group: str) -> Iterator[trace.Span]:
-    """A span continuing the trace a consumed record carries; outputs produced inside join it."""
+    """A span continuing the trace a consumed record carries; outputs produced inside join it.
+    Not traced: the record's context made current as it came (outputs and logs carry it on)."""
+    if not _hops_traced:
+        token = context.attach(extract(record.headers))
+        try:
+            yield trace.get_current_span()
+        finally:
+            context.detach(token)
+        return
     with _tracer.start_as_current_span(
         f"process {record.topic}",
         context=extract(record.headers),
@@ -147,7 +167,11 @@ def processing(record: Consumed, group: str) -> Iterator[trace.Span]:
 @contextmanager
 def processing_batch(batch: Sequence[Consumed], group: str) -> Iterator[None]:
     """A span per record, each in its own record's trace, around a batch handled at once (a read
-    model's database transaction, the recorder's): every journey shows the hop and its time."""
+    model's database transaction, the recorder's): every journey shows the hop and its time.
+    Not traced: nothing (a batch produces nothing for its records' context to follow)."""
+    if not _hops_traced:
+        yield
+        return
     with ExitStack() as spans:
         for record in batch:
             if record.skip:
@@ -219,5 +243,14 @@ def inject(headers: Headers) -> Headers:
 
 
 def extract(headers: Sequence[tuple[str, bytes | None]] | None) -> context.Context:
-    carrier = {k: (v or b"").decode("utf-8", "replace") for k, v in headers or []}
-    return propagate.extract(carrier)
+    propagator = propagate.get_global_textmap()
+    fields = _fields(propagator)  # not the event's own headers
+    carrier = {k: (v or b"").decode("utf-8", "replace") for k, v in headers or [] if k in fields}
+    return propagator.extract(carrier)
+
+
+@cache
+def _fields(propagator: TextMapPropagator) -> frozenset[str]:
+    """The headers a propagator reads (OTEL_PROPAGATORS': W3C trace context and baggage by
+    default), once per propagator."""
+    return frozenset(propagator.fields)
