@@ -8,7 +8,7 @@ client can quote its trace id.
 
 Export is configured by OpenTelemetry's standard variables. OTLP over HTTP is the default
 (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _HEADERS, OTEL_BSP_*): with
-neither endpoint set, nothing is exported and spans only carry the context across hops.
+neither endpoint set, nothing is exported and the context only travels across hops (`setup`).
 OTEL_TRACES_EXPORTER=zipkin sends them to OTEL_EXPORTER_ZIPKIN_ENDPOINT instead (the local
 trace viewer, golive_platform.viewer). OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none
 turn export off.
