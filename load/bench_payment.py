@@ -172,6 +172,11 @@ def drain(
                 elapsed = time.monotonic() - first[0]
                 cpu = process_cpu_s(pid()) - first[1]
                 records = count - first[2]
+                if records <= 0:
+                    raise SystemExit(
+                        f"{name} wrote all {count:,} outputs before it could be timed: "
+                        "give it more (--records)"
+                    )
                 while offsets.committed(source) < count:
                     if time.monotonic() > deadline:
                         raise SystemExit(f"{name} wrote every output but did not commit its input")

@@ -128,7 +128,7 @@ endif
 
 ci-cluster-up: install postgres-install fetch
 	@if [ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then echo "ci: external cluster $$KAFKA_BOOTSTRAP_SERVERS"; \
-	 else pipelines/stage.sh cluster-up "$(RUN) python -c 'from golive_platform.testing import suite_config, purge_leftover_topics as purge; from golive_platform.platform import Platform; c = suite_config(); Platform(c, with_postgres=True).ensure_up() and purge(c)'"; fi
+	 else pipelines/stage.sh cluster-up "$(RUN) python -c 'from golive_platform.testing import suite_config; from golive_platform.platform import Platform; Platform(suite_config(), with_postgres=True).ensure_up(fresh=True)'"; fi
 
 ci-cluster-down:
 	@[ -n "$${KAFKA_BOOTSTRAP_SERVERS:-}" ] || $(RUN) python -c 'from golive_platform.testing import suite_config; from golive_platform.platform import Platform; Platform(suite_config(), with_postgres=True).down()'

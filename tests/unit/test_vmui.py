@@ -64,7 +64,7 @@ def _problems(panel: dict[str, Any]) -> list[str]:
             if suffix == "_bucket":
                 labels.add("le")
             labels.update(metric.tags)
-        for grouping in re.findall(r"by \(([^)]*)\)", expr):
+        for grouping in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
             used = {label.strip() for label in grouping.split(",")}
             found.extend(f"no label {label} on {names}" for label in sorted(used - labels))
     return found
@@ -86,6 +86,7 @@ def test_each_panel_names_catalogue_metrics_and_their_labels(
         ('sum({__name__="golive.consumer.lag_bucket"})', "golive.consumer.lag is no histogram"),
         ('sum({__name__="golive.order.journey.duration"})', "is a histogram"),
         ('sum({__name__="golive.consumer.lag"}) by (route)', "no label route"),
+        ('sum by(route) ({__name__="golive.consumer.lag"})', "no label route"),
     ],
 )
 def test_a_query_on_what_no_service_emits_is_named(expr: str, problem: str) -> None:

@@ -173,18 +173,18 @@ class Platform:
 
     def ensure_up(self, fresh: bool = False) -> bool:
         """Start the platform unless it already runs and answers. True if this call started it;
-        `fresh`, on data of its own: what an earlier start left is stopped and removed first."""
+        `fresh`, on data of its own: what an earlier start left is removed first, if nothing of
+        it runs (a part that runs but did not answer its probe in time is someone else's to
+        stop: the start then fails, "already up", and wipes nothing)."""
         with self._lock():
             if self._all_ready():
                 return False
-            if fresh:
+            if fresh and not self.running():
                 self._wipe_locked()
             self._up_locked()
             return True
 
     def _wipe_locked(self) -> None:
-        for name in reversed(self.order()):
-            process.stop(self.config.run_dir, name, self.config.stop_timeout_s)
         for path in self.config.data_dir.iterdir():
             if path == self.config.run_dir:
                 continue  # holds the lock this call holds

@@ -104,6 +104,8 @@ VM_MODULE = "github.com/VictoriaMetrics/VictoriaMetrics"
 VM_PACKAGE = f"{VM_MODULE}/app/victoria-metrics"
 OTLP_METRICS_PATH = "/opentelemetry/v1/metrics"
 VMUI_PATH = "/vmui/"
+# A build that takes longer is stuck (a module download, say): 28 s here from nothing.
+BUILD_TIMEOUT_S = 600.0
 # How often the services push their metrics to it (OpenTelemetry's default is a minute).
 EXPORT_INTERVAL_MS = 5_000
 
@@ -138,13 +140,22 @@ def build_vm(config: PlatformConfig, *, echo: bool = True) -> Path:
         )
     found.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=found.parent) as bin_dir:
-        done = subprocess.run(
-            [go, "install", f"{VM_PACKAGE}@{config.victoriametrics_version}"],
-            env={**os.environ, "GOBIN": bin_dir, "CGO_ENABLED": "0"},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        try:
+            done = subprocess.run(
+                [go, "install", f"{VM_PACKAGE}@{config.victoriametrics_version}"],
+                env={**os.environ, "GOBIN": bin_dir, "CGO_ENABLED": "0"},
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise PlatformError(
+                f"building VictoriaMetrics {config.victoriametrics_version} took over "
+                f"{BUILD_TIMEOUT_S:.0f} s (go install {VM_PACKAGE}): is the Go module proxy "
+                "reachable (GOPROXY)?",
+                detail=str(exc.stderr or "")[-4000:],
+            ) from None
         built = Path(bin_dir) / "victoria-metrics"
         if done.returncode != 0 or not built.is_file():
             raise PlatformError(

@@ -38,8 +38,6 @@ from golive_eventing.state import Changes
 
 log = logging.getLogger(__name__)
 
-TRACE_HEADERS = ("traceparent", "tracestate")
-
 
 class Pins(Decider[str]):
     """A router's state per key: the slot it is pinned to."""
@@ -130,7 +128,9 @@ class Router(TransactionalProcessor[str]):
     ) -> None:
         topic = self.outputs[slot][self.topics.index(record.topic)]
         with tracing.producing(topic, record.key):
-            kept = [(k, v) for k, v in record.headers if k not in TRACE_HEADERS]
+            # The record's own headers, but its trace context: the inject below writes that.
+            written = tracing.propagated()
+            kept = [(k, v) for k, v in record.headers if k not in written]
             produce_bounded(
                 producer,
                 topic=topic,

@@ -23,6 +23,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import context, propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.propagators import (
     TraceResponsePropagator,
@@ -33,6 +34,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from golive_eventing.records import REDRIVE_FROM
 
@@ -84,10 +86,13 @@ def setup(service: str, version: str) -> None:
     gets its ids, so logs name their trace and the `traceresponse` header answers. The Kafka
     hops then make no span at all: a record's context is made current as it came, so its
     outputs and logs carry it on, at a fifth of a span's cost (make bench-tracing measures
-    it). The context then travels unsampled (flags 00): export is set for every service at
+    it); its logs name the record's trace and, as their span, the one that produced it. A
+    record that came with no context (a producer outside the project) is handled without one:
+    its logs and outputs carry no trace id. The context then travels unsampled (flags 00): export is set for every service at
     once, not for some."""
     global _hops_traced  # noqa: PLW0603 (one per process, as the provider is)
     if isinstance(trace.get_tracer_provider(), TracerProvider):
+        _hops_traced = True  # set up already (opentelemetry-instrument, say): spans go there
         return
     resource = Resource.create({"service.name": service, "service.version": version})
     chosen = exporter()
@@ -244,13 +249,34 @@ def inject(headers: Headers) -> Headers:
 
 def extract(headers: Sequence[tuple[str, bytes | None]] | None) -> context.Context:
     propagator = propagate.get_global_textmap()
-    fields = _fields(propagator)  # not the event's own headers
-    carrier = {k: (v or b"").decode("utf-8", "replace") for k, v in headers or [] if k in fields}
+    read = _read(propagator)  # not the event's own headers, when that is known
+    carrier = {
+        k: (v or b"").decode("utf-8", "replace")
+        for k, v in headers or []
+        if read is None or k in read
+    }
     return propagator.extract(carrier)
 
 
+def propagated() -> frozenset[str]:
+    """The headers `inject` writes (OTEL_PROPAGATORS': W3C trace context and baggage by
+    default): a record passed on replaces these, and keeps its others."""
+    return _written(propagate.get_global_textmap())
+
+
 @cache
-def _fields(propagator: TextMapPropagator) -> frozenset[str]:
-    """The headers a propagator reads (OTEL_PROPAGATORS': W3C trace context and baggage by
-    default), once per propagator."""
+def _written(propagator: TextMapPropagator) -> frozenset[str]:
     return frozenset(propagator.fields)
+
+
+# OpenTelemetry's default propagators read exactly the headers they write; others may read more
+# than their `fields` (B3's x-b3-flags, Jaeger's uberctx-* baggage), and are given every header.
+_READ_WHAT_THEY_WRITE = (TraceContextTextMapPropagator, W3CBaggagePropagator)
+
+
+@cache
+def _read(propagator: TextMapPropagator) -> frozenset[str] | None:
+    parts = getattr(propagator, "_propagators", [propagator])
+    if all(isinstance(p, _READ_WHAT_THEY_WRITE) for p in parts):
+        return frozenset(propagator.fields)
+    return None
