@@ -18,6 +18,8 @@ from opentelemetry import trace
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pythonjsonlogger.json import JsonFormatter
 
+from golive_eventing import tracing
+
 TEXT = "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s: %(message)s"
 
 
@@ -42,8 +44,11 @@ class TraceContext(logging.Filter):
         span = trace.get_current_span().get_span_context()
         record.service = self.service
         record.version = self.version
-        record.trace_id = format(span.trace_id, "032x") if span.is_valid else None
-        record.span_id = format(span.span_id, "016x") if span.is_valid else None
+        if span.is_valid:
+            record.trace_id = format(span.trace_id, "032x")
+            record.span_id = format(span.span_id, "016x")
+        else:  # an untraced Kafka hop's record: its own ids (golive_eventing.tracing)
+            record.trace_id, record.span_id = tracing.passed_ids() or (None, None)
         return True
 
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextvars import ContextVar
 from functools import cache
 from typing import TYPE_CHECKING, Literal
 
@@ -84,11 +85,11 @@ def setup(service: str, version: str) -> None:
 
     With export off, no span is recorded (the ALWAYS_OFF sampler): an HTTP request's span still
     gets its ids, so logs name their trace and the `traceresponse` header answers. The Kafka
-    hops then make no span at all: a record's context is made current as it came, so its
-    outputs and logs carry it on, at a fifth of a span's cost (make bench-tracing measures
-    it); its logs name the record's trace and, as their span, the one that produced it. A
-    record that came with no context (a producer outside the project) is handled without one:
-    its logs and outputs carry no trace id. The context then travels unsampled (flags 00): export is set for every service at
+    hops then make no span at all, and parse nothing: a record's trace headers are copied to
+    its outputs as they came, and its log lines name the record's trace and, as their span, the
+    one that produced it (make bench-tracing measures what is left). A record that came with
+    no context (a producer outside the project) is handled without one: its logs and outputs
+    carry no trace id. The context then travels unsampled (flags 00): export is set for every service at
     once, not for some."""
     global _hops_traced  # noqa: PLW0603 (one per process, as the provider is)
     if isinstance(trace.get_tracer_provider(), TracerProvider):
@@ -124,17 +125,23 @@ def instrument(app: FastAPI) -> None:
 
 _tracer = trace.get_tracer("golive.eventing")
 # Whether the Kafka hops make spans: only when they are exported (`setup`). Otherwise a hop
-# passes the context it was given along, and costs a parse and a copy, not two spans.
+# passes the trace headers it was given along, as they came: no span, no parse.
 _hops_traced = False
+# With export off, the trace headers of the record being handled (`processing`): what `inject`
+# and `carried` write for it, and what a log line's ids are read from (`passed_ids`).
+_passed: ContextVar[tuple[tuple[str, bytes], ...]] = ContextVar("golive_passed", default=())
 
 
-@contextmanager
-def producing(topic: str, key: str | None = None) -> Iterator[trace.Span]:
+def producing(topic: str, key: str | None = None) -> AbstractContextManager[trace.Span]:
     """A span around one publish: its context is what `inject` writes into the record's headers.
     Not traced: the current span, unchanged (the publish joins the hop's context)."""
     if not _hops_traced:
-        yield trace.get_current_span()
-        return
+        return _Current()
+    return _producing(topic, key)
+
+
+@contextmanager
+def _producing(topic: str, key: str | None) -> Iterator[trace.Span]:
     attributes = {
         "messaging.system": "kafka",
         "messaging.operation.type": "send",
@@ -149,17 +156,17 @@ def producing(topic: str, key: str | None = None) -> Iterator[trace.Span]:
         yield span
 
 
-@contextmanager
-def processing(record: Consumed, group: str) -> Iterator[trace.Span]:
+def processing(record: Consumed, group: str) -> AbstractContextManager[trace.Span]:
     """A span continuing the trace a consumed record carries; outputs produced inside join it.
-    Not traced: the record's context made current as it came (outputs and logs carry it on)."""
+    Not traced: the record's trace headers kept as they came, unparsed, for its outputs and its
+    log lines (`inject`, `carried`, `passed_ids`)."""
     if not _hops_traced:
-        token = context.attach(extract(record.headers))
-        try:
-            yield trace.get_current_span()
-        finally:
-            context.detach(token)
-        return
+        return _Passing(record)
+    return _processing(record, group)
+
+
+@contextmanager
+def _processing(record: Consumed, group: str) -> Iterator[trace.Span]:
     with _tracer.start_as_current_span(
         f"process {record.topic}",
         context=extract(record.headers),
@@ -167,6 +174,32 @@ def processing(record: Consumed, group: str) -> Iterator[trace.Span]:
         attributes=_consumed(record, group),
     ) as span:
         yield span
+
+
+class _Current(AbstractContextManager[trace.Span]):
+    """The current span, nothing made (classes, not generators: an untraced hop's whole cost
+    is in these few lines)."""
+
+    def __enter__(self) -> trace.Span:
+        return trace.get_current_span()
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+
+class _Passing(AbstractContextManager[trace.Span]):
+    """A record's own trace headers, current while an untraced hop handles it."""
+
+    def __init__(self, record: Consumed) -> None:
+        written = propagated()
+        self._headers = tuple((k, v) for k, v in record.headers if v and k in written)
+
+    def __enter__(self) -> trace.Span:
+        self._token = _passed.set(self._headers)
+        return trace.get_current_span()
+
+    def __exit__(self, *_exc: object) -> None:
+        _passed.reset(self._token)
 
 
 @contextmanager
@@ -236,15 +269,41 @@ def expiring(remembered: Mapping[str, str], group: str, key: str) -> Iterator[tr
 def carried() -> dict[str, str]:
     """The current trace context as W3C fields (`traceparent`, `tracestate`), to keep beside
     state that outlives the span (a timer); empty outside a recorded span."""
+    passed = _passing()
+    if passed:
+        return {k: v.decode("utf-8", "replace") for k, v in passed}
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier
 
 
 def inject(headers: Headers) -> Headers:
+    passed = _passing()
+    if passed:
+        return headers + list(passed)
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return headers + [(k, v.encode()) for k, v in carrier.items()]
+
+
+def _passing() -> tuple[tuple[str, bytes], ...]:
+    """The record's own trace headers, while an untraced hop handles it outside any span of
+    this process (a timer's span, say, is current instead: its context is written)."""
+    passed = _passed.get()
+    if passed and trace.get_current_span().get_span_context().is_valid:
+        return ()
+    return passed
+
+
+def passed_ids() -> tuple[str, str] | None:
+    """The trace and parent span ids of the record an untraced hop handles (its logs name
+    them), read from its `traceparent` only when asked."""
+    for key, value in _passed.get():
+        if key == "traceparent":
+            parts = value.split(b"-")
+            if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+                return parts[1].decode("ascii", "replace"), parts[2].decode("ascii", "replace")
+    return None
 
 
 def extract(headers: Sequence[tuple[str, bytes | None]] | None) -> context.Context:
