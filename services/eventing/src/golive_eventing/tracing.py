@@ -89,8 +89,8 @@ def setup(service: str, version: str) -> None:
     its outputs as they came, and its log lines name the record's trace and, as their span, the
     one that produced it (make bench-tracing measures what is left). A record that came with
     no context (a producer outside the project) is handled without one: its logs and outputs
-    carry no trace id. The context then travels unsampled (flags 00): export is set for every service at
-    once, not for some."""
+    carry no trace id. The context then travels unsampled (flags 00): export is set for every
+    service at once, not for some."""
     global _hops_traced  # noqa: PLW0603 (one per process, as the provider is)
     if isinstance(trace.get_tracer_provider(), TracerProvider):
         _hops_traced = True  # set up already (opentelemetry-instrument, say): spans go there
@@ -165,15 +165,14 @@ def processing(record: Consumed, group: str) -> AbstractContextManager[trace.Spa
     return _processing(record, group)
 
 
-@contextmanager
-def _processing(record: Consumed, group: str) -> Iterator[trace.Span]:
-    with _tracer.start_as_current_span(
+def _processing(record: Consumed, group: str) -> AbstractContextManager[trace.Span]:
+    """The consumer span of one record, in the trace it carries, current while it is open."""
+    return _tracer.start_as_current_span(
         f"process {record.topic}",
         context=extract(record.headers),
         kind=trace.SpanKind.CONSUMER,
         attributes=_consumed(record, group),
-    ) as span:
-        yield span
+    )
 
 
 class _Current(AbstractContextManager[trace.Span]):
@@ -212,17 +211,8 @@ def processing_batch(batch: Sequence[Consumed], group: str) -> Iterator[None]:
         return
     with ExitStack() as spans:
         for record in batch:
-            if record.skip:
-                continue
-            spans.enter_context(
-                _tracer.start_as_current_span(
-                    f"process {record.topic}",
-                    context=extract(record.headers),
-                    kind=trace.SpanKind.CONSUMER,
-                    attributes=_consumed(record, group),
-                    end_on_exit=True,
-                )
-            )
+            if not record.skip:
+                spans.enter_context(_processing(record, group))
         yield
 
 
@@ -337,5 +327,5 @@ _READ_WHAT_THEY_WRITE = (TraceContextTextMapPropagator, W3CBaggagePropagator)
 def _read(propagator: TextMapPropagator) -> frozenset[str] | None:
     parts = getattr(propagator, "_propagators", [propagator])
     if all(isinstance(p, _READ_WHAT_THEY_WRITE) for p in parts):
-        return frozenset(propagator.fields)
+        return _written(propagator)
     return None
