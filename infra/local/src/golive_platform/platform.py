@@ -240,8 +240,14 @@ class Platform:
             registry.minimum_java(), c.java_home, f"Apicurio Registry {c.apicurio_version}"
         )
         postgres = PostgresNode(c) if self.with_postgres else None
-        viewer = ZipkinNode(c, fetch_viewer(c)) if c.viewers else None
-        metrics = VictoriaMetricsNode(c, build_vm(c)) if c.viewers else None
+        viewers = (
+            [
+                ZipkinNode(c, fetch_viewer(c)).launch(kafka_java),
+                VictoriaMetricsNode(c, build_vm(c)).launch(),
+            ]
+            if c.viewers
+            else []
+        )
         specs = resolve(load_catalogue(c.topics_file), c.environment)
 
         result = Started()
@@ -250,10 +256,7 @@ class Platform:
         try:
             kafka.prepare(kafka_java)
             kafka_proc = self._start(kafka.launch(kafka_java), started)
-            if viewer is not None:
-                viewer_proc = self._start(viewer.launch(kafka_java), started)
-            if metrics is not None:
-                metrics_proc = self._start(metrics.launch(), started)
+            viewing = [self._start(launch, started) for launch in viewers]
             if postgres is not None:
                 postgres.prepare()
                 postgres_proc = self._start(postgres.launch(), started)
@@ -277,13 +280,9 @@ class Platform:
                 result.timings["postgres"] = process.wait_ready(
                     postgres_proc, probes["postgres"], c.ready_timeout_s
                 )
-            if viewer is not None:
-                result.timings["zipkin"] = process.wait_ready(
-                    viewer_proc, probes["zipkin"], c.ready_timeout_s, viewer.log
-                )
-            if metrics is not None:
-                result.timings["victoriametrics"] = process.wait_ready(
-                    metrics_proc, probes["victoriametrics"], c.ready_timeout_s, metrics.log
+            for launch, running in zip(viewers, viewing, strict=True):
+                result.timings[launch.name] = process.wait_ready(
+                    running, probes[launch.name], c.ready_timeout_s, launch.log
                 )
             self._start_services(result, started)
         except BaseException:
