@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -100,6 +102,21 @@ def make_topics(cluster: Cluster, suffix: str, partitions: int = 3) -> Topics:
     names = Names.suffixed(suffix)
     create_topics(Where(cluster.connection, cluster.services), names, partitions)
     return Topics(names)
+
+
+def run_python(script: str, env: Mapping[str, str] | None = None) -> str:
+    """`script` run by this interpreter in a process of its own, with nothing set but PATH and
+    `env` (as the platform sets up a service): its standard output; a failure shows its stderr."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def eventually(

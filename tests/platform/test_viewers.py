@@ -7,10 +7,9 @@ reads) returns the metrics with their service and tags."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from golive_platform.config import PlatformConfig
 from golive_platform.java import find_java
 from golive_platform.testing import suite_config
 
-from tests.helpers import eventually, free_port
+from tests.helpers import eventually, free_port, run_python
 
 pytestmark = pytest.mark.integration
 
@@ -44,14 +43,26 @@ def zipkin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformConfig]
     config = suite_config(
         data_dir=tmp_path_factory.mktemp("viewer"), viewers=True, zipkin_port=free_port()
     )
-    node = viewer.ZipkinNode(config, viewer.fetch(config, echo=False))
     java = find_java(17, config.java_home, "Zipkin")
-    running, _ = process.start(config.run_dir, node.launch(java))
-    try:
-        process.wait_ready(running, lambda: viewer.zipkin_ready(config), 90, node.log)
+    launch = viewer.ZipkinNode(config, viewer.fetch(config, echo=False)).launch(java)
+    with _serving(config, launch, viewer.zipkin_ready, timeout_s=90):
         yield config
+
+
+@contextmanager
+def _serving(
+    config: PlatformConfig,
+    launch: process.Launch,
+    ready: Callable[[PlatformConfig], bool],
+    timeout_s: float,
+) -> Iterator[None]:
+    """A viewer's process, started and answering within `timeout_s`, stopped after."""
+    running, _ = process.start(config.run_dir, launch)
+    try:
+        process.wait_ready(running, lambda: ready(config), timeout_s, launch.log)
+        yield
     finally:
-        process.stop(config.run_dir, node.name, 20)
+        process.stop(config.run_dir, launch.name, 20)
 
 
 # A service's metrics: a journey's duration and a payment decision, exported when it exits.
@@ -72,13 +83,9 @@ def victoriametrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platfo
     config = suite_config(
         data_dir=tmp_path_factory.mktemp("metrics"), viewers=True, victoriametrics_port=free_port()
     )
-    node = viewer.VictoriaMetricsNode(config, viewer.build_vm(config, echo=False))
-    running, _ = process.start(config.run_dir, node.launch())
-    try:
-        process.wait_ready(running, lambda: viewer.metrics_ready(config), 60, node.log)
+    launch = viewer.VictoriaMetricsNode(config, viewer.build_vm(config, echo=False)).launch()
+    with _serving(config, launch, viewer.metrics_ready, timeout_s=60):
         yield config
-    finally:
-        process.stop(config.run_dir, node.name, 20)
 
 
 def _series(config: PlatformConfig, selector: str) -> list[dict[str, str]]:
@@ -101,14 +108,7 @@ def _value(config: PlatformConfig, query: str) -> float | None:
 def test_a_services_metrics_arrive_with_their_service_and_tags(
     victoriametrics: PlatformConfig,
 ) -> None:
-    subprocess.run(
-        [sys.executable, "-c", _METRICS],
-        env={"PATH": "/usr/bin:/bin", **viewer.exporting(victoriametrics)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    run_python(_METRICS, viewer.exporting(victoriametrics))
     decisions = eventually(
         lambda: _series(victoriametrics, '{__name__="golive.payment.decisions"}'),
         30,
@@ -174,15 +174,7 @@ def _trace(config: PlatformConfig, trace_id: str) -> list[dict[str, Any]]:
 
 
 def test_a_services_spans_arrive_as_one_parented_trace(zipkin: PlatformConfig) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _SERVICE],
-        env={"PATH": "/usr/bin:/bin", **viewer.exporting(zipkin)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    trace_id = done.stdout.strip()
+    trace_id = run_python(_SERVICE, viewer.exporting(zipkin)).strip()
 
     spans = eventually(
         lambda: found if len(found := _trace(zipkin, trace_id)) == 2 else None,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
 import pytest
 from golive_eventing.tracing import TracingSettingsError, exporter
+
+from tests.helpers import run_python
 
 
 def test_nothing_is_exported_without_an_endpoint() -> None:
@@ -65,15 +65,9 @@ _OFF = textwrap.dedent(
 
 def test_with_export_off_nothing_is_recorded_but_the_context_still_travels() -> None:
     """Ids for the logs, the traceresponse header and the next hop; no span kept."""
-    done = subprocess.run(
-        [sys.executable, "-c", _OFF],
-        env={"PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    trace_id, request_valid, publish_valid, recorded, published, traceparent = done.stdout.split()
+    trace_id, request_valid, publish_valid, recorded, published, traceparent = run_python(
+        _OFF
+    ).split()
     assert (request_valid, publish_valid) == ("True", "True")
     assert (recorded, published) == ("False", "False")
     version, carried_trace, _span, flags = traceparent.split("-")
@@ -113,15 +107,7 @@ def test_with_export_off_a_kafka_hop_makes_no_span_and_passes_the_context_along(
     """What makes "off" cheap: no span and no parse. The record's trace headers go into its
     outputs as they came, once each, and into a timer's state; its log lines name its trace
     and the span that produced it; after the record, nothing of it is left."""
-    done = subprocess.run(
-        [sys.executable, "-c", _HOP_OFF],
-        env={"PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    same_span, recording, trace_id, span_id, leaked, written, carried = done.stdout.split()
+    same_span, recording, trace_id, span_id, leaked, written, carried = run_python(_HOP_OFF).split()
     assert (same_span, recording) == ("True", "False")  # no span of its own
     assert (trace_id, span_id) == ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
     assert written == "True"  # the next hop continues the same trace, from the same parent
