@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import threading
 import time
 import weakref
 from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,6 +74,87 @@ def writing(engine: Engine) -> Iterator[Connection]:
             yield conn
         finally:
             held.discard(id(engine))
+
+
+class GroupCommit:
+    """Small write transactions from many requests, committed together.
+
+    Each write is a function of an open connection. `write` queues it for a thread of its own,
+    which runs everything queued while its last commit ran, in the order it came, in one
+    transaction (`writing`), then answers each caller. Under load one BEGIN/COMMIT, one lock
+    and one connection serve many requests; alone, a write commits at once, as before.
+    make bench: the Idempotency-Key claim and completion were a quarter of the order process's
+    CPU, one transaction each (docs/architecture.md).
+
+    A write that raises rolls its batch back; the batch is then run again one write to a
+    transaction, so each caller gets its own write's outcome and no other's. A write must
+    therefore do nothing but its database work: it may run twice, the first time rolled back.
+    """
+
+    MAX_BATCH = 256
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self.engine = engine
+        self.name = name
+        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future[Any]] | None]
+        self._queue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        """`work`'s result once its transaction committed (its exception if it raised)."""
+        done: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"{self.name}: closed")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._queue.put((work, done))
+        return await asyncio.wrap_future(done)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Commit what is queued, then stop the thread."""
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) == self.MAX_BATCH:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            # A caller that went away before its write began (a cancelled request) gets none.
+            batch = [one for one in batch if one[1].set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
+            if item is None:
+                return
+
+    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
+        try:
+            with writing(self.engine) as conn:
+                results = [work(conn) for work, _ in batch]
+        except Exception as exc:
+            if len(batch) > 1:
+                for one in batch:  # each alone: its own outcome, whatever the others did
+                    self._commit([one])
+            else:
+                batch[0][1].set_exception(exc)
+            return
+        for (_, done), result in zip(batch, results, strict=True):
+            done.set_result(result)
 
 
 def make_engine(url: str) -> Engine:

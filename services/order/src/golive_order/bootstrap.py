@@ -54,7 +54,10 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     projector = ProjectionRunner(
         settings, serde, topology.ORDER_PROJECTOR, orders.OrderProjection(engine)
     )
-    lifespan = runner_lifespan(RunnerThreads([projector]), producer.close, flags.close)
+    keys_store = keys.IdempotencyStore(keys_engine, settings.idempotency_lease_s)
+    lifespan = runner_lifespan(
+        RunnerThreads([projector]), producer.close, keys_store.close, flags.close
+    )
     app = FastAPI(title="Golive order API", version=settings.version, lifespan=lifespan)
     tracing.instrument(app)
     metrics.instrument(app)
@@ -62,7 +65,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
         settings=settings,
         engine=engine,
         producer=producer,
-        keys=keys.IdempotencyStore(keys_engine, settings.idempotency_lease_s),
+        keys=keys_store,
         clock=clock,
         flags=flags,
     )

@@ -1,6 +1,9 @@
 """The Idempotency-Key store: which request claimed a key, with which body, and where its
 OrderPlaced was written (for read-your-writes). For SQLite in a file of its own by default, so a
-POST's writes never queue behind the projection's for SQLite's one write lock."""
+POST's writes never queue behind the projection's for SQLite's one write lock.
+
+Claims, completions and releases are group-committed (golive_eventing.db.GroupCommit): the
+requests in flight share a transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from golive_eventing.db import create_tables, writing
+from golive_eventing.db import GroupCommit, create_tables, insert_or_ignore
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -19,12 +22,10 @@ from sqlalchemy import (
     String,
     Table,
     delete,
-    insert,
     select,
     update,
 )
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.exc import IntegrityError
 
 keys_metadata = MetaData()
 idempotency_keys = Table(
@@ -59,30 +60,39 @@ class IdempotencyStore:
     def __init__(self, engine: Engine, lease_s: float) -> None:
         self.engine = engine
         self.lease_s = lease_s
+        self.writes = GroupCommit(engine, "idempotency-keys")
+        # RETURNING says whether the row went in: rowcount does not, on every driver.
+        self._claim_new = insert_or_ignore(engine, idempotency_keys).returning(
+            idempotency_keys.c.key
+        )
 
-    def claim(self, key: str, request_hash: str, order_id: str) -> tuple[Claim, KeyRecord | None]:
-        try:
-            with writing(self.engine) as conn:
-                conn.execute(
-                    insert(idempotency_keys).values(
-                        key=key,
-                        request_hash=request_hash,
-                        order_id=order_id,
-                        state="pending",
-                        claimed_at=time.time(),
-                    )
+    async def claim(
+        self, key: str, request_hash: str, order_id: str
+    ) -> tuple[Claim, KeyRecord | None]:
+        return await self.writes.write(lambda conn: self._claim(conn, key, request_hash, order_id))
+
+    def _claim(
+        self, conn: Connection, key: str, request_hash: str, order_id: str
+    ) -> tuple[Claim, KeyRecord | None]:
+        """Inside a write transaction: the key is ours, or what its holder's claim comes to."""
+        while True:
+            inserted = conn.execute(
+                self._claim_new.values(
+                    key=key,
+                    request_hash=request_hash,
+                    order_id=order_id,
+                    state="pending",
+                    claimed_at=time.time(),
                 )
-            return Claim.NEW, None
-        except IntegrityError:
-            pass
-        with writing(self.engine) as conn:
+            )
+            if inserted.first() is not None:
+                return Claim.NEW, None
             row = conn.execute(
                 select(idempotency_keys).where(idempotency_keys.c.key == key)
             ).first()
             if row is not None:
                 return self._claimed(conn, row, key, request_hash)
-        # Released between our insert and this read: try again (outside the write lock).
-        return self.claim(key, request_hash, order_id)
+            # Released by another database session between the two statements: again.
 
     def _claimed(
         self, conn: Connection, row: Row[Any], key: str, request_hash: str
@@ -104,18 +114,21 @@ class IdempotencyStore:
             return Claim.NEW, None
         return Claim.IN_FLIGHT, record
 
-    def complete(self, key: str, partition: int, offset: int) -> None:
-        with writing(self.engine) as conn:
-            conn.execute(
-                update(idempotency_keys)
-                .where(idempotency_keys.c.key == key)
-                .values(state="done", partition=partition, offset=offset)
-            )
+    async def complete(self, key: str, partition: int, offset: int) -> None:
+        done = (
+            update(idempotency_keys)
+            .where(idempotency_keys.c.key == key)
+            .values(state="done", partition=partition, offset=offset)
+        )
+        await self.writes.write(lambda conn: conn.execute(done))
 
-    def release(self, key: str) -> None:
+    async def release(self, key: str) -> None:
         """The event could not be made durable: free the key so a retry can try again."""
-        with writing(self.engine) as conn:
-            conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
+        freed = delete(idempotency_keys).where(idempotency_keys.c.key == key)
+        await self.writes.write(lambda conn: conn.execute(freed))
+
+    def close(self) -> None:
+        self.writes.close()
 
     def get(self, key: str) -> KeyRecord | None:
         with self.engine.connect() as conn:

@@ -91,7 +91,7 @@ async def place_order(
     key = idempotency_key or f"generated:{uuid.uuid4()}"
     order_id = order_id_for(key)
     keys = ordering.keys
-    claim, _ = await run_in_threadpool(keys.claim, key, _request_hash(order), str(order_id))
+    claim, _ = await keys.claim(key, _request_hash(order), str(order_id))
     if claim is Claim.CONFLICT:
         raise _idempotency_problem("this Idempotency-Key was used with a different request body")
     if claim is Claim.IN_FLIGHT and await _wait_for_answer(keys, key) is None:
@@ -99,7 +99,7 @@ async def place_order(
     if claim is not Claim.NEW:
         return _accepted(response, order_id)
     if not ordering.flags.enabled(ORDERS_OPEN):  # a retry of an accepted order is still 202
-        await run_in_threadpool(keys.release, key)
+        await keys.release(key)
         return _unavailable(f"not taking new orders (the {ORDERS_OPEN.key} flag is off)")
 
     command = PlaceOrder(
@@ -117,12 +117,12 @@ async def place_order(
     try:
         delivered = await ordering.producer.publish(placed, key=str(order_id))
     except (DeliveryFailedError, RegistryUnavailableError) as exc:
-        await run_in_threadpool(keys.release, key)
+        await keys.release(key)
         return _unavailable(f"not durable ({exc}): outcome unknown")
     except SchemaNotRegisteredError:
-        await run_in_threadpool(keys.release, key)
+        await keys.release(key)
         raise
-    await run_in_threadpool(keys.complete, key, delivered.partition, delivered.offset)
+    await keys.complete(key, delivered.partition, delivered.offset)
     log.info("order %s placed at %s:%s", order_id, delivered.partition, delivered.offset)
     return _accepted(response, order_id)
 
