@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -113,3 +114,66 @@ def test_with_export_off_a_kafka_hop_makes_no_span_and_passes_the_context_along(
     assert written == "True"  # the next hop continues the same trace, from the same parent
     assert carried == "True"  # a timer armed here fires in the same trace
     assert leaked == "None"  # the record's context ends with it
+
+
+_REQUEST_OFF = textwrap.dedent(
+    """
+    import json, logging
+    from fastapi import FastAPI, HTTPException
+    from fastapi.testclient import TestClient
+    from golive_eventing import logs, tracing
+
+    tracing.setup("order", "test")
+    app = FastAPI()
+    tracing.instrument(app)
+
+    @app.post("/orders")
+    def place() -> dict[str, str]:
+        line = logging.LogRecord("t", logging.INFO, "t.py", 1, "m", None, None)
+        logs.TraceContext().filter(line)
+        published = dict(tracing.inject([]))["traceparent"].decode()
+        return {"published": published, "logged": f"{line.trace_id} {line.span_id}"}
+
+    @app.get("/broken")
+    def broken() -> None:
+        raise HTTPException(status_code=500, detail="no")
+
+    @app.get("/healthz")
+    def healthz() -> None:
+        return None
+
+    client = TestClient(app)
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    continued = client.post("/orders", headers={"traceparent": caller})
+    begun = client.post("/orders")
+    print(json.dumps({
+        "instrumented": getattr(app, "_is_instrumented_by_opentelemetry", False),
+        "continued": [continued.headers.get("traceresponse"), continued.json()],
+        "begun": [begun.headers.get("traceresponse"), begun.json()],
+        "exposed": continued.headers.get("access-control-expose-headers"),
+        "failed": client.get("/broken").headers.get("traceresponse"),
+        "probe": client.get("/healthz").headers.get("traceresponse"),
+    }))
+    """
+)
+
+
+def test_with_export_off_a_request_continues_its_callers_trace_and_answers_traceresponse() -> None:
+    """No span recorded and no FastAPI instrumentation, but the request's context: the caller's
+    trace continued (or one begun), named by the traceresponse header, carried by what the
+    request publishes and named by what it logs."""
+    found = json.loads(run_python(_REQUEST_OFF))
+    assert found["instrumented"] is False  # the light path
+    answer, seen = found["continued"]
+    version, trace_id, span_id, flags = answer.split("-")
+    assert (version, trace_id, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "00")
+    assert span_id != "00f067aa0ba902b7"  # the request's own span, a child of the caller's
+    assert seen["published"] == f"00-{trace_id}-{span_id}-00"  # the next hop's parent
+    assert seen["logged"] == f"{trace_id} {span_id}"
+    assert found["exposed"] == "traceresponse"  # a browser may read it
+    answer, seen = found["begun"]
+    _, trace_id, span_id, _ = answer.split("-")
+    assert trace_id != "0" * 32 and trace_id != "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert seen["published"].split("-")[1:3] == [trace_id, span_id]
+    assert found["failed"] is not None  # an error's answer names its trace too
+    assert found["probe"] is None  # the probes are not traced

@@ -4,7 +4,8 @@ W3C trace context travels in record headers: injected on produce, extracted on c
 carry OpenTelemetry's messaging semantic conventions (messaging.system, destination, operation,
 consumer group, partition, offset, key). The HTTP side is FastAPI's instrumentation, which also
 answers every traced request with its `traceresponse` header (W3C Trace Context level 2), so a
-client can quote its trace id.
+client can quote its trace id. With export off, a lighter middleware gives a request the same
+context and header, and records nothing (`instrument`).
 
 Export is configured by OpenTelemetry's standard variables. OTLP over HTTP is the default
 (OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, _HEADERS, OTEL_BSP_*): with
@@ -25,9 +26,11 @@ from typing import TYPE_CHECKING, Literal
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.instrumentation.asgi import asgi_setter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.instrumentation.propagators import (
     TraceResponsePropagator,
+    get_global_response_propagator,
     set_global_response_propagator,
 )
 from opentelemetry.propagators.textmap import TextMapPropagator
@@ -41,6 +44,7 @@ from golive_eventing.records import REDRIVE_FROM
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from golive_eventing.records import Consumed
 
@@ -119,8 +123,62 @@ def setup(service: str, version: str) -> None:
 
 
 def instrument(app: FastAPI) -> None:
-    """Trace the app's requests: a server span per request, the parent of what it publishes."""
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS)
+    """Trace the app's requests: a server span per request, the parent of what it publishes.
+
+    With export off, FastAPI's instrumentation would still build every request's span and its
+    attributes, and a span for each receive and send, all unrecorded: 0.19 ms a request, 40 %
+    of a bare endpoint's cost (make bench's echo, measured with and without it). The request
+    gets its context from `_RequestContext` instead, outermost as the instrumentation is."""
+    if _hops_traced:
+        FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS)
+        return
+    built = app.build_middleware_stack
+
+    def build() -> ASGIApp:
+        return _RequestContext(built())
+
+    app.build_middleware_stack = build  # type: ignore[method-assign]
+
+
+_UNTRACED_PATHS = frozenset(f"/{url}" for url in UNTRACED_URLS.split(","))
+
+
+class _RequestContext:
+    """With export off: a request continues its caller's trace (or begins one) in an unrecorded
+    server span, current while the app handles it, so what it publishes and logs carries the
+    context; its answer says `traceresponse`, as with the instrumentation."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _UNTRACED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        read = _read(propagate.get_global_textmap())
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if read is None or k.decode("latin-1") in read
+        }
+        parent = propagate.extract(carrier)
+        span = _tracer.start_span(
+            f"{scope['method']} {scope['path']}", parent, kind=trace.SpanKind.SERVER
+        )
+        answered = trace.set_span_in_context(span, context.Context())
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                responding = get_global_response_propagator()  # type: ignore[no-untyped-call]
+                if responding is not None:
+                    responding.inject(message, context=answered, setter=asgi_setter)
+            await send(message)
+
+        token = context.attach(trace.set_span_in_context(span, parent))
+        try:
+            await self.app(scope, receive, answer)
+        finally:
+            context.detach(token)
 
 
 _tracer = trace.get_tracer("golive.eventing")
