@@ -1,12 +1,15 @@
 """make bench: orders through the whole running system, beside references measured in the same run.
 
-References: the raw confluent-kafka produce/consume rate (512-byte records, acks=all) and a bare
-FastAPI endpoint taking the same request model (OrderCreate), both under the same load driver.
+References: the raw confluent-kafka produce/consume rate (512-byte records, acks=all), a bare
+FastAPI endpoint taking the same request model (OrderCreate), and the same endpoint checking the
+token and answering only once the broker acknowledged the order (the least a durable POST does:
+echo_app.py), all under the same load driver.
 Figures: POST /orders req/s, sustained orders/s placed-to-outcome (and how many journeys were open
 when the load stopped),
 journey latency (POST sent -> OrderConfirmed/OrderCancelled record timestamp) at half the
 sustained rate, and the whole stack's resident memory. On its own instance (var/bench-system,
-ports 3909x/3808x/3800x), never the one `make run` started. Bounded in count and time.
+ports 3909x/3808x/3800x), never the one `make run` started, started on fresh data each run.
+Bounded in count and time.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import bench_floor
 import bench_table
+import echo_app
 from bench_platform import cpu_s, resident_mb, throughput, write_figures
 from golive_cli.system import TOKEN_ENV, system
 from golive_contracts.scopes import Scope
@@ -33,7 +39,9 @@ from golive_eventing import clients
 from golive_eventing.auth import AuthSettings, Verifier
 from golive_eventing.clients import Connection
 from golive_platform.config import PlatformConfig
+from golive_platform.kafka import admin_client
 from golive_platform.process import port_in_use
+from golive_platform.topics import TopicSpec, apply
 
 ECHO_PORT = 38099
 # A journey's exactly-once hops: payment's router, the deciding slot, the process manager.
@@ -224,6 +232,50 @@ def latency(
     }
 
 
+@contextmanager
+def echo_served(config: PlatformConfig) -> Iterator[None]:
+    """The references' endpoints (echo_app.py) on ECHO_PORT, the durable one's topic made,
+    until the block ends; ready before it begins, so no start-up lands in a measurement."""
+    connection = config.connection()
+    topic = TopicSpec(echo_app.DURABLE_TOPIC, "bench", False, 6, 1, {"min.insync.replicas": "1"})
+    apply(admin_client(connection), [topic])
+    keys = str(config.issuer().jwks_path)
+    echo = subprocess.Popen(
+        [sys.executable, str(Path(echo_app.__file__)), str(ECHO_PORT), keys],
+        env={**os.environ, **connection.env()},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_in_use("127.0.0.1", ECHO_PORT):
+            if echo.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the echo reference did not start (echo_app.py)")
+            time.sleep(0.1)
+        yield
+    finally:
+        echo.terminate()
+        echo.wait(10)
+
+
+def references(
+    config: PlatformConfig, token: str, seconds: float, connections: int
+) -> dict[str, Any]:
+    """Raw Kafka, then the three echo endpoints under the same load as POST /orders."""
+    produce_rate, consume_rate = throughput(config.connection(), 100_000)
+    figures: dict[str, Any] = {
+        "raw_produce_msgs_per_s": round(produce_rate),
+        "raw_consume_msgs_per_s": round(consume_rate),
+    }
+    for figure, path in (
+        ("echo_req_per_s", "orders"),
+        ("echo_with_token_check_req_per_s", "authenticated/orders"),
+        ("durable_echo_req_per_s", "durable/orders"),
+    ):
+        rate, _ = wrk(f"http://127.0.0.1:{ECHO_PORT}/{path}", seconds, connections, token)
+        figures[figure] = round(rate)
+    figures["token_check_uncached_us"] = round(check_cost_us(config, token), 1)
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
@@ -233,29 +285,18 @@ def main() -> None:
     config = bench_config()
     if port_in_use("127.0.0.1", ECHO_PORT):
         raise SystemExit(f"port {ECHO_PORT} (the echo reference) is already in use")
-    platform = system(config, echo=lambda _line: None)
-    platform.down()
-    keys = str(config.issuer().jwks_path)
-    echo = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("echo_app.py")), str(ECHO_PORT), keys]
-    )
+    # On fresh data, as on a fresh clone: an earlier run's topics (its raw-throughput records,
+    # 51 MB each) and read models would weigh on this run's memory and start.
+    stale = system(config, echo=lambda _line: None)
+    stale.down()
+    stale.wipe()
+    platform = system(config, echo=lambda _line: None)  # its token keys made anew
     figures: dict[str, Any] = {}
     try:
         platform.up()
-        produce_rate, consume_rate = throughput(config.connection(), 100_000)
-        figures |= {
-            "raw_produce_msgs_per_s": round(produce_rate),
-            "raw_consume_msgs_per_s": round(consume_rate),
-        }
-
         token = config.issuer().token(Scope.PLACE_ORDERS, subject="bench")
-        echo_url = f"http://127.0.0.1:{ECHO_PORT}/orders"
-        echo_rate, _ = wrk(echo_url, args.seconds, args.concurrency, token)
-        figures["echo_req_per_s"] = round(echo_rate)
-        checked = f"http://127.0.0.1:{ECHO_PORT}/authenticated/orders"
-        checked_rate, _ = wrk(checked, args.seconds, args.concurrency, token)
-        figures["echo_with_token_check_req_per_s"] = round(checked_rate)
-        figures["token_check_uncached_us"] = round(check_cost_us(config, token), 1)
+        with echo_served(config):
+            figures |= references(config, token, args.seconds, args.concurrency)
 
         order_url = f"http://127.0.0.1:{config.order_port}/orders"
         cpu_before = cpu_s(platform)
@@ -291,8 +332,6 @@ def main() -> None:
         figures |= latency(config, order_url, token, rate, args.seconds)
         figures["stack_rss_mb"] = round(sum(resident_mb(platform).values()))
     finally:
-        echo.terminate()
-        echo.wait(10)
         platform.down()
 
     report(config, figures)

@@ -52,7 +52,21 @@ def rows(f: dict[str, Any]) -> list[Row]:
             "echo",
             echo,
         ),
+        Row(
+            "durable echo: token checked, order produced, broker ack",
+            f["durable_echo_req_per_s"],
+            "req/s",
+            "echo",
+            echo,
+        ),
         Row("POST /orders", post, "req/s", "echo", echo, ">= 0.6 x", post / echo >= 0.6),
+        Row(
+            "POST /orders against the durable echo",
+            post,
+            "req/s",
+            "durable echo",
+            f["durable_echo_req_per_s"],
+        ),
         Row(
             "sustained placed-to-outcome",
             sustained,

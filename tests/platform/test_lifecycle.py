@@ -23,6 +23,8 @@ from golive_contracts.topology import Names
 from golive_eventing import clients
 from golive_platform import process
 from golive_platform.config import PlatformConfig
+from golive_platform.errors import PlatformError
+from golive_platform.platform import Platform
 from golive_platform.testing import Cluster, config_env, suite_config
 
 from tests.factories import order_request
@@ -63,6 +65,33 @@ def _fails_with(done: subprocess.CompletedProcess[str], cause: str) -> None:
     first_line = done.stderr.splitlines()[0]
     assert first_line.startswith("error: ")
     assert cause in first_line, done.stderr
+
+
+def test_a_wipe_leaves_fresh_data_and_never_pulls_it_from_under_a_running_part(
+    tmp_path: Path,
+) -> None:
+    config = _isolated(tmp_path)
+    platform = Platform(config)
+    left = config.data_dir / "kafka" / "data" / "orders-0"
+    left.mkdir(parents=True)
+    (config.data_dir / "token-keys.json").write_text("{}")
+    marker = f"wipe-test-{os.getpid()}"
+    launch = process.Launch(
+        "kafka",
+        [sys.executable, "-c", "import time; time.sleep(60)", marker],
+        config.data_dir / "kafka.log",
+        marker,
+    )
+    _, running = process.start(config.run_dir, launch)
+    try:
+        with pytest.raises(PlatformError, match="kafka still running"):
+            platform.wipe()
+        assert left.is_dir()
+    finally:
+        running.kill()
+        running.wait(10)
+    platform.wipe()
+    assert [p.name for p in config.data_dir.iterdir()] == [config.run_dir.name]
 
 
 # -- failure modes: one line naming the cause, exit 1, nothing left running --------------------

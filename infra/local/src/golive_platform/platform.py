@@ -184,6 +184,15 @@ class Platform:
             self._up_locked()
             return True
 
+    def wipe(self) -> None:
+        """Remove what earlier starts left (data, logs, keys), for a start on fresh data; only
+        when nothing of the instance runs."""
+        with self._lock():
+            still = sorted(self.running())
+            if still:
+                raise PlatformError(f"{', '.join(still)} still running in {self.config.data_dir}")
+            self._wipe_locked()
+
     def _wipe_locked(self) -> None:
         for path in self.config.data_dir.iterdir():
             if path == self.config.run_dir:
