@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import json
 import struct
+import uuid
 
+import fastavro
 import pytest
-from golive_contracts.avro import subject_for
+from confluent_kafka.schema_registry import Schema
+from golive_contracts.avro import avro_schema, subject_for
 from golive_contracts.events import OrderPlaced
 from golive_eventing import clients
 from golive_eventing.serde import (
@@ -38,6 +43,28 @@ def test_round_trip_in_the_confluent_wire_format(
     magic, schema_id = struct.unpack(">bI", data[:5])
     assert (magic, schema_id) == (0, registered.schema_id)
     assert serde.deserialize(data) == event
+
+
+def test_a_record_written_by_an_older_schema_reads_as_the_current_model(
+    serde: EventSerde, cluster: Cluster, topics: Topics
+) -> None:
+    """The writer's schema resolved to the reader's: a field added since gets its default, one
+    removed since is dropped. (A record of the current schema is read without resolving.)"""
+    older = avro_schema(OrderPlaced)
+    older["fields"] = [f for f in older["fields"] if f["name"] != "channel"]
+    older["fields"].append({"name": "legacy_source", "type": "string", "default": ""})
+    registry = clients.registry(cluster.connection)
+    subject = f"older-{uuid.uuid4().hex}"
+    older_id = registry.register_schema(subject, Schema(json.dumps(older), "AVRO"))
+    event = order_placed()
+    record = event.model_dump(mode="python")
+    del record["channel"]
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(older), record | {"legacy_source": "x"})
+    read = serde.deserialize(struct.pack(">bI", 0, older_id) + body.getvalue())
+    assert read.channel == "api"
+    assert read == event
+    assert serde.deserialize(serde.serialize(event)) == event
 
 
 def test_an_unknown_schema_id_is_waited_out_then_taken_for_poison(

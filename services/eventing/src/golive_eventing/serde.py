@@ -82,7 +82,9 @@ class EventSerde:
         self._writer_ids: dict[type[Event], int] = {}
         self._writers: dict[type[Event], Any] = {}
         self._readers: dict[type[Event], Any] = {}
-        self._by_id: dict[int, tuple[type[Event], Any]] = {}
+        # Per writer's schema id: its event, its parsed schema, and the reader's schema to
+        # resolve it to, None when they are the same (resolving adds a third to a decode).
+        self._by_id: dict[int, tuple[type[Event], Any, Any]] = {}
 
     def topic_of(self, event: type[Event]) -> str:
         return self.topics[event.topic]
@@ -122,7 +124,7 @@ class EventSerde:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def _writer_schema(self, schema_id: int) -> tuple[type[Event], Any]:
+    def _writer_schema(self, schema_id: int) -> tuple[type[Event], Any, Any]:
         if schema_id not in self._by_id:
             try:
                 registered = self.registry.get_schema(schema_id)
@@ -137,8 +139,10 @@ class EventSerde:
             full_name = f"{raw.get('namespace', '')}.{raw.get('name', '')}"
             if full_name not in BY_FULL_NAME:
                 raise PoisonRecordError(f"schema id {schema_id} is {full_name}, not a Golive event")
+            cls = BY_FULL_NAME[full_name]
+            writer, reader = fastavro.parse_schema(raw), self._reader(cls)
             with self._lock:
-                self._by_id[schema_id] = (BY_FULL_NAME[full_name], fastavro.parse_schema(raw))
+                self._by_id[schema_id] = (cls, writer, None if writer == reader else reader)
         return self._by_id[schema_id]
 
     def _unknown(self, schema_id: int, exc: SchemaRegistryError) -> None:
@@ -165,11 +169,9 @@ class EventSerde:
         magic, schema_id = _HEADER.unpack_from(data)
         if magic != MAGIC:
             raise PoisonRecordError(f"magic byte {magic} is not {MAGIC}: not the registry's format")
-        cls, writer = self._writer_schema(schema_id)
+        cls, writer, reader = self._writer_schema(schema_id)
         try:
-            return cls, fastavro.schemaless_reader(
-                io.BytesIO(data[_HEADER.size :]), writer, self._reader(cls)
-            )
+            return cls, fastavro.schemaless_reader(io.BytesIO(data[_HEADER.size :]), writer, reader)
         except (EOFError, ValueError, IndexError, struct.error) as exc:
             raise PoisonRecordError(f"cannot decode {cls.type_name()}: {exc}") from exc
 
