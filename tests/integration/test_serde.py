@@ -62,6 +62,7 @@ def test_a_record_written_by_an_older_schema_reads_as_the_current_model(
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(older), record | {"legacy_source": "x"})
     read = serde.deserialize(struct.pack(">bI", 0, older_id) + body.getvalue())
+    assert isinstance(read, OrderPlaced)
     assert read.channel == "api"
     assert read == event
     assert serde.deserialize(serde.serialize(event)) == event
