@@ -63,7 +63,9 @@ class Auditing:
     version: str
 
 
-def _auditing(request: Request) -> Auditing:
+# async, as every dependency of a route here: FastAPI runs a plain def on its thread pool,
+# a thread hop per request (tests/unit/test_routes.py).
+async def _auditing(request: Request) -> Auditing:
     return cast(Auditing, request.app.state.auditing)
 
 

@@ -55,7 +55,9 @@ class Ordering:
     flags: Flags
 
 
-def _ordering(request: Request) -> Ordering:
+# async, as every dependency of a route here: FastAPI runs a plain def on its thread pool,
+# a thread hop per request (tests/unit/test_routes.py).
+async def _ordering(request: Request) -> Ordering:
     return cast(Ordering, request.app.state.ordering)
 
 

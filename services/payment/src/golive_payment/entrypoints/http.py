@@ -26,7 +26,9 @@ class PaymentPublic(BaseModel):
     decided_at: datetime
 
 
-def _engine(request: Request) -> Engine:
+# async, as every dependency of a route here: FastAPI runs a plain def on its thread pool,
+# a thread hop per request (tests/unit/test_routes.py).
+async def _engine(request: Request) -> Engine:
     return cast(Engine, request.app.state.engine)
 
 
