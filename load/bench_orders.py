@@ -331,6 +331,7 @@ def main() -> None:
         rate = max(1.0, figures["sustained_orders_per_s"] / 2)
         figures |= latency(config, order_url, token, rate, args.seconds)
         figures["stack_rss_mb"] = round(sum(resident_mb(platform).values()))
+        figures["stack_pss_mb"] = round(sum(resident_mb(platform, proportional=True).values()))
     finally:
         platform.down()
 

@@ -46,15 +46,21 @@ def timed_up(platform: Platform) -> tuple[float, dict[str, float]]:
     return time.monotonic() - started, result.timings
 
 
-def resident_mb(platform: Platform) -> dict[str, float]:
+def resident_mb(platform: Platform, proportional: bool = False) -> dict[str, float]:
+    """Each component's resident memory, its children's included. `proportional`: PSS, each
+    shared page (libpython, librdkafka, the extension modules every service loads) counted
+    once across all processes, not once in each as RSS counts it."""
     found = {}
     for name, record in platform.running().items():
         proc = psutil.Process(record.pid)
-        rss = proc.memory_info().rss + sum(
-            c.memory_info().rss for c in proc.children(recursive=True)
-        )
-        found[name] = rss / 2**20
+        found[name] = sum(_resident(p, proportional) for p in [proc, *proc.children(True)])
     return found
+
+
+def _resident(proc: psutil.Process, proportional: bool) -> float:
+    if proportional:
+        return float(proc.memory_full_info().pss) / 2**20
+    return float(proc.memory_info().rss) / 2**20
 
 
 def process_cpu_s(pid: int) -> float:
