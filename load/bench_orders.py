@@ -8,7 +8,7 @@ Figures: POST /orders req/s, sustained orders/s placed-to-outcome (and how many 
 when the load stopped), journey latency (POST sent -> OrderConfirmed/OrderCancelled record
 timestamp) at half the sustained rate and at a light 20 orders/s, each beside the floor at its
 rate, and the whole stack's resident memory. On its own instance (var/bench-system, ports
-3909x/3808x/3800x), never the one `make run` started, started on fresh data each run.
+2709x/260xx), never the one `make run` started, started on fresh data each run.
 Bounded in count and time.
 """
 
@@ -43,7 +43,10 @@ from golive_platform.kafka import admin_client
 from golive_platform.process import port_in_use
 from golive_platform.topics import TopicSpec, apply
 
-ECHO_PORT = 38099
+# Every port of the bench's instance is below Linux's ephemeral range (32768-60999): a port
+# in it can be held for a minute after any outgoing connection happened to use it (TIME_WAIT),
+# and the start then fails "already in use" (38020 did, just after make test).
+ECHO_PORT = 26099
 # A journey's exactly-once hops: payment's router, the deciding slot, the process manager.
 FLOOR_HOPS = 3
 # The journey is timed at half the sustained rate, and at this light rate: what one customer
@@ -54,15 +57,17 @@ LIGHT_RATE_PER_S = 20.0
 def bench_config() -> PlatformConfig:
     return PlatformConfig(
         data_dir="var/bench-system",  # type: ignore[arg-type]
-        kafka_port=39092,
-        kafka_controller_port=39093,
-        registry_port=38081,
-        registry_management_port=39001,
-        postgres_port=35433,
-        order_port=38000,
-        order_process_manager_port=38010,
-        payment_port=38020,
-        audit_port=38030,
+        kafka_port=27092,
+        kafka_controller_port=27093,
+        registry_port=26081,
+        registry_management_port=27001,
+        postgres_port=26433,
+        order_port=26000,
+        order_process_manager_port=26010,
+        payment_port=26020,
+        payment_blue_port=26021,
+        payment_green_port=26022,
+        audit_port=26030,
         viewers=False,  # measured without export, whatever .env says
     )
 
