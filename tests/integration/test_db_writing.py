@@ -48,8 +48,8 @@ def test_a_write_inside_a_write_is_refused_not_a_hang(tmp_path: Path) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def _table(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
+def _table(database_url: str) -> Engine:
+    engine = make_engine(database_url)
     with writing(engine) as conn:
         conn.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
     return engine
@@ -68,53 +68,96 @@ def _rows(engine: Engine) -> list[int]:
         return [r[0] for r in conn.execute(text("SELECT n FROM t ORDER BY n"))]
 
 
-def test_concurrent_writes_share_transactions_and_each_gets_its_result(tmp_path: Path) -> None:
-    engine = _table(tmp_path)
+def _held(
+    release: threading.Event, began: threading.Event | None = None
+) -> Callable[[Connection], int]:
+    """A write that holds the writer until `release` (`began` set once it holds it): what is
+    queued meanwhile is one batch."""
+
+    def work(conn: Connection) -> int:
+        if began is not None:
+            began.set()
+        release.wait(10)
+        return _insert(0)(conn)
+
+    return work
+
+
+def test_concurrent_writes_share_transactions_and_each_gets_its_result(database_url: str) -> None:
+    engine = _table(database_url)
     commits = []
     event.listen(engine, "commit", lambda _conn: commits.append(1))
     writes = GroupCommit(engine, "test-writes")
 
     async def many() -> list[int]:
-        return await asyncio.gather(*(writes.write(_insert(n)) for n in range(200)))
+        return await asyncio.gather(*(writes.write(_insert(n)) for n in range(1, 201)))
 
     try:
-        assert asyncio.run(many()) == list(range(200))
+        assert asyncio.run(many()) == list(range(1, 201))
     finally:
         writes.close()
-    assert _rows(engine) == list(range(200))
+    assert _rows(engine) == list(range(1, 201))
     assert len(commits) < 200 / 4, f"{len(commits)} commits for 200 writes"
 
 
-def test_a_failing_write_fails_alone(tmp_path: Path) -> None:
-    engine = _table(tmp_path)
+def test_a_failing_write_fails_alone_and_its_batch_is_written(database_url: str) -> None:
+    engine = _table(database_url)
+    commits = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
     writes = GroupCommit(engine, "test-writes")
+    release, began = threading.Event(), threading.Event()
 
     async def some_fail() -> list[object]:
-        # 7 twice: whichever runs second breaks the key; the batch it shared is run again.
-        batch = [writes.write(_insert(n)) for n in (1, 2, 7, 3, 7, 4)]
-        return await asyncio.gather(*batch, return_exceptions=True)
+        held = asyncio.ensure_future(writes.write(_held(release, began)))
+        await asyncio.get_running_loop().run_in_executor(None, began.wait, 10)
+        # One batch behind the held write. 7 twice: the second breaks the key and rolls the
+        # batch back; the others are written again without it.
+        batch = [asyncio.ensure_future(writes.write(_insert(n))) for n in (1, 2, 7, 3, 7, 4)]
+        await asyncio.sleep(0)  # all queued
+        release.set()
+        return await asyncio.gather(held, *batch, return_exceptions=True)
 
     try:
         outcomes = asyncio.run(some_fail())
     finally:
         writes.close()
-    failed = [o for o in outcomes if isinstance(o, BaseException)]
-    assert len(failed) == 1 and isinstance(failed[0], IntegrityError)
-    assert sorted(o for o in outcomes if isinstance(o, int)) == [1, 2, 3, 4, 7]
-    assert _rows(engine) == [1, 2, 3, 4, 7]
+    assert outcomes[:5] == [0, 1, 2, 7, 3]
+    assert isinstance(outcomes[5], IntegrityError)
+    assert outcomes[6] == 4
+    assert _rows(engine) == [0, 1, 2, 3, 4, 7]
+    assert len(commits) == 2  # the held write; the batch again without the broken write
 
 
-def test_closing_commits_what_is_queued_then_refuses(tmp_path: Path) -> None:
-    engine = _table(tmp_path)
+def test_a_cancelled_caller_still_has_its_write_made(database_url: str) -> None:
+    """A request that goes away after placing its order must not lose the order's completion."""
+    engine = _table(database_url)
     writes = GroupCommit(engine, "test-writes")
     release = threading.Event()
 
-    def slow(conn: Connection) -> None:
-        release.wait(10)  # holds the writer while more queue behind it
-        _insert(0)(conn)
+    async def cancel_one() -> None:
+        held = asyncio.ensure_future(writes.write(_held(release)))
+        gone = asyncio.ensure_future(writes.write(_insert(1)))
+        await asyncio.sleep(0)  # both queued
+        gone.cancel()
+        release.set()
+        await held
+        with pytest.raises(asyncio.CancelledError):
+            await gone
+
+    try:
+        asyncio.run(cancel_one())
+    finally:
+        writes.close()  # waits for the queued write
+    assert _rows(engine) == [0, 1]
+
+
+def test_closing_commits_what_is_queued_then_refuses(database_url: str) -> None:
+    engine = _table(database_url)
+    writes = GroupCommit(engine, "test-writes")
+    release = threading.Event()
 
     async def queue_then_close() -> None:
-        first = asyncio.ensure_future(writes.write(slow))
+        first = asyncio.ensure_future(writes.write(_held(release)))
         queued = [asyncio.ensure_future(writes.write(_insert(n))) for n in (1, 2)]
         await asyncio.sleep(0)  # the writes are queued
         closing = asyncio.get_running_loop().run_in_executor(None, writes.close)

@@ -76,6 +76,9 @@ def writing(engine: Engine) -> Iterator[Connection]:
             held.discard(id(engine))
 
 
+Work = tuple[Callable[[Connection], Any], Future[Any]]
+
+
 class GroupCommit:
     """Small write transactions from many requests, committed together.
 
@@ -86,9 +89,12 @@ class GroupCommit:
     make bench: the Idempotency-Key claim and completion were a quarter of the order process's
     CPU, one transaction each (docs/architecture.md).
 
-    A write that raises rolls its batch back; the batch is then run again one write to a
-    transaction, so each caller gets its own write's outcome and no other's. A write must
-    therefore do nothing but its database work: it may run twice, the first time rolled back.
+    A write that raises gets its own error, and rolls its batch back: the others run again,
+    without it, in a transaction of their own. A write must therefore do nothing but its
+    database work, and may run more than once, rolled back each time but the last. A batch
+    that fails to begin or to commit fails every write in it. A caller cancelled meanwhile still
+    has its write run (as run_in_threadpool did): a completion is never lost to a client that
+    went away.
     """
 
     MAX_BATCH = 256
@@ -96,8 +102,7 @@ class GroupCommit:
     def __init__(self, engine: Engine, name: str) -> None:
         self.engine = engine
         self.name = name
-        self._queue: queue.SimpleQueue[tuple[Callable[[Connection], Any], Future[Any]] | None]
-        self._queue = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -108,11 +113,11 @@ class GroupCommit:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{self.name}: closed")
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
             self._queue.put((work, done))
-        return await asyncio.wrap_future(done)
+        return await asyncio.shield(asyncio.wrap_future(done))
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Commit what is queued, then stop the thread."""
@@ -122,39 +127,75 @@ class GroupCommit:
         if thread is not None:
             self._queue.put(None)
             thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("%s: still writing after %.0f s; not waited for", self.name, timeout_s)
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            batch = []
-            while item is not None:
-                batch.append(item)
-                if len(batch) == self.MAX_BATCH:
-                    break
+        try:
+            while True:
+                item = self._queue.get()
+                batch = []
+                while item is not None:
+                    batch.append(item)
+                    if len(batch) == self.MAX_BATCH:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._commit(batch)
+                if item is None:
+                    return
+        finally:  # the thread ends: nobody is left waiting (a later write starts another)
+            stopped = RuntimeError(f"{self.name}: the writer stopped")
+            while True:
                 try:
-                    item = self._queue.get_nowait()
+                    left = self._queue.get_nowait()
                 except queue.Empty:
                     break
-            # A caller that went away before its write began (a cancelled request) gets none.
-            batch = [one for one in batch if one[1].set_running_or_notify_cancel()]
-            if batch:
-                self._commit(batch)
-            if item is None:
-                return
+                if left is not None:
+                    _answer(left[1], error=stopped)
 
-    def _commit(self, batch: list[tuple[Callable[[Connection], Any], Future[Any]]]) -> None:
-        try:
-            with writing(self.engine) as conn:
-                results = [work(conn) for work, _ in batch]
-        except Exception as exc:
-            if len(batch) > 1:
-                for one in batch:  # each alone: its own outcome, whatever the others did
-                    self._commit([one])
-            else:
-                batch[0][1].set_exception(exc)
+    def _commit(self, batch: list[Work]) -> None:
+        while batch:
+            failed: tuple[int, Exception] | None = None
+            try:
+                with writing(self.engine) as conn:
+                    results = []
+                    for i, (work, _) in enumerate(batch):
+                        try:
+                            results.append(work(conn))
+                        except Exception as exc:
+                            failed = (i, exc)
+                            raise
+            except Exception as exc:
+                if failed is None:  # BEGIN or COMMIT: nothing says which write it was
+                    for _, done in batch:
+                        _answer(done, error=exc)
+                    return
+                i, error = failed
+                _answer(batch[i][1], error=error)
+                batch = batch[:i] + batch[i + 1 :]
+                continue
+            except BaseException as exc:
+                for _, done in batch:
+                    _answer(done, error=exc)
+                raise
+            for (_, done), result in zip(batch, results, strict=True):
+                _answer(done, result)
             return
-        for (_, done), result in zip(batch, results, strict=True):
-            done.set_result(result)
+
+
+def _answer(done: Future[Any], result: Any = None, error: BaseException | None = None) -> None:
+    """A caller's answer, unless it is answered already (callers are shielded: none is
+    cancelled, but the thread must not die of one that is)."""
+    if done.done():
+        return
+    if error is not None:
+        done.set_exception(error)
+    else:
+        done.set_result(result)
 
 
 def make_engine(url: str) -> Engine:

@@ -41,6 +41,11 @@ idempotency_keys = Table(
 )
 
 
+# How often a claim tries again when the key it found held is released before it could read it
+# (PostgreSQL, another instance's request): then it fails, and the request with it.
+CLAIM_ATTEMPTS = 3
+
+
 class Claim(StrEnum):
     NEW = "new"  # ours: produce the event
     DONE = "done"  # answered before: return that answer, emit nothing
@@ -75,7 +80,7 @@ class IdempotencyStore:
         self, conn: Connection, key: str, request_hash: str, order_id: str
     ) -> tuple[Claim, KeyRecord | None]:
         """Inside a write transaction: the key is ours, or what its holder's claim comes to."""
-        while True:
+        for _ in range(CLAIM_ATTEMPTS):
             inserted = conn.execute(
                 self._claim_new.values(
                     key=key,
@@ -93,6 +98,7 @@ class IdempotencyStore:
             if row is not None:
                 return self._claimed(conn, row, key, request_hash)
             # Released by another database session between the two statements: again.
+        raise RuntimeError(f"Idempotency-Key {key!r} was released {CLAIM_ATTEMPTS} times over")
 
     def _claimed(
         self, conn: Connection, row: Row[Any], key: str, request_hash: str
