@@ -139,12 +139,14 @@ _REQUEST_OFF = textwrap.dedent(
         raise HTTPException(status_code=500, detail="no")
 
     @app.get("/healthz")
+    @app.get("/healthz/")
     def healthz() -> None:
         return None
 
     client = TestClient(app)
     caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
-    continued = client.post("/orders", headers={"traceparent": caller})
+    other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    continued = client.post("/orders", headers=[("traceparent", caller), ("traceparent", other)])
     begun = client.post("/orders")
     print(json.dumps({
         "instrumented": getattr(app, "_is_instrumented_by_opentelemetry", False),
@@ -153,6 +155,7 @@ _REQUEST_OFF = textwrap.dedent(
         "exposed": continued.headers.get("access-control-expose-headers"),
         "failed": client.get("/broken").headers.get("traceresponse"),
         "probe": client.get("/healthz").headers.get("traceresponse"),
+        "probe_slash": client.get("/healthz/").headers.get("traceresponse"),
     }))
     """
 )
@@ -160,8 +163,9 @@ _REQUEST_OFF = textwrap.dedent(
 
 def test_with_export_off_a_request_continues_its_callers_trace_and_answers_traceresponse() -> None:
     """No span recorded and no FastAPI instrumentation, but the request's context: the caller's
-    trace continued (or one begun), named by the traceresponse header, carried by what the
-    request publishes and named by what it logs."""
+    trace continued (its first traceparent, as the instrumentation reads it) or one begun,
+    named by the traceresponse header, carried by what the request publishes and named by what
+    it logs."""
     found = json.loads(run_python(_REQUEST_OFF))
     assert found["instrumented"] is False  # the light path
     answer, seen = found["continued"]
@@ -177,3 +181,4 @@ def test_with_export_off_a_request_continues_its_callers_trace_and_answers_trace
     assert seen["published"].split("-")[1:3] == [trace_id, span_id]
     assert found["failed"] is not None  # an error's answer names its trace too
     assert found["probe"] is None  # the probes are not traced
+    assert found["probe_slash"] is None
