@@ -261,7 +261,11 @@ def echo_served(config: PlatformConfig) -> Iterator[None]:
         yield
     finally:
         echo.terminate()
-        echo.wait(10)
+        try:
+            echo.wait(10)
+        except subprocess.TimeoutExpired:
+            echo.kill()
+            echo.wait(10)
 
 
 def references(

@@ -83,7 +83,9 @@ class EventSerde:
         self._writers: dict[type[Event], Any] = {}
         self._readers: dict[type[Event], Any] = {}
         # Per writer's schema id: its event, its parsed schema, and the reader's schema to
-        # resolve it to, None when they are the same (resolving adds a third to a decode).
+        # resolve it to, None when they are the same. fastavro skips resolving equal schemas
+        # too, but finds out by comparing the two parsed schemas on every read: a deep compare
+        # that was a third of an OrderPlaced's decode (12.2 against 16.6 us). Once per id here.
         self._by_id: dict[int, tuple[type[Event], Any, Any]] = {}
 
     def topic_of(self, event: type[Event]) -> str:
