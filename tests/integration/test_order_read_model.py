@@ -1,0 +1,66 @@
+"""The orders read model applies a batch's outcomes as the aggregate does (only a PLACED order
+moves, the first outcome wins), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from golive_contracts.envelope import Envelope
+from golive_contracts.events import Event, OrderCancelled
+from golive_eventing.db import make_engine
+from golive_eventing.records import Consumed
+from golive_order.adapters import orders
+
+from tests.factories import NOW, order_confirmed, order_placed
+
+pytestmark = pytest.mark.integration
+
+
+def _cancelled(order_id: uuid.UUID, reason: str) -> OrderCancelled:
+    envelope = Envelope(
+        event_id=uuid.uuid4(),
+        event_type="OrderCancelled",
+        occurred_at=NOW,
+        correlation_id=str(order_id),
+        producer="test",
+        producer_version="test",
+    )
+    return OrderCancelled(envelope=envelope, order_id=order_id, reason=reason)
+
+
+def _batch(*events: Event) -> list[Consumed]:
+    return [
+        Consumed("orders", 0, offset, 0, None, (), None, event)
+        for offset, event in enumerate(events)
+    ]
+
+
+def test_only_a_placed_order_moves_and_the_first_outcome_wins(database_url: str) -> None:
+    engine = make_engine(database_url)
+    orders.create_schema(engine)
+    projection = orders.OrderProjection(engine)
+    a, b = order_placed(), order_placed()
+    unknown = uuid.uuid4()
+    first = _batch(
+        a,
+        b,
+        order_confirmed(a.order_id),
+        _cancelled(a.order_id, "too late: confirmed first"),
+        _cancelled(b.order_id, "payment_declined:expired_card"),
+        order_confirmed(unknown),
+    )
+    with engine.begin() as conn:
+        projection.write(conn, first)
+    with engine.begin() as conn:
+        projection.write(conn, _batch(_cancelled(a.order_id, "later still")))
+
+    found_a = orders.get_order(engine, str(a.order_id))
+    found_b = orders.get_order(engine, str(b.order_id))
+    assert found_a is not None and found_b is not None
+    assert (found_a["status"], found_a["cancel_reason"]) == ("CONFIRMED", None)
+    assert (found_b["status"], found_b["cancel_reason"]) == (
+        "CANCELLED",
+        "payment_declined:expired_card",
+    )
+    assert orders.get_order(engine, str(unknown)) is None
