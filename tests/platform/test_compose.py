@@ -72,7 +72,7 @@ def test_broker_settings_agree_with_the_local_broker(compose: dict[str, Any]) ->
         if key in NETWORK_KEYS | SECURITY_KEYS:
             continue
         assert env.get("KAFKA_" + key.upper().replace(".", "_")) == value, key
-    assert env["KAFKA_HEAP_OPTS"] == f"-Xms{CONFIG.kafka_heap} -Xmx{CONFIG.kafka_heap}"
+    assert env["KAFKA_HEAP_OPTS"] == f"-Xms{CONFIG.kafka_initial_heap} -Xmx{CONFIG.kafka_heap}"
 
 
 def test_registry_uses_kafkasql_on_the_declared_topics(compose: dict[str, Any]) -> None:

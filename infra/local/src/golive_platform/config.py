@@ -90,6 +90,10 @@ class PlatformConfig(BaseSettings):
     # after make bench's load (jcmd GC.heap_info after a full GC), with the log cleaner's
     # index at 16 MB (golive_platform.kafka).
     kafka_heap: str = "256m"
+    # The broker's heap starts here and grows to kafka_heap as its collector asks: after make
+    # bench's load it sat 33 MB lower than a heap fixed at 256m (RSS 369 against 402 MB), for
+    # 5 % more broker CPU per order (two back-to-back runs: 1.77 against 1.69 ms).
+    kafka_initial_heap: str = "64m"
     registry_heap: str = "256m"
 
     kafka_version: str = ""

@@ -120,11 +120,11 @@ class KafkaNode:
         self.log_dirs = self.home / "data"
         self.log = server_log(config)
 
-    def _java_args(self, java: Java, heap: str) -> list[str]:
+    def _java_args(self, java: Java, heap: str, initial: str | None = None) -> list[str]:
         log4j = self.config.root / "infra" / "local" / "log4j2.xml"
         return [
             str(java.executable),
-            f"-Xms{heap}",
+            f"-Xms{initial or heap}",
             f"-Xmx{heap}",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
@@ -184,7 +184,8 @@ class KafkaNode:
         secured.write_text(f"{credentials.MECHANISM}\n")
 
     def launch(self, java: Java) -> Launch:
-        argv = [*self._java_args(java, self.config.kafka_heap), "kafka.Kafka", str(self.properties)]
+        heap = self._java_args(java, self.config.kafka_heap, self.config.kafka_initial_heap)
+        argv = [*heap, "kafka.Kafka", str(self.properties)]
         return Launch(
             self.name, argv, self.home / "logs" / "stdout.log", marker=str(self.properties)
         )

@@ -71,6 +71,7 @@ def config_env(config: PlatformConfig) -> dict[str, str]:
         "postgres_port",
         *SERVICE_PORTS,
         "kafka_heap",
+        "kafka_initial_heap",
         "registry_heap",
         "kafka_version",
         "apicurio_version",
