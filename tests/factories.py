@@ -9,6 +9,7 @@ from typing import Any
 from golive_contracts.envelope import Envelope, event_id_for, order_id_for
 from golive_contracts.events import (
     Address,
+    OrderCancelled,
     OrderConfirmed,
     OrderLine,
     OrderPlaced,
@@ -115,12 +116,21 @@ def outcome_for(order_id: uuid.UUID, authorized: bool) -> PaymentAuthorized | Pa
 
 def order_confirmed(order_id: uuid.UUID) -> OrderConfirmed:
     """An OrderConfirmed as another writer might have written it."""
-    envelope = Envelope(
+    return OrderConfirmed(envelope=_outcome_envelope("OrderConfirmed", order_id), order_id=order_id)
+
+
+def order_cancelled(order_id: uuid.UUID, reason: str) -> OrderCancelled:
+    """An OrderCancelled as another writer might have written it."""
+    envelope = _outcome_envelope("OrderCancelled", order_id)
+    return OrderCancelled(envelope=envelope, order_id=order_id, reason=reason)
+
+
+def _outcome_envelope(event_type: str, order_id: uuid.UUID) -> Envelope:
+    return Envelope(
         event_id=uuid.uuid4(),
-        event_type="OrderConfirmed",
+        event_type=event_type,
         occurred_at=NOW,
         correlation_id=str(order_id),
         producer="test",
         producer_version="test",
     )
-    return OrderConfirmed(envelope=envelope, order_id=order_id)

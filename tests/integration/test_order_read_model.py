@@ -6,27 +6,14 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from golive_contracts.envelope import Envelope
-from golive_contracts.events import Event, OrderCancelled
+from golive_contracts.events import Event
 from golive_eventing.db import make_engine
 from golive_eventing.records import Consumed
 from golive_order.adapters import orders
 
-from tests.factories import NOW, order_confirmed, order_placed
+from tests.factories import order_cancelled, order_confirmed, order_placed
 
 pytestmark = pytest.mark.integration
-
-
-def _cancelled(order_id: uuid.UUID, reason: str) -> OrderCancelled:
-    envelope = Envelope(
-        event_id=uuid.uuid4(),
-        event_type="OrderCancelled",
-        occurred_at=NOW,
-        correlation_id=str(order_id),
-        producer="test",
-        producer_version="test",
-    )
-    return OrderCancelled(envelope=envelope, order_id=order_id, reason=reason)
 
 
 def _batch(*events: Event) -> list[Consumed]:
@@ -46,14 +33,14 @@ def test_only_a_placed_order_moves_and_the_first_outcome_wins(database_url: str)
         a,
         b,
         order_confirmed(a.order_id),
-        _cancelled(a.order_id, "too late: confirmed first"),
-        _cancelled(b.order_id, "payment_declined:expired_card"),
+        order_cancelled(a.order_id, "too late: confirmed first"),
+        order_cancelled(b.order_id, "payment_declined:expired_card"),
         order_confirmed(unknown),
     )
     with engine.begin() as conn:
         projection.write(conn, first)
     with engine.begin() as conn:
-        projection.write(conn, _batch(_cancelled(a.order_id, "later still")))
+        projection.write(conn, _batch(order_cancelled(a.order_id, "later still")))
 
     found_a = orders.get_order(engine, str(a.order_id))
     found_b = orders.get_order(engine, str(b.order_id))
