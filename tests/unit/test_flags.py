@@ -10,8 +10,17 @@ from typing import Any
 
 import pytest
 from golive_contracts.flags import ORDERS_OPEN, Flag
-from golive_eventing.flags import Flags, FlagsFileError, problems, with_default, write
-from openfeature.event import EventDetails
+from golive_eventing.flags import (
+    FileProvider,
+    Flags,
+    FlagsFileError,
+    problems,
+    with_default,
+    write,
+)
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import EventDetails, ProviderEvent, ProviderEventDetails
+from openfeature.exception import ProviderNotReadyError
 
 from tests.helpers import eventually
 
@@ -242,3 +251,60 @@ def test_a_reload_handled_after_the_file_changed_again_does_not_hide_the_bad_rew
     said = [r.getMessage() for r in caplog.records]
     assert not [m for m in said if "but not as declared" in m], said
     assert [m for m in said if "not reloaded" in m and f"{path}:2: not JSON" in m], said
+
+
+# -- the provider under Flags: flagd's evaluator over the file ----------------------------------
+
+
+def test_the_file_provider_says_each_change_once_and_a_refused_file_until_it_is_mended(
+    path: Path,
+) -> None:
+    """Its events are what Flags logs from: one per change (not one per look, or the log would
+    say "flags read" twice a second), an error on every look while the file is refused, and
+    ready once it is read again; the flags read before answer meanwhile."""
+    seen: list[tuple[ProviderEvent, ProviderEventDetails]] = []
+    provider = FileProvider(path, poll_s=POLL_MS / 1000)
+    provider.attach(lambda _provider, event, details: seen.append((event, details)))
+    provider.initialize(EvaluationContext())
+    try:
+        assert seen == [(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, seen[0][1])]
+        assert seen[0][1].flags_changed == ["orders-open"]
+        _set(path, "off")
+
+        def events() -> list[ProviderEvent]:
+            return [event for event, _details in seen]
+
+        eventually(lambda: len(seen) == 2, 10, "the change to be read")
+        path.write_text('{\n  "flags": {,\n}\n')
+        eventually(lambda: events()[2:4] == [ProviderEvent.PROVIDER_ERROR] * 2, 10, "errors")
+        assert provider.resolve_boolean_details("orders-open", True).value is False
+        _set_fresh(path, "on")
+        eventually(
+            lambda: ProviderEvent.PROVIDER_READY in events(), 10, "the mended file to be read"
+        )
+        after = events()[events().index(ProviderEvent.PROVIDER_READY) - 1 :]
+        assert after == [ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, ProviderEvent.PROVIDER_READY]
+        assert provider.resolve_boolean_details("orders-open", False).value is True
+        settled = len(seen)
+        provider._look()  # what its watch does, on the file now unchanged: nothing to say
+        provider._look()
+        assert events()[settled:] == []
+    finally:
+        provider.shutdown()
+
+
+def test_the_file_provider_not_ready_at_start_reads_the_file_when_it_appears(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.json"
+    seen: list[ProviderEvent] = []
+    provider = FileProvider(path, poll_s=POLL_MS / 1000)
+    provider.attach(lambda _provider, event, _details: seen.append(event))
+    with pytest.raises(ProviderNotReadyError, match=str(path)):
+        provider.initialize(EvaluationContext())
+    try:
+        path.write_text(VALID)
+        eventually(lambda: ProviderEvent.PROVIDER_READY in seen, 10, "the file to be read")
+        assert provider.resolve_boolean_details("orders-open", False).value is True
+    finally:
+        provider.shutdown()
