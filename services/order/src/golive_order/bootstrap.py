@@ -1,10 +1,15 @@
 """The one place the order service is wired: settings -> databases, registry, producer, consumer
-loops, routes -> the apps; and the console entry points that serve them."""
+loops, routes -> the apps; and the console entry points that serve them.
+
+Two processes start here. What only the API's uses (its databases, so SQLAlchemy; its routes,
+tokens and flags) is imported where the API is wired: the process manager's process never
+loads it, about 20 MB less resident (tests/unit/test_bootstrap.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from golive_contracts import topology
@@ -17,20 +22,14 @@ from golive_eventing.app import (
     runner_lifespan,
     serve,
 )
-from golive_eventing.auth import Verifier, use_tokens
-from golive_eventing.db import database_check, make_engine
-from golive_eventing.flags import Flags
 from golive_eventing.health import service_readiness
 from golive_eventing.processor import TransactionalProcessor
-from golive_eventing.producer import EventProducer
-from golive_eventing.projection import ProjectionRunner
-from golive_eventing.rebuild import ReadModel
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from golive_order.adapters import keys, orders
-from golive_order.entrypoints import http
 from golive_order.entrypoints.consumers import SettleOrders
 from golive_order.settings import OrderSettings
+
+if TYPE_CHECKING:
+    from golive_eventing.rebuild import ReadModel
 
 
 def utc_now() -> datetime:
@@ -39,6 +38,16 @@ def utc_now() -> datetime:
 
 def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The order API and, in the same process, the orders read model's projection."""
+    from golive_eventing.auth import Verifier, use_tokens  # noqa: PLC0415 (the module's docstring)
+    from golive_eventing.db import database_check, make_engine  # noqa: PLC0415
+    from golive_eventing.flags import Flags  # noqa: PLC0415
+    from golive_eventing.producer import EventProducer  # noqa: PLC0415
+    from golive_eventing.projection import ProjectionRunner  # noqa: PLC0415
+    from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: PLC0415
+
+    from golive_order.adapters import keys, orders  # noqa: PLC0415
+    from golive_order.entrypoints import http  # noqa: PLC0415
+
     verifier = Verifier(settings)  # before any connection: no keys, no start
     flags = Flags(settings.flags_file)  # a malformed flags file: no start either
     tracing.setup(http.SERVICE, settings.version)
@@ -104,6 +113,10 @@ def process_manager_app(
 
 def read_model(settings: OrderSettings) -> ReadModel:
     """The orders read model, for `golive rebuild order`."""
+    from golive_eventing.rebuild import ReadModel  # noqa: PLC0415 (the module's docstring)
+
+    from golive_order.adapters import orders  # noqa: PLC0415
+
     return ReadModel(
         name="order",
         database_url=settings.order_database_url,

@@ -1,10 +1,15 @@
 """The one place payment is wired: settings -> database, registry, the processor and the
-projection -> the app; and the console entry point that serves it."""
+projection -> the app; and the console entry point that serves it.
+
+Two kinds of process start here. What only the router's uses (its database, so SQLAlchemy; its
+routes, tokens and flags) is imported where the router is wired: a slot's process never loads
+it, about 20 MB less resident (tests/unit/test_bootstrap.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from golive_contracts import topology
@@ -17,20 +22,15 @@ from golive_eventing.app import (
     runner_lifespan,
     serve,
 )
-from golive_eventing.auth import Verifier, use_tokens
-from golive_eventing.db import database_check, make_engine
-from golive_eventing.flags import Flags
 from golive_eventing.health import service_readiness
 from golive_eventing.processor import TransactionalProcessor
-from golive_eventing.projection import ProjectionRunner
-from golive_eventing.rebuild import ReadModel
-from golive_eventing.router import Router
 
-from golive_payment.adapters import payments
 from golive_payment.domain.payment import SERVICE, VERSION
-from golive_payment.entrypoints import http
 from golive_payment.entrypoints.consumers import AuthorizeOrders
 from golive_payment.settings import PaymentSettings
+
+if TYPE_CHECKING:
+    from golive_eventing.rebuild import ReadModel
 
 
 def payment_app(
@@ -38,6 +38,15 @@ def payment_app(
 ) -> FastAPI:
     """The router handing each order to a version slot, the payments read model and its API, in
     one process. The slots decide, each in its own process (slot_app)."""
+    from golive_eventing.auth import Verifier, use_tokens  # noqa: PLC0415 (the module's docstring)
+    from golive_eventing.db import database_check, make_engine  # noqa: PLC0415
+    from golive_eventing.flags import Flags  # noqa: PLC0415
+    from golive_eventing.projection import ProjectionRunner  # noqa: PLC0415
+    from golive_eventing.router import Router  # noqa: PLC0415
+
+    from golive_payment.adapters import payments  # noqa: PLC0415
+    from golive_payment.entrypoints import http  # noqa: PLC0415
+
     verifier = Verifier(settings)  # before any connection: no keys, no start
     flags = Flags(settings.flags_file)  # the route: a malformed flags file, no start either
     tracing.setup(SERVICE, VERSION)
@@ -88,6 +97,10 @@ def slot_app(
 
 def read_model(settings: PaymentSettings) -> ReadModel:
     """The payments read model, for `golive rebuild payment`."""
+    from golive_eventing.rebuild import ReadModel  # noqa: PLC0415 (the module's docstring)
+
+    from golive_payment.adapters import payments  # noqa: PLC0415
+
     return ReadModel(
         name="payment",
         database_url=settings.payment_database_url,
