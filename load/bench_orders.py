@@ -36,8 +36,9 @@ from bench_platform import cpu_s, resident_mb, throughput, write_figures
 from golive_cli.system import TOKEN_ENV, system
 from golive_contracts.scopes import Scope
 from golive_eventing import clients
-from golive_eventing.auth import AuthSettings, Verifier
+from golive_eventing.auth import Verifier
 from golive_eventing.clients import Connection
+from golive_eventing.settings import AuthSettings
 from golive_platform.config import PlatformConfig
 from golive_platform.kafka import admin_client
 from golive_platform.process import port_in_use

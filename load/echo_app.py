@@ -17,8 +17,8 @@ from confluent_kafka import KafkaError, KafkaException, Message
 from fastapi import FastAPI
 from golive_contracts.scopes import Scope
 from golive_eventing import clients
-from golive_eventing.auth import AuthSettings, Verifier, require, use_tokens
-from golive_eventing.settings import KafkaSettings
+from golive_eventing.auth import Verifier, require, use_tokens
+from golive_eventing.settings import AuthSettings, KafkaSettings
 from golive_order.domain.order import OrderStatus
 from golive_order.entrypoints.models import OrderAccepted, OrderCreate
 

@@ -25,7 +25,6 @@ from fastapi.testclient import TestClient
 from golive_contracts.scopes import Scope
 from golive_eventing.auth import (
     AuthConfigError,
-    AuthSettings,
     Caller,
     InvalidTokenError,
     KeysUnavailableError,
@@ -34,6 +33,7 @@ from golive_eventing.auth import (
     use_tokens,
 )
 from golive_eventing.exits import EXIT_CONFIG
+from golive_eventing.settings import AuthSettings
 from golive_platform.process import free_port
 from golive_platform.tokens import Issuer, TokenError, scopes_named
 

@@ -23,7 +23,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from golive_contracts.scopes import Scope
-from golive_eventing.auth import AUDIENCE, LOCAL_ISSUER
+from golive_eventing.settings import AUDIENCE, LOCAL_ISSUER
 
 from golive_platform.credentials import locked, write_secret
 

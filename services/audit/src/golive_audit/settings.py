@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from golive_eventing.auth import AuthSettings
 from golive_eventing.lag import LAG_INTERVAL_S
-from golive_eventing.settings import KafkaSettings
+from golive_eventing.settings import AuthSettings, KafkaSettings
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 

@@ -17,15 +17,12 @@ from golive_contracts.metrics import SERVICE_READY
 from pydantic import BaseModel, ValidationError
 
 from golive_eventing import clients, logs, metrics
-from golive_eventing.auth import AuthConfigError
-from golive_eventing.exits import EXIT_CONFIG, EXIT_CRASH
-from golive_eventing.flags import FlagsFileError
+from golive_eventing.exits import EXIT_CONFIG, EXIT_CRASH, ConfigError
 from golive_eventing.health import Readiness
 from golive_eventing.logs import LogSettings
 from golive_eventing.loop import Runner
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
-from golive_eventing.tracing import TracingSettingsError
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +34,7 @@ def configured(name: str) -> Iterator[None]:
     naming what is wrong on stderr, and exit code 78, instead of a traceback."""
     try:
         yield
-    except (ValidationError, AuthConfigError, FlagsFileError, TracingSettingsError) as exc:
+    except (ValidationError, ConfigError) as exc:
         print(f"{name}: cannot start as configured: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(EXIT_CONFIG) from None
     except KafkaException as exc:

@@ -26,11 +26,10 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 from golive_contracts.scopes import DESCRIPTIONS, Scope, parse
-from pydantic import model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-LOCAL_ISSUER = "golive-local"
-AUDIENCE = "golive"
+from golive_eventing.exits import ConfigError
+from golive_eventing.settings import AuthSettings
+
 REALM = "golive"
 REQUIRED_CLAIMS = ("exp", "iss", "aud", "sub")
 # Tokens verified lately, and for how long one is taken without checking it again: a rotated-
@@ -42,30 +41,8 @@ CACHE_S = 60.0
 log = logging.getLogger(__name__)
 
 
-class AuthConfigError(ValueError):
+class AuthConfigError(ConfigError):
     """No way to verify tokens was configured, or the keys cannot be read."""
-
-
-class AuthSettings(BaseSettings):
-    """How a service verifies bearer tokens (AUTH_*, see .env.example and docs/security.md)."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    auth_issuer: str = LOCAL_ISSUER
-    auth_audience: str = AUDIENCE
-    # The identity provider's keys, e.g. https://idp.example.com/.well-known/jwks.json ...
-    auth_jwks_url: str | None = None
-    # ... or a JWKS file (make run: <credentials dir>/token-keys.json).
-    auth_jwks_file: Path | None = None
-    auth_algorithms: tuple[str, ...] = ("ES256", "RS256")
-    # Clock skew tolerated on exp/nbf/iat, in seconds.
-    auth_leeway_s: int = 30
-
-    @model_validator(mode="after")
-    def _one_key_source(self) -> AuthSettings:
-        if self.auth_jwks_url and self.auth_jwks_file:
-            raise ValueError("set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both")
-        return self
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,8 @@ from openfeature.exception import ErrorCode, OpenFeatureError, ProviderNotReadyE
 from openfeature.flag_evaluation import FlagEvaluationDetails, FlagResolutionDetails
 from openfeature.provider import AbstractProvider
 from openfeature.provider.metadata import Metadata
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from golive_eventing.exits import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +48,7 @@ POLL_MS = 500  # how often the file is looked at for a change
 STATES = ("ENABLED", "DISABLED")
 
 
-class FlagsSettings(BaseSettings):
-    """Where the flags come from (FLAGS_FILE; see .env.example and docs/flags.md)."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
-
-    # flagd's format (infra/flags/flags.json); `make run` keeps the running copy under var/.
-    flags_file: Path | None = None
-
-
-class FlagsFileError(ValueError):
+class FlagsFileError(ConfigError):
     """A flags file that cannot be used: where, and what is wrong."""
 
     def __init__(self, path: Path | str, line: int, message: str) -> None:

@@ -1,8 +1,14 @@
-"""Connection settings every service shares, from the environment (see .env.example)."""
+"""Settings every service shares, from the environment (see .env.example): the connection, how
+tokens are verified, where the flags are. Declared apart from what uses them, so a process that
+verifies no token or reads no flag does not load what does (tests/unit/test_bootstrap.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from golive_contracts.topology import ORDERS, PAYMENTS, PII_ACCESS, RELEASES, Names
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from golive_eventing.clients import Connection
 from golive_eventing.serde import UNKNOWN_SCHEMA_GRACE_S
@@ -48,3 +54,38 @@ class KafkaSettings(Connection):
     def topic_map(self) -> dict[str, str]:
         """Logical topic (as the contracts name it) -> the topic in this environment."""
         return dict(self.names.topics)
+
+
+LOCAL_ISSUER = "golive-local"
+AUDIENCE = "golive"
+
+
+class AuthSettings(BaseSettings):
+    """How a service verifies bearer tokens (AUTH_*, see .env.example and docs/security.md)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    auth_issuer: str = LOCAL_ISSUER
+    auth_audience: str = AUDIENCE
+    # The identity provider's keys, e.g. https://idp.example.com/.well-known/jwks.json ...
+    auth_jwks_url: str | None = None
+    # ... or a JWKS file (make run: <credentials dir>/token-keys.json).
+    auth_jwks_file: Path | None = None
+    auth_algorithms: tuple[str, ...] = ("ES256", "RS256")
+    # Clock skew tolerated on exp/nbf/iat, in seconds.
+    auth_leeway_s: int = 30
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> AuthSettings:
+        if self.auth_jwks_url and self.auth_jwks_file:
+            raise ValueError("set AUTH_JWKS_URL or AUTH_JWKS_FILE, not both")
+        return self
+
+
+class FlagsSettings(BaseSettings):
+    """Where the flags come from (FLAGS_FILE; see .env.example and docs/flags.md)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # flagd's format (infra/flags/flags.json); `make run` keeps the running copy under var/.
+    flags_file: Path | None = None

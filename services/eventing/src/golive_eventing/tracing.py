@@ -41,6 +41,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.http import parse_excluded_urls
 
+from golive_eventing.exits import ConfigError
 from golive_eventing.records import REDRIVE_FROM
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ Exporter = Literal["otlp", "zipkin"]
 EXPORTERS: tuple[Exporter, ...] = ("otlp", "zipkin")
 
 
-class TracingSettingsError(ValueError):
+class TracingSettingsError(ConfigError):
     """OTEL_TRACES_EXPORTER names an exporter this build does not have."""
 
 

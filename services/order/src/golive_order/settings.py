@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from golive_eventing.auth import AuthSettings
-from golive_eventing.flags import FlagsSettings
-from golive_eventing.settings import KafkaSettings
+from golive_eventing.settings import AuthSettings, FlagsSettings, KafkaSettings
 from pydantic_settings import SettingsConfigDict
 
 

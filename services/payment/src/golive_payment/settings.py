@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from golive_eventing.auth import AuthSettings
-from golive_eventing.flags import FlagsSettings
-from golive_eventing.settings import KafkaSettings
+from golive_eventing.settings import AuthSettings, FlagsSettings, KafkaSettings
 from pydantic_settings import SettingsConfigDict
 
 Slot = Literal["blue", "green"]  # topology.SLOTS (tests/unit/test_topology.py holds them equal)
