@@ -213,6 +213,8 @@ def report(config: PlatformConfig, figures: dict[str, Any]) -> None:
     table = bench_table.rows(figures)
     print(bench_table.text(table))
     print(bench_table.cpu_text(figures))
+    resident = ", ".join(f"{name} {mb[0]}/{mb[1]}" for name, mb in figures["resident_mb"].items())
+    print(f"resident MB, RSS/PSS: {resident}")
     print(f"a token not seen before takes {figures['token_check_uncached_us']} us to verify")
     out = config.root / "var" / "bench" / "orders"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -344,8 +346,10 @@ def main() -> None:
         rate = max(1.0, figures["sustained_orders_per_s"] / 2)
         figures |= latency(config, order_url, token, rate, args.seconds)
         figures["light"] = latency(config, order_url, token, LIGHT_RATE_PER_S, args.seconds)
-        figures["stack_rss_mb"] = round(sum(resident_mb(platform).values()))
-        figures["stack_pss_mb"] = round(sum(resident_mb(platform, proportional=True).values()))
+        rss, pss = resident_mb(platform), resident_mb(platform, proportional=True)
+        figures["stack_rss_mb"] = round(sum(rss.values()))
+        figures["stack_pss_mb"] = round(sum(pss.values()))
+        figures["resident_mb"] = {name: [round(rss[name]), round(pss[name])] for name in rss}
     finally:
         platform.down()
 
