@@ -30,8 +30,20 @@ from golive_eventing.clients import Connection
 from golive_eventing.loop import FETCH_WAIT_MAX_MS
 from golive_eventing.recovery import RETRY_BACKOFF_MS, TRANSACTION_TIMEOUT_MS
 from golive_eventing.settings import KafkaSettings
+from golive_platform.config import PlatformConfig
+from golive_platform.topics import load_catalogue, resolve
 
-PARTITIONS = 6  # as the event topics (infra/topics.yaml)
+
+def event_partitions() -> int:
+    """The partitions of the system's event topics on the local platform (infra/topics.yaml), so
+    a reference runs on as many as the system it is set beside."""
+    config = PlatformConfig()
+    (orders,) = [t for t in resolve(load_catalogue(config.topics_file), config.environment)
+                 if t.name == "orders"]  # fmt: skip
+    return orders.partitions
+
+
+PARTITIONS = event_partitions()
 
 
 @dataclass(frozen=True)

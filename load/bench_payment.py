@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench_floor import event_partitions
 from bench_orders import bench_config
 from bench_platform import process_cpu_s, write_figures
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
@@ -48,7 +49,7 @@ from golive_platform.config import PlatformConfig
 from golive_platform.platform import Platform
 
 HERE = Path(__file__).parent
-PARTITIONS = 6
+PARTITIONS = event_partitions()  # as the system's event topics
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,11 @@ def test_repo_catalogue_keeps_the_system_of_record(environment: str) -> None:
         assert specs[topic].configs["retention.ms"] == "-1"
         assert specs[topic].keyed
     assert specs["orders"].partitions == specs["payments"].partitions
+    # A slot's input, and each state changelog, co-partition with orders: partition p of a
+    # changelog holds the keys of input partition p (whatever count an environment gives them).
+    for name, spec in specs.items():
+        if name.startswith(("orders.", "payments.")) and not name.endswith(".dlq"):
+            assert spec.partitions == specs["orders"].partitions, name
 
 
 # -- apply against the real broker ------------------------------------------------------------
