@@ -21,6 +21,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
+from functools import cache
 
 from bench_table import percentile
 from confluent_kafka import KafkaException, TopicPartition
@@ -30,20 +31,20 @@ from golive_eventing.clients import Connection
 from golive_eventing.loop import FETCH_WAIT_MAX_MS
 from golive_eventing.recovery import RETRY_BACKOFF_MS, TRANSACTION_TIMEOUT_MS
 from golive_eventing.settings import KafkaSettings
-from golive_platform.config import PlatformConfig
-from golive_platform.topics import load_catalogue, resolve
 
 
+@cache
 def event_partitions() -> int:
     """The partitions of the system's event topics on the local platform (infra/topics.yaml), so
-    a reference runs on as many as the system it is set beside."""
+    a reference runs on as many as the system it is set beside. Read when asked, not on import:
+    each hop of the floor is a process of its own that never asks."""
+    from golive_platform.config import PlatformConfig  # noqa: PLC0415
+    from golive_platform.topics import load_catalogue, resolve  # noqa: PLC0415
+
     config = PlatformConfig()
     (orders,) = [t for t in resolve(load_catalogue(config.topics_file), config.environment)
                  if t.name == "orders"]  # fmt: skip
     return orders.partitions
-
-
-PARTITIONS = event_partitions()
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float
     run = uuid.uuid4().hex[:8]
     topics = [f"bench.floor.{run}.{i}" for i in range(hops + 1)]
     admin = clients.admin(connection)
-    futures = admin.create_topics([NewTopic(t, PARTITIONS, 1) for t in topics])
+    futures = admin.create_topics([NewTopic(t, event_partitions(), 1) for t in topics])
     for future in futures.values():
         future.result(30)
     env = {**os.environ, **connection.env()}
@@ -149,7 +150,7 @@ def _drive(
             "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         },
     )
-    partitions = [TopicPartition(last, p) for p in range(PARTITIONS)]
+    partitions = [TopicPartition(last, p) for p in range(event_partitions())]
     reader.assign(partitions)
     writer = clients.producer(
         connection, **{"acks": "all", "linger.ms": 1, "enable.idempotence": True}

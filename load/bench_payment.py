@@ -49,7 +49,6 @@ from golive_platform.config import PlatformConfig
 from golive_platform.platform import Platform
 
 HERE = Path(__file__).parent
-PARTITIONS = event_partitions()  # as the system's event topics
 
 
 @dataclass(frozen=True)
@@ -123,7 +122,7 @@ class Offsets:
         )
 
     def committed(self, topic: str) -> int:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        partitions = [TopicPartition(topic, p) for p in range(event_partitions())]
         return sum(max(0, tp.offset) for tp in self.consumer.committed(partitions, 10))
 
     def written(self, topic: str) -> int:
@@ -133,7 +132,7 @@ class Offsets:
             try:
                 return sum(
                     self.consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                    for p in range(PARTITIONS)
+                    for p in range(event_partitions())
                 )
             except KafkaException as exc:
                 if exc.args[0].code() not in NO_LEADER_YET or time.monotonic() > deadline:
@@ -227,7 +226,7 @@ def _round(config: PlatformConfig, cluster: Cluster, count: int, first: int) -> 
     round to round: whatever warms up for the next is shared out); in a fixed order back."""
     connection = cluster.connection
     names = Names.suffixed(f"bp{uuid.uuid4().hex[:8]}")
-    create_topics(cluster, names, PARTITIONS)
+    create_topics(cluster, names, event_partitions())
     slot = topology.slot_group(topology.PAYMENT.name, "blue")
     source = names.inputs(slot)[0]
     serde = EventSerde(clients.registry(connection), dict(names.topics))
@@ -308,7 +307,7 @@ def _bare(connection: Connection, source: str, count: int) -> Drain:
     sink = f"bench.bare.{uuid.uuid4().hex[:8]}"
     group = f"bench-bare-{uuid.uuid4().hex[:8]}"
     admin = clients.admin(connection)
-    admin.create_topics([NewTopic(sink, PARTITIONS, 1)])[sink].result(30)
+    admin.create_topics([NewTopic(sink, event_partitions(), 1)])[sink].result(30)
     process = subprocess.Popen(
         [sys.executable, str(HERE / "bench_floor.py"), "--hop-of", source, sink, group],
         env={**os.environ, **connection.env()},

@@ -308,3 +308,38 @@ def test_the_file_provider_not_ready_at_start_reads_the_file_when_it_appears(
         assert provider.resolve_boolean_details("orders-open", False).value is True
     finally:
         provider.shutdown()
+
+
+def test_the_file_provider_reads_a_file_put_back_as_it_was(path: Path) -> None:
+    """Moved away and back (a same inode, size and time): it was refused meanwhile, so it is
+    read again and said to be, not taken as the file read before the failure."""
+    seen: list[ProviderEvent] = []
+    provider = FileProvider(path, poll_s=POLL_MS / 1000)
+    provider.attach(lambda _provider, event, _details: seen.append(event))
+    provider.initialize(EvaluationContext())
+    try:
+        aside = path.with_name("aside.json")
+        path.rename(aside)
+        eventually(lambda: ProviderEvent.PROVIDER_ERROR in seen, 10, "the removal to be seen")
+        aside.rename(path)
+        eventually(lambda: ProviderEvent.PROVIDER_READY in seen, 10, "the file to be read again")
+    finally:
+        provider.shutdown()
+
+
+def test_the_file_provider_refuses_a_document_without_flags_keeping_those_read_before(
+    path: Path,
+) -> None:
+    """flagd-core reads `{}` as no flags at all: every flag would drop to its fallback."""
+    seen: list[ProviderEvent] = []
+    provider = FileProvider(path, poll_s=POLL_MS / 1000)
+    provider.attach(lambda _provider, event, _details: seen.append(event))
+    provider.initialize(EvaluationContext())
+    try:
+        _set(path, "off")
+        eventually(lambda: len(seen) == 2, 10, "the change to be read")
+        path.write_text("{}\n")
+        eventually(lambda: ProviderEvent.PROVIDER_ERROR in seen, 10, "the refusal")
+        assert provider.resolve_boolean_details("orders-open", True).value is False
+    finally:
+        provider.shutdown()

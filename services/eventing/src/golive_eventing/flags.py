@@ -349,6 +349,7 @@ class FileProvider(AbstractProvider):
         return Metadata(name="golive flags file (flagd-core)")
 
     def initialize(self, evaluation_context: EvaluationContext) -> None:
+        self._stop.clear()
         try:
             refused = self._look(at_start=True)
         finally:
@@ -393,17 +394,23 @@ class FileProvider(AbstractProvider):
 
     def _read_if_changed(self) -> list[str] | Exception | None:
         """The flags the file changed, if it changed since it was read; what stopped it being
-        read; None: unchanged. A file that fails is read again on the next look, whatever its
-        stat says (it may have been caught half written)."""
+        read; None: unchanged. The stat is of the file read (a rename over it between the two
+        cannot pair one file's stat with another's text). After a failure the file is read
+        again on the next look, whatever its stat says: it may have been caught half written,
+        or put back as it was."""
         try:
-            stat = self.path.stat()
-            now = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
-            if now == self._read_last:
-                return None
-            changed = self._core.set_flags_and_get_changed_keys(
-                self.path.read_text(encoding="utf-8")
-            )
+            with self.path.open("rb") as file:
+                stat = os.fstat(file.fileno())
+                now = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+                if now == self._read_last:
+                    return None
+                document = json.loads(file.read().decode("utf-8"))
+            if not isinstance(document, dict) or not isinstance(document.get("flags"), dict):
+                # flagd-core would take it as no flags at all, every one at its fallback
+                raise ValueError('a flags file is a JSON object with a "flags" object')
+            changed = self._core.set_flags_and_get_changed_keys(document)
         except Exception as exc:  # OSError, JSON, and flagd-core's refusals, which have no one type
+            self._read_last = None
             return exc
         self._read_last = now
         return changed
