@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 500  # how often the file is looked at for a change
 STATES = ("ENABLED", "DISABLED")
+NOT_FLAGS = 'a flags file is a JSON object with a "flags" object (flagd\'s format)'
 
 
 class FlagsFileError(ConfigError):
@@ -73,11 +74,11 @@ def problems(
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         return [(exc.lineno, f"not JSON: {exc.msg}")]
-    if not isinstance(document, dict) or not isinstance(document.get("flags"), dict):
-        return [(1, 'a flags file is a JSON object with a "flags" object (flagd\'s format)')]
+    flags = _flags_of(document)
+    if flags is None:
+        return [(1, NOT_FLAGS)]
     found: list[tuple[int, str]] = []
     kinds = {f.key: f for f in declared}
-    flags: dict[str, Any] = document["flags"]
     for key, body in flags.items():
         at = ("flags", key)
         if key not in kinds:
@@ -91,6 +92,14 @@ def problems(
     if not found:
         found += _flagd_refuses(text, flags)
     return sorted(found)
+
+
+def _flags_of(document: object) -> dict[str, Any] | None:
+    """The "flags" object of a parsed flags file; None: it is not a flags file (flagd-core
+    would take it as one with no flags at all, every flag at its fallback)."""
+    if isinstance(document, dict) and isinstance(flags := document.get("flags"), dict):
+        return flags
+    return None
 
 
 def _flagd_refuses(text: str, flags: dict[str, Any]) -> list[tuple[int, str]]:
@@ -405,9 +414,8 @@ class FileProvider(AbstractProvider):
                 if now == self._read_last:
                     return None
                 document = json.loads(file.read().decode("utf-8"))
-            if not isinstance(document, dict) or not isinstance(document.get("flags"), dict):
-                # flagd-core would take it as no flags at all, every one at its fallback
-                raise ValueError('a flags file is a JSON object with a "flags" object')
+            if _flags_of(document) is None:
+                raise ValueError(NOT_FLAGS)
             changed = self._core.set_flags_and_get_changed_keys(document)
         except Exception as exc:  # OSError, JSON, and flagd-core's refusals, which have no one type
             self._read_last = None
