@@ -18,6 +18,7 @@ from golive_platform import process
 
 from tests.helpers import eventually
 
+MARKER = "golive-test-component"
 # A parent that starts the component in a session of its own, says its pid, and never reaps it.
 NEGLECTFUL_PARENT = """
 import subprocess, sys, time
@@ -30,9 +31,8 @@ time.sleep(120)
 
 @pytest.fixture
 def parent() -> Iterator[subprocess.Popen[str]]:
-    marker = "golive-test-component"
     proc = subprocess.Popen(
-        [sys.executable, "-c", NEGLECTFUL_PARENT, marker], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", NEGLECTFUL_PARENT, MARKER], stdout=subprocess.PIPE, text=True
     )
     yield proc
     proc.kill()
@@ -44,9 +44,8 @@ def test_a_component_that_exited_is_stopped_though_nobody_reaped_it(
 ) -> None:
     assert parent.stdout is not None
     pid = int(parent.stdout.readline())
-    marker = "golive-test-component"
-    eventually(lambda: marker in " ".join(psutil.Process(pid).cmdline()), 10, "the component")
-    running = process.Running("component", pid, marker, str(tmp_path / "component.log"))
+    eventually(lambda: MARKER in " ".join(psutil.Process(pid).cmdline()), 10, "the component")
+    running = process.Running("component", pid, MARKER, str(tmp_path / "component.log"))
     process.pid_file(tmp_path, "component").write_text(json.dumps(asdict(running)))
 
     assert process.stop(tmp_path, "component", timeout_s=5) is True

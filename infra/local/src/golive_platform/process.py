@@ -107,31 +107,28 @@ def stop(run_dir: Path, name: str, timeout_s: float) -> bool:
     was_alive = proc is not None
     if proc is not None:
         _signal_group(proc.pid, signal.SIGTERM)
-        if not _ended(proc, timeout_s):
+        if not _ended(running, timeout_s):
             _signal_group(proc.pid, signal.SIGKILL)
-            if not _ended(proc, timeout_s):
+            if not _ended(running, timeout_s):
                 raise psutil.TimeoutExpired(timeout_s, proc.pid, name)
     pid_file(run_dir, name).unlink(missing_ok=True)
     return was_alive
 
 
-def _ended(proc: psutil.Process, timeout_s: float) -> bool:
-    """Whether `proc` ended within `timeout_s`. A process that has exited is ended even while it
-    waits, a zombie, for its parent to reap it: `make up`'s services belong to whatever reaps
-    orphans, which may take its time (2 s a process where PID 1 is not an init; psutil's wait,
-    which waits for the reaping, made `make down` take 17 s). One of ours is reaped here."""
+def _ended(running: Running, timeout_s: float) -> bool:
+    """Whether the process ended within `timeout_s`, as Running.process() tells it: one that
+    has exited is ended even while it waits, a zombie, for its parent to reap it. `make up`'s
+    services belong to whatever reaps orphans, which may take its time (2 s a process where
+    PID 1 is not an init; psutil's wait, which waits for the reaping, made `make down` take
+    17 s). One of ours is reaped here."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if proc.status() == psutil.STATUS_ZOMBIE:
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(proc.pid, os.WNOHANG)
-                return True
-        except psutil.NoSuchProcess:
-            return True
+    while running.process() is not None:
         if time.monotonic() >= deadline:
             return False
-        time.sleep(0.02)
+        time.sleep(0.02)  # the polling interval of a deadline-bounded wait
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(running.pid, os.WNOHANG)
+    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
