@@ -113,7 +113,8 @@ def test_a_failing_write_fails_alone_and_its_batch_is_written(database_url: str)
         # One batch behind the held write. 7 twice: the second breaks the key and rolls the
         # batch back; the others are written again without it.
         batch = [asyncio.ensure_future(writes.write(_insert(n))) for n in (1, 2, 7, 3, 7, 4)]
-        await asyncio.sleep(0)  # all queued
+        # One loop turn, not a timed wait: each task's write() queues before its first await.
+        await asyncio.sleep(0)
         release.set()
         return await asyncio.gather(held, *batch, return_exceptions=True)
 
@@ -137,7 +138,8 @@ def test_a_cancelled_caller_still_has_its_write_made(database_url: str) -> None:
     async def cancel_one() -> None:
         held = asyncio.ensure_future(writes.write(_held(release)))
         gone = asyncio.ensure_future(writes.write(_insert(1)))
-        await asyncio.sleep(0)  # both queued
+        # One loop turn, not a timed wait: each task's write() queues before its first await.
+        await asyncio.sleep(0)
         gone.cancel()
         release.set()
         await held
@@ -159,7 +161,8 @@ def test_closing_commits_what_is_queued_then_refuses(database_url: str) -> None:
     async def queue_then_close() -> None:
         first = asyncio.ensure_future(writes.write(_held(release)))
         queued = [asyncio.ensure_future(writes.write(_insert(n))) for n in (1, 2)]
-        await asyncio.sleep(0)  # the writes are queued
+        # One loop turn, not a timed wait: each task's write() queues before its first await.
+        await asyncio.sleep(0)
         closing = asyncio.get_running_loop().run_in_executor(None, writes.close)
         release.set()
         await asyncio.gather(first, *queued, closing)
