@@ -107,28 +107,34 @@ def stop(run_dir: Path, name: str, timeout_s: float) -> bool:
     was_alive = proc is not None
     if proc is not None:
         _signal_group(proc.pid, signal.SIGTERM)
-        if not _ended(running, timeout_s):
+        if not _ended(proc, timeout_s):
             _signal_group(proc.pid, signal.SIGKILL)
-            if not _ended(running, timeout_s):
+            if not _ended(proc, timeout_s):
                 raise psutil.TimeoutExpired(timeout_s, proc.pid, name)
     pid_file(run_dir, name).unlink(missing_ok=True)
     return was_alive
 
 
-def _ended(running: Running, timeout_s: float) -> bool:
-    """Whether the process ended within `timeout_s`, as Running.process() tells it: one that
-    has exited is ended even while it waits, a zombie, for its parent to reap it. `make up`'s
-    services belong to whatever reaps orphans, which may take its time (2 s a process where
-    PID 1 is not an init; psutil's wait, which waits for the reaping, made `make down` take
-    17 s). One of ours is reaped here."""
+def _ended(proc: psutil.Process, timeout_s: float) -> bool:
+    """Whether `proc` ended within `timeout_s`. A process that has exited is ended even while it
+    waits, a zombie, for its parent to reap it: `make up`'s services belong to whatever reaps
+    orphans, which may take its time (2 s a process where PID 1 is not an init; psutil's wait,
+    which waits for the reaping, made `make down` take 17 s). One of ours is reaped here.
+    Not Running.process(): an exiting process's command line empties before its files (its
+    ports) are closed, so its marker check would call it gone too soon; a zombie has closed
+    them."""
     deadline = time.monotonic() + timeout_s
-    while running.process() is not None:
+    while True:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(proc.pid, os.WNOHANG)
+                return True
+        except psutil.NoSuchProcess:
+            return True
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.02)  # the polling interval of a deadline-bounded wait
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(running.pid, os.WNOHANG)
-    return True
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
