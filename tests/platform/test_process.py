@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 from golive_platform import process
+from golive_platform.errors import PlatformError
 
 from tests.helpers import eventually
 
@@ -52,3 +53,47 @@ def test_a_component_that_exited_is_stopped_though_nobody_reaped_it(
     assert psutil.Process(pid).status() == psutil.STATUS_ZOMBIE  # exited, not reaped: not ours
     assert not process.pid_file(tmp_path, "component").exists()
     assert process.read(tmp_path, "component") is None
+
+
+# -- starting: the record recognises its process as soon as start returns ---------------------
+
+
+def _launch(tmp_path: Path, argv: list[str], marker: str = MARKER) -> process.Launch:
+    return process.Launch("component", argv, tmp_path / "component.log", marker)
+
+
+def test_a_started_component_is_recognised_though_its_marker_shows_late(tmp_path: Path) -> None:
+    """The exec's window, widened: the marker appears only once the shell has slept and exec'd
+    the program that carries it. Right after the start a wipe or a readiness loop asks whether
+    the component runs; it must not be told that it ended."""
+    (tmp_path / "marker").write_text(MARKER)
+    program = f'"{sys.executable}" -c "import time; time.sleep(60)"'
+    late = f'sleep 0.5; exec {program} "$(cat "{tmp_path / "marker"}")"'
+    running, proc = process.start(tmp_path, _launch(tmp_path, ["sh", "-c", late]))
+    try:
+        assert MARKER not in late
+        assert running.alive
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_a_component_that_ends_at_once_is_left_to_its_readiness_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "RECOGNISED_WITHIN_S", 5.0)
+    running, proc = process.start(tmp_path, _launch(tmp_path, ["sh", "-c", "exit 3"]))
+    assert proc.returncode == 3
+    assert not running.alive
+
+
+def test_a_component_that_never_shows_its_marker_is_killed_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "RECOGNISED_WITHIN_S", 1.0)
+    launch = _launch(tmp_path, ["sleep", "60"], marker="not-in-its-command-line")
+    with pytest.raises(PlatformError, match="does not carry its marker 'not-in-its-command-line'"):
+        process.start(tmp_path, launch)
+    record = process.read(tmp_path, "component")
+    assert record is not None
+    assert not psutil.pid_exists(record.pid)  # killed and reaped

@@ -19,6 +19,7 @@ import psutil
 from golive_platform.errors import PlatformError
 
 POLL_S = 0.2
+RECOGNISED_WITHIN_S = 10.0
 SERVICE_MARKER = "GOLIVE_SERVICE"
 
 
@@ -95,7 +96,26 @@ def start(run_dir: Path, launch: Launch) -> tuple[Running, subprocess.Popen[byte
         )
     running = Running(launch.name, proc.pid, launch.marker, str(launch.log))
     pid_file(run_dir, launch.name).write_text(json.dumps(asdict(running)))
+    _wait_recognisable(running, proc, RECOGNISED_WITHIN_S)
     return running, proc
+
+
+def _wait_recognisable(running: Running, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait until `running` recognises its process, or the process has ended. Popen returns once
+    the exec has begun, not once it has finished: for a moment the new program's command line
+    and environment read empty, so a check right after the start (a wipe's "still running", a
+    readiness loop's "exited before it was ready") took a live process for a dead one. A process
+    that never shows its marker could never be found again: it is killed and named."""
+    deadline = time.monotonic() + timeout_s
+    while not running.alive and proc.poll() is None:
+        if time.monotonic() >= deadline:
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(timeout_s)
+            raise PlatformError(
+                f"{running.name} does not carry its marker {running.marker!r} in its command"
+                f" line or ${SERVICE_MARKER} within {timeout_s:g}s"
+            )
+        time.sleep(0.001)  # the polling interval of a deadline-bounded wait: an exec's moment
 
 
 def stop(run_dir: Path, name: str, timeout_s: float) -> bool:
