@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Generic
+from typing import Any, Generic
 
 from confluent_kafka import TopicPartition
 from golive_contracts.events import Event
@@ -36,7 +36,7 @@ from golive_eventing.decider import (
 from golive_eventing.errors import TRANSIENT, RetryBatchError
 from golive_eventing.loop import Runner
 from golive_eventing.producer import produce_bounded, record_headers
-from golive_eventing.records import Consumed, next_offsets
+from golive_eventing.records import Consumed, Owed, next_offsets
 from golive_eventing.recovery import Transactions
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
@@ -46,6 +46,9 @@ from golive_eventing.timers import PartitionClock
 log = logging.getLogger(__name__)
 
 TICK_S = 0.25  # how often due timers are looked for
+# How long the positions past records that changed nothing may wait for a transaction that
+# changes something to carry them, before one commits them alone (Owed).
+OWED_COMMIT_S = 1.0
 
 
 def utc_now() -> datetime:
@@ -86,6 +89,8 @@ class TransactionalProcessor(Runner, Generic[S]):
         self.partition_clock = PartitionClock(self.topics, self.read_to_end, clock)
         self._next_tick = 0.0
         self._shadow = False  # the record being decided is a router's shadow copy
+        self.written = 0  # records written into the open transaction (_write)
+        self.owed = Owed()
 
     # -- recovery ----------------------------------------------------------------------------
 
@@ -141,6 +146,7 @@ class TransactionalProcessor(Runner, Generic[S]):
         self.state.restore(numbers)
 
     def released(self, partitions: list[TopicPartition]) -> None:
+        self.owed.forget({(p.topic, p.partition): None for p in partitions})
         if self.state is not None:
             self.state.drop({p.partition for p in partitions})
         self.partition_clock.forget((p.topic, p.partition) for p in partitions)
@@ -148,10 +154,14 @@ class TransactionalProcessor(Runner, Generic[S]):
     # -- batches -----------------------------------------------------------------------------
 
     def handle(self, batch: Sequence[Consumed]) -> None:
+        """The batch's outputs, state changes and positions in one transaction. A batch that
+        changes nothing (records another group acts on, an end read back) writes nothing: its
+        transaction ends without a request to the broker, and its positions are owed to the
+        next transaction that writes (Owed), so no hop waits behind a commit of nothing."""
         self.transactions.usable()
         producer = self.transactions.producer
-        watchdog = self.transactions.watchdog
         changes = self.state.begin() if self.state is not None else None
+        self.written = 0
         producer.begin_transaction()
         try:
             for record in batch:
@@ -160,12 +170,13 @@ class TransactionalProcessor(Runner, Generic[S]):
             self._shadow = False
             if self.state is not None and changes is not None:
                 self.state.write(producer, changes)
-            with self.committing():
-                with watchdog.watch("send_offsets_to_transaction", 30):
-                    producer.send_offsets_to_transaction(
-                        next_offsets(batch), self.consumer.consumer_group_metadata(), 30
-                    )
-                self.transactions.commit()
+                self.written += len(changes.pending)
+            self.owed.add(next_offsets(batch))
+            if self.written:
+                with self.committing():
+                    self._commit_positions(self.owed.take())
+            else:
+                self.transactions.commit()  # nothing registered with the broker: ends locally
         except BaseException as exc:
             self.transactions.abort(exc)
             raise
@@ -173,6 +184,20 @@ class TransactionalProcessor(Runner, Generic[S]):
             self.state.commit(changes)
         self.partition_clock.saw(batch)
         self.attempts.forget(batch)
+
+    def _commit_positions(self, positions: list[TopicPartition]) -> None:
+        """Send the consumed positions into the open transaction, and commit it."""
+        with self.transactions.watchdog.watch("send_offsets_to_transaction", 30):
+            self.transactions.producer.send_offsets_to_transaction(
+                positions, self.consumer.consumer_group_metadata(), 30
+            )
+        self.transactions.commit()
+
+    def _write(self, **record: Any) -> None:
+        """Every record the batch writes (outputs, dead letters, a router's forwards) goes
+        through here or is counted beside it: a batch that wrote one commits its positions."""
+        produce_bounded(self.transactions.producer, **record)
+        self.written += 1
 
     def _record(self, record: Consumed, changes: Changes | None) -> None:
         """One input, inside the batch's transaction: decided, or dead-lettered and declined."""
@@ -189,6 +214,7 @@ class TransactionalProcessor(Runner, Generic[S]):
             if not self._shadow:
                 to = self.dead_letter_topics.get(record.topic)
                 dead_letter(self.transactions.producer, record, self.group, reason, to)
+                self.written += 1
                 self.dead_lettered[record.topic] += 1
             self._unprocessable(record, reason, changes)
 
@@ -243,19 +269,36 @@ class TransactionalProcessor(Runner, Generic[S]):
                 topic = shadow_topic(topic)
             key = output.envelope.correlation_id
             with tracing.producing(topic, key):
-                produce_bounded(
-                    self.transactions.producer,
+                self._write(
                     topic=topic,
                     key=key.encode(),
                     value=self.serde.serialize(output),
                     headers=record_headers(output),
                 )
 
+    def _commit_owed(self) -> None:
+        """The owed positions in a transaction of their own."""
+        self.transactions.usable()
+        self.transactions.producer.begin_transaction()
+        try:
+            self._commit_positions(self.owed.take())
+        except BaseException as exc:
+            self.transactions.abort(exc)
+            raise
+
+    def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
+        """Owed positions of these partitions are read again, and owed again if still so."""
+        self.owed.forget(positions)
+        super().seek(positions)
+
     # -- timers ------------------------------------------------------------------------------
 
     def tick(self) -> None:
-        """Fire the timers whose due time has passed on their partition's clock."""
+        """Commit positions owed for OWED_COMMIT_S; fire the timers whose due time has passed
+        on their partition's clock."""
         self._shadow = False  # a timer's outputs are real
+        if self.owed.due(OWED_COMMIT_S):
+            self._commit_owed()
         if self.state is None or time.monotonic() < self._next_tick:
             return
         self.transactions.usable()

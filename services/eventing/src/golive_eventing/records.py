@@ -1,9 +1,10 @@
 """A record as a consumer group sees it: decoded, poison (undecodable), or redriven for another
-group; and the offsets a batch of them moves to."""
+group; the offsets a batch of them moves to, and those owed a commit."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,43 @@ def next_offsets(batch: Sequence[Consumed]) -> list[TopicPartition]:
         place = (record.topic, record.partition)
         last[place] = max(last.get(place, -1), record.offset)
     return [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+
+
+class Owed:
+    """Consumed positions not committed yet: past records that changed nothing, so a transaction
+    of their own would only cost the broker requests the next hop waits behind. The next
+    transaction that writes carries them; `due` says when they have waited long enough to be
+    committed alone. Reading such records again (after a crash or a rebalance) changes nothing
+    either, so owing them loses nothing; only the group's lag shows them until then."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.positions: dict[tuple[str, int], int] = {}
+        self.since: float | None = None  # when the oldest position still owed was added
+
+    def add(self, positions: Sequence[TopicPartition]) -> None:
+        for p in positions:
+            place = (p.topic, p.partition)
+            self.positions[place] = max(self.positions.get(place, p.offset), p.offset)
+        if self.positions and self.since is None:
+            self.since = self.clock()
+
+    def due(self, after_s: float) -> bool:
+        return self.since is not None and self.clock() - self.since >= after_s
+
+    def take(self) -> list[TopicPartition]:
+        """Every position owed, to commit now: owed no more."""
+        taken = [TopicPartition(t, p, o) for (t, p), o in sorted(self.positions.items())]
+        self.positions.clear()
+        self.since = None
+        return taken
+
+    def forget(self, places: Iterable[tuple[str, int]]) -> None:
+        """These partitions are read again from elsewhere, or are no longer ours."""
+        for place in places:
+            self.positions.pop(place, None)
+        if not self.positions:
+            self.since = None
 
 
 def first_offsets(messages: Sequence[Message]) -> dict[tuple[str, int], int]:

@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Producer
 from golive_contracts.flags import NO_SHADOW, route_flag, shadow_flag
 from golive_contracts.topology import ROUTE_HEADER, SHADOW, SLOTS, Group
 
@@ -30,7 +29,6 @@ from golive_eventing.decider import Decider, Decision, Received
 from golive_eventing.errors import RetryBatchError
 from golive_eventing.flags import Flags
 from golive_eventing.processor import TransactionalProcessor, utc_now
-from golive_eventing.producer import produce_bounded
 from golive_eventing.records import Consumed
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
@@ -96,7 +94,7 @@ class Router(TransactionalProcessor[str]):
         if not self._handles(record):
             return
         with tracing.processing(record, self.group):
-            self._forward(self.transactions.producer, record, changes, self._copy_to)
+            self._forward(record, changes, self._copy_to)
 
     def _handles(self, record: Consumed) -> bool:
         """What the routed group acts on, by the event type header; a record without one (not
@@ -106,9 +104,7 @@ class Router(TransactionalProcessor[str]):
         event_type = record.header("event_type")
         return event_type is None or event_type in self.handled
 
-    def _forward(
-        self, producer: Producer, record: Consumed, changes: Changes, shadow: object
-    ) -> None:
+    def _forward(self, record: Consumed, changes: Changes, shadow: object) -> None:
         key = record.key
         found = changes.get(key) if key is not None else None
         pinned = self.decider.load(found) if found is not None else None
@@ -119,20 +115,17 @@ class Router(TransactionalProcessor[str]):
         slot, copy = choose(pinned, route, shadow if isinstance(shadow, str) else NO_SHADOW)
         if pinned is None and key is not None:
             changes.put(key, record.partition, self.decider.dump(slot))
-        self._send(producer, record, slot, [])
+        self._send(record, slot, [])
         if copy is not None:
-            self._send(producer, record, copy, [(ROUTE_HEADER, SHADOW.encode())])
+            self._send(record, copy, [(ROUTE_HEADER, SHADOW.encode())])
 
-    def _send(
-        self, producer: Producer, record: Consumed, slot: str, marks: list[tuple[str, bytes]]
-    ) -> None:
+    def _send(self, record: Consumed, slot: str, marks: list[tuple[str, bytes]]) -> None:
         topic = self.outputs[slot][self.topics.index(record.topic)]
         with tracing.producing(topic, record.key):
             # The record's own headers, but its trace context: the inject below writes that.
             written = tracing.propagated()
             kept = [(k, v) for k, v in record.headers if k not in written]
-            produce_bounded(
-                producer,
+            self._write(
                 topic=topic,
                 key=record.key.encode() if record.key is not None else None,
                 value=record.value,
