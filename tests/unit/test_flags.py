@@ -253,6 +253,22 @@ def test_a_reload_handled_after_the_file_changed_again_does_not_hide_the_bad_rew
     assert [m for m in said if "not reloaded" in m and f"{path}:2: not JSON" in m], said
 
 
+def test_closed_flags_say_nothing_more_even_of_an_event_queued_before(
+    path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The SDK runs event handlers later, on its own thread pool: a read's event queued before
+    close() can run after it, and spoke into whatever came next (a later test's log, in CI)."""
+    caplog.set_level(logging.INFO, "golive_eventing.flags")
+    flags = Flags(path, poll_ms=60_000)
+    write(path, {"flags": {"orders-open": {"state": "ENABLED", "variants": {"on": 0},
+                                           "defaultVariant": "on"}}})  # fmt: skip
+    flags.close()
+    caplog.clear()
+    flags._reloaded(EventDetails(flags_changed=[ORDERS_OPEN.key]))  # as the pool runs it, late
+    flags._reload_failed(EventDetails(message="could not parse"))
+    assert caplog.records == []
+
+
 # -- the provider under Flags: flagd's evaluator over the file ----------------------------------
 
 

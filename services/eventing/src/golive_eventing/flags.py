@@ -25,7 +25,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -219,6 +219,10 @@ class Flags:
         self._said: dict[str, str] = {}  # flag -> why it fell back, said once until it reads
         self._failing: str | None = None
         self._lock = threading.Lock()
+        # The SDK runs event handlers later, on a thread pool of its own: one queued before
+        # close() may run after it. Each runs holding this, and does nothing once closed.
+        self._handling = threading.Lock()
+        self._closed = False
         # OpenFeature's registry is process-wide: a domain of its own per instance, so two
         # services in one process (the tests) each read their own file.
         self._domain = f"golive-flags-{uuid.uuid4()}"
@@ -234,8 +238,8 @@ class Flags:
             )
         self._provider = FileProvider(path, poll_ms / 1000)
         self._client = api.get_client(domain=self._domain)
-        self._client.add_handler(ProviderEvent.PROVIDER_ERROR, self._reload_failed)
-        self._client.add_handler(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, self._reloaded)
+        for event, handler in self._handlers():
+            self._client.add_handler(event, handler)
         # No file yet: said above, and the provider reads it when it appears.
         with contextlib.suppress(OpenFeatureError):
             api.set_provider_and_wait(self._provider, domain=self._domain)
@@ -261,9 +265,21 @@ class Flags:
         return bool(self.value(flag, key, **attributes))
 
     def close(self) -> None:
+        """Stop watching the file; from now on nothing more is said of it, even by an event
+        the SDK queued before."""
+        with self._handling:
+            self._closed = True
         if self._provider is not None:
+            for event, handler in self._handlers():
+                self._client.remove_handler(event, handler)
             self._provider.shutdown()
             self._provider = None
+
+    def _handlers(self) -> list[tuple[ProviderEvent, Callable[[EventDetails], None]]]:
+        return [
+            (ProviderEvent.PROVIDER_ERROR, self._reload_failed),
+            (ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, self._reloaded),
+        ]
 
     def _read(self, flag: Flag) -> None:
         """The flag reads again: if it falls back later, that is said again."""
@@ -296,6 +312,11 @@ class Flags:
     def _reload_failed(self, details: EventDetails) -> None:
         """The provider could not read the file (it keeps the flags it had): say why, with the
         line, once per distinct reason rather than on every poll."""
+        with self._handling:
+            if not self._closed:
+                self._say_reload_failed(details)
+
+    def _say_reload_failed(self, details: EventDetails) -> None:
         assert self.path is not None
         try:
             check(self.path)
@@ -311,6 +332,11 @@ class Flags:
     def _reloaded(self, details: EventDetails) -> None:
         """The provider read the file: what changed, and what flagd took but the declarations
         refuse (such a flag takes its fallback where it is read)."""
+        with self._handling:
+            if not self._closed:
+                self._say_reloaded(details)
+
+    def _say_reloaded(self, details: EventDetails) -> None:
         assert self.path is not None
         try:
             text = self.path.read_text(encoding="utf-8")  # once: it may be rewritten any time
