@@ -7,7 +7,8 @@ echo_app.py), all under the same load driver.
 Figures: POST /orders req/s, sustained orders/s placed-to-outcome (and how many journeys were open
 when the load stopped), journey latency (POST sent -> OrderConfirmed/OrderCancelled record
 timestamp) at half the sustained rate and at a light 20 orders/s, each beside the floor at its
-rate, and the whole stack's resident memory. On its own instance (var/bench-system, ports
+rate and split into its stages (STAGES: where the time goes, hop by hop), and the whole stack's
+resident memory. On its own instance (var/bench-system, ports
 2709x/260xx), never the one `make run` started, started on fresh data each run.
 Bounded in count and time.
 """
@@ -35,6 +36,7 @@ import echo_app
 from bench_platform import cpu_s, resident_mb, throughput, write_figures
 from golive_cli.system import TOKEN_ENV, system
 from golive_contracts.scopes import Scope
+from golive_contracts.topology import ORDERS, PAYMENT_BLUE, PAYMENT_GREEN, PAYMENTS, slot_topic
 from golive_eventing import clients
 from golive_eventing.auth import Verifier
 from golive_eventing.clients import Connection
@@ -53,6 +55,14 @@ FLOOR_HOPS = 3
 # The journey is timed at half the sustained rate, and at this light rate: what one customer
 # among few sees, where the hops wait on nothing but each other.
 LIGHT_RATE_PER_S = 20.0
+# A journey's stages, each ended by a record whose log time marks it: which topic, and which
+# event types there (empty: any).
+STAGES = (
+    ("POST -> OrderPlaced", (ORDERS,), (b"OrderPlaced",)),
+    ("-> handed to a payment slot", tuple(slot_topic(ORDERS, g.name) for g in (PAYMENT_BLUE, PAYMENT_GREEN)), ()),
+    ("-> payment outcome", (PAYMENTS,), ()),
+    ("-> order outcome", (ORDERS,), (b"OrderConfirmed", b"OrderCancelled")),
+)  # fmt: skip
 
 
 def bench_config() -> PlatformConfig:
@@ -198,6 +208,44 @@ def outcome_times(
     return found
 
 
+def stage_times(
+    connection: Connection, sent: dict[str, float], timeout_s: float
+) -> dict[str, list[float]]:
+    """Each order's journey split into STAGES by its records' log times (ms each, ascending):
+    where the time goes, hop by hop. Orders missing a mark are left out."""
+    consumer = clients.consumer(
+        connection,
+        **{
+            "group.id": f"bench-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        },
+    )
+    consumer.subscribe(sorted({t for _, topics, _ in STAGES for t in topics}))
+    marks: dict[str, dict[int, float]] = {}
+    wanted = len(sent) * len(STAGES)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and sum(len(m) for m in marks.values()) < wanted:
+            for msg in consumer.consume(1000, timeout=0.5):
+                raw_key = msg.key()
+                if msg.error() or raw_key is None or raw_key.decode() not in sent:
+                    continue
+                event_type = dict(msg.headers() or []).get("event_type")
+                for n, (_, topics, types) in enumerate(STAGES):
+                    if msg.topic() in topics and (not types or event_type in types):
+                        marks.setdefault(raw_key.decode(), {})[n] = msg.timestamp()[1] / 1000
+    finally:
+        consumer.close()
+    split: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
+    for order_id, at in marks.items():
+        if len(at) == len(STAGES):
+            times = [sent[order_id], *(at[n] for n in range(len(STAGES)))]
+            for n, (name, _, _) in enumerate(STAGES):
+                split[name].append((times[n + 1] - times[n]) * 1000)
+    return {name: sorted(ms) for name, ms in split.items()}
+
+
 def check_cost_us(config: PlatformConfig, token: str, rounds: int = 2000) -> float:
     """What verifying one token costs when it was not seen before (signature and claims)."""
     verifier = Verifier(AuthSettings(auth_jwks_file=config.issuer().jwks_path))
@@ -216,6 +264,9 @@ def report(config: PlatformConfig, figures: dict[str, Any]) -> None:
     resident = ", ".join(f"{name} {mb[0]}/{mb[1]}" for name, mb in figures["resident_mb"].items())
     print(f"resident MB, RSS/PSS: {resident}")
     print(f"a token not seen before takes {figures['token_check_uncached_us']} us to verify")
+    for at in (figures, figures["light"]):
+        split = ", ".join(f"{name} {ms[0]}/{ms[1]}" for name, ms in at["journey_stages_ms"].items())
+        print(f"journey at {at['latency_rate_per_s']}/s by stage, p50/p99 ms: {split}")
     out = config.root / "var" / "bench" / "orders"
     out.parent.mkdir(parents=True, exist_ok=True)
     bench_table.write(table, out, f"make bench, {time.strftime('%Y-%m-%d %H:%M')}")
@@ -230,12 +281,18 @@ def latency(
     sent = open_loop(order_url, token, rate, seconds)
     done = outcome_times(config.connection(), "orders", set(sent), timeout_s=60)
     latencies = sorted((done[i] - sent[i]) * 1000 for i in sent if i in done)
+    split = stage_times(config.connection(), sent, timeout_s=60)
     floor = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds)
     return {
         "latency_rate_per_s": round(rate, 1),
         "latency_samples": len(latencies),
         "journey_p50_ms": round(bench_table.percentile(latencies, 50), 1),
         "journey_p99_ms": round(bench_table.percentile(latencies, 99), 1),
+        "journey_stages_ms": {
+            name: [round(bench_table.percentile(ms, p), 1) for p in (50, 99)]
+            for name, ms in split.items()
+            if ms
+        },
         "floor_hops": floor.hops,
         "floor_samples": floor.samples,
         "floor_p50_ms": floor.p50_ms,
