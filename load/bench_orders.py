@@ -7,7 +7,8 @@ echo_app.py), all under the same load driver.
 Figures: POST /orders req/s, sustained orders/s placed-to-outcome (and how many journeys were open
 when the load stopped), journey latency (POST sent -> OrderConfirmed/OrderCancelled record
 timestamp) at half the sustained rate and at a light 20 orders/s, each beside the floor at its
-rate and split into its stages (STAGES: where the time goes, hop by hop), and the whole stack's
+rate and split into its stages (STAGES: where the time goes, hop by hop, from one read of the
+records), and the whole stack's
 resident memory. On its own instance (var/bench-system, ports
 2709x/260xx), never the one `make run` started, started on fresh data each run.
 Bounded in count and time.
@@ -34,6 +35,7 @@ import bench_floor
 import bench_table
 import echo_app
 from bench_platform import cpu_s, resident_mb, throughput, write_figures
+from confluent_kafka import Consumer
 from golive_cli.system import TOKEN_ENV, system
 from golive_contracts.scopes import Scope
 from golive_contracts.topology import ORDERS, PAYMENT_BLUE, PAYMENT_GREEN, PAYMENTS, slot_topic
@@ -55,13 +57,15 @@ FLOOR_HOPS = 3
 # The journey is timed at half the sustained rate, and at this light rate: what one customer
 # among few sees, where the hops wait on nothing but each other.
 LIGHT_RATE_PER_S = 20.0
+# The events that end a journey.
+OUTCOMES = (b"OrderConfirmed", b"OrderCancelled")
 # A journey's stages, each ended by a record whose log time marks it: which topic, and which
 # event types there (empty: any).
 STAGES = (
     ("POST -> OrderPlaced", (ORDERS,), (b"OrderPlaced",)),
     ("-> handed to a payment slot", tuple(slot_topic(ORDERS, g.name) for g in (PAYMENT_BLUE, PAYMENT_GREEN)), ()),
     ("-> payment outcome", (PAYMENTS,), ()),
-    ("-> order outcome", (ORDERS,), (b"OrderConfirmed", b"OrderCancelled")),
+    ("-> order outcome", (ORDERS,), OUTCOMES),
 )  # fmt: skip
 
 
@@ -169,16 +173,8 @@ def open_loop(url: str, token: str, rate: float, seconds: float) -> dict[str, fl
     return sent
 
 
-def outcome_times(
-    connection: Connection,
-    topic: str,
-    order_ids: set[str] | None,
-    timeout_s: float,
-    want: int = 0,
-    since: float = 0.0,
-) -> dict[str, float]:
-    """Record timestamps (s) of OrderConfirmed/OrderCancelled, read from the topic: for the given
-    orders, or (order_ids None) for `want` orders whose outcome was written after `since`."""
+def _reader(connection: Connection, topics: list[str]) -> Consumer:
+    """A consumer of `topics` from their start, committed records only, in a group of its own."""
     consumer = clients.consumer(
         connection,
         **{
@@ -187,41 +183,36 @@ def outcome_times(
             "isolation.level": "read_committed",
         },
     )
-    consumer.subscribe([topic])
+    consumer.subscribe(topics)
+    return consumer
+
+
+def outcome_times(
+    connection: Connection, topic: str, want: int, since: float, timeout_s: float
+) -> dict[str, float]:
+    """Record timestamps (s) of the outcomes (OUTCOMES) of `want` orders, written after `since`
+    to `topic`."""
+    consumer = _reader(connection, [topic])
     found: dict[str, float] = {}
     deadline = time.monotonic() + timeout_s
     try:
-        target = len(order_ids) if order_ids is not None else want
-        while len(found) < target and time.monotonic() < deadline:
+        while len(found) < want and time.monotonic() < deadline:
             for msg in consumer.consume(1000, timeout=0.5):
                 raw_key = msg.key()
                 if msg.error() or raw_key is None:
                     continue
-                headers = dict(msg.headers() or [])
-                key = raw_key.decode()
                 at = msg.timestamp()[1] / 1000
-                outcome = headers.get("event_type") in (b"OrderConfirmed", b"OrderCancelled")
-                if outcome and (key in order_ids if order_ids is not None else at >= since):
-                    found[key] = at
+                if dict(msg.headers() or []).get("event_type") in OUTCOMES and at >= since:
+                    found[raw_key.decode()] = at
     finally:
         consumer.close()
     return found
 
 
-def stage_times(
-    connection: Connection, sent: dict[str, float], timeout_s: float
-) -> dict[str, list[float]]:
-    """Each order's journey split into STAGES by its records' log times (ms each, ascending):
-    where the time goes, hop by hop. Orders missing a mark are left out."""
-    consumer = clients.consumer(
-        connection,
-        **{
-            "group.id": f"bench-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        },
-    )
-    consumer.subscribe(sorted({t for _, topics, _ in STAGES for t in topics}))
+def journeys(connection: Connection, sent: dict[str, float], timeout_s: float) -> list[list[float]]:
+    """Each journey's marks (s): its POST's send time, then the log time of the record that ends
+    each of STAGES. Journeys missing a mark by `timeout_s` are left out."""
+    consumer = _reader(connection, sorted({t for _, topics, _ in STAGES for t in topics}))
     marks: dict[str, dict[int, float]] = {}
     wanted = len(sent) * len(STAGES)
     deadline = time.monotonic() + timeout_s
@@ -237,13 +228,11 @@ def stage_times(
                         marks.setdefault(raw_key.decode(), {})[n] = msg.timestamp()[1] / 1000
     finally:
         consumer.close()
-    split: dict[str, list[float]] = {name: [] for name, _, _ in STAGES}
-    for order_id, at in marks.items():
-        if len(at) == len(STAGES):
-            times = [sent[order_id], *(at[n] for n in range(len(STAGES)))]
-            for n, (name, _, _) in enumerate(STAGES):
-                split[name].append((times[n + 1] - times[n]) * 1000)
-    return {name: sorted(ms) for name, ms in split.items()}
+    return [
+        [sent[order_id], *(at[n] for n in range(len(STAGES)))]
+        for order_id, at in marks.items()
+        if len(at) == len(STAGES)
+    ]
 
 
 def check_cost_us(config: PlatformConfig, token: str, rounds: int = 2000) -> float:
@@ -279,9 +268,12 @@ def latency(
     """The journey's latency at `rate` (open loop), then the same rate through bare
     exactly-once hops, as many as the journey has (bench_floor.py)."""
     sent = open_loop(order_url, token, rate, seconds)
-    done = outcome_times(config.connection(), "orders", set(sent), timeout_s=60)
-    latencies = sorted((done[i] - sent[i]) * 1000 for i in sent if i in done)
-    split = stage_times(config.connection(), sent, timeout_s=60)
+    marks = journeys(config.connection(), sent, timeout_s=60)
+    latencies = sorted((m[-1] - m[0]) * 1000 for m in marks)
+    split = {
+        name: sorted((m[n + 1] - m[n]) * 1000 for m in marks)
+        for n, (name, _, _) in enumerate(STAGES)
+    }
     floor = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds)
     return {
         "latency_rate_per_s": round(rate, 1),
@@ -378,7 +370,7 @@ def main() -> None:
         # Consumer lag is read off the outcomes themselves: committed offsets of transactional
         # topics stop one short of the high watermark (the commit marker takes an offset).
         outcomes = outcome_times(
-            config.connection(), "orders", None, timeout_s=180, want=placed, since=started
+            config.connection(), ORDERS, want=placed, since=started, timeout_s=180
         )
         if len(outcomes) < placed:
             raise SystemExit(f"only {len(outcomes)} of {placed} orders reached an outcome in 180 s")

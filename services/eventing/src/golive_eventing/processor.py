@@ -146,7 +146,7 @@ class TransactionalProcessor(Runner, Generic[S]):
         self.state.restore(numbers)
 
     def released(self, partitions: list[TopicPartition]) -> None:
-        self.owed.forget({(p.topic, p.partition): None for p in partitions})
+        self.owed.forget((p.topic, p.partition) for p in partitions)
         if self.state is not None:
             self.state.drop({p.partition for p in partitions})
         self.partition_clock.forget((p.topic, p.partition) for p in partitions)
