@@ -4,12 +4,18 @@
 into the first of `hops + 1` topics; each hop is a bare confluent-kafka process (no
 framework, no decoding, no database) that reads committed records, writes each on to the next
 topic in a transaction with the consumed offsets, and commits, with the settings the services
-use (read_committed, retry.backoff.ms 10, linger.ms 1). A read_committed consumer of the last
-topic notes when each record arrives. The journey through the services has as many such hops
+use (read_committed, retry.backoff.ms 10, linger.ms 1). A record's latency ends where a
+journey's does: at the creation time of its copy in the last topic (its timestamp, set by the
+last hop's produce; a journey ends at its outcome record's). The journey through the services has as many such hops
 (payment's router, the deciding slot, the process manager), so its latency is compared to this.
 
-Run alone: `python bench_floor.py --hop-of TOPIC_IN TOPIC_OUT GROUP` is one hop process
-(bench_orders.py starts them).
+The system floor (`running(..., with_readers=True)`) adds a bare reader for each group of the
+system that only reads (its projections and the recorder), so every order's records are read as
+often as in the system; bench_orders.py puts the durable echo in front of it and loads it like
+POST /orders: the most this machine can do with the system's Kafka work behind a POST.
+
+Run alone: `python bench_floor.py --hop-of TOPIC_IN TOPIC_OUT GROUP` is one hop process, and
+`--reader-of GROUP TOPIC...` one reader (bench_orders.py starts them).
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
 from bench_table import percentile
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
+from golive_contracts.topology import GROUPS, ORDERS, PAYMENTS, Kind
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 from golive_eventing.loop import FETCH_WAIT_MAX_MS
@@ -45,6 +54,10 @@ def event_partitions() -> int:
     (orders,) = [t for t in resolve(load_catalogue(config.topics_file), config.environment)
                  if t.name == "orders"]  # fmt: skip
     return orders.partitions
+
+
+# How long the hops take records at a measurement's rate before it begins.
+WARM_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -99,8 +112,38 @@ def hop(source: str, sink: str, group: str) -> None:
         producer.commit_transaction(30)
 
 
-def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float) -> Floor:
-    """Records through `hops` hop processes at `rate_per_s`: their latency, first to last topic."""
+@dataclass(frozen=True)
+class Chain:
+    """A floor's running chain: its topics, first to last, and its processes' pids."""
+
+    topics: list[str]
+    pids: list[int]
+
+
+# The topics of a system floor's chain, by what they stand for in the system (`readers`): the
+# first holds OrderPlaced, the second a slot's input, the third payments, the last the outcomes.
+SYSTEM_HOPS = 3
+_STANDS_FOR = {ORDERS: (0, 3), PAYMENTS: (2,)}
+
+
+def readers() -> dict[str, tuple[int, ...]]:
+    """The system's groups that only read (its projections and the recorder), each with the
+    chain topics it reads in a system floor: derived from the topology, so a group added there
+    is added here."""
+    return {
+        g.name: tuple(sorted({i for t in g.reads for i in _STANDS_FOR.get(t, ())}))
+        for g in GROUPS
+        if g.kind in (Kind.PROJECTION, Kind.RECORDER)
+    }
+
+
+@contextmanager
+def running(connection: Connection, hops: int, *, with_readers: bool = False) -> Iterator[Chain]:
+    """`hops + 1` fresh topics with a hop process between each two, and with `with_readers` a
+    bare reader process for each of `readers()` (only for SYSTEM_HOPS hops), each ready (a
+    record passed end to end) when the block begins; all stopped and deleted when it ends."""
+    if with_readers and hops != SYSTEM_HOPS:
+        raise ValueError(f"a system floor has {SYSTEM_HOPS} hops, not {hops}")
     run = uuid.uuid4().hex[:8]
     topics = [f"bench.floor.{run}.{i}" for i in range(hops + 1)]
     admin = clients.admin(connection)
@@ -108,21 +151,45 @@ def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float
     for future in futures.values():
         future.result(30)
     env = {**os.environ, **connection.env()}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, __file__, "--hop-of", topics[i], topics[i + 1], f"floor-{run}-{i}"],
-            env=env,
-        )
-        for i in range(hops)
+    commands = [["--hop-of", topics[i], topics[i + 1], f"floor-{run}-{i}"] for i in range(hops)] + [
+        ["--reader-of", f"floor-{run}-{name}", *(topics[i] for i in reads)]
+        for name, reads in (readers().items() if with_readers else ())
     ]
+    processes = [subprocess.Popen([sys.executable, __file__, *c], env=env) for c in commands]
     try:
-        arrivals, sent = _drive(connection, topics[0], topics[-1], rate_per_s, seconds)
+        _warm(connection, topics[0], topics[-1])
+        yield Chain(topics, [p.pid for p in processes])
     finally:
         for process in processes:
             process.kill()
             process.wait(10)
         for future in admin.delete_topics(topics).values():
             future.result(30)
+
+
+def read(group: str, topics: list[str]) -> None:
+    """A bare stand-in for a group that only reads (a projection, the recorder): committed
+    records, its offsets committed after each batch. Until killed."""
+    consumer = clients.consumer(
+        Connection(),
+        **{
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+        },
+    )
+    consumer.subscribe(topics)
+    while True:
+        if any(m.error() is None for m in consumer.consume(500, 0.5)):
+            consumer.commit(asynchronous=True)
+
+
+def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float) -> Floor:
+    """Records through `hops` hop processes at `rate_per_s`: their latency, first to last topic."""
+    with running(connection, hops) as chain:
+        arrivals, sent = _drive(connection, chain.topics[0], chain.topics[-1], rate_per_s, seconds)
     if len(arrivals) < sent:
         raise SystemExit(f"the floor's hops passed {len(arrivals)} of {sent} records")
     latencies = sorted(arrivals)
@@ -135,76 +202,126 @@ def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float
     )
 
 
-def _drive(
-    connection: Connection, first: str, last: str, rate_per_s: float, seconds: float
-) -> tuple[list[float], int]:
-    """Produce at a fixed rate (open loop) after the hops are ready: ms from send to arrival of
-    each record that arrived, and how many were sent."""
-    reader = clients.consumer(
+def log_times(
+    connection: Connection, topic: str, want: int, since: float, timeout_s: float
+) -> list[float]:
+    """The log times (s) of the committed records of `topic` written at or after `since`: the
+    first `want` of them, or as many as arrived within `timeout_s`."""
+    consumer = _last_reader(connection, topic, from_end=False)
+    found: list[float] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < want and time.monotonic() < deadline:
+            for message in consumer.consume(1000, 0.5):
+                at = message.timestamp()[1] / 1000
+                if message.error() is None and at >= since:
+                    found.append(at)
+    finally:
+        consumer.close()
+    return found[:want]
+
+
+def _last_reader(connection: Connection, topic: str, *, from_end: bool) -> Consumer:
+    """A read_committed consumer of every partition of `topic`, in no group: from its start, or
+    from where each partition ends now (positioned before it returns, so nothing written after
+    it is missed)."""
+    consumer = clients.consumer(
         connection,
         **{
             "group.id": f"floor-reader-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",
-            "auto.offset.reset": "latest",
             "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
         },
     )
-    partitions = [TopicPartition(last, p) for p in range(event_partitions())]
-    reader.assign(partitions)
+    partitions = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(event_partitions())]
+    if from_end:
+        for tp in partitions:
+            tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
+    consumer.assign(partitions)
+    return consumer
+
+
+def _warm(connection: Connection, first: str, last: str) -> None:
+    """One record end to end: the hops have joined their groups and opened their transactions,
+    so no start-up lands in a measurement."""
+    reader = _last_reader(connection, last, from_end=False)
+    writer = clients.producer(connection, **{"acks": "all", "enable.idempotence": True})
+    writer.produce(first, b"x", b"warm-up")
+    writer.flush(10)
+    deadline = time.monotonic() + 60
+    try:
+        while not any(m.error() is None for m in reader.consume(10, 0.05)):
+            if time.monotonic() > deadline:
+                raise SystemExit("the floor's hops did not pass a record within 60 s")
+    finally:
+        reader.close()
+
+
+def _drive(
+    connection: Connection, first: str, last: str, rate_per_s: float, seconds: float
+) -> tuple[list[float], int]:
+    """Produce at a fixed rate (open loop) after the hops are ready: for each record that came
+    through, ms from its send to the creation of its copy in `last` (the last hop's produce,
+    the record's timestamp: where a journey's latency ends too, at its outcome record); and how
+    many were sent."""
+    reader = _last_reader(connection, last, from_end=True)
     writer = clients.producer(
         connection, **{"acks": "all", "linger.ms": 1, "enable.idempotence": True}
     )
     sent: dict[bytes, float] = {}
-    arrived: dict[bytes, float] = {}
+    made: dict[bytes, float] = {}
 
     def read(until: float) -> None:
         while time.monotonic() < until:
             for message in reader.consume(500, timeout=0.001):
                 key = message.key()
                 if message.error() is None and key is not None and key in sent:
-                    arrived.setdefault(key, time.monotonic())
+                    made.setdefault(key, message.timestamp()[1] / 1000)
 
-    # Warm up: the hops join their groups and open their transactions before the clock runs.
-    probe = b"warm-up"
-    sent[probe] = time.monotonic()
-    writer.produce(first, b"x", probe)
-    writer.flush(10)
-    deadline = time.monotonic() + 60
-    while probe not in arrived:
-        if time.monotonic() > deadline:
-            raise SystemExit("the floor's hops did not pass a record within 60 s")
-        read(time.monotonic() + 0.05)
+    def pace(seconds: float, prefix: str) -> None:
+        interval = 1 / rate_per_s
+        start = time.monotonic()
+        n = 0
+        while (now := time.monotonic()) < start + seconds:
+            due = start + n * interval
+            if now >= due:
+                key = f"{prefix}{n}".encode()
+                sent[key] = time.time()
+                writer.produce(first, b"x" * 200, key)
+                writer.poll(0)
+                n += 1
+            read(min(due + interval, time.monotonic() + 0.002))
+
+    # Records at the rate before the clock runs. The writer connects and gets its producer id
+    # (a new producer held its first records half a second for that, and they came through
+    # late), and the hops settle into the rate (their first hundred records at 168/s took up
+    # to 110 ms, against 60 after: measured), as the system has when its journeys are timed,
+    # after its throughput phase.
+    pace(WARM_S, "warm")
     sent.clear()
-    arrived.clear()
-
-    interval = 1 / rate_per_s
-    start = time.monotonic()
-    n = 0
-    while (now := time.monotonic()) < start + seconds:
-        due = start + n * interval
-        if now >= due:
-            key = f"r{n}".encode()
-            sent[key] = time.monotonic()
-            writer.produce(first, b"x" * 200, key)
-            writer.poll(0)
-            n += 1
-        read(min(due + interval, time.monotonic() + 0.002))
+    made.clear()
+    pace(seconds, "r")
     writer.flush(10)
-    read(time.monotonic() + 10)
+    deadline = time.monotonic() + 10
+    while len(made) < len(sent) and time.monotonic() < deadline:
+        read(time.monotonic() + 0.1)
     reader.close()
-    return [(arrived[k] - sent[k]) * 1000 for k in sent if k in arrived], len(sent)
+    return [(made[k] - sent[k]) * 1000 for k in sent if k in made], len(sent)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hop-of", nargs=3, metavar=("IN", "OUT", "GROUP"))
+    parser.add_argument("--reader-of", nargs="+", metavar=("GROUP", "TOPIC"))
     args = parser.parse_args()
-    if args.hop_of:
-        try:
+    try:
+        if args.hop_of:
             hop(*args.hop_of)
-        except KafkaException as exc:
-            raise SystemExit(f"floor hop failed: {exc}") from None
+        elif args.reader_of:
+            read(args.reader_of[0], args.reader_of[1:])
+    except KafkaException as exc:
+        raise SystemExit(f"floor process failed: {exc}") from None
 
 
 if __name__ == "__main__":

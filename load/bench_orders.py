@@ -3,7 +3,9 @@
 References: the raw confluent-kafka produce/consume rate (512-byte records, acks=all), a bare
 FastAPI endpoint taking the same request model (OrderCreate), and the same endpoint checking the
 token and answering only once the broker acknowledged the order (the least a durable POST does:
-echo_app.py), all under the same load driver.
+echo_app.py), all under the same load driver; and the system floor, that durable endpoint with
+the system's Kafka work behind it done bare (bench_floor.py), under the load POST /orders gets:
+the most the architecture's Kafka work allows on this machine.
 Figures: POST /orders req/s, sustained orders/s placed-to-outcome (and how many journeys were open
 when the load stopped), journey latency (POST sent -> OrderConfirmed/OrderCancelled record
 timestamp) at half the sustained rate and at a light 20 orders/s, each beside the floor at its
@@ -34,7 +36,7 @@ from typing import Any
 import bench_floor
 import bench_table
 import echo_app
-from bench_platform import cpu_s, resident_mb, throughput, write_figures
+from bench_platform import cpu_s, process_cpu_s, resident_mb, throughput, write_figures
 from confluent_kafka import Consumer
 from golive_cli.system import TOKEN_ENV, system
 from golive_contracts.scopes import Scope
@@ -45,6 +47,7 @@ from golive_eventing.clients import Connection
 from golive_eventing.settings import AuthSettings
 from golive_platform.config import PlatformConfig
 from golive_platform.kafka import admin_client
+from golive_platform.platform import Platform
 from golive_platform.process import port_in_use
 from golive_platform.topics import TopicSpec, apply
 
@@ -52,6 +55,7 @@ from golive_platform.topics import TopicSpec, apply
 # in it can be held for a minute after any outgoing connection happened to use it (TIME_WAIT),
 # and the start then fails "already in use" (38020 did, just after make test).
 ECHO_PORT = 26099
+SYSTEM_FLOOR_PORT = 26098
 # A journey's exactly-once hops: payment's router, the deciding slot, the process manager.
 FLOOR_HOPS = 3
 # The journey is timed at half the sustained rate, and at this light rate: what one customer
@@ -293,24 +297,29 @@ def latency(
 
 
 @contextmanager
-def echo_served(config: PlatformConfig) -> Iterator[None]:
-    """The references' endpoints (echo_app.py) on ECHO_PORT, the durable one's topic made,
-    until the block ends; ready before it begins, so no start-up lands in a measurement."""
+def echo_served(
+    config: PlatformConfig, port: int = ECHO_PORT, topic: str = echo_app.DURABLE_TOPIC
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The references' endpoints (echo_app.py) on `port`, the durable one writing to `topic`
+    (made here, as many partitions as the system's topics), until the block ends; ready before
+    it begins, so no start-up lands in a measurement."""
     connection = config.connection()
-    topic = TopicSpec(echo_app.DURABLE_TOPIC, "bench", False, 6, 1, {"min.insync.replicas": "1"})
-    apply(admin_client(connection), [topic])
+    spec = TopicSpec(
+        topic, "bench", False, bench_floor.event_partitions(), 1, {"min.insync.replicas": "1"}
+    )
+    apply(admin_client(connection), [spec])
     keys = str(config.issuer().jwks_path)
     echo = subprocess.Popen(
-        [sys.executable, str(Path(echo_app.__file__)), str(ECHO_PORT), keys],
+        [sys.executable, str(Path(echo_app.__file__)), str(port), keys, topic],
         env={**os.environ, **connection.env()},
     )
     try:
         deadline = time.monotonic() + 60
-        while not port_in_use("127.0.0.1", ECHO_PORT):
+        while not port_in_use("127.0.0.1", port):
             if echo.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the echo reference did not start (echo_app.py)")
             time.sleep(0.1)
-        yield
+        yield echo
     finally:
         echo.terminate()
         try:
@@ -318,6 +327,38 @@ def echo_served(config: PlatformConfig) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             echo.kill()
             echo.wait(10)
+
+
+def system_floor(
+    config: PlatformConfig, platform: Platform, token: str, seconds: float, connections: int
+) -> dict[str, Any]:
+    """The durable echo in front of the system floor (bench_floor.running with its readers):
+    the same load as POST /orders, then until every accepted record reached the chain's end.
+    Its POST rate and its sustained rate are the most the system's Kafka work allows on this
+    machine, with no framework, no decoding and no database: the references that bound ours."""
+    connection = config.connection()
+    with (
+        bench_floor.running(connection, bench_floor.SYSTEM_HOPS, with_readers=True) as chain,
+        echo_served(config, SYSTEM_FLOOR_PORT, chain.topics[0]) as front,
+    ):
+        pids = [front.pid, *chain.pids, platform.running()["kafka"].pid]
+        cpu_before = [process_cpu_s(pid) for pid in pids]
+        started = time.time()
+        rate, accepted = wrk(
+            f"http://127.0.0.1:{SYSTEM_FLOOR_PORT}/durable/orders", seconds, connections, token
+        )
+        ends = bench_floor.log_times(
+            connection, chain.topics[-1], accepted, since=started, timeout_s=180
+        )
+        if len(ends) < accepted:
+            raise SystemExit(f"the system floor passed {len(ends)} of {accepted} records")
+        cpu = [process_cpu_s(pid) - before for pid, before in zip(pids, cpu_before, strict=True)]
+    return {
+        "system_floor_post_req_per_s": round(rate),
+        "system_floor_sustained_per_s": round(accepted / (max(ends) - started)),
+        "system_floor_cpu_ms_per_order": round(sum(cpu) * 1000 / accepted, 2),
+        "system_floor_kafka_cpu_ms_per_order": round(cpu[-1] * 1000 / accepted, 2),
+    }
 
 
 def references(
@@ -347,8 +388,9 @@ def main() -> None:
     args = parser.parse_args()
 
     config = bench_config()
-    if port_in_use("127.0.0.1", ECHO_PORT):
-        raise SystemExit(f"port {ECHO_PORT} (the echo reference) is already in use")
+    for port in (ECHO_PORT, SYSTEM_FLOOR_PORT):
+        if port_in_use("127.0.0.1", port):
+            raise SystemExit(f"port {port} (an echo reference) is already in use")
     # On fresh data, as on a fresh clone: an earlier run's topics (its raw-throughput records,
     # 51 MB each) and read models would weigh on this run's memory and start.
     stale = system(config, echo=lambda _line: None)
@@ -399,6 +441,9 @@ def main() -> None:
         figures["stack_rss_mb"] = round(sum(rss.values()))
         figures["stack_pss_mb"] = round(sum(pss.values()))
         figures["resident_mb"] = {name: [round(rss[name]), round(pss[name])] for name in rss}
+        # After the memory is read: its burst of records grows the broker's heap, and the
+        # stack's memory is the system's, not its references'.
+        figures |= system_floor(config, platform, token, args.seconds, args.concurrency)
     finally:
         platform.down()
 

@@ -84,6 +84,11 @@ def rows(f: dict[str, Any]) -> list[Row]:
             "the sustained rate's ceiling",
             None,
         ),
+        *(
+            system_floor_rows(f, echo, post, sustained)
+            if "system_floor_post_req_per_s" in f
+            else []
+        ),
         *journey_rows(f, "half the sustained rate"),
         *(journey_rows(f["light"], "light load") if "light" in f else []),
         Row(
@@ -99,6 +104,45 @@ def rows(f: dict[str, Any]) -> list[Row]:
             "MB",
             target="< 1,200 MB",
             met=f["stack_pss_mb"] < 1200,
+        ),
+    ]
+
+
+def system_floor_rows(f: dict[str, Any], echo: float, post: float, sustained: float) -> list[Row]:
+    """The system floor (bench_orders' `system_floor`): the durable echo with the system's
+    Kafka work behind it, bare. Where it stays below an echo target, that target is out of reach
+    on this machine, and POST /orders or the sustained rate is held to the floor's instead
+    (issue 18: reach the reference that bounds it)."""
+    floor_post = float(f["system_floor_post_req_per_s"])
+    floor_sustained = float(f["system_floor_sustained_per_s"])
+    post_bound, sustained_bound = floor_post / echo < 0.6, floor_sustained / echo < 0.25
+    reach = ">= 1.0 x (the echo's target is beyond the floor)"
+    return [
+        Row(
+            "system floor: the durable echo, 3 bare exactly-once hops and bare readers behind it",
+            floor_post,
+            "req/s",
+            "echo",
+            echo,
+        ),
+        Row("system floor sustained placed-to-outcome", floor_sustained, "orders/s", "echo", echo),
+        Row(
+            "POST /orders against the system floor",
+            post,
+            "req/s",
+            "system floor",
+            floor_post,
+            reach if post_bound else "",
+            post >= floor_post if post_bound else None,
+        ),
+        Row(
+            "sustained against the system floor",
+            sustained,
+            "orders/s",
+            "system floor",
+            floor_sustained,
+            reach if sustained_bound else "",
+            sustained >= floor_sustained if sustained_bound else None,
         ),
     ]
 
@@ -138,7 +182,13 @@ def cpu_text(f: dict[str, Any]) -> str:
     shares = sorted(f["cpu_ms_per_order"].items(), key=lambda kv: -kv[1])
     total = sum(ms for _, ms in shares)
     parts = ", ".join(f"{name} {ms:.2f}" for name, ms in shares)
-    return f"CPU per order, ms: {parts}; total {total:.2f} on {f['cores']} cores"
+    line = f"CPU per order, ms: {parts}; total {total:.2f} on {f['cores']} cores"
+    if "system_floor_cpu_ms_per_order" in f:
+        line += (
+            f"\nthe system floor's CPU per order, ms: {f['system_floor_cpu_ms_per_order']:.2f}"
+            f" (Kafka {f['system_floor_kafka_cpu_ms_per_order']:.2f})"
+        )
+    return line
 
 
 def _met(row: Row) -> str:

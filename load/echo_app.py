@@ -23,7 +23,7 @@ from golive_order.domain.order import OrderStatus
 from golive_order.entrypoints.models import OrderAccepted, OrderCreate
 
 app = FastAPI()
-DURABLE_TOPIC = "bench.durable-echo"
+DURABLE_TOPIC = "bench.durable-echo"  # the reference's; a system floor names its own
 
 
 @app.post("/orders", status_code=202, response_model=OrderAccepted)
@@ -46,7 +46,8 @@ async def echo_authenticated(order: OrderCreate) -> OrderAccepted:
 class Durable:
     """One idempotent producer; its delivery reports served on a thread of their own."""
 
-    def __init__(self) -> None:
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
         self.producer = clients.producer(
             clients.Connection(),
             **{
@@ -71,7 +72,7 @@ class Durable:
             else:
                 loop.call_soon_threadsafe(done.set_exception, KafkaException(err))
 
-        self.producer.produce(DURABLE_TOPIC, value, key, on_delivery=settle)
+        self.producer.produce(self.topic, value, key, on_delivery=settle)
         await done
 
 
@@ -91,7 +92,7 @@ async def echo_durable(order: OrderCreate) -> OrderAccepted:
     return OrderAccepted(order_id=order_id, status=OrderStatus.PLACED)
 
 
-if __name__ == "__main__":  # echo_app.py PORT JWKS_FILE; Kafka from the environment
+if __name__ == "__main__":  # echo_app.py PORT JWKS_FILE [TOPIC]; Kafka from the environment
     use_tokens(app, Verifier(AuthSettings(auth_jwks_file=Path(sys.argv[2]))))
-    durable = Durable()
+    durable = Durable(sys.argv[3] if len(sys.argv) > 3 else DURABLE_TOPIC)
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
