@@ -6,8 +6,9 @@ framework, no decoding, no database) that reads committed records, writes each o
 topic in a transaction with the consumed offsets, and commits, with the settings the services
 use (read_committed, retry.backoff.ms 10, linger.ms 1). A record's latency ends where a
 journey's does: at the creation time of its copy in the last topic (its timestamp, set by the
-last hop's produce; a journey ends at its outcome record's). The journey through the services has as many such hops
-(payment's router, the deciding slot, the process manager), so its latency is compared to this.
+last hop's produce; a journey ends at its outcome record's). The journey through the services
+has as many such hops (payment's router, the deciding slot, the process manager), so its
+latency is compared to this.
 
 The system floor (`running(..., with_readers=True)`) adds a bare reader for each group of the
 system that only reads (its projections and the recorder), so every order's records are read as
@@ -167,7 +168,7 @@ def running(connection: Connection, hops: int, *, with_readers: bool = False) ->
             future.result(30)
 
 
-def read(group: str, topics: list[str]) -> None:
+def read_only(group: str, topics: list[str]) -> None:
     """A bare stand-in for a group that only reads (a projection, the recorder): committed
     records, its offsets committed after each batch. Until killed."""
     consumer = clients.consumer(
@@ -200,25 +201,6 @@ def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float
         round(percentile(latencies, 50), 1),
         round(percentile(latencies, 99), 1),
     )
-
-
-def log_times(
-    connection: Connection, topic: str, want: int, since: float, timeout_s: float
-) -> list[float]:
-    """The log times (s) of the committed records of `topic` written at or after `since`: the
-    first `want` of them, or as many as arrived within `timeout_s`."""
-    consumer = _last_reader(connection, topic, from_end=False)
-    found: list[float] = []
-    deadline = time.monotonic() + timeout_s
-    try:
-        while len(found) < want and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                at = message.timestamp()[1] / 1000
-                if message.error() is None and at >= since:
-                    found.append(at)
-    finally:
-        consumer.close()
-    return found[:want]
 
 
 def _last_reader(connection: Connection, topic: str, *, from_end: bool) -> Consumer:
@@ -319,7 +301,7 @@ def main() -> None:
         if args.hop_of:
             hop(*args.hop_of)
         elif args.reader_of:
-            read(args.reader_of[0], args.reader_of[1:])
+            read_only(args.reader_of[0], args.reader_of[1:])
     except KafkaException as exc:
         raise SystemExit(f"floor process failed: {exc}") from None
 
