@@ -52,3 +52,16 @@ def test_a_partition_read_again_or_handed_over_owes_nothing() -> None:
     clock.now += 10
     assert not owed.due(1.0), "nothing left owed"
     assert owed.take() == []
+
+
+def test_a_partition_read_again_from_past_its_owed_position_keeps_owing_it() -> None:
+    """A failed batch is read again from its first offsets, past what is owed: the owed position
+    stays, for the state kept from those records rides on it. Read again from before it (the
+    committed positions, after the producer is replaced), it is owed no more."""
+    owed = Owed(_Clock())
+    owed.add([TopicPartition("orders", 0, 4), TopicPartition("orders", 1, 9)])
+    owed.rewind({("orders", 0): 4, ("orders", 1): 6, ("orders", 2): 1})
+    assert owed.positions == {("orders", 0): 4}
+    owed.rewind({("orders", 0): None})
+    assert owed.positions == {}
+    assert not owed.due(0.0)

@@ -154,10 +154,15 @@ class TransactionalProcessor(Runner, Generic[S]):
     # -- batches -----------------------------------------------------------------------------
 
     def handle(self, batch: Sequence[Consumed]) -> None:
-        """The batch's outputs, state changes and positions in one transaction. A batch that
-        changes nothing (records another group acts on, an end read back) writes nothing: its
-        transaction ends without a request to the broker, and its positions are owed to the
-        next transaction that writes (Owed), so no hop waits behind a commit of nothing."""
+        """The batch's outputs, state changes and positions in one transaction.
+
+        Only a batch that writes a record (an output, a dead letter) makes a transaction on the
+        broker. One that changed only state keeps its changes as the state, unwritten
+        (KeyedState.keep), and one that changed nothing (records another group acts on, an end
+        read back) keeps nothing: either way its transaction ends without a request to the
+        broker, and its positions are owed (Owed) to the next transaction that writes, which
+        carries the unwritten state too, or to one of their own after OWED_COMMIT_S. So no hop
+        waits behind a commit that tells the next hop nothing."""
         self.transactions.usable()
         producer = self.transactions.producer
         changes = self.state.begin() if self.state is not None else None
@@ -168,29 +173,34 @@ class TransactionalProcessor(Runner, Generic[S]):
                 if not record.skip:
                     self._record(record, changes)
             self._shadow = False
-            if self.state is not None and changes is not None:
-                self.state.write(producer, changes)
-                self.written += len(changes.pending)
             self.owed.add(next_offsets(batch))
             if self.written:
                 with self.committing():
-                    self._commit_positions(self.owed.take())
+                    self._commit(changes)
             else:
                 self.transactions.commit()  # nothing registered with the broker: ends locally
         except BaseException as exc:
             self.transactions.abort(exc)
             raise
         if self.state is not None and changes is not None:
-            self.state.commit(changes)
+            if self.written:
+                self.state.commit(changes)
+            else:
+                self.state.keep(changes)
         self.partition_clock.saw(batch)
         self.attempts.forget(batch)
 
-    def _commit_positions(self, positions: list[TopicPartition]) -> None:
-        """Send the consumed positions into the open transaction, and commit it."""
-        with self.transactions.watchdog.watch("send_offsets_to_transaction", 30):
-            self.transactions.producer.send_offsets_to_transaction(
-                positions, self.consumer.consumer_group_metadata(), 30
-            )
+    def _commit(self, changes: Changes | None) -> None:
+        """Into the open transaction: the unwritten state and `changes`, and every position owed
+        (the records the unwritten state came from among them); then commit it."""
+        if self.state is not None:
+            self.written += self.state.write(self.transactions.producer, changes)
+        positions = self.owed.take()
+        if positions:
+            with self.transactions.watchdog.watch("send_offsets_to_transaction", 30):
+                self.transactions.producer.send_offsets_to_transaction(
+                    positions, self.consumer.consumer_group_metadata(), 30
+                )
         self.transactions.commit()
 
     def _write(self, **record: Any) -> None:
@@ -277,18 +287,21 @@ class TransactionalProcessor(Runner, Generic[S]):
                 )
 
     def _commit_owed(self) -> None:
-        """The owed positions in a transaction of their own."""
+        """The owed positions, and the unwritten state, in a transaction of their own."""
         self.transactions.usable()
         self.transactions.producer.begin_transaction()
         try:
-            self._commit_positions(self.owed.take())
+            self._commit(None)
         except BaseException as exc:
             self.transactions.abort(exc)
             raise
+        if self.state is not None:
+            self.state.commit()
 
     def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
-        """Owed positions of these partitions are read again, and owed again if still so."""
-        self.owed.forget(positions)
+        """A position owed past where a partition is read again from is owed no more (it is
+        owed again once read); one before it stays, with the unwritten state it covers."""
+        self.owed.rewind(positions)
         super().seek(positions)
 
     # -- timers ------------------------------------------------------------------------------
@@ -325,8 +338,7 @@ class TransactionalProcessor(Runner, Generic[S]):
                     armed = (changes.get(key) or {}).get(TRACE) or {}
                     with tracing.expiring(armed, self.group, key):
                         self._apply(self.decider.expire(key, found, now), changes, key, partition)
-            self.state.write(producer, changes)
-            self.transactions.commit()
+            self._commit(changes)
         except BaseException as exc:
             self.transactions.abort(exc)
             for key, _ in ready:

@@ -4,7 +4,7 @@ group; the offsets a batch of them moves to, and those owed a commit."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,16 @@ class Owed:
         self.positions.clear()
         self.since = None
         return taken
+
+    def rewind(self, positions: Mapping[tuple[str, int], int | None]) -> None:
+        """These partitions are read again from these offsets (None: their start): a position
+        owed past one is forgotten, since what lies between is read again."""
+        for place, offset in positions.items():
+            owed = self.positions.get(place)
+            if owed is not None and (offset is None or owed > offset):
+                del self.positions[place]
+        if not self.positions:
+            self.since = None
 
     def forget(self, places: Iterable[tuple[str, int]]) -> None:
         """These partitions are read again from elsewhere, or are no longer ours."""

@@ -67,6 +67,9 @@ class KeyedState:
         self.topic = topic
         self.group = group
         self.entries: dict[str, Entry] = {}
+        # Changes that are the state already but not yet in the changelog (`keep`): a batch that
+        # changed only state leaves them to the next transaction that writes (`write`).
+        self.unwritten: dict[str, Entry] = {}
         self._timers: list[tuple[float, str]] = []
 
     # -- ownership -------------------------------------------------------------------------
@@ -152,6 +155,7 @@ class KeyedState:
         """Forget the keys of partitions this instance no longer owns."""
         gone = set(partitions)
         self.entries = {k: e for k, e in self.entries.items() if e.partition not in gone}
+        self.unwritten = {k: e for k, e in self.unwritten.items() if e.partition not in gone}
 
     def _load(self, partition: int, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -175,20 +179,34 @@ class KeyedState:
     def begin(self) -> Changes:
         return Changes(self)
 
-    def write(self, producer: Producer, changes: Changes) -> None:
-        """Produce the batch's changes into the caller's open transaction."""
-        for key, entry in changes.pending.items():
+    def write(self, producer: Producer, changes: Changes | None = None) -> int:
+        """Produce what is unwritten and the batch's changes (the latest of each key) into the
+        caller's open transaction: how many records."""
+        records = self.unwritten | (changes.pending if changes is not None else {})
+        for key, entry in records.items():
             producer.produce(
                 self.topic,
                 key=key.encode(),
                 value=json.dumps({"v": FORMAT_VERSION, **entry.value}).encode(),
                 partition=entry.partition,
             )
+        return len(records)
 
-    def commit(self, changes: Changes) -> None:
-        """The transaction committed: the changes are now the state."""
+    def commit(self, changes: Changes | None = None) -> None:
+        """The transaction that `write` wrote into committed: the changes are now the state, and
+        nothing is unwritten."""
+        if changes is not None:
+            for key, entry in changes.pending.items():
+                self._set(key, entry)
+        self.unwritten.clear()
+
+    def keep(self, changes: Changes) -> None:
+        """A batch that changed only state, its positions owed: its changes are the state now,
+        and go to the changelog with the next transaction (`write`). A crash before then loses
+        them with the positions, and reading those records again decides them again."""
         for key, entry in changes.pending.items():
             self._set(key, entry)
+            self.unwritten[key] = entry
 
     # -- timers ------------------------------------------------------------------------------
 
