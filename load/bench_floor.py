@@ -39,6 +39,7 @@ from golive_contracts.topology import GROUPS, ORDERS, PAYMENTS, Kind
 from golive_eventing import clients
 from golive_eventing.clients import Connection
 from golive_eventing.loop import FETCH_WAIT_MAX_MS
+from golive_eventing.projection import LAG_COMMIT_MS
 from golive_eventing.recovery import RETRY_BACKOFF_MS, TRANSACTION_TIMEOUT_MS
 from golive_eventing.settings import KafkaSettings
 
@@ -170,12 +171,13 @@ def running(connection: Connection, hops: int, *, with_readers: bool = False) ->
 
 def read_only(group: str, topics: list[str]) -> None:
     """A bare stand-in for a group that only reads (a projection, the recorder): committed
-    records, its offsets committed after each batch. Until killed."""
+    records, its offsets committed on the projections' interval. Until killed."""
     consumer = clients.consumer(
         Connection(),
         **{
             "group.id": group,
-            "enable.auto.commit": False,
+            "enable.auto.commit": True,
+            "auto.commit.interval.ms": LAG_COMMIT_MS,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
@@ -183,8 +185,7 @@ def read_only(group: str, topics: list[str]) -> None:
     )
     consumer.subscribe(topics)
     while True:
-        if any(m.error() is None for m in consumer.consume(500, 0.5)):
-            consumer.commit(asynchronous=True)
+        consumer.consume(500, 0.5)
 
 
 def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float) -> Floor:

@@ -39,7 +39,10 @@ class Runner(ABC):
     """The poll/consume loop shared by every consumer; subclasses decide what durable means.
 
     `group` is the topology's; the loop reads its input topics in this environment (or
-    `topics`, a list or one pattern, when given) under the environment's group id.
+    `topics`, a list or one pattern, when given) under the environment's group id. With
+    `commit_interval_ms`, the positions a subclass stores (`store_offsets`) are committed by
+    librdkafka on that interval, and on close; without, nothing is committed but what the
+    subclass commits itself.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class Runner(ABC):
         batch_size: int = 500,
         assignment: str = "cooperative-sticky",
         eof: bool = False,
+        commit_interval_ms: int | None = None,
     ) -> None:
         self.settings = settings
         self.serde = serde
@@ -72,12 +76,17 @@ class Runner(ABC):
         # reported once the batch is durable (golive_contracts.metrics).
         self.dead_lettered: Counter[str] = Counter()
         self.commit_s: float | None = None
+        interval = {} if commit_interval_ms is None else {
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": commit_interval_ms,
+        }  # fmt: skip
         self.consumer = clients.consumer(
             settings,
             **{
                 "group.id": self.group_id,
                 "client.id": f"{group.name}-consumer",
-                "enable.auto.commit": False,
+                "enable.auto.commit": commit_interval_ms is not None,
+                **interval,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
                 "partition.assignment.strategy": assignment,

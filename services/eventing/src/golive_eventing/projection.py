@@ -1,13 +1,15 @@
 """Projections: a read model that commits its change and the consumed offsets in one database
 transaction, and starts each partition from the offset it stored, so redelivery never applies
-twice. The group's committed offsets are kept too, for lag monitoring only."""
+twice. The group's committed offsets are kept too, for lag monitoring only: committed by
+librdkafka every LAG_COMMIT_MS (and on close), not a broker request per batch."""
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
-from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 from golive_contracts.topology import Group
 
 from golive_eventing.deadletters import dead_letter
@@ -17,6 +19,11 @@ from golive_eventing.producer import service_producer
 from golive_eventing.records import Consumed, next_offsets
 from golive_eventing.serde import EventSerde
 from golive_eventing.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# How often a projection's group offsets (lag monitoring's view of it) are committed.
+LAG_COMMIT_MS = 1000
 
 
 class ProjectionStore(ABC):
@@ -57,7 +64,7 @@ class ProjectionRunner(Runner):
         *,
         topics: Sequence[str] | None = None,
     ) -> None:
-        super().__init__(settings, serde, group, topics=topics)
+        super().__init__(settings, serde, group, topics=topics, commit_interval_ms=LAG_COMMIT_MS)
         self.store = store
         self._dlq = service_producer(settings, f"{group.name}-dlq") if group.dead_letters else None
         self._written: dict[tuple[str, int], int | None] = {}
@@ -92,8 +99,13 @@ class ProjectionRunner(Runner):
             self._written.update(moved.positions)
             raise
         self._written.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
-        # The database holds the truth; the group's committed offsets are for lag monitoring.
-        self.consumer.commit(offsets=offsets, asynchronous=True)
+        # The database holds the truth; the group's committed offsets are for lag monitoring,
+        # committed on an interval. A partition handed over since its batch was fetched has
+        # nothing to store: its new owner starts from the database.
+        try:
+            self.consumer.store_offsets(offsets=offsets)
+        except KafkaException as exc:
+            log.info("%s: positions not stored for lag monitoring: %s", self.group, exc)
 
     def close(self) -> None:
         super().close()
