@@ -35,10 +35,11 @@ from functools import cache
 from bench_table import percentile
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import NewTopic
+from golive_contracts import topology
 from golive_contracts.topology import GROUPS, ORDERS, PAYMENTS, Kind
 from golive_eventing import clients
 from golive_eventing.clients import Connection
-from golive_eventing.loop import FETCH_WAIT_MAX_MS
+from golive_eventing.loop import FETCH_WAIT_MAX_MS, fetch_settings
 from golive_eventing.projection import LAG_COMMIT_MS
 from golive_eventing.recovery import RETRY_BACKOFF_MS, TRANSACTION_TIMEOUT_MS
 from golive_eventing.settings import KafkaSettings
@@ -81,7 +82,7 @@ def hop(source: str, sink: str, group: str) -> None:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
-            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+            **fetch_settings(Kind.PROCESSOR),
         },
     )
     producer = clients.producer(
@@ -154,7 +155,7 @@ def running(connection: Connection, hops: int, *, with_readers: bool = False) ->
         future.result(30)
     env = {**os.environ, **connection.env()}
     commands = [["--hop-of", topics[i], topics[i + 1], f"floor-{run}-{i}"] for i in range(hops)] + [
-        ["--reader-of", f"floor-{run}-{name}", *(topics[i] for i in reads)]
+        ["--reader-of", name, f"floor-{run}-{name}", *(topics[i] for i in reads)]
         for name, reads in (readers().items() if with_readers else ())
     ]
     processes = [subprocess.Popen([sys.executable, __file__, *c], env=env) for c in commands]
@@ -169,9 +170,10 @@ def running(connection: Connection, hops: int, *, with_readers: bool = False) ->
             future.result(30)
 
 
-def read_only(group: str, topics: list[str]) -> None:
-    """A bare stand-in for a group that only reads (a projection, the recorder): committed
-    records, its offsets committed on the projections' interval. Until killed."""
+def read_only(stands_for: str, group: str, topics: list[str]) -> None:
+    """A bare stand-in, in consumer group `group`, for the topology's group `stands_for`, which
+    only reads (a projection, the recorder): committed records, fetched as it fetches them, its
+    offsets committed on the projections' interval. Until killed."""
     consumer = clients.consumer(
         Connection(),
         **{
@@ -180,7 +182,7 @@ def read_only(group: str, topics: list[str]) -> None:
             "auto.commit.interval.ms": LAG_COMMIT_MS,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
-            "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,
+            **fetch_settings(topology.group(stands_for).kind),
         },
     )
     consumer.subscribe(topics)
@@ -296,13 +298,13 @@ def _drive(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hop-of", nargs=3, metavar=("IN", "OUT", "GROUP"))
-    parser.add_argument("--reader-of", nargs="+", metavar=("GROUP", "TOPIC"))
+    parser.add_argument("--reader-of", nargs="+", metavar=("STANDS_FOR", "GROUP", "TOPIC"))
     args = parser.parse_args()
     try:
         if args.hop_of:
             hop(*args.hop_of)
         elif args.reader_of:
-            read_only(args.reader_of[0], args.reader_of[1:])
+            read_only(args.reader_of[0], args.reader_of[1], args.reader_of[2:])
     except KafkaException as exc:
         raise SystemExit(f"floor process failed: {exc}") from None
 

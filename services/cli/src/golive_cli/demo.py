@@ -79,6 +79,20 @@ def run_demo(
             echo(f"\n{label}: order {order_id}  {amount}\n  -> {order['status']}{reason}")
             if trace is not None:
                 echo(f"  trace {traces_url}{trace}" if traces_url else f"  trace id {trace}")
-            for event in http.get(f"{audit_url}/orders/{order_id}/timeline").json():
+            for event in _timeline(http, f"{audit_url}/orders/{order_id}/timeline", deadline):
                 echo(f"     {event['timestamp']}  {event['topic']:<9} {event['event_type']}")
     return 1 if open_orders else 0
+
+
+# The events that end a journey: a timeline holding one has recorded the whole of it.
+ENDS = ("OrderConfirmed", "OrderCancelled")
+
+
+def _timeline(http: httpx.Client, url: str, deadline: float) -> list[dict[str, Any]]:
+    """The order's timeline once the recorder has its end (it batches its reads, so it trails
+    the order's own state by up to a tenth of a second), or as it stands at the deadline."""
+    events: list[dict[str, Any]] = http.get(url).json()
+    while not any(e["event_type"] in ENDS for e in events) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the running system, bounded by the deadline
+        events = http.get(url).json()
+    return events

@@ -33,6 +33,19 @@ BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 5.0)
 # waiting fetch early only when the last stable offset moves, so a record appended inside an
 # open transaction reaches the cached high watermark up to this late (see read_to_end).
 FETCH_WAIT_MAX_MS = 500
+# The recorder is on nobody's path (what a customer waits for ends at the hops and the read
+# models), so it waits for a batch, up to this long or a fetch's worth of records, instead of
+# waking for every record at the moment the hops work on it: measured at 100 orders/s on two
+# cores, its CPU per order 2.2 -> 0.7 ms and the journey's p50 / p99 40 to 50 % shorter
+# (docs/architecture.md, 2026-12-03). The audit API's timeline trails by as much.
+RECORDER_FETCH_WAIT_MS = 100
+
+
+def fetch_settings(kind: Kind) -> dict[str, int]:
+    """How long a fetch of a group of this kind waits at a partition's end, and for how much."""
+    if kind is Kind.RECORDER:
+        return {"fetch.wait.max.ms": RECORDER_FETCH_WAIT_MS, "fetch.min.bytes": 1 << 20}
+    return {"fetch.wait.max.ms": FETCH_WAIT_MAX_MS}  # timers' END_GRACE_S depends on it
 
 
 class Runner(ABC):
@@ -93,7 +106,7 @@ class Runner(ABC):
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
                 "enable.partition.eof": eof,
-                "fetch.wait.max.ms": FETCH_WAIT_MAX_MS,  # timers' END_GRACE_S depends on it
+                **fetch_settings(group.kind),
             },
         )
 
