@@ -298,7 +298,7 @@ def _drive(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hop-of", nargs=3, metavar=("IN", "OUT", "GROUP"))
-    parser.add_argument("--reader-of", nargs="+", metavar=("STANDS_FOR", "GROUP", "TOPIC"))
+    parser.add_argument("--reader-of", nargs="+", metavar=("STANDS_FOR", "GROUP TOPIC"))
     args = parser.parse_args()
     try:
         if args.hop_of:
