@@ -30,11 +30,7 @@ class KafkaSettings(Connection):
     kafka_group_prefix: str = ""
     # Bounded: an HTTP handler answers 503 instead of hanging when the broker is away.
     delivery_timeout_ms: int = 5000
-    # A record goes at once; those produced while a request is in flight (up to 5) go together
-    # after it. At these rates a 1 ms linger batched almost nothing and held every POST's ack
-    # and every hop's first record 1 ms (alternating runs: router stage p50 3 ms against 4 to
-    # 5, CPU per order under wrk unchanged; docs/architecture.md, 2026-12-03).
-    linger_ms: int = 0
+    linger_ms: int = 1
     # How long a schema id the registry answers 404 for is retried before the record is
     # dead-lettered (golive_eventing.serde.UNKNOWN_SCHEMA_GRACE_S says why).
     unknown_schema_grace_s: float = UNKNOWN_SCHEMA_GRACE_S
