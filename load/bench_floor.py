@@ -4,7 +4,7 @@
 into the first of `hops + 1` topics; each hop is a bare confluent-kafka process (no
 framework, no decoding, no database) that reads committed records, writes each on to the next
 topic in a transaction with the consumed offsets, and commits, with the settings the services
-use (read_committed, retry.backoff.ms 10, linger.ms 1). A record's latency ends where a
+use (read_committed, their retry.backoff.ms, linger.ms 1). A record's latency ends where a
 journey's does: at the creation time of its copy in the last topic (its timestamp, set by the
 last hop's produce; a journey ends at its outcome record's). The journey through the services
 has as many such hops (payment's router, the deciding slot, the process manager), so its
