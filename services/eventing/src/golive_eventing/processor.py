@@ -182,17 +182,15 @@ class TransactionalProcessor(Runner, Generic[S]):
         except BaseException as exc:
             self.transactions.abort(exc)
             raise
-        if self.state is not None and changes is not None:
-            if self.written:
-                self.state.commit(changes)
-            else:
-                self.state.keep(changes)
+        if self.state is not None and changes is not None and not self.written:
+            self.state.keep(changes)
         self.partition_clock.saw(batch)
         self.attempts.forget(batch)
 
     def _commit(self, changes: Changes | None) -> None:
         """Into the open transaction: the unwritten state and `changes`, and every position owed
-        (the records the unwritten state came from among them); then commit it."""
+        (the records the unwritten state came from among them); then commit it, and they are
+        the state."""
         if self.state is not None:
             self.written += self.state.write(self.transactions.producer, changes)
         positions = self.owed.take()
@@ -202,6 +200,8 @@ class TransactionalProcessor(Runner, Generic[S]):
                     positions, self.consumer.consumer_group_metadata(), 30
                 )
         self.transactions.commit()
+        if self.state is not None:
+            self.state.commit(changes)
 
     def _write(self, **record: Any) -> None:
         """Every record the batch writes (outputs, dead letters, a router's forwards) goes
@@ -295,8 +295,6 @@ class TransactionalProcessor(Runner, Generic[S]):
         except BaseException as exc:
             self.transactions.abort(exc)
             raise
-        if self.state is not None:
-            self.state.commit()
 
     def seek(self, positions: Mapping[tuple[str, int], int | None]) -> None:
         """A position owed past where a partition is read again from is owed no more (it is
@@ -346,7 +344,6 @@ class TransactionalProcessor(Runner, Generic[S]):
                 if entry_now is not None:
                     self.state.rearm(key, entry_now)
             raise
-        self.state.commit(changes)
 
 
 def _logged_at(record: Consumed) -> datetime:
