@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+from golive_contracts.events import OrderCancelled, OrderConfirmed
 
 CASES = [
     ("a paid book order", "tok_visa_4242", "EUR", 2, 1250),
@@ -85,7 +86,7 @@ def run_demo(
 
 
 # The events that end a journey: a timeline holding one has recorded the whole of it.
-ENDS = ("OrderConfirmed", "OrderCancelled")
+ENDS = tuple(end.type_name() for end in (OrderConfirmed, OrderCancelled))
 
 
 def _timeline(http: httpx.Client, url: str, deadline: float) -> list[dict[str, Any]]:
