@@ -10,12 +10,20 @@ last hop's produce; a journey ends at its outcome record's). The journey through
 has as many such hops (payment's router, the deciding slot, the process manager), so its
 latency is compared to this.
 
-The system floor (`running(..., with_readers=True)`) adds a bare reader for each group of the
-system that only reads (its projections and the recorder), so every order's records are read as
-often as in the system; bench_orders.py puts the durable echo in front of it and loads it like
-POST /orders: the most this machine can do with the system's Kafka work behind a POST.
+The stateful floor (`stateful=True`) has each hop also write a record per record to a compacted
+topic of its own, in the same transaction: as each hop of a journey writes its changelog (the
+router its pin, the slot and the process manager their order's state). A second partition in a
+transaction costs its own AddPartitionsToTxn entry and Produce request: 0.5 to 5.4 ms (median
+2) on three hops at 20/s, in six alternating pairs (docs/architecture.md, 2026-12-03, later).
 
-Run alone: `python bench_floor.py --hop-of TOPIC_IN TOPIC_OUT GROUP` is one hop process, and
+The system floor (`running(..., with_readers=True, stateful=True)`) adds a bare reader for each
+group of the system that only reads (its projections and the recorder), so every order's
+records are read and written as often as in the system; bench_orders.py puts the durable echo in
+front of it and loads it like POST /orders: the most this machine can do with the system's Kafka
+work behind a POST.
+
+Run alone: `python bench_floor.py --hop-of TOPIC_IN TOPIC_OUT GROUP [--state TOPIC]` is one hop
+process, and
 `--reader-of GROUP TOPIC...` one reader (bench_orders.py starts them).
 """
 
@@ -72,8 +80,11 @@ class Floor:
     p99_ms: float
 
 
-def hop(source: str, sink: str, group: str) -> None:
-    """One exactly-once hop: until killed."""
+def hop(source: str, sink: str, group: str, state: str | None = None) -> None:
+    """One exactly-once hop: until killed. With `state`, each record also writes one to that
+    topic, in the same partition and transaction: a stateful hop's changelog record (every hop
+    of a journey keeps state: the router its pin, the slot and the process manager their
+    order's state)."""
     connection = Connection()
     consumer = clients.consumer(
         connection,
@@ -109,6 +120,8 @@ def hop(source: str, sink: str, group: str) -> None:
         producer.begin_transaction()
         for message in batch:
             producer.produce(sink, message.value(), message.key())
+            if state is not None:
+                producer.produce(state, message.value(), message.key(), message.partition() or 0)
         producer.send_offsets_to_transaction(
             consumer.position(consumer.assignment()), consumer.consumer_group_metadata()
         )
@@ -141,20 +154,32 @@ def readers() -> dict[str, tuple[int, ...]]:
 
 
 @contextmanager
-def running(connection: Connection, hops: int, *, with_readers: bool = False) -> Iterator[Chain]:
-    """`hops + 1` fresh topics with a hop process between each two, and with `with_readers` a
-    bare reader process for each of `readers()` (only for SYSTEM_HOPS hops), each ready (a
-    record passed end to end) when the block begins; all stopped and deleted when it ends."""
+def running(
+    connection: Connection, hops: int, *, with_readers: bool = False, stateful: bool = False
+) -> Iterator[Chain]:
+    """`hops + 1` fresh topics with a hop process between each two (with `stateful`, each
+    writing a state record per record to a compacted topic of its own, as the system's hops
+    write their changelogs), and with `with_readers` a bare reader process for each of
+    `readers()` (only for SYSTEM_HOPS hops), each ready (a record passed end to end) when the
+    block begins; all stopped and deleted when it ends."""
     if with_readers and hops != SYSTEM_HOPS:
         raise ValueError(f"a system floor has {SYSTEM_HOPS} hops, not {hops}")
     run = uuid.uuid4().hex[:8]
     topics = [f"bench.floor.{run}.{i}" for i in range(hops + 1)]
+    states = [f"bench.floor.{run}.{i}.state" for i in range(hops)] if stateful else []
     admin = clients.admin(connection)
-    futures = admin.create_topics([NewTopic(t, event_partitions(), 1) for t in topics])
+    compacted = {"cleanup.policy": "compact"}
+    futures = admin.create_topics(
+        [NewTopic(t, event_partitions(), 1) for t in topics]
+        + [NewTopic(t, event_partitions(), 1, config=compacted) for t in states]
+    )
     for future in futures.values():
         future.result(30)
     env = {**os.environ, **connection.env()}
-    commands = [["--hop-of", topics[i], topics[i + 1], f"floor-{run}-{i}"] for i in range(hops)] + [
+    hop_commands = [["--hop-of", topics[i], topics[i + 1], f"floor-{run}-{i}"] for i in range(hops)]
+    for command, state in zip(hop_commands, states, strict=False):
+        command += ["--state", state]
+    commands = hop_commands + [
         ["--reader-of", name, f"floor-{run}-{name}", *(topics[i] for i in reads)]
         for name, reads in (readers().items() if with_readers else ())
     ]
@@ -166,7 +191,7 @@ def running(connection: Connection, hops: int, *, with_readers: bool = False) ->
         for process in processes:
             process.kill()
             process.wait(10)
-        for future in admin.delete_topics(topics).values():
+        for future in admin.delete_topics(topics + states).values():
             future.result(30)
 
 
@@ -190,9 +215,12 @@ def read_only(stands_for: str, group: str, topics: list[str]) -> None:
         consumer.consume(500, 0.5)
 
 
-def measure(connection: Connection, hops: int, rate_per_s: float, seconds: float) -> Floor:
-    """Records through `hops` hop processes at `rate_per_s`: their latency, first to last topic."""
-    with running(connection, hops) as chain:
+def measure(
+    connection: Connection, hops: int, rate_per_s: float, seconds: float, *, stateful: bool = False
+) -> Floor:
+    """Records through `hops` hop processes at `rate_per_s` (`stateful`: each writing a state
+    record per record, running()): their latency, first to last topic."""
+    with running(connection, hops, stateful=stateful) as chain:
         arrivals, sent = _drive(connection, chain.topics[0], chain.topics[-1], rate_per_s, seconds)
     if len(arrivals) < sent:
         raise SystemExit(f"the floor's hops passed {len(arrivals)} of {sent} records")
@@ -298,11 +326,13 @@ def _drive(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hop-of", nargs=3, metavar=("IN", "OUT", "GROUP"))
+    parser.add_argument("--state", metavar="TOPIC", help="a hop's state topic (--hop-of)")
     parser.add_argument("--reader-of", nargs="+", metavar=("STANDS_FOR", "GROUP TOPIC"))
     args = parser.parse_args()
     try:
         if args.hop_of:
-            hop(*args.hop_of)
+            source, sink, group = args.hop_of
+            hop(source, sink, group, args.state)
         elif args.reader_of:
             read_only(args.reader_of[0], args.reader_of[1], args.reader_of[2:])
     except KafkaException as exc:

@@ -277,7 +277,8 @@ def latency(
     config: PlatformConfig, order_url: str, token: str, rate: float, seconds: float
 ) -> dict[str, Any]:
     """The journey's latency at `rate` (open loop), then the same rate through bare
-    exactly-once hops, as many as the journey has (bench_floor.py)."""
+    exactly-once hops, as many as the journey has, and through the same hops writing a state
+    record each, as the journey's do (bench_floor.py)."""
     sent = open_loop(order_url, token, rate, seconds)
     marks = journeys(config.connection(), sent, timeout_s=60)
     latencies = sorted((m[-1] - m[0]) * 1000 for m in marks)
@@ -286,6 +287,7 @@ def latency(
         for n, (name, _, _) in enumerate(STAGES)
     }
     floor = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds)
+    stateful = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds, stateful=True)
     return {
         "latency_rate_per_s": round(rate, 1),
         "latency_samples": len(latencies),
@@ -300,6 +302,8 @@ def latency(
         "floor_samples": floor.samples,
         "floor_p50_ms": floor.p50_ms,
         "floor_p99_ms": floor.p99_ms,
+        "stateful_floor_p50_ms": stateful.p50_ms,
+        "stateful_floor_p99_ms": stateful.p99_ms,
     }
 
 
@@ -345,7 +349,9 @@ def system_floor(
     machine, with no framework, no decoding and no database: the references that bound ours."""
     connection = config.connection()
     with (
-        bench_floor.running(connection, bench_floor.SYSTEM_HOPS, with_readers=True) as chain,
+        bench_floor.running(
+            connection, bench_floor.SYSTEM_HOPS, with_readers=True, stateful=True
+        ) as chain,
         echo_served(config, SYSTEM_FLOOR_PORT, chain.topics[0]) as front,
     ):
         pids = [front.pid, *chain.pids, platform.running()["kafka"].pid]
