@@ -23,8 +23,7 @@ front of it and loads it like POST /orders: the most this machine can do with th
 work behind a POST.
 
 Run alone: `python bench_floor.py --hop-of TOPIC_IN TOPIC_OUT GROUP [--state TOPIC]` is one hop
-process, and
-`--reader-of GROUP TOPIC...` one reader (bench_orders.py starts them).
+process, and `--reader-of GROUP TOPIC...` one reader (bench_orders.py starts them).
 """
 
 from __future__ import annotations

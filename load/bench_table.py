@@ -132,7 +132,7 @@ def system_floor_rows(f: dict[str, Any], echo: float, post: float, sustained: fl
     reach = ">= 1.0 x (the echo's target is beyond the floor)"
     return [
         Row(
-            "system floor: the durable echo, 3 bare exactly-once hops and bare readers behind it",
+            "system floor: the durable echo, 3 bare stateful exactly-once hops and bare readers behind it",
             floor_post,
             "req/s",
             "echo",
