@@ -39,7 +39,7 @@ import echo_app
 from bench_platform import cpu_s, process_cpu_s, resident_mb, throughput, write_figures
 from confluent_kafka import Consumer
 from golive_cli.system import TOKEN_ENV, system
-from golive_contracts.events import OrderCancelled, OrderConfirmed
+from golive_contracts.events import JOURNEY_ENDS
 from golive_contracts.scopes import Scope
 from golive_contracts.topology import ORDERS, PAYMENT_BLUE, PAYMENT_GREEN, PAYMENTS, slot_topic
 from golive_eventing import clients
@@ -63,7 +63,7 @@ FLOOR_HOPS = 3
 # among few sees, where the hops wait on nothing but each other.
 LIGHT_RATE_PER_S = 20.0
 # The events that end a journey.
-OUTCOMES = tuple(end.type_name().encode() for end in (OrderConfirmed, OrderCancelled))
+OUTCOMES = tuple(end.type_name().encode() for end in JOURNEY_ENDS)
 # A journey's stages, each ended by a record whose log time marks it: which topic, and which
 # event types there (empty: any).
 STAGES = (

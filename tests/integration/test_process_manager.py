@@ -10,6 +10,7 @@ from confluent_kafka import Message
 from fastapi.testclient import TestClient
 from golive_contracts.envelope import event_id_for
 from golive_contracts.events import (
+    JOURNEY_ENDS,
     Event,
     OrderCancelled,
     OrderConfirmed,
@@ -35,7 +36,6 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.integration
 
-TERMINAL = (OrderConfirmed, OrderCancelled)
 PROCESS_MANAGER = ORDER_PROCESS_MANAGER.name
 
 
@@ -60,7 +60,7 @@ def manager(
 def _terminal(cluster: Cluster, topics: Topics) -> dict[str, list[Event]]:
     by_order: dict[str, list[Event]] = {}
     for event in events_on(cluster, topics, topics.orders):
-        if isinstance(event, TERMINAL):
+        if isinstance(event, JOURNEY_ENDS):
             by_order.setdefault(str(event.order_id), []).append(event)
     return by_order
 

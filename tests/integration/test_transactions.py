@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
-from golive_contracts.events import OrderCancelled, OrderConfirmed
+from golive_contracts.events import JOURNEY_ENDS, OrderCancelled, OrderConfirmed
 from golive_contracts.topology import ORDER_PROCESS_MANAGER as PROCESS_MANAGER
 from golive_eventing.app import make_serde
 from golive_eventing.processor import TransactionalProcessor
@@ -130,9 +130,7 @@ def test_a_failed_commit_replaces_the_producer_and_every_order_ends_once(
 
     def ended() -> list[OrderConfirmed | OrderCancelled] | None:
         found = [
-            e
-            for e in events_on(cluster, topics, topics.orders)
-            if isinstance(e, OrderConfirmed | OrderCancelled)
+            e for e in events_on(cluster, topics, topics.orders) if isinstance(e, JOURNEY_ENDS)
         ]
         return found if len({str(e.order_id) for e in found}) == ORDERS else None
 

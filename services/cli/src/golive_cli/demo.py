@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
-from golive_contracts.events import OrderCancelled, OrderConfirmed
+from golive_contracts.events import JOURNEY_ENDS
 
 CASES = [
     ("a paid book order", "tok_visa_4242", "EUR", 2, 1250),
@@ -85,8 +85,8 @@ def run_demo(
     return 1 if open_orders else 0
 
 
-# The events that end a journey: a timeline holding one has recorded the whole of it.
-ENDS = tuple(end.type_name() for end in (OrderConfirmed, OrderCancelled))
+# A timeline holding one of these has recorded the whole journey.
+ENDS = tuple(end.type_name() for end in JOURNEY_ENDS)
 
 
 def _timeline(http: httpx.Client, url: str, deadline: float) -> list[dict[str, Any]]:

@@ -72,6 +72,10 @@ class OrderCancelled(Event):
     reason: str = public("Why, e.g. payment_declined:insufficient_funds or payment_timeout.")
 
 
+# The events that end an order's journey: one of them, once, for every order placed.
+JOURNEY_ENDS = (OrderConfirmed, OrderCancelled)
+
+
 class PaymentAuthorized(Event):
     avro_namespace: ClassVar[str] = "dev.golive.payments"
     topic: ClassVar[str] = PAYMENTS

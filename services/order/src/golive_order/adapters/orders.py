@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from golive_contracts.events import OrderCancelled, OrderConfirmed, OrderPlaced
+from golive_contracts.events import JOURNEY_ENDS, OrderCancelled, OrderConfirmed, OrderPlaced
 from golive_contracts.metrics import JOURNEY_DURATION
 from golive_eventing import metrics
 from golive_eventing.db import SqlProjection, as_utc, create_tables, insert_or_ignore, offsets_table
@@ -74,7 +74,7 @@ class OrderProjection(SqlProjection):
             # OrderPlaced finds its order already there and changes nothing. Outcomes follow
             # their OrderPlaced within a partition, so they are applied after it.
             conn.execute(insert_or_ignore(self.engine, table), placed)
-        outcomes = [r.event for r in batch if isinstance(r.event, OrderConfirmed | OrderCancelled)]
+        outcomes = [r.event for r in batch if isinstance(r.event, JOURNEY_ENDS)]
         if outcomes:
             ended = _end(conn, table, outcomes)
             if self.live:
