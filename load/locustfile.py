@@ -4,12 +4,16 @@ system and gates the run on load/slo.toml.
 A customer places an order with an Idempotency-Key (a 503 is retried with the same key, after
 its Retry-After), follows it until it is final (reported as the request "JOURNEY placed to
 final": from the 202 until GET /orders/{id} answers the final state), reads its timeline from
-audit, and now and then lists their orders. The token and audit's address come from the
+audit, and now and then lists their orders. It follows an order as a client of this API
+should: one GET, then long polls (If-None-Match with the ETag it got, Prefer: wait=N), each
+answered when the read model changes the order, reported apart as "/orders/:id until changed"
+(they last as long as the order takes, so they are not reads to hold to a read's SLO). The token and audit's address come from the
 runner (LOAD_TOKEN, LOAD_AUDIT_URL); the order API is locust's host.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -19,7 +23,7 @@ from typing import Any
 from locust import HttpUser, between, task
 
 JOURNEY_DEADLINE_S = 10.0
-POLL_EVERY_S = 0.05
+POLL_EVERY_S = 0.05  # when a GET has no ETag to wait on (404: not yet readable)
 MAX_ATTEMPTS = 5
 CARDS = ("tok_visa_4242",) * 8 + ("tok_visa_0002", "tok_mc_9995")  # mostly paid, some declined
 mix = random.Random()  # noqa: S311 (a load mix, not a secret)
@@ -93,12 +97,24 @@ class Customer(HttpUser):
         """Poll until the order is final; report the journey."""
         started = time.perf_counter()
         deadline = started + JOURNEY_DEADLINE_S
-        while time.perf_counter() < deadline:
-            answer = self.client.get(f"/orders/{order_id}", name="/orders/:id")
+        answer = self.client.get(f"/orders/{order_id}", name="/orders/:id")
+        while True:
             if answer.status_code == 200 and answer.json()["status"] != "PLACED":
                 self._journey(started, None)
                 return True
-            time.sleep(POLL_EVERY_S)  # a customer's polling interval
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                break
+            etag = answer.headers.get("ETag")
+            if etag is None:
+                time.sleep(POLL_EVERY_S)  # not readable yet: poll (gevent: only this user waits)
+                answer = self.client.get(f"/orders/{order_id}", name="/orders/:id")
+                continue
+            answer = self.client.get(
+                f"/orders/{order_id}",
+                headers={"If-None-Match": etag, "Prefer": f"wait={math.ceil(left)}"},
+                name="/orders/:id until changed",
+            )  # a 304 (unchanged) carries the same ETag: the loop waits on it again
         self._journey(started, TimeoutError(f"not final within {JOURNEY_DEADLINE_S:g} s"))
         return False
 

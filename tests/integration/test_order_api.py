@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,15 +24,15 @@ from golive_order.settings import OrderSettings
 from golive_platform.config import PlatformConfig
 from golive_platform.testing import Cluster
 
-from tests.factories import order_request
-from tests.helpers import Topics, eventually, issuer, read_topic
+from tests.factories import order_confirmed, order_request
+from tests.helpers import Topics, eventually, issuer, publish_events, read_topic
 
 pytestmark = pytest.mark.integration
 
 
-def _client(cluster: Cluster, topics: Topics, database_url: str) -> TestClient:
+def _client(cluster: Cluster, topics: Topics, database_url: str, **overrides: Any) -> TestClient:
     settings = OrderSettings.model_validate(
-        {**topics.env(cluster), "order_database_url": database_url}
+        {**topics.env(cluster), "order_database_url": database_url, **overrides}
     )
     scopes = (Scope.PLACE_ORDERS, Scope.READ_ORDERS)
     return TestClient(order_app(settings), headers=issuer().headers(*scopes))
@@ -113,6 +114,48 @@ def test_keys_survive_a_restart(cluster: Cluster, topics: Topics, database_url: 
         after = post(second_life, order_request(), key="durable-key")
         assert after.json() == before
     assert len(placed_events(cluster, topics)) == 1
+
+
+def test_a_long_poll_answers_when_the_read_model_changes_the_order(
+    cluster: Cluster, topics: Topics, database_url: str
+) -> None:
+    # Reading again on an interval is only for other processes' projections: set beyond the
+    # wait, only the wake-up from this process's projection can answer the long poll early.
+    with _client(
+        cluster, topics, database_url, order_long_poll_recheck_s=60, order_long_poll_max_s=60
+    ) as api:
+        order_id = post(api, order_request()).json()["order_id"]
+        placed = api.get(f"/orders/{order_id}")
+        etag = placed.headers["etag"]
+        assert (placed.json()["status"], etag) == (
+            "PLACED",
+            f'"{placed_events(cluster, topics)[0].envelope.event_id}"',
+        )
+        unchanged = api.get(f"/orders/{order_id}", headers={"If-None-Match": etag})
+        assert (unchanged.status_code, unchanged.headers["etag"], unchanged.content) == (
+            304,
+            etag,
+            b"",
+        )
+        # Nothing changes it meanwhile: 304 once the wait asked for is over.
+        waited = api.get(f"/orders/{order_id}", headers={"If-None-Match": etag, "Prefer": "wait=1"})
+        assert (waited.status_code, waited.headers["preference-applied"]) == (304, "wait=1")
+
+        changes = api.app.state.ordering.changes  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(max_workers=1) as waiting:
+            poll = waiting.submit(
+                api.get,
+                f"/orders/{order_id}",
+                headers={"If-None-Match": etag, "Prefer": "wait=50"},
+            )
+            eventually(lambda: changes.watched() == 1, 10, "the long poll to wait")
+            confirmed = order_confirmed(uuid.UUID(order_id))
+            publish_events(cluster, topics, confirmed)
+            final = poll.result(timeout=20)  # it would wait 50 s for a change nobody announced
+        assert final.status_code == 200
+        assert final.json()["status"] == "CONFIRMED"
+        assert final.headers["etag"] == f'"{confirmed.envelope.event_id}"'
+        assert final.headers["preference-applied"] == "wait=50"
 
 
 def test_unknown_order_is_404(api: TestClient) -> None:

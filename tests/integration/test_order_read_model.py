@@ -29,10 +29,11 @@ def test_only_a_placed_order_moves_and_the_first_outcome_wins(database_url: str)
     projection = orders.OrderProjection(engine)
     a, b = order_placed(), order_placed()
     unknown = uuid.uuid4()
+    confirmed_a = order_confirmed(a.order_id)
     first = _batch(
         a,
         b,
-        order_confirmed(a.order_id),
+        confirmed_a,
         order_cancelled(a.order_id, "too late: confirmed first"),
         order_cancelled(b.order_id, "payment_declined:expired_card"),
         order_confirmed(unknown),
@@ -45,8 +46,10 @@ def test_only_a_placed_order_moves_and_the_first_outcome_wins(database_url: str)
     found_a = orders.get_order(engine, str(a.order_id))
     found_b = orders.get_order(engine, str(b.order_id))
     assert found_a is not None and found_b is not None
-    assert (found_a["status"], found_a["cancel_reason"]) == ("CONFIRMED", None)
-    assert (found_b["status"], found_b["cancel_reason"]) == (
+    assert (found_a.order["status"], found_a.order["cancel_reason"]) == ("CONFIRMED", None)
+    # The version (GET's ETag) is the event that moved it; the outcomes it ignored leave it.
+    assert found_a.version == str(confirmed_a.envelope.event_id)
+    assert (found_b.order["status"], found_b.order["cancel_reason"]) == (
         "CANCELLED",
         "payment_declined:expired_card",
     )

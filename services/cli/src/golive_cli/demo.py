@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from math import ceil
 from typing import Any
 
 import httpx
@@ -70,10 +71,7 @@ def run_demo(
         deadline = time.monotonic() + timeout_s
         open_orders = 0
         for label, order_id, trace in placed:
-            order = http.get(f"{order_url}/orders/{order_id}").json()
-            while order["status"] == "PLACED" and time.monotonic() < deadline:
-                time.sleep(0.1)  # polling the running system, bounded by the deadline
-                order = http.get(f"{order_url}/orders/{order_id}").json()
+            order = _final(http, f"{order_url}/orders/{order_id}", deadline)
             open_orders += order["status"] == "PLACED"
             amount = f"{order['total_minor']} {order['currency']} (minor units)"
             reason = f"  {order['cancel_reason']}" if order["cancel_reason"] else ""
@@ -83,6 +81,20 @@ def run_demo(
             for event in _timeline(http, f"{audit_url}/orders/{order_id}/timeline", deadline):
                 echo(f"     {event['timestamp']}  {event['topic']:<9} {event['event_type']}")
     return 1 if open_orders else 0
+
+
+def _final(http: httpx.Client, url: str, deadline: float) -> dict[str, Any]:
+    """The order once it is final, or as it stands at the deadline. It waits as a client of
+    the order API should: a long poll on the version it has (If-None-Match, Prefer: wait=N),
+    answered as soon as the read model changes the order."""
+    answer = http.get(url)
+    order: dict[str, Any] = answer.json()
+    while order["status"] == "PLACED" and (left := deadline - time.monotonic()) > 0:
+        wait = {"If-None-Match": answer.headers["ETag"], "Prefer": f"wait={min(10, ceil(left))}"}
+        answer = http.get(url, headers=wait)
+        if answer.status_code == 200:
+            order = answer.json()
+    return order
 
 
 # A timeline holding one of these has recorded the whole journey.

@@ -39,6 +39,7 @@ def utc_now() -> datetime:
 def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The order API and, in the same process, the orders read model's projection."""
     from golive_eventing.auth import Verifier, use_tokens  # noqa: PLC0415 (the module's docstring)
+    from golive_eventing.changes import Changes  # noqa: PLC0415
     from golive_eventing.db import database_check, make_engine  # noqa: PLC0415
     from golive_eventing.flags import Flags  # noqa: PLC0415
     from golive_eventing.producer import EventProducer  # noqa: PLC0415
@@ -60,8 +61,9 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     producer = EventProducer(
         settings, serde, client_id=f"{http.SERVICE}-api-{settings.instance_id}"
     )
+    changes = Changes()
     projector = ProjectionRunner(
-        settings, serde, topology.ORDER_PROJECTOR, orders.OrderProjection(engine)
+        settings, serde, topology.ORDER_PROJECTOR, orders.OrderProjection(engine, changes=changes)
     )
     keys_store = keys.IdempotencyStore(keys_engine, settings.idempotency_lease_s)
     lifespan = runner_lifespan(
@@ -77,6 +79,7 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
         keys=keys_store,
         clock=clock,
         flags=flags,
+        changes=changes,
     )
     app.add_middleware(http.BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(StarletteHTTPException, http.unparseable_body_is_422)

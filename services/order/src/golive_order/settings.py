@@ -19,6 +19,11 @@ class OrderSettings(KafkaSettings, AuthSettings, FlagsSettings):
     instance_id: str = "0"
     # A GET right after a 202 waits this long, at most, for the projection to catch up.
     read_your_writes_timeout_s: float = 5.0
+    # GET /orders/{id} with If-None-Match and Prefer: wait=N waits at most this long...
+    order_long_poll_max_s: int = 30
+    # ...woken when this process's projection changes the order, and reading it again this
+    # often besides (another instance's projection, sharing the database, wakes nobody here).
+    order_long_poll_recheck_s: float = 0.5
     # A claimed Idempotency-Key whose request died is taken over after this long.
     idempotency_lease_s: float = 15.0
     max_body_bytes: int = 64 * 1024

@@ -7,11 +7,12 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from golive_contracts.events import JOURNEY_ENDS, OrderCancelled, OrderConfirmed, OrderPlaced
 from golive_contracts.metrics import JOURNEY_DURATION
 from golive_eventing import metrics
+from golive_eventing.changes import Changes
 from golive_eventing.db import SqlProjection, as_utc, create_tables, insert_or_ignore, offsets_table
 from golive_eventing.records import Consumed
 from sqlalchemy import (
@@ -58,12 +59,21 @@ def create_schema(engine: Engine) -> None:
 
 
 class OrderProjection(SqlProjection):
-    def __init__(self, engine: Engine, tables: Mapping[str, Table] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        tables: Mapping[str, Table] | None = None,
+        changes: Changes | None = None,
+    ) -> None:
         super().__init__(engine, metadata, tables)
-        # Journeys ended by the batch in hand: (outcome, placed at). A rebuild (fresh tables)
-        # replays old journeys: it reports none.
+        # Journeys ended by the batch in hand: (order id, outcome, placed at). A rebuild (fresh
+        # tables) replays old journeys: it reports none.
         self.live = tables is None
-        self._ended: list[tuple[str, datetime]] = []
+        self._ended: list[tuple[str, str, datetime]] = []
+        # The orders whose rows the batch in hand may have changed, for the requests waiting
+        # on them (GET /orders/{id}: a read of one's own write, a long poll).
+        self.changes = changes
+        self._touched: list[str] = []
 
     def write(self, conn: Connection, batch: Sequence[Consumed]) -> None:
         self._ended = []
@@ -75,18 +85,22 @@ class OrderProjection(SqlProjection):
             # their OrderPlaced within a partition, so they are applied after it.
             conn.execute(insert_or_ignore(self.engine, table), placed)
         outcomes = [r.event for r in batch if isinstance(r.event, JOURNEY_ENDS)]
-        if outcomes:
-            ended = _end(conn, table, outcomes)
-            if self.live:
-                self._ended = ended
+        ended = _end(conn, table, outcomes) if outcomes else []
+        if self.live:
+            self._ended = ended
+            self._touched = [row["order_id"] for row in placed] + [e[0] for e in ended]
 
     def committed(self) -> None:
-        """Each journey the batch ended, placed to final as a client polling the order sees
-        it (golive.order.journey.duration)."""
+        """Wake the requests waiting on the orders the batch changed; report each journey it
+        ended, placed to final as a client polling the order sees it
+        (golive.order.journey.duration)."""
+        if self.changes is not None and self._touched:
+            self.changes.changed(self._touched)
+        self._touched = []
         measured = metrics.get()
         if measured.on and self._ended:
             now = datetime.now(UTC)
-            for outcome, placed_at in self._ended:
+            for _, outcome, placed_at in self._ended:
                 seconds = (now - as_utc(placed_at)).total_seconds()
                 measured.distribution(JOURNEY_DURATION, seconds, outcome=JOURNEY_OUTCOME[outcome])
         self._ended = []
@@ -97,19 +111,19 @@ JOURNEY_OUTCOME = {OrderConfirmed.__name__: "confirmed", OrderCancelled.__name__
 
 def _end(
     conn: Connection, table: Table, outcomes: Sequence[OrderConfirmed | OrderCancelled]
-) -> list[tuple[str, datetime]]:
+) -> list[tuple[str, str, datetime]]:
     """Apply a batch's outcomes, in order, as the aggregate's evolve has it: only a PLACED order
     moves, so of two outcomes for one order the first wins. One read of the orders they name
     and one executemany, not a statement each (an UPDATE ... RETURNING per outcome was a
-    twelfth of the order process's busy time under make bench's load). What moved: its
-    outcome's name and when the order was placed."""
+    twelfth of the order process's busy time under make bench's load). What moved: the
+    order's id, its outcome's name and when the order was placed."""
     ids = {str(e.order_id) for e in outcomes}
     found = conn.execute(
         select(table.c.order_id, table.c.status, table.c.placed_at).where(table.c.order_id.in_(ids))
     )
     known = {row.order_id: (row.status, row.placed_at) for row in found}
     moves: list[dict[str, Any]] = []
-    ended: list[tuple[str, datetime]] = []
+    ended: list[tuple[str, str, datetime]] = []
     for event in outcomes:
         order_id = str(event.order_id)
         status, placed_at = known.get(order_id, (None, None))
@@ -129,7 +143,7 @@ def _end(
                 "moved_event": str(event.envelope.event_id),
             }
         )
-        ended.append((type(event).__name__, placed_at))
+        ended.append((order_id, type(event).__name__, placed_at))
     if moves:
         conn.execute(
             update(table)
@@ -178,10 +192,16 @@ def _public(row: Any) -> dict[str, Any]:
     }
 
 
-def get_order(engine: Engine, order_id: str) -> dict[str, Any] | None:
+class Found(NamedTuple):
+    order: dict[str, Any]
+    # The last event applied to the order: its representation's version (GET's ETag).
+    version: str
+
+
+def get_order(engine: Engine, order_id: str) -> Found | None:
     with engine.connect() as conn:
         row = conn.execute(select(orders).where(orders.c.order_id == order_id)).first()
-    return _public(row) if row else None
+    return Found(_public(row), row.last_event_id) if row else None
 
 
 def encode_cursor(placed_at: datetime, order_id: str) -> str:

@@ -1,5 +1,11 @@
 """The order HTTP API: POST /orders (idempotent, 202 once the broker acknowledged), GET /orders.
 
+GET /orders/{id} answers with an ETag (the last event applied to the order). With
+`If-None-Match` it is a conditional GET (304 while unchanged), and with `Prefer: wait=N`
+(RFC 7240) as well, a long poll: it answers as soon as the read model changes the order, or
+304 after N seconds (at most `order_long_poll_max_s`). A client following an order to its end
+asks once per change, and sees the change when the read model makes it, not at its next poll.
+
 Routes take what they need as Annotated dependencies; golive_order.bootstrap provides them.
 """
 
@@ -8,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,6 +31,7 @@ from golive_contracts.envelope import order_id_for
 from golive_contracts.events import Address, OrderLine
 from golive_contracts.flags import ORDERS_OPEN
 from golive_eventing.auth import RESPONSES, require
+from golive_eventing.changes import Changes, Watch
 from golive_eventing.flags import Flags
 from golive_eventing.producer import DeliveryFailedError, EventProducer
 from golive_eventing.serde import RegistryUnavailableError, SchemaNotRegisteredError
@@ -41,6 +49,9 @@ SERVICE = "order"
 log = logging.getLogger(__name__)
 IN_FLIGHT_WAIT_S = 10.0
 RETRY_AFTER_S = "1"
+# A GET waiting to read its own write reads again this often besides when woken (the
+# projection of another process sharing the database wakes nobody here).
+READ_YOUR_WRITES_TICK_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,7 @@ class Ordering:
     keys: IdempotencyStore
     clock: Callable[[], datetime]
     flags: Flags
+    changes: Changes  # the read model's projection wakes the GETs waiting on an order
 
 
 # async, as every dependency of a route here: FastAPI runs a plain def on its thread pool,
@@ -63,6 +75,10 @@ async def _ordering(request: Request) -> Ordering:
 
 OrderingDep = Annotated[Ordering, Depends(_ordering)]
 router = APIRouter(tags=["orders"], responses=RESPONSES)
+_ETAG_HEADER = {
+    "description": "The order's version (the last event applied to it), for If-None-Match",
+    "schema": {"type": "string"},
+}
 
 
 @router.post(
@@ -132,16 +148,57 @@ async def place_order(
 @router.get(
     "/orders/{order_id}",
     response_model=OrderPublic,
-    responses={404: {"description": "Unknown order"}},
+    responses={
+        200: {"headers": {"ETag": _ETAG_HEADER}},
+        304: {
+            "description": "Unchanged: If-None-Match names its ETag (after the wait asked for)",
+            "headers": {"ETag": _ETAG_HEADER},
+        },
+        404: {"description": "Unknown order"},
+    },
     dependencies=[require(scopes.Scope.READ_ORDERS)],
 )
-async def get_order(order_id: uuid.UUID, ordering: OrderingDep) -> Any:
-    found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
-    if found is None and await _caught_up(ordering, str(order_id)):
+async def get_order(
+    order_id: uuid.UUID,
+    ordering: OrderingDep,
+    response: Response,
+    if_none_match: Annotated[
+        str | None,
+        Header(max_length=1000, description="ETags seen: 304 while the order still has one."),
+    ] = None,
+    prefer: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="wait=N (RFC 7240), with If-None-Match: wait up to N seconds for a "
+            "change before answering 304. Preferences not understood are ignored.",
+        ),
+    ] = None,
+) -> Any:
+    settings = ordering.settings
+    # A wait only for a change from a version named: `*` matches while the order exists.
+    named = if_none_match is not None and "*" not in if_none_match
+    wait_s = wait_preference(prefer, settings.order_long_poll_max_s) if named else 0
+    deadline = time.monotonic() + wait_s
+    with ordering.changes.watch(str(order_id)) as changed:  # before the read: no change missed
         found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
+        if found is None and await _caught_up(ordering, str(order_id), changed):
+            found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
+        while found is not None and etag_matches(if_none_match, found.version):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            await changed.wait(min(left, settings.order_long_poll_recheck_s))
+            found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
     if found is None:
         raise HTTPException(status_code=404, detail=f"order {order_id} not found")
-    return found
+    headers = {"ETag": f'"{found.version}"'}
+    if wait_s:
+        headers["Preference-Applied"] = f"wait={wait_s}"
+    if etag_matches(if_none_match, found.version):
+        return Response(status_code=304, headers=headers)
+    response.headers.update(headers)
+    return found.order
 
 
 @router.get(
@@ -271,18 +328,42 @@ async def _wait_for_answer(keys: IdempotencyStore, key: str) -> KeyRecord | None
     return record if record and record.state == "done" else None
 
 
-async def _caught_up(ordering: Ordering, order_id: str) -> bool:
-    """Read your own writes: wait (bounded) until the projection passed this order's OrderPlaced."""
+async def _caught_up(ordering: Ordering, order_id: str, changed: Watch) -> bool:
+    """Read your own writes: wait (bounded) until the projection passed this order's OrderPlaced,
+    woken when it projects the order (another process's projection: read again on a tick)."""
     written = await run_in_threadpool(ordering.keys.written, order_id)
     if written is None or written.partition is None or written.offset is None:
         return False
     topic, partition, offset = ordering.settings.orders_topic, written.partition, written.offset
     projector = topology.ORDER_PROJECTOR.name
-
-    async def projected() -> bool:
+    deadline = time.monotonic() + ordering.settings.read_your_writes_timeout_s
+    while True:
         position = await run_in_threadpool(
             orders.projected_offset, ordering.engine, projector, topic, partition
         )
-        return position > offset
+        left = deadline - time.monotonic()
+        if position > offset or left <= 0:
+            return position > offset
+        await changed.wait(min(left, READ_YOUR_WRITES_TICK_S))
 
-    return await _poll(projected, ordering.settings.read_your_writes_timeout_s)
+
+_WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,9})\"?\s*(;.*)?$", re.IGNORECASE)
+
+
+def wait_preference(prefer: str | None, most_s: int) -> int:
+    """The seconds a `Prefer` header asks a request to wait (RFC 7240's wait=N; 0: none), at
+    most `most_s`. A preference not understood is ignored, as the RFC has it."""
+    for preference in (prefer or "").split(","):
+        matched = _WAIT.match(preference)
+        if matched:
+            return min(int(matched.group(1)), most_s)
+    return 0
+
+
+def etag_matches(if_none_match: str | None, version: str) -> bool:
+    """Whether an If-None-Match header names this version's ETag (a weak comparison, as
+    RFC 9110 has for If-None-Match; `*` matches any)."""
+    if not if_none_match:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or f'"{version}"' in tags

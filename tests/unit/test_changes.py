@@ -1,0 +1,79 @@
+"""A projection's wake-ups reach the requests watching what it changed (golive_eventing.changes),
+and GET /orders/{id} reads its conditional and long-poll headers as the RFCs have them."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from golive_eventing.changes import Changes
+from golive_order.entrypoints.http import etag_matches, wait_preference
+
+
+def test_a_change_from_another_thread_wakes_only_the_watchers_of_its_key() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        changes = Changes()
+        with changes.watch("a") as a, changes.watch("b") as b:
+            projector = threading.Thread(target=changes.changed, args=(["a"],))
+            projector.start()
+            projector.join()
+            return await a.wait(5), await b.wait(0.05)
+
+    assert asyncio.run(scenario()) == (True, False)
+
+
+def test_a_change_between_the_read_and_the_wait_is_not_missed() -> None:
+    async def scenario() -> bool:
+        changes = Changes()
+        with changes.watch("a") as watch:
+            changes.changed(["a"])  # committed after the request's read, before it waits
+            return await watch.wait(1)
+
+    assert asyncio.run(scenario())
+
+
+def test_each_wake_up_is_used_once_and_a_finished_watch_is_forgotten() -> None:
+    async def scenario() -> tuple[bool, bool, int, int]:
+        changes = Changes()
+        with changes.watch("a") as watch:
+            changes.changed(["a"])
+            first, again = await watch.wait(1), await watch.wait(0.05)
+            during = changes.watched()
+        return first, again, during, changes.watched()
+
+    assert asyncio.run(scenario()) == (True, False, 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("prefer", "seconds"),
+    [
+        (None, 0),
+        ("wait=10", 10),
+        ("respond-async, wait=5", 5),
+        ('WAIT = "7"', 7),
+        ("wait=3; foo=bar", 3),
+        ("wait=soon", 0),  # not understood: ignored (RFC 7240 section 2)
+        ("wait=-1", 0),
+        ("return=minimal", 0),
+        ("wait=3600", 30),  # at most what the service allows
+    ],
+)
+def test_the_wait_preference(prefer: str | None, seconds: int) -> None:
+    assert wait_preference(prefer, 30) == seconds
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "matches"),
+    [
+        (None, False),
+        ('"e1"', True),
+        ('W/"e1"', True),  # If-None-Match compares weakly
+        ('"e0", "e1"', True),
+        ("*", True),
+        ('"e2"', False),
+        ("e1", False),  # an ETag is quoted
+    ],
+)
+def test_if_none_match(if_none_match: str | None, matches: bool) -> None:
+    assert etag_matches(if_none_match, "e1") is matches
