@@ -10,7 +10,8 @@ Figures: POST /orders req/s, sustained orders/s placed-to-outcome (and how many 
 when the load stopped), journey latency (POST sent -> OrderConfirmed/OrderCancelled record
 timestamp) at half the sustained rate and at a light 20 orders/s, each beside the floor at its
 rate and split into its stages (STAGES: where the time goes, hop by hop, from one read of the
-records), and the whole stack's
+records); at the light rate also the journey as issue 18 defines it, as a client sees it (from
+the 202 until GET /orders/{id}, a long poll, answers the final state); and the whole stack's
 resident memory. On its own instance (var/bench-system, ports
 2709x/260xx), never the one `make run` started, started on fresh data each run.
 Bounded in count and time.
@@ -25,10 +26,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from typing import Any
 import bench_floor
 import bench_table
 import echo_app
+import httpx
 from bench_platform import cpu_s, process_cpu_s, resident_mb, throughput, write_figures
 from confluent_kafka import Consumer
 from golive_cli.system import TOKEN_ENV, system
@@ -137,13 +142,34 @@ def wrk(url: str, seconds: float, connections: int, token: str) -> tuple[float, 
     return ok / (int(fields["duration_us"]) / 1e6), ok
 
 
-def open_loop(url: str, token: str, rate: float, seconds: float) -> dict[str, float]:
-    """POSTs at a fixed rate, each with its own Idempotency-Key: the send time of each order id.
+@dataclass
+class OpenLoop:
+    """What an open loop of POSTs saw: each accepted order's send time and its 202's arrival
+    (s); and, when it followed them, when a GET first answered each one's final state."""
+
+    sent: dict[str, float] = field(default_factory=dict)
+    accepted: dict[str, float] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)
+
+    def client_journeys_ms(self) -> list[float]:
+        """Issue 18's journey, as a client sees it: from the 202 until GET answers the final
+        state, ascending."""
+        return sorted(
+            (self.final[o] - self.accepted[o]) * 1000 for o in self.final if o in self.accepted
+        )
+
+
+def open_loop(url: str, token: str, rate: float, seconds: float, follow: bool = False) -> OpenLoop:
+    """POSTs at a fixed rate, each with its own Idempotency-Key; with `follow`, each accepted
+    order followed as a client of the API should, by long poll (If-None-Match, Prefer: wait),
+    until a GET answers its final state.
 
     Sent by vegeta (Go; VEGETA names its binary, `make bench` builds it): a Python client
     at this rate took a third of a core itself, and the system shares the two cores with it
-    (measured: the machine 97 % busy at 80 orders/s with it, about half without)."""
+    (measured: the machine 97 % busy at 80 orders/s with it, about half without). Its results
+    are read as they come, so a follower starts as soon as its order's 202 arrived."""
     vegeta = os.environ.get("VEGETA", "vegeta")
+    seen = OpenLoop()
     with tempfile.TemporaryDirectory(prefix="bench-vegeta-") as scratch:
         work = Path(scratch)
         count = int(rate * seconds)
@@ -157,25 +183,69 @@ def open_loop(url: str, token: str, rate: float, seconds: float) -> dict[str, fl
                 f"Idempotency-Key: lat-{uuid.uuid4()}\n@{body}\n"
             )
         (work / "targets.txt").write_text("\n".join(targets))
-        subprocess.run(
+        attack = subprocess.Popen(
             [vegeta, "attack", "-rate", f"{round(rate * 60)}/1m", "-duration", f"{count / rate:.3f}s",
-             "-targets", str(work / "targets.txt"), "-timeout", "30s", "-max-workers", "256",
-             "-output", str(work / "results.bin")],
-            check=True, timeout=seconds + 120,
+             "-targets", str(work / "targets.txt"), "-timeout", "30s", "-max-workers", "256"],
+            stdout=subprocess.PIPE,
         )  # fmt: skip
-        encoded = subprocess.run(
-            [vegeta, "encode", "--to", "json", str(work / "results.bin")],
-            capture_output=True, text=True, check=True, timeout=120,
+        encode = subprocess.Popen(
+            [vegeta, "encode", "--to", "json"], stdin=attack.stdout, stdout=subprocess.PIPE, text=True
         )  # fmt: skip
-    sent: dict[str, float] = {}
-    for line in encoded.stdout.splitlines():
-        result = json.loads(line)
-        if result["code"] == 202:
-            order_id = json.loads(base64.b64decode(result["body"]))["order_id"]
-            at = datetime.fromisoformat(result["timestamp"]).timestamp()
-            # vegeta starts the targets over if it sends more than there are: keep the first.
-            sent[order_id] = min(at, sent.get(order_id, at))
-    return sent
+        assert attack.stdout is not None
+        assert encode.stdout is not None
+        attack.stdout.close()  # encode's now: it sees the end when attack exits
+        with ThreadPoolExecutor(max_workers=64, thread_name_prefix="follow") as followers:
+            following: dict[str, Future[float | None]] = {}
+            for line in encode.stdout:
+                result = json.loads(line)
+                if result["code"] != 202:
+                    continue
+                order_id = json.loads(base64.b64decode(result["body"]))["order_id"]
+                at = datetime.fromisoformat(result["timestamp"]).timestamp()
+                # vegeta starts the targets over if it sends more than there are: keep the first.
+                if order_id in seen.sent:
+                    continue
+                seen.sent[order_id] = at
+                seen.accepted[order_id] = at + result["latency"] / 1e9
+                if follow:
+                    order_url = f"{url}/{order_id}"
+                    following[order_id] = followers.submit(_until_final, order_url, token)
+            for order_id, followed in following.items():
+                final_at = followed.result()
+                if final_at is not None:
+                    seen.final[order_id] = final_at
+        if attack.wait(timeout=seconds + 120) != 0 or encode.wait(timeout=60) != 0:
+            raise SystemExit(
+                f"vegeta failed: attack {attack.returncode}, encode {encode.returncode}"
+            )
+    return seen
+
+
+_follower = threading.local()
+
+
+def _until_final(url: str, token: str, timeout_s: float = 60.0) -> float | None:
+    """When a GET of the order first answered its final state (s; None: not by `timeout_s`):
+    one GET, then long polls on the version it has, each answered when the read model changes
+    the order. A client per follower thread, kept: one shared by the threads was handed a
+    closed socket under this load, and one made per order (its TLS context) cost the bench's
+    process so much CPU that followers asked a second late."""
+    deadline = time.monotonic() + timeout_s
+    http: httpx.Client | None = getattr(_follower, "http", None)
+    if http is None:
+        http = _follower.http = httpx.Client(
+            headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    answer = http.get(url)
+    while time.monotonic() < deadline:
+        if answer.status_code not in (200, 304):
+            raise SystemExit(f"GET {url}: {answer.status_code} {answer.text[:300]}")
+        if answer.status_code == 200 and answer.json()["status"] != "PLACED":
+            return time.time()
+        etag = answer.headers.get("ETag")
+        wait = {"If-None-Match": etag, "Prefer": "wait=10"} if etag else {}
+        answer = http.get(url, headers=wait)
+    return None
 
 
 def _reader(connection: Connection, topics: list[str]) -> Consumer:
@@ -274,13 +344,23 @@ def report(config: PlatformConfig, figures: dict[str, Any]) -> None:
 
 
 def latency(
-    config: PlatformConfig, order_url: str, token: str, rate: float, seconds: float
+    config: PlatformConfig,
+    order_url: str,
+    token: str,
+    rate: float,
+    seconds: float,
+    follow: bool = False,
 ) -> dict[str, Any]:
     """The journey's latency at `rate` (open loop), then the same rate through bare
     exactly-once hops, as many as the journey has, and through the same hops writing a state
-    record each, as the journey's do (bench_floor.py)."""
-    sent = open_loop(order_url, token, rate, seconds)
-    marks = journeys(config.connection(), sent, timeout_s=60)
+    record each, as the journey's do (bench_floor.py).
+
+    The journey from the records: from the POST's send until the outcome's record was written.
+    With `follow`, also issue 18's, as a client sees it: from the 202 until a GET (a long poll)
+    answers the final state. That one adds the read model's lag and leaves out the POST; it
+    adds two GETs an order too, so it is measured at the light rate only."""
+    seen = open_loop(order_url, token, rate, seconds, follow=follow)
+    marks = journeys(config.connection(), seen.sent, timeout_s=60)
     latencies = sorted((m[-1] - m[0]) * 1000 for m in marks)
     split = {
         name: sorted((m[n + 1] - m[n]) * 1000 for m in marks)
@@ -288,7 +368,17 @@ def latency(
     }
     floor = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds)
     stateful = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds, stateful=True)
-    return {
+    client = seen.client_journeys_ms()
+    followed = (
+        {
+            "client_journey_samples": len(client),
+            "client_journey_p50_ms": round(bench_table.percentile(client, 50), 1),
+            "client_journey_p99_ms": round(bench_table.percentile(client, 99), 1),
+        }
+        if client
+        else {}
+    )
+    return followed | {
         "latency_rate_per_s": round(rate, 1),
         "latency_samples": len(latencies),
         "journey_p50_ms": round(bench_table.percentile(latencies, 50), 1),
@@ -413,7 +503,7 @@ def main() -> None:
     figures: dict[str, Any] = {}
     try:
         platform.up()
-        token = config.issuer().token(Scope.PLACE_ORDERS, subject="bench")
+        token = config.issuer().token(Scope.PLACE_ORDERS, Scope.READ_ORDERS, subject="bench")
         with echo_served(config):
             figures |= references(config, token, args.seconds, args.concurrency)
 
@@ -449,7 +539,9 @@ def main() -> None:
 
         rate = max(1.0, figures["sustained_orders_per_s"] / 2)
         figures |= latency(config, order_url, token, rate, args.seconds)
-        figures["light"] = latency(config, order_url, token, LIGHT_RATE_PER_S, args.seconds)
+        figures["light"] = latency(
+            config, order_url, token, LIGHT_RATE_PER_S, args.seconds, follow=True
+        )
         rss, pss = resident_mb(platform), resident_mb(platform, proportional=True)
         figures["stack_rss_mb"] = round(sum(rss.values()))
         figures["stack_pss_mb"] = round(sum(pss.values()))

@@ -62,3 +62,19 @@ def test_a_run_without_a_stateful_floor_still_makes_its_table() -> None:
 
     assert [reference for reference, _, _ in _verdicts(rows)] == ["3-hop floor", "3-hop floor"]
     assert not any("stateful" in r.figure for r in rows)
+
+
+def test_a_followed_phase_judges_the_journey_as_a_client_sees_it_too() -> None:
+    rows = bench_table.journey_rows(
+        _phase(client_journey_p50_ms=16.0, client_journey_p99_ms=140.0), "light load"
+    )
+
+    client = [r for r in rows if "202 -> GET answers final" in r.figure]
+    assert [(r.value, r.reference_value, r.met) for r in client] == [
+        (16.0, 12.0, True),  # under 20 ms
+        (140.0, 30.0, False),  # 140 > 2 x 30 and not under 100
+        (16.0, 17.0, True),
+        (140.0, 70.0, True),  # 140 <= 2 x 70
+    ]
+    records = [r for r in rows if "POST sent -> outcome written" in r.figure]
+    assert [r.value for r in records] == [24.0, 120.0, 24.0, 120.0]
