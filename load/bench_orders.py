@@ -355,6 +355,8 @@ def latency(
     exactly-once hops, as many as the journey has, and through the same hops writing a state
     record each, as the journey's do (bench_floor.py).
 
+    The two floors are measured side by side, in alternating pieces, pooled.
+
     The journey from the records: from the POST's send until the outcome's record was written.
     With `follow`, also issue 18's, as a client sees it: from the 202 until a GET (a long poll)
     answers the final state. That one adds the read model's lag and leaves out the POST; it
@@ -366,8 +368,7 @@ def latency(
         name: sorted((m[n + 1] - m[n]) * 1000 for m in marks)
         for n, (name, _, _) in enumerate(STAGES)
     }
-    floor = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds)
-    stateful = bench_floor.measure(config.connection(), FLOOR_HOPS, rate, seconds, stateful=True)
+    floor, stateful = bench_floor.measure_both(config.connection(), FLOOR_HOPS, rate, seconds)
     client = seen.client_journeys_ms()
     followed = (
         {
