@@ -75,8 +75,10 @@ class Floor:
     hops: int
     rate_per_s: float
     samples: int
-    p50_ms: float
+    p50_ms: float  # from a record's send to its last copy's creation
     p99_ms: float
+    read_p50_ms: float  # ... to when a read_committed reader has that copy
+    read_p99_ms: float
 
 
 def hop(source: str, sink: str, group: str, state: str | None = None) -> None:
@@ -222,7 +224,7 @@ def measure_both(
     sample of each in a row let a minute of the host's noise land on one floor alone (a
     stateful floor of 2.4 x the bare one measured just before it, where alternating pairs put
     it at 1.04 to 1.4 x)."""
-    arrivals: dict[bool, list[float]] = {False: [], True: []}
+    arrivals: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
     sent = dict.fromkeys(arrivals, 0)
     with (
         running(connection, hops) as bare,
@@ -241,16 +243,19 @@ def measure_both(
     )
 
 
-def _floor(hops: int, rate_per_s: float, arrivals: list[float], sent: int) -> Floor:
+def _floor(hops: int, rate_per_s: float, arrivals: list[tuple[float, float]], sent: int) -> Floor:
     if len(arrivals) < sent:
         raise SystemExit(f"the floor's hops passed {len(arrivals)} of {sent} records")
-    latencies = sorted(arrivals)
+    made = sorted(m for m, _ in arrivals)
+    read = sorted(r for _, r in arrivals)
     return Floor(
         hops,
         rate_per_s,
-        len(latencies),
-        round(percentile(latencies, 50), 1),
-        round(percentile(latencies, 99), 1),
+        len(made),
+        round(percentile(made, 50), 1),
+        round(percentile(made, 99), 1),
+        round(percentile(read, 50), 1),
+        round(percentile(read, 99), 1),
     )
 
 
@@ -293,24 +298,30 @@ def _warm(connection: Connection, first: str, last: str) -> None:
 
 def _drive(
     connection: Connection, first: str, last: str, rate_per_s: float, seconds: float
-) -> tuple[list[float], int]:
+) -> tuple[list[tuple[float, float]], int]:
     """Produce at a fixed rate (open loop) after the hops are ready: for each record that came
     through, ms from its send to the creation of its copy in `last` (the last hop's produce,
-    the record's timestamp: where a journey's latency ends too, at its outcome record); and how
-    many were sent."""
+    the record's timestamp: where a journey's latency from its records ends too, at its
+    outcome record), and to when a read_committed reader had that copy (its transaction
+    committed and fetched: where a read model can first apply an outcome); and how many were
+    sent."""
     reader = _last_reader(connection, last, from_end=True)
     writer = clients.producer(
         connection, **{"acks": "all", "linger.ms": 1, "enable.idempotence": True}
     )
     sent: dict[bytes, float] = {}
     made: dict[bytes, float] = {}
+    read_at: dict[bytes, float] = {}
 
     def read(until: float) -> None:
         while time.monotonic() < until:
-            for message in reader.consume(500, timeout=0.001):
+            messages = reader.consume(500, timeout=0.001)
+            now = time.time()
+            for message in messages:
                 key = message.key()
                 if message.error() is None and key is not None and key in sent:
                     made.setdefault(key, message.timestamp()[1] / 1000)
+                    read_at.setdefault(key, now)
 
     def pace(seconds: float, prefix: str) -> None:
         interval = 1 / rate_per_s
@@ -334,13 +345,16 @@ def _drive(
     pace(WARM_S, "warm")
     sent.clear()
     made.clear()
+    read_at.clear()
     pace(seconds, "r")
     writer.flush(10)
     deadline = time.monotonic() + 10
     while len(made) < len(sent) and time.monotonic() < deadline:
         read(time.monotonic() + 0.1)
     reader.close()
-    return [(made[k] - sent[k]) * 1000 for k in sent if k in made], len(sent)
+    return [
+        ((made[k] - sent[k]) * 1000, (read_at[k] - sent[k]) * 1000) for k in sent if k in made
+    ], len(sent)
 
 
 def main() -> None:

@@ -393,8 +393,12 @@ def latency(
         "floor_samples": floor.samples,
         "floor_p50_ms": floor.p50_ms,
         "floor_p99_ms": floor.p99_ms,
+        "floor_read_p50_ms": floor.read_p50_ms,
+        "floor_read_p99_ms": floor.read_p99_ms,
         "stateful_floor_p50_ms": stateful.p50_ms,
         "stateful_floor_p99_ms": stateful.p99_ms,
+        "stateful_floor_read_p50_ms": stateful.read_p50_ms,
+        "stateful_floor_read_p99_ms": stateful.read_p99_ms,
     }
 
 

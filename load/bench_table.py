@@ -160,55 +160,52 @@ def system_floor_rows(f: dict[str, Any], echo: float, post: float, sustained: fl
     ]
 
 
-# A journey's two measures (bench_orders.latency): the figures' prefix, and what it spans.
-FROM_THE_RECORDS = ("journey", "POST sent -> outcome written")
-AS_A_CLIENT_SEES_IT = ("client_journey", "202 -> GET answers final, issue 18's")
+# A journey's two measures (bench_orders.latency): the figures' prefix, what it spans, and
+# which end of a floor it is held to: a record's creation, or its reading (a floor's "_read"
+# figures: when a read_committed reader had the last hop's copy).
+FROM_THE_RECORDS = ("journey", "POST sent -> outcome written", "")
+AS_A_CLIENT_SEES_IT = ("client_journey", "202 -> GET answers final, issue 18's", "_read")
 
 
 def journey_rows(f: dict[str, Any], load: str) -> list[Row]:
     """A journey phase's percentiles against the floor measured at its rate (bench_orders'
     `latency`), and the floor's own; then against the stateful floor, the same hops writing a
     state record each as the journey's do, where the run measured one. The journey as its
-    records time it, and, where the phase followed its orders, as a client sees it."""
+    records time it, against the floors to their last record's creation; and, where the phase
+    followed its orders, as a client sees it, against the floors to a reader having it (a
+    run without those figures: to the creation)."""
     at = f"at {f['latency_rate_per_s']}/s ({load})"
     hops = f["floor_hops"]
     floors = [(f"{hops}-hop floor", "floor")]
     if "stateful_floor_p50_ms" in f:
         floors.append((f"{hops}-hop stateful floor", "stateful_floor"))
-    measures = [m for m in (FROM_THE_RECORDS, AS_A_CLIENT_SEES_IT) if f"{m[0]}_p50_ms" in f]
-    rows = [
-        row
-        for measure in measures
-        for floor, prefix in floors
-        for row in _against(f, at, floor, prefix, measure)
-    ]
-    rows += [
-        Row(f"floor p50 {at}: {hops} bare exactly-once hops", f["floor_p50_ms"], "ms"),
-        Row(f"floor p99 {at}: {hops} bare exactly-once hops", f["floor_p99_ms"], "ms"),
-    ]
-    if "stateful_floor_p50_ms" in f:
-        rows += [
-            Row(
-                f"stateful floor p50 {at}: {hops} hops, a state record each",
-                f["stateful_floor_p50_ms"],
-                "ms",
-            ),
-            Row(
-                f"stateful floor p99 {at}: {hops} hops, a state record each",
-                f["stateful_floor_p99_ms"],
-                "ms",
-            ),
-        ]
+    rows = []
+    for journey, spans, end in (FROM_THE_RECORDS, AS_A_CLIENT_SEES_IT):
+        if f"{journey}_p50_ms" not in f:
+            continue
+        for floor, prefix in floors:
+            read = end and f"{prefix}{end}_p50_ms" in f
+            to = f"{floor} to a reader" if read else floor
+            rows += _against(f, at, to, f"{prefix}{end}" if read else prefix, journey, spans)
+    for prefix, name, what in (
+        ("floor", "floor", f"{hops} bare exactly-once hops"),
+        ("stateful_floor", "stateful floor", f"{hops} hops, a state record each"),
+    ):
+        for p in ("p50", "p99") if f"{prefix}_p50_ms" in f else ():
+            rows.append(Row(f"{name} {p} {at}: {what}", f[f"{prefix}_{p}_ms"], "ms"))
+            if f"{prefix}_read_{p}_ms" in f:
+                rows.append(
+                    Row(f"{name} {p} {at}, to a reader: {what}", f[f"{prefix}_read_{p}_ms"], "ms")
+                )
     return rows
 
 
 def _against(
-    f: dict[str, Any], at: str, floor: str, prefix: str, measure: tuple[str, str]
+    f: dict[str, Any], at: str, floor: str, prefix: str, journey: str, spans: str
 ) -> list[Row]:
-    """The journey's p50 and p99, by one of its measures, against the floor whose figures
+    """The journey's p50 and p99 (figures starting `journey`) against the floor whose figures
     start with `prefix`, each with issue 18's target: an absolute bound, or a ratio to that
     floor."""
-    journey, spans = measure
     p50, p99 = float(f[f"{journey}_p50_ms"]), float(f[f"{journey}_p99_ms"])
     floor_p50, floor_p99 = float(f[f"{prefix}_p50_ms"]), float(f[f"{prefix}_p99_ms"])
     return [
