@@ -157,6 +157,20 @@ def test_a_long_poll_answers_when_the_read_model_changes_the_order(
         assert final.headers["etag"] == f'"{confirmed.envelope.event_id}"'
         assert final.headers["preference-applied"] == "wait=50"
 
+        # The process is asked to stop (golive_eventing.app.serve's on_exit): a waiting long
+        # poll answers at once, not in 50 s, past the platform's stop timeout.
+        with ThreadPoolExecutor(max_workers=1) as waiting:
+            final_etag = final.headers["etag"]
+            poll = waiting.submit(
+                api.get,
+                f"/orders/{order_id}",
+                headers={"If-None-Match": final_etag, "Prefer": "wait=50"},
+            )
+            eventually(lambda: changes.watched() == 1, 10, "the long poll to wait")
+            changes.close()
+            stopping = poll.result(timeout=20)
+        assert (stopping.status_code, stopping.headers["etag"]) == (304, final_etag)
+
 
 def test_unknown_order_is_404(api: TestClient) -> None:
     assert api.get("/orders/00000000-0000-0000-0000-000000000000").status_code == 404

@@ -1,12 +1,17 @@
 """A projection's wake-ups reach the requests watching what it changed (golive_eventing.changes),
-and GET /orders/{id} reads its conditional and long-poll headers as the RFCs have them."""
+a stopping process wakes them all, and GET /orders/{id} reads its conditional and long-poll
+headers as the RFCs have them."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
+from golive_eventing.app import _Server
 from golive_eventing.changes import Changes
 from golive_order.entrypoints.http import etag_matches, wait_preference
 
@@ -77,3 +82,23 @@ def test_the_wait_preference(prefer: str | None, seconds: int) -> None:
 )
 def test_if_none_match(if_none_match: str | None, matches: bool) -> None:
     assert etag_matches(if_none_match, "e1") is matches
+
+
+def test_closing_wakes_every_watcher_and_says_so() -> None:
+    async def scenario() -> tuple[bool, bool, bool]:
+        changes = Changes()
+        with changes.watch("a") as a, changes.watch("b") as b:
+            changes.close()
+            return await a.wait(5), await b.wait(5), changes.closed
+
+    assert asyncio.run(scenario()) == (True, True, True)
+
+
+def test_a_stop_signal_runs_the_exit_hook_once_before_uvicorn_stops() -> None:
+    calls: list[str] = []
+    server = _Server(uvicorn.Config(FastAPI()), on_exit=lambda: calls.append("exit"))
+
+    server.handle_exit(signal.SIGTERM, None)
+    server.handle_exit(signal.SIGTERM, None)
+
+    assert (calls, server.should_exit) == (["exit"], True)

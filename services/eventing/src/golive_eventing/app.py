@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from types import FrameType
 
 import uvicorn
 from confluent_kafka import KafkaException
@@ -167,9 +168,36 @@ def runner_lifespan(
     return lifespan
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
+# On SIGTERM uvicorn stops accepting and waits for the requests in hand, then stops the app
+# (its consumers close, its producers flush): this long at most, well inside the platform's
+# stop timeout (golive_platform.config: then SIGKILL, and nothing is closed).
+GRACEFUL_SHUTDOWN_S = 10
+
+
+def serve(app: FastAPI, host: str, port: int, on_exit: Callable[[], None] | None = None) -> None:
     """Run a service process: its logs as golive_eventing.logs says (JSON lines with trace ids,
-    or text at a terminal), then uvicorn."""
+    or text at a terminal), then uvicorn. `on_exit` runs as soon as the process is asked to
+    stop, before the requests in hand are waited for: to answer those that would wait (a long
+    poll) at once."""
     settings = LogSettings()
     logs.configure(settings)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), log_config=None)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    _Server(config, on_exit).run()
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.on_exit is not None and not self.should_exit:
+            self.on_exit()
+        super().handle_exit(sig, frame)

@@ -44,6 +44,7 @@ class Changes:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watching: dict[str, set[Watch]] = {}
+        self.closed = False  # the process is stopping: nobody should wait any more
 
     @contextmanager
     def watch(self, key: str) -> Iterator[Watch]:
@@ -68,6 +69,15 @@ class Changes:
             if not self._watching:
                 return
             woken = [w for key in keys for w in self._watching.get(key, ())]
+        for watch in woken:
+            watch.wake()
+
+    def close(self) -> None:
+        """The process is stopping: wake every watcher, and let waiters see `closed` and
+        answer now rather than hold the stop up (golive_eventing.app.serve's on_exit)."""
+        with self._lock:
+            self.closed = True
+            woken = [w for watchers in self._watching.values() for w in watchers]
         for watch in woken:
             watch.wake()
 

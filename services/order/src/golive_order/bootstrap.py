@@ -135,7 +135,8 @@ def api() -> None:
     with configured("golive-order"):
         settings = OrderSettings()
         app = order_app(settings)
-    serve(app, settings.order_host, settings.order_port)
+    # Asked to stop: the long polls answer now (304), not when their wait is over.
+    serve(app, settings.order_host, settings.order_port, on_exit=app.state.ordering.changes.close)
 
 
 def process_manager() -> None:

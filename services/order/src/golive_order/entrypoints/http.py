@@ -186,7 +186,7 @@ async def get_order(
             found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
         while found is not None and etag_matches(if_none_match, found.version):
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or ordering.changes.closed:  # closed: the process is stopping
                 break
             await changed.wait(min(left, settings.order_long_poll_recheck_s))
             found = await run_in_threadpool(orders.get_order, ordering.engine, str(order_id))
@@ -342,7 +342,7 @@ async def _caught_up(ordering: Ordering, order_id: str, changed: Watch) -> bool:
             orders.projected_offset, ordering.engine, projector, topic, partition
         )
         left = deadline - time.monotonic()
-        if position > offset or left <= 0:
+        if position > offset or left <= 0 or ordering.changes.closed:
             return position > offset
         await changed.wait(min(left, READ_YOUR_WRITES_TICK_S))
 
