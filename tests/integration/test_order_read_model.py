@@ -3,15 +3,19 @@ moves, the first outcome wins), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
+from confluent_kafka import TopicPartition
 from golive_contracts.events import Event
+from golive_eventing.changes import Changes, Listener
 from golive_eventing.db import make_engine
 from golive_eventing.records import Consumed
 from golive_order.adapters import orders
 
 from tests.factories import order_cancelled, order_confirmed, order_placed
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -54,3 +58,37 @@ def test_only_a_placed_order_moves_and_the_first_outcome_wins(database_url: str)
         "payment_declined:expired_card",
     )
     assert orders.get_order(engine, str(unknown)) is None
+
+
+def test_a_committed_batch_wakes_the_requests_waiting_on_its_orders_in_every_instance(
+    database_url: str,
+) -> None:
+    """The projecting instance wakes its own waiters; instances sharing a PostgreSQL read model
+    are woken by its NOTIFY (a SQLite read model has one instance: nobody else to wake)."""
+    engine = make_engine(database_url)
+    orders.create_schema(engine)
+    here, there = Changes(), Changes()
+    projection = orders.OrderProjection(engine, changes=here)
+    elsewhere = Listener(make_engine(database_url), orders.CHANGES_CHANNEL, there)
+    shared = engine.dialect.name == "postgresql"
+    elsewhere.start()
+    try:
+        if shared:
+            eventually(elsewhere.listening.is_set, 10, "the other instance to listen")
+        placed = order_placed()
+
+        async def waiting() -> tuple[bool, bool]:
+            key = str(placed.order_id)
+            with here.watch(key) as mine, there.watch(key) as theirs:
+                await asyncio.to_thread(
+                    projection.apply,
+                    "order-projector",
+                    _batch(placed),
+                    [TopicPartition("orders", 0, 1)],
+                    {("orders", 0): None},
+                )
+                return await mine.wait(5), await theirs.wait(5 if shared else 0.2)
+
+        assert asyncio.run(waiting()) == (True, shared)
+    finally:
+        elsewhere.close()

@@ -153,12 +153,17 @@ def _crash_only(runner: Runner) -> Callable[[], None]:
 
 
 def runner_lifespan(
-    runners: RunnerThreads, *closers: Callable[[], None]
+    runners: RunnerThreads,
+    *closers: Callable[[], None],
+    starters: Sequence[Callable[[], None]] = (),
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Start the consumer loops with the app; on shutdown (SIGTERM) stop them, then close the rest."""
+    """Start the consumer loops with the app, and `starters`; on shutdown (SIGTERM) stop the
+    loops, then close the rest."""
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        for start in starters:
+            start()
         runners.start()
         yield
         runners.stop()

@@ -5,16 +5,30 @@ the event loop. A request that waits for a change (a long poll, a read of its ow
 registers a `Watch` on a key *before* it reads, and waits on it between reads; the projection,
 after its batch's database transaction committed, calls `Changes.changed` with the keys the
 batch touched. The database stays the truth: a wake-up only says "read again", and a waiter
-also reads again on an interval, for changes made by another process (instances sharing a
-database, a rebuild swapping its tables in).
+also reads again on an interval, for changes nothing announced (a rebuild swapping its tables
+in).
+
+Instances sharing a PostgreSQL database split the projection's partitions between them, so a
+request may wait on an order another instance projects. There the projection also announces
+its keys with NOTIFY in its transaction (`announce`), delivered once it commits, and each
+instance's `Listener` wakes its own waiters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL's NOTIFY payload is under 8,000 bytes: an announcement carries at most this many.
+ANNOUNCE_BYTES = 7000
 
 
 class Watch:
@@ -85,3 +99,70 @@ class Changes:
         """How many keys are watched now."""
         with self._lock:
             return len(self._watching)
+
+
+def announce(conn: Connection, channel: str, keys: Sequence[str]) -> None:
+    """Inside a projection's PostgreSQL transaction: `keys` changed, to every instance
+    listening on `channel` (a Listener), once the transaction commits; nothing if it does
+    not. Other databases: nothing (one instance owns a SQLite read model)."""
+    if conn.dialect.name != "postgresql" or not keys:
+        return
+    payloads: list[str] = []
+    part: list[str] = []
+    size = 0
+    for key in keys:
+        if part and size + len(key) + 1 > ANNOUNCE_BYTES:
+            payloads.append(",".join(part))
+            part, size = [], 0
+        part.append(key)
+        size += len(key) + 1
+    payloads.append(",".join(part))
+    notify = text("SELECT pg_notify(:channel, :payload)")
+    conn.execute(notify, [{"channel": channel, "payload": p} for p in payloads])
+
+
+class Listener:
+    """A thread that LISTENs on a PostgreSQL channel and wakes `changes`' watchers of the keys
+    each notification names; it reconnects after a failure (waiters read again on their
+    interval meanwhile). For SQLite it does nothing."""
+
+    def __init__(self, engine: Engine, channel: str, changes: Changes) -> None:
+        self.engine = engine
+        self.channel = channel
+        self.changes = changes
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.listening = threading.Event()  # set once LISTEN is in force
+
+    def start(self) -> None:
+        if self.engine.dialect.name != "postgresql":
+            return
+        self._thread = threading.Thread(
+            target=self._run, name=f"listen-{self.channel}", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception as exc:  # any failure: connect again
+                self.listening.clear()
+                log.warning("listening on %s failed, again in 1 s: %s", self.channel, exc)
+                self._stop.wait(1.0)
+
+    def _listen(self) -> None:
+        import psycopg  # noqa: PLC0415 (only where a PostgreSQL read model is shared)
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'LISTEN "{self.channel}"')
+            self.listening.set()
+            while not self._stop.is_set():  # the timeout only to look at _stop again
+                for notification in conn.notifies(timeout=0.5):
+                    self.changes.changed(notification.payload.split(","))

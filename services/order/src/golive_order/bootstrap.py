@@ -39,7 +39,7 @@ def utc_now() -> datetime:
 def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
     """The order API and, in the same process, the orders read model's projection."""
     from golive_eventing.auth import Verifier, use_tokens  # noqa: PLC0415 (the module's docstring)
-    from golive_eventing.changes import Changes  # noqa: PLC0415
+    from golive_eventing.changes import Changes, Listener  # noqa: PLC0415
     from golive_eventing.db import database_check, make_engine  # noqa: PLC0415
     from golive_eventing.flags import Flags  # noqa: PLC0415
     from golive_eventing.producer import EventProducer  # noqa: PLC0415
@@ -65,9 +65,16 @@ def order_app(settings: OrderSettings, clock: Callable[[], datetime] = utc_now) 
     projector = ProjectionRunner(
         settings, serde, topology.ORDER_PROJECTOR, orders.OrderProjection(engine, changes=changes)
     )
+    # Instances sharing a PostgreSQL read model: woken by each other's projections too.
+    listener = Listener(engine, orders.CHANGES_CHANNEL, changes)
     keys_store = keys.IdempotencyStore(keys_engine, settings.idempotency_lease_s)
     lifespan = runner_lifespan(
-        RunnerThreads([projector]), producer.close, keys_store.close, flags.close
+        RunnerThreads([projector]),
+        producer.close,
+        keys_store.close,
+        flags.close,
+        listener.close,
+        starters=[listener.start],
     )
     app = FastAPI(title="Golive order API", version=settings.version, lifespan=lifespan)
     tracing.instrument(app)

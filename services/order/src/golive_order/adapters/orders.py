@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 from golive_contracts.events import JOURNEY_ENDS, OrderCancelled, OrderConfirmed, OrderPlaced
 from golive_contracts.metrics import JOURNEY_DURATION
 from golive_eventing import metrics
-from golive_eventing.changes import Changes
+from golive_eventing.changes import Changes, announce
 from golive_eventing.db import SqlProjection, as_utc, create_tables, insert_or_ignore, offsets_table
 from golive_eventing.records import Consumed
 from sqlalchemy import (
@@ -53,6 +53,10 @@ orders = Table(
 
 consumer_offsets = offsets_table(metadata)
 
+# Where the projection announces the orders it changed, for the order API's instances sharing a
+# PostgreSQL read model (golive_eventing.changes).
+CHANGES_CHANNEL = "golive_order_changes"
+
 
 def create_schema(engine: Engine) -> None:
     create_tables(metadata, engine)
@@ -89,6 +93,7 @@ class OrderProjection(SqlProjection):
         if self.live:
             self._ended = ended
             self._touched = [row["order_id"] for row in placed] + [e[0] for e in ended]
+            announce(conn, CHANGES_CHANNEL, self._touched)
 
     def committed(self) -> None:
         """Wake the requests waiting on the orders the batch changed; report each journey it
