@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import os
 import subprocess
@@ -36,11 +37,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import bench_floor
 import bench_table
 import echo_app
-import httpx
 from bench_platform import cpu_s, process_cpu_s, resident_mb, throughput, write_figures
 from confluent_kafka import Consumer
 from golive_cli.system import TOKEN_ENV, system
@@ -227,25 +228,46 @@ _follower = threading.local()
 def _until_final(url: str, token: str, timeout_s: float = 60.0) -> float | None:
     """When a GET of the order first answered its final state (s; None: not by `timeout_s`):
     one GET, then long polls on the version it has, each answered when the read model changes
-    the order. A client per follower thread, kept: one shared by the threads was handed a
-    closed socket under this load, and one made per order (its TLS context) cost the bench's
-    process so much CPU that followers asked a second late."""
+    the order.
+
+    The standard library's HTTP client, a kept connection per follower thread: light enough
+    that the followers start at their 202. httpx was not: one client shared by the threads was
+    handed a closed socket, one per order (its TLS context) cost the bench's own process a
+    second of delay, and one per thread still left one journey in a hundred starting its first
+    GET 60 to 600 ms after its 202 (marks in the GET route, 2026-12-03)."""
     deadline = time.monotonic() + timeout_s
-    http: httpx.Client | None = getattr(_follower, "http", None)
-    if http is None:
-        http = _follower.http = httpx.Client(
-            headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
-    answer = http.get(url)
+    target = urlsplit(url)
+    auth = {"Authorization": f"Bearer {token}"}
+    status, etag, body = _get(target.hostname or "127.0.0.1", target.port or 80, target.path, auth)
     while time.monotonic() < deadline:
-        if answer.status_code not in (200, 304):
-            raise SystemExit(f"GET {url}: {answer.status_code} {answer.text[:300]}")
-        if answer.status_code == 200 and answer.json()["status"] != "PLACED":
+        if status not in (200, 304):
+            raise SystemExit(f"GET {url}: {status} {body[:300]!r}")
+        if status == 200 and json.loads(body)["status"] != "PLACED":
             return time.time()
-        etag = answer.headers.get("ETag")
         wait = {"If-None-Match": etag, "Prefer": "wait=10"} if etag else {}
-        answer = http.get(url, headers=wait)
+        status, etag, body = _get(
+            target.hostname or "127.0.0.1", target.port or 80, target.path, auth | wait
+        )
     return None
+
+
+def _get(host: str, port: int, path: str, headers: dict[str, str]) -> tuple[int, str | None, bytes]:
+    """GET on this thread's kept connection: status, ETag, body. A connection the server closed
+    while it was idle (its keep-alive timeout) is opened again, once."""
+    for attempt in (1, 2):
+        connection: http.client.HTTPConnection | None = getattr(_follower, "connection", None)
+        if connection is None:
+            connection = _follower.connection = http.client.HTTPConnection(host, port, timeout=30)
+        try:
+            connection.request("GET", path, headers=headers)
+            answer = connection.getresponse()
+            return answer.status, answer.getheader("ETag"), answer.read()
+        except (http.client.RemoteDisconnected, ConnectionError):
+            connection.close()
+            _follower.connection = None
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _reader(connection: Connection, topics: list[str]) -> Consumer:
