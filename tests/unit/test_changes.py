@@ -11,9 +11,10 @@ import threading
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from golive_eventing.app import _Server
+from golive_eventing.app import _Server, server_config
 from golive_eventing.changes import Changes
 from golive_order.entrypoints.http import etag_matches, wait_preference
+from golive_platform.config import PlatformConfig
 
 
 def test_a_change_from_another_thread_wakes_only_the_watchers_of_its_key() -> None:
@@ -102,3 +103,14 @@ def test_a_stop_signal_runs_the_exit_hook_once_before_uvicorn_stops() -> None:
     server.handle_exit(signal.SIGTERM, None)
 
     assert (calls, server.should_exit) == (["exit"], True)
+
+
+def test_a_service_outlasts_the_idle_timeout_of_what_is_in_front_of_it() -> None:
+    """Idle keep-alive connections are closed by the load balancer or client first (a common
+    idle timeout is 60 s), and a stop waits for requests in hand less than the platform's
+    stop timeout (20 s) before its SIGKILL."""
+    config = server_config(FastAPI(), "127.0.0.1", 0, "INFO")
+
+    assert config.timeout_keep_alive > 60
+    assert config.timeout_graceful_shutdown is not None
+    assert config.timeout_graceful_shutdown < PlatformConfig().stop_timeout_s

@@ -177,6 +177,12 @@ def runner_lifespan(
 # (its consumers close, its producers flush): this long at most, well inside the platform's
 # stop timeout (golive_platform.config: then SIGKILL, and nothing is closed).
 GRACEFUL_SHUTDOWN_S = 10
+# An idle keep-alive connection is closed after this long: longer than the idle timeout of the
+# load balancers and clients in front (60 s is common), so the other end closes first. Shorter
+# (uvicorn's default is 5 s), a client that reuses a connection just as the server closes it
+# gets "Remote end closed connection without response" (make load met one in 15,732), and a
+# load balancer answers 502.
+KEEP_ALIVE_S = 65
 
 
 def serve(app: FastAPI, host: str, port: int, on_exit: Callable[[], None] | None = None) -> None:
@@ -186,15 +192,20 @@ def serve(app: FastAPI, host: str, port: int, on_exit: Callable[[], None] | None
     poll) at once."""
     settings = LogSettings()
     logs.configure(settings)
-    config = uvicorn.Config(
+    _Server(server_config(app, host, port, settings.log_level), on_exit).run()
+
+
+def server_config(app: FastAPI, host: str, port: int, log_level: str) -> uvicorn.Config:
+    """How every service's HTTP server runs (serve)."""
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
-        log_level=settings.log_level.lower(),
+        log_level=log_level.lower(),
         log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
-    _Server(config, on_exit).run()
 
 
 class _Server(uvicorn.Server):
