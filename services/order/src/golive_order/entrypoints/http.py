@@ -49,9 +49,9 @@ SERVICE = "order"
 log = logging.getLogger(__name__)
 IN_FLIGHT_WAIT_S = 10.0
 RETRY_AFTER_S = "1"
-# A GET waiting to read its own write reads again this often besides when woken (the
-# projection of another process sharing the database wakes nobody here).
-READ_YOUR_WRITES_TICK_S = 0.02
+# A wait for something another thread or request writes reads again this often (a read of
+# one's own write: besides when the projection wakes it, as another process's wakes nobody).
+POLL_TICK_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -306,13 +306,25 @@ def _accepted(response: Response, order_id: uuid.UUID) -> OrderAccepted:
     return OrderAccepted(order_id=order_id, status=OrderStatus.PLACED)
 
 
-async def _poll(probe: Callable[[], Awaitable[bool]], timeout_s: float) -> bool:
+async def _poll(
+    probe: Callable[[], Awaitable[bool]],
+    timeout_s: float,
+    woken: Watch | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Whether `probe` came true within `timeout_s`: asked every POLL_TICK_S, and at once when
+    `woken` is; `stopping` ends the wait early."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    while True:
         if await probe():
             return True
-        await asyncio.sleep(0.02)
-    return await probe()
+        left = deadline - time.monotonic()
+        if left <= 0 or stopping():
+            return False
+        if woken is None:
+            await asyncio.sleep(min(left, POLL_TICK_S))
+        else:
+            await woken.wait(min(left, POLL_TICK_S))
 
 
 async def _wait_for_answer(keys: IdempotencyStore, key: str) -> KeyRecord | None:
@@ -336,15 +348,19 @@ async def _caught_up(ordering: Ordering, order_id: str, changed: Watch) -> bool:
         return False
     topic, partition, offset = ordering.settings.orders_topic, written.partition, written.offset
     projector = topology.ORDER_PROJECTOR.name
-    deadline = time.monotonic() + ordering.settings.read_your_writes_timeout_s
-    while True:
+
+    async def projected() -> bool:
         position = await run_in_threadpool(
             orders.projected_offset, ordering.engine, projector, topic, partition
         )
-        left = deadline - time.monotonic()
-        if position > offset or left <= 0 or ordering.changes.closed:
-            return position > offset
-        await changed.wait(min(left, READ_YOUR_WRITES_TICK_S))
+        return position > offset
+
+    return await _poll(
+        projected,
+        ordering.settings.read_your_writes_timeout_s,
+        woken=changed,
+        stopping=lambda: ordering.changes.closed,
+    )
 
 
 _WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d{1,9})\"?\s*(;.*)?$", re.IGNORECASE)
