@@ -237,17 +237,16 @@ def _until_final(url: str, token: str, timeout_s: float = 60.0) -> float | None:
     GET 60 to 600 ms after its 202 (marks in the GET route, 2026-12-03)."""
     deadline = time.monotonic() + timeout_s
     target = urlsplit(url)
+    where = (target.hostname or "127.0.0.1", target.port or 80, target.path)
     auth = {"Authorization": f"Bearer {token}"}
-    status, etag, body = _get(target.hostname or "127.0.0.1", target.port or 80, target.path, auth)
+    status, etag, body = _get(*where, auth)
     while time.monotonic() < deadline:
         if status not in (200, 304):
             raise SystemExit(f"GET {url}: {status} {body[:300]!r}")
         if status == 200 and json.loads(body)["status"] != "PLACED":
             return time.time()
         wait = {"If-None-Match": etag, "Prefer": "wait=10"} if etag else {}
-        status, etag, body = _get(
-            target.hostname or "127.0.0.1", target.port or 80, target.path, auth | wait
-        )
+        status, etag, body = _get(*where, auth | wait)
     return None
 
 
