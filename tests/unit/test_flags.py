@@ -181,7 +181,7 @@ def test_a_bad_rewrite_while_running_keeps_the_flags_read_before_and_names_the_l
         _set(path, "off")
         eventually(lambda: flags.enabled(ORDERS_OPEN) is False, 10, "the flag to turn off")
         # Renamed over it, as `write` does: written in place, a poll can catch the file empty
-        # (truncated, not yet written) and rightly report line 1 first (it did, in CI).
+        # (truncated, not yet written) and rightly report line 1 first (it did, on three workers).
         staged = path.with_name("staged.json")
         staged.write_text('{\n  "flags": {,\n}\n')
         staged.replace(path)
