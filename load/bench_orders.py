@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import bench_floor
 import bench_table
 import echo_app
+import psutil
 from bench_platform import cpu_s, process_cpu_s, resident_mb, throughput, write_figures
 from confluent_kafka import Consumer
 from golive_cli.system import TOKEN_ENV, system
@@ -352,6 +353,7 @@ def report(config: PlatformConfig, figures: dict[str, Any]) -> None:
     table = bench_table.rows(figures)
     print(bench_table.text(table))
     print(bench_table.cpu_text(figures))
+    print(bench_table.host_text(figures))
     resident = ", ".join(f"{name} {mb[0]}/{mb[1]}" for name, mb in figures["resident_mb"].items())
     print(f"resident MB, RSS/PSS: {resident}")
     print(f"a token not seen before takes {figures['token_check_uncached_us']} us to verify")
@@ -456,6 +458,16 @@ def echo_served(
             echo.wait(10)
 
 
+@contextmanager
+def host_phase(into: dict[str, dict[str, float]], phase: str) -> Iterator[None]:
+    """What the host gave away while the block ran (bench_table.host_shares), as `into[phase]`.
+    A slow phase with the hypervisor stealing the CPU, or the disk making it wait, was the
+    host's, not the system's: runs of the same build have differed by 1.5 x."""
+    before = psutil.cpu_times()._asdict()
+    yield
+    into[phase] = bench_table.host_shares(before, psutil.cpu_times()._asdict())
+
+
 def system_floor(
     config: PlatformConfig, platform: Platform, token: str, seconds: float, connections: int
 ) -> dict[str, Any]:
@@ -510,6 +522,43 @@ def references(
     return figures
 
 
+def sustained(
+    config: PlatformConfig,
+    platform: Platform,
+    order_url: str,
+    token: str,
+    seconds: float,
+    connections: int,
+) -> dict[str, Any]:
+    """POST /orders under wrk, then until every order it placed has its outcome: the POST
+    rate, the sustained rate, and what one order cost each component in CPU."""
+    cpu_before = cpu_s(platform)
+    started = time.time()
+    post_rate, placed = wrk(order_url, seconds, connections, token)
+    load_ended = time.time()
+    # Consumer lag is read off the outcomes themselves: committed offsets of transactional
+    # topics stop one short of the high watermark (the commit marker takes an offset).
+    outcomes = outcome_times(config.connection(), ORDERS, want=placed, since=started, timeout_s=180)
+    if len(outcomes) < placed:
+        raise SystemExit(f"only {len(outcomes)} of {placed} orders reached an outcome in 180 s")
+    last = max(outcomes.values())
+    # What one order costs the whole stack in CPU, each component's share: every order placed
+    # has ended, so all of its work is in (the idle processes' polling too, a little).
+    cpu_after = cpu_s(platform)
+    return {
+        "cpu_ms_per_order": {
+            name: round((cpu_after[name] - cpu_before[name]) * 1000 / placed, 2)
+            for name in cpu_before
+        },
+        "cores": os.cpu_count() or 1,
+        "post_orders_req_per_s": round(post_rate),
+        "orders_placed": placed,
+        "sustained_orders_per_s": round(placed / (last - started)),
+        "open_at_end_of_load": sum(1 for t in outcomes.values() if t > load_ended),
+        "last_outcome_after_load_s": round(last - load_ended, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each load phase")
@@ -527,54 +576,38 @@ def main() -> None:
     stale.wipe()
     platform = system(config, echo=lambda _line: None)  # its token keys made anew
     figures: dict[str, Any] = {}
+    host = figures["host_cpu_pct"] = {}  # phase -> what the host gave away (host_phase)
     try:
         platform.up()
         token = config.issuer().token(Scope.PLACE_ORDERS, Scope.READ_ORDERS, subject="bench")
-        with echo_served(config):
+        with host_phase(host, "references"), echo_served(config):
             figures |= references(config, token, args.seconds, args.concurrency)
 
         order_url = f"http://127.0.0.1:{config.order_port}/orders"
-        cpu_before = cpu_s(platform)
-        started = time.time()
-        post_rate, placed = wrk(order_url, args.seconds, args.concurrency, token)
-        load_ended = time.time()
-        # Consumer lag is read off the outcomes themselves: committed offsets of transactional
-        # topics stop one short of the high watermark (the commit marker takes an offset).
-        outcomes = outcome_times(
-            config.connection(), ORDERS, want=placed, since=started, timeout_s=180
-        )
-        if len(outcomes) < placed:
-            raise SystemExit(f"only {len(outcomes)} of {placed} orders reached an outcome in 180 s")
-        last = max(outcomes.values())
-        # What one order costs the whole stack in CPU, each component's share: every order
-        # placed has ended, so all of its work is in (the idle processes' polling too, a little).
-        cpu_after = cpu_s(platform)
-        per_order = {
-            name: round((cpu_after[name] - cpu_before[name]) * 1000 / placed, 2)
-            for name in cpu_before
-        }
-        figures["cpu_ms_per_order"] = per_order
-        figures["cores"] = os.cpu_count() or 1
-        figures |= {
-            "post_orders_req_per_s": round(post_rate),
-            "orders_placed": placed,
-            "sustained_orders_per_s": round(placed / (last - started)),
-            "open_at_end_of_load": sum(1 for t in outcomes.values() if t > load_ended),
-            "last_outcome_after_load_s": round(last - load_ended, 2),
-        }
+        with host_phase(host, "POST /orders under wrk, until every order ended"):
+            figures |= sustained(config, platform, order_url, token, args.seconds, args.concurrency)
 
         rate = max(1.0, figures["sustained_orders_per_s"] / 2)
-        figures |= latency(config, order_url, token, rate, args.seconds)
-        figures["light"] = latency(
-            config, order_url, token, LIGHT_RATE_PER_S, args.seconds, follow=True
-        )
+        with host_phase(host, "half the sustained rate, the journey and its floors"):
+            figures |= latency(config, order_url, token, rate, args.seconds)
+        with host_phase(host, "light load, the journey and its floors"):
+            figures["light"] = latency(
+                config, order_url, token, LIGHT_RATE_PER_S, args.seconds, follow=True
+            )
         rss, pss = resident_mb(platform), resident_mb(platform, proportional=True)
         figures["stack_rss_mb"] = round(sum(rss.values()))
         figures["stack_pss_mb"] = round(sum(pss.values()))
         figures["resident_mb"] = {name: [round(rss[name]), round(pss[name])] for name in rss}
         # After the memory is read: its burst of records grows the broker's heap, and the
         # stack's memory is the system's, not its references'.
-        figures |= system_floor(config, platform, token, args.seconds, args.concurrency)
+        with host_phase(host, "the system floor"):
+            figures |= system_floor(config, platform, token, args.seconds, args.concurrency)
+        # The echo again: a run whose echo drifted was on a host that did.
+        with host_phase(host, "the echo again"), echo_served(config):
+            echo_at_end, _ = wrk(
+                f"http://127.0.0.1:{ECHO_PORT}/orders", args.seconds, args.concurrency, token
+            )
+        figures["echo_at_end_req_per_s"] = round(echo_at_end)
     finally:
         platform.down()
 

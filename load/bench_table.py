@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,19 @@ def rows(f: dict[str, Any]) -> list[Row]:
         Row("raw Kafka produce (512 B, acks=all)", f["raw_produce_msgs_per_s"], "msg/s"),
         Row("raw Kafka consume", f["raw_consume_msgs_per_s"], "msg/s"),
         Row("bare FastAPI echo", echo, "req/s", target="(the reference)"),
+        *(
+            [
+                Row(
+                    "bare FastAPI echo again, at the end (the host's drift)",
+                    end,
+                    "req/s",
+                    "echo",
+                    echo,
+                )
+            ]
+            if (end := f.get("echo_at_end_req_per_s"))
+            else []
+        ),
         Row(
             "echo with the bearer token checked",
             f["echo_with_token_check_req_per_s"],
@@ -117,6 +131,7 @@ def rows(f: dict[str, Any]) -> list[Row]:
             target="< 1,200 MB",
             met=f["stack_pss_mb"] < 1200,
         ),
+        *host_rows(f),
     ]
 
 
@@ -228,6 +243,50 @@ def _against(
             p99 < 100 or p99 <= 2 * floor_p99,
         ),
     ]
+
+
+# psutil.cpu_times() fields that are already counted in user and nice (Linux).
+_GUEST = ("guest", "guest_nice")
+
+
+def host_shares(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, float]:
+    """The host's CPU time between two readings of `psutil.cpu_times()._asdict()`, in % of all
+    of it: busy, idle, iowait (idle, waiting on a disk) and steal (taken by the hypervisor for
+    another guest: time the stack waited for, at no fault of its own)."""
+    spent = {k: after[k] - before[k] for k in after if k not in _GUEST}
+    total = sum(spent.values())
+    if total <= 0:
+        raise ValueError("no CPU time passed between the two readings")
+    waiting = ("idle", "iowait", "steal")
+    shares = {k: spent.get(k, 0.0) * 100 / total for k in waiting}
+    shares["busy"] = sum(v for k, v in spent.items() if k not in waiting) * 100 / total
+    return {k: round(v, 1) for k, v in shares.items()}
+
+
+def host_text(f: dict[str, Any]) -> str:
+    """How steady the host was: what it gave away in each phase, and the echo's drift."""
+    lines = ["the host, % of its CPU time (busy / idle / iowait / stolen by the hypervisor):"]
+    for phase, share in f.get("host_cpu_pct", {}).items():
+        lines.append(
+            f"  {phase}: {share['busy']} / {share['idle']} / {share['iowait']} / {share['steal']}"
+        )
+    if "echo_at_end_req_per_s" in f:
+        drift = f["echo_at_end_req_per_s"] / f["echo_req_per_s"]
+        lines.append(
+            f"the bare echo at the end {f['echo_at_end_req_per_s']:,} req/s, "
+            f"{drift:.2f} x its {f['echo_req_per_s']:,} at the start (the host's drift)"
+        )
+    return "\n".join(lines)
+
+
+def host_rows(f: dict[str, Any]) -> list[Row]:
+    """The phase in which the hypervisor took the most of the host's CPU, in the table: a run
+    that missed a target there may have been the host's."""
+    phases = f.get("host_cpu_pct", {})
+    if not phases:
+        return []
+    phase, share = max(phases.items(), key=lambda kv: kv[1]["steal"])
+    return [Row(f"CPU stolen by the hypervisor, the worst phase: {phase}", share["steal"], "%")]
 
 
 def cpu_text(f: dict[str, Any]) -> str:

@@ -103,3 +103,46 @@ def test_a_followed_phase_without_floors_read_is_held_to_their_creation() -> Non
         ("3-hop stateful floor", 17.0),
         ("3-hop stateful floor", 70.0),
     ]
+
+
+def _cpu_times(**spent: float) -> dict[str, float]:
+    """psutil.cpu_times()._asdict() on Linux, every field 0 but those given."""
+    fields = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest")
+    return {name: spent.get(name, 0.0) for name in (*fields, "guest_nice")}
+
+
+def test_the_hosts_share_of_steal_and_iowait_is_of_its_cpu_time_over_the_run() -> None:
+    before = _cpu_times(user=100.0, idle=50.0)
+    # 60 s busy (guest time is counted in user already), 20 idle, 10 iowait, 10 stolen.
+    after = _cpu_times(
+        user=140.0, system=15.0, softirq=5.0, idle=70.0, iowait=10.0, steal=10.0, guest=7.0
+    )
+
+    assert bench_table.host_shares(before, after) == {
+        "idle": 20.0,
+        "iowait": 10.0,
+        "steal": 10.0,
+        "busy": 60.0,
+    }
+
+
+def test_two_readings_with_no_time_between_them_are_refused() -> None:
+    with pytest.raises(ValueError, match="no CPU time"):
+        bench_table.host_shares(_cpu_times(user=1.0), _cpu_times(user=1.0))
+
+
+def test_each_phase_shows_what_the_host_gave_away_and_the_table_its_worst() -> None:
+    calm = {"busy": 60.0, "idle": 40.0, "iowait": 0.0, "steal": 0.5}
+    stolen = {"busy": 50.0, "idle": 20.0, "iowait": 5.0, "steal": 25.0}
+    figures: dict[str, Any] = {"echo_req_per_s": 2000, "echo_at_end_req_per_s": 1500}
+    figures["host_cpu_pct"] = {"references": calm, "light load": stolen}
+
+    text = bench_table.host_text(figures)
+    assert "references: 60.0 / 40.0 / 0.0 / 0.5" in text
+    assert "light load: 50.0 / 20.0 / 5.0 / 25.0" in text
+    assert "0.75 x its 2,000 at the start" in text
+    (row,) = bench_table.host_rows(figures)
+    assert (row.figure, row.value) == (
+        "CPU stolen by the hypervisor, the worst phase: light load",
+        25.0,
+    )
