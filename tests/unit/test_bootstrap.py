@@ -1,6 +1,6 @@
 """A process loads what it uses: the order process manager and the payment slots keep no
 database, verify no token and read no flag, so their processes must not load SQLAlchemy (about
-20 MB resident), PyJWT or the flags' evaluator (about 4 MB more; docs/architecture.md). Each
+20 MB resident), PyJWT or the flags' evaluator (about 4 MB more; docs/performance-journal.md). Each
 console entry point is loaded in a fresh interpreter, as its script would, and what it imported
 is read back."""
 

@@ -87,7 +87,7 @@ class GroupCommit:
     transaction (`writing`), then answers each caller. Under load one BEGIN/COMMIT, one lock
     and one connection serve many requests; alone, a write commits at once, as before.
     make bench: the Idempotency-Key claim and completion were a quarter of the order process's
-    CPU, one transaction each (docs/architecture.md).
+    CPU, one transaction each (docs/performance-journal.md).
 
     A write that raises gets its own error, and rolls its batch back: the others run again,
     without it, in a transaction of their own. A write must therefore do nothing but its

@@ -37,7 +37,7 @@ FETCH_WAIT_MAX_MS = 500
 # models), so it waits for a batch, up to this long or a fetch's worth of records, instead of
 # waking for every record at the moment the hops work on it: measured at 100 orders/s on two
 # cores, its CPU per order 2.2 -> 0.7 ms and the journey's p50 / p99 40 to 50 % shorter
-# (docs/architecture.md, 2026-12-03). The audit API's timeline trails by as much.
+# (docs/performance-journal.md, 2026-12-03). The audit API's timeline trails by as much.
 RECORDER_FETCH_WAIT_MS = 100
 
 
