@@ -4,7 +4,7 @@
 into the first of `hops + 1` topics; each hop is a bare confluent-kafka process (no
 framework, no decoding, no database) that reads committed records, writes each on to the next
 topic in a transaction with the consumed offsets, and commits, with the settings the services
-use (read_committed, their retry.backoff.ms, linger.ms 1). A record's latency ends where a
+use (read_committed, their retry.backoff.ms and linger.ms). A record's latency ends where a
 journey's does: at the creation time of its copy in the last topic (its timestamp, set by the
 last hop's produce; a journey ends at its outcome record's). The journey through the services
 has as many such hops (payment's router, the deciding slot, the process manager), so its
@@ -306,8 +306,13 @@ def _drive(
     committed and fetched: where a read model can first apply an outcome); and how many were
     sent."""
     reader = _last_reader(connection, last, from_end=True)
-    writer = clients.producer(
-        connection, **{"acks": "all", "linger.ms": 1, "enable.idempotence": True}
+    writer = clients.producer(  # as the order API's producer writes OrderPlaced
+        connection,
+        **{
+            "acks": "all",
+            "linger.ms": KafkaSettings.model_fields["linger_ms"].default,
+            "enable.idempotence": True,
+        },
     )
     sent: dict[bytes, float] = {}
     made: dict[bytes, float] = {}

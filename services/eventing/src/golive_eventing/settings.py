@@ -30,7 +30,11 @@ class KafkaSettings(Connection):
     kafka_group_prefix: str = ""
     # Bounded: an HTTP handler answers 503 instead of hanging when the broker is away.
     delivery_timeout_ms: int = 5000
-    linger_ms: int = 1
+    # Every producer here is waited on: the API's by a client for its 202, a hop's by the next
+    # hop (a transaction's commit sends what lingers at once anyway). Sent at once, a POST
+    # answered sooner in each of nine alternating pairs at 20 orders/s; under wrk's load, no
+    # cost showed beyond the host's spread (docs/performance-journal.md, 2026-12-03, night).
+    linger_ms: int = 0
     # How long a schema id the registry answers 404 for is retried before the record is
     # dead-lettered (golive_eventing.serde.UNKNOWN_SCHEMA_GRACE_S says why).
     unknown_schema_grace_s: float = UNKNOWN_SCHEMA_GRACE_S
