@@ -14,7 +14,8 @@ The stateful floor (`stateful=True`) has each hop also write a record per record
 topic of its own, in the same transaction: as each hop of a journey writes its changelog (the
 router its pin, the slot and the process manager their order's state). A second partition in a
 transaction costs its own AddPartitionsToTxn entry and Produce request: 0.5 to 5.4 ms (median
-2) on three hops at 20/s, in six alternating pairs (docs/performance-journal.md, 2026-12-03, later).
+2) on three hops at 20/s, in six alternating pairs (docs/performance-journal.md, 2026-12-03,
+later).
 
 The system floor (`running(..., with_readers=True, stateful=True)`) adds a bare reader for each
 group of the system that only reads (its projections and the recorder), so every order's

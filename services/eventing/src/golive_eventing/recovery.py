@@ -50,7 +50,8 @@ TRANSACTION_TIMEOUT_MS = 10_000
 # 50-60 s -> 38-42 s here (tests/replay/test_regress.py, alone). At 100 orders/s the router's
 # AddOffsetsToTxn met it in 161 of 342 transactions (an AddPartitionsToTxn of the same
 # transaction in flight: 502 of those for the 342), so 10 -> 2 ms: journey p50 15 % and p99
-# 17 % shorter in alternating runs, CPU per order unchanged (docs/performance-journal.md, 2026-12-03).
+# 17 % shorter in alternating runs, CPU per order unchanged (docs/performance-journal.md,
+# 2026-12-03).
 RETRY_BACKOFF_MS = 2
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
 # How long a sweep waits for a topic's partitions, and for its abort to settle every one.
