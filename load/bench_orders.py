@@ -425,6 +425,11 @@ def latency(
     }
 
 
+def echo_url(path: str, port: int = ECHO_PORT) -> str:
+    """An endpoint of the references (echo_app.py) served on `port` (echo_served)."""
+    return f"http://127.0.0.1:{port}/{path}"
+
+
 @contextmanager
 def echo_served(
     config: PlatformConfig, port: int = ECHO_PORT, topic: str = echo_app.DURABLE_TOPIC
@@ -486,7 +491,7 @@ def system_floor(
         cpu_before = [process_cpu_s(pid) for pid in pids]
         started = time.time()
         rate, accepted = wrk(
-            f"http://127.0.0.1:{SYSTEM_FLOOR_PORT}/durable/orders", seconds, connections, token
+            echo_url("durable/orders", SYSTEM_FLOOR_PORT), seconds, connections, token
         )
         ends = outcome_times(
             connection, chain.topics[-1], accepted, since=started, timeout_s=180, types=()
@@ -516,7 +521,7 @@ def references(
         ("echo_with_token_check_req_per_s", "authenticated/orders"),
         ("durable_echo_req_per_s", "durable/orders"),
     ):
-        rate, _ = wrk(f"http://127.0.0.1:{ECHO_PORT}/{path}", seconds, connections, token)
+        rate, _ = wrk(echo_url(path), seconds, connections, token)
         figures[figure] = round(rate)
     figures["token_check_uncached_us"] = round(check_cost_us(config, token), 1)
     return figures
@@ -604,9 +609,7 @@ def main() -> None:
             figures |= system_floor(config, platform, token, args.seconds, args.concurrency)
         # The echo again: a run whose echo drifted was on a host that did.
         with host_phase(host, "the echo again"), echo_served(config):
-            echo_at_end, _ = wrk(
-                f"http://127.0.0.1:{ECHO_PORT}/orders", args.seconds, args.concurrency, token
-            )
+            echo_at_end, _ = wrk(echo_url("orders"), args.seconds, args.concurrency, token)
         figures["echo_at_end_req_per_s"] = round(echo_at_end)
     finally:
         platform.down()
