@@ -225,6 +225,8 @@ def test_apply_refuses_more_partitions_on_a_keyed_topic_unless_forced(
     assert actions == {keyed: "refused", plain: "partitions"}
     assert "--force" in report.unresolved[0].detail
     assert _partitions(admin, keyed) == 2
+    # Grown and shown before apply returned: the next apply (below) must not see the old count.
+    assert _partitions(admin, plain) == 4
 
     forced = apply(admin, grown, force=True)
     assert {c.topic: c.action for c in forced.changes}[keyed] == "partitions"

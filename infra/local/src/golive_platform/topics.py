@@ -258,18 +258,38 @@ def apply(
 
 
 def grow_partitions(admin: AdminClient, spec: TopicSpec) -> bool:
-    """Grow a topic to its declared partitions. False if it already had them (stale metadata)."""
+    """Grow a topic to its declared partitions, and return once the broker shows them (as
+    configs and created topics are awaited): an apply run straight after this one, or a
+    service starting, sees the new count. False if it already had them (stale metadata)."""
     try:
         _wait(admin.create_partitions([NewPartitions(spec.name, spec.partitions)]))
     except KafkaException as exc:
-        # Metadata lags a partition change for a moment: a second apply right after the first
-        # sees the old count. The broker then says the topic already has what we declared.
+        # Metadata lags a partition change for a moment: an apply that read it then sees the
+        # old count. The broker then says the topic already has what we declared.
         if exc.args[0].code() != KafkaError.INVALID_PARTITIONS:
             raise
-        if len(_describe(admin, spec.name).partitions) != spec.partitions:
+        try:
+            shown = _partitions_shown(admin, spec)
+        except PlatformError:
+            raise exc from None  # never shown: the broker's own reason is the one to report
+        if shown != spec.partitions:
             raise
         return False
+    _partitions_shown(admin, spec)
     return True
+
+
+def _partitions_shown(admin: AdminClient, spec: TopicSpec) -> int:
+    """The topic's partition count, once the broker shows at least the declared one. Partitions
+    only grow, so a smaller count is a view of before a change (seen in CI: the broker refused
+    a second grow, "already has 4", while its metadata still showed 2); asked again until
+    ADMIN_TIMEOUT_S."""
+
+    def shown() -> int | None:
+        count = len(_describe(admin, spec.name).partitions)
+        return count if count >= spec.partitions else None
+
+    return until(shown, f"{spec.name} to show {spec.partitions} partitions", ADMIN_TIMEOUT_S)
 
 
 def _reconcile(
