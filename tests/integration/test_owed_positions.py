@@ -258,4 +258,4 @@ def test_an_instance_that_stops_with_state_unwritten_leaves_its_records_to_be_re
         return [e for e in events_on(cluster, topics, topics.orders) if type(e) is OrderConfirmed]
 
     assert len(eventually(ends, 30, "the order to be confirmed")) == 1
-    assert successor.state is not None and str(order.order_id) in successor.state.entries
+    assert successor.state is not None and str(order.order_id) in successor.state.values

@@ -61,7 +61,7 @@ def test_a_transaction_open_at_the_start_is_waited_for(cluster: Cluster) -> None
         assert restored.wait(30), "the restore did not end once the transaction committed"
     finally:
         restoring.join(60)
-    assert set(state.entries) == {"committed", "pending"}
+    assert set(state.values) == {"committed", "pending"}
 
 
 def test_a_transaction_that_stays_open_fails_the_restore_naming_it(cluster: Cluster) -> None:

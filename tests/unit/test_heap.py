@@ -1,12 +1,16 @@
 """What keeps the collector's pauses short in a service: what it made to start is frozen out of
-every later collection, and its young generation is collected less often."""
+every later collection, its young generation is collected less often, and a processor's state
+is not walked key by key."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
 import pytest
+from golive_eventing.settings import KafkaSettings
+from golive_eventing.state import Entry, KeyedState
 
 pytestmark = pytest.mark.unit
 
@@ -40,3 +44,22 @@ def test_a_service_start_is_frozen_out_of_every_later_collection() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "settled"
+
+
+def test_a_processor_state_of_plain_values_is_not_walked_by_full_collections() -> None:
+    state = KeyedState(KafkaSettings(), "orders.payment.state", "payment")
+    changes = state.begin()
+    for n in range(1000):
+        changes.put(f"order-{n}", n % 2, {"decided": True, "event_id": f"e-{n}"})
+    state.commit(changes)
+    del changes
+    for _ in range(2):  # a full collection stops tracking dicts of plain values
+        gc.collect()
+    assert not any(gc.is_tracked(v) for v in state.values.values())
+    assert not any(isinstance(o, Entry) for o in gc.get_objects())
+    # and the state reads as it did
+    assert state.begin().get("order-7") == {"decided": True, "event_id": "e-7"}
+    assert state.entry("order-7") == Entry(1, {"decided": True, "event_id": "e-7"})
+    state.drop({1})
+    assert state.entry("order-7") is None
+    assert state.entry("order-8") == Entry(0, {"decided": True, "event_id": "e-8"})

@@ -340,7 +340,7 @@ class TransactionalProcessor(Runner, Generic[S]):
         except BaseException as exc:
             self.transactions.abort(exc)
             for key, _ in ready:
-                entry_now = self.state.entries.get(key)
+                entry_now = self.state.entry(key)
                 if entry_now is not None:
                     self.state.rearm(key, entry_now)
             raise
