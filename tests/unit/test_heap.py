@@ -55,8 +55,9 @@ def test_a_processor_state_of_plain_values_is_not_walked_by_full_collections() -
     del changes
     for _ in range(2):  # a full collection stops tracking dicts of plain values
         gc.collect()
-    assert not any(gc.is_tracked(v) for v in state.values.values())
-    assert not any(isinstance(o, Entry) for o in gc.get_objects())
+    # What the state holds directly: a few objects the collector tracks, none of them per key.
+    held = gc.get_referents(*vars(state).values())
+    assert len([o for o in held if gc.is_tracked(o)]) < 100, "the collector walks every key"
     # and the state reads as it did
     assert state.begin().get("order-7") == {"decided": True, "event_id": "e-7"}
     assert state.entry("order-7") == Entry(1, {"decided": True, "event_id": "e-7"})
